@@ -1,0 +1,110 @@
+"""`Channel`: this client on this topic — send, broadcast, close."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, Protocol
+
+from pydantic_core import core_schema
+from starlette.types import Message
+from typing_extensions import TypeVar
+
+from wsroute import status
+from wsroute.errors import RegistrationError
+from wsroute.messages import encode
+
+if TYPE_CHECKING:
+    from wsroute.guards import HandshakeRequest
+
+M = TypeVar("M", default=object)
+
+
+class ChannelTarget(Protocol):
+    """What a `Channel` drives: one connection, or one topic of a multiplexed socket."""
+
+    @property
+    def topic(self) -> str:
+        """The broker topic of this connection."""
+        ...
+
+    @property
+    def request(self) -> HandshakeRequest:
+        """The handshake request."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closing or closed."""
+        ...
+
+    async def send_event(self, event: Message) -> None:
+        """Send an encoded event to this client."""
+        ...
+
+    async def broadcast_event(self, event: Message, exclude_self: bool) -> None:
+        """Publish an encoded event to this connection's topic."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Close this connection (or this topic only, when multiplexed)."""
+        ...
+
+
+class Channel(Generic[M]):
+    """Handle to *this* client on *this* topic, injected into handlers by annotation.
+
+    `Channel[ChatMessage]` documents (and type-checks) what the handler sends; a bare
+    `Channel` sends anything `IntoMessage` accepts.
+    """
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: ChannelTarget) -> None:
+        self._target = target
+
+    @property
+    def topic(self) -> str:
+        """The topic: the URL path the client connected to (without the query by default)."""
+        return self._target.topic
+
+    @property
+    def request(self) -> HandshakeRequest:
+        """The handshake request (headers, query, cookies, path params, local cache)."""
+        return self._target.request
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection is closing or closed; `send` would raise `ChannelClosed`."""
+        return self._target.closed
+
+    async def send(self, message: M) -> None:
+        """Send `message` to this client only.
+
+        Raises `TypeError` for a type that cannot be sent and `ChannelClosed` when the
+        connection is closed.
+        """
+        await self._target.send_event(encode(message))
+
+    async def broadcast(self, message: M, *, exclude_self: bool = False) -> None:
+        """Send `message` to every subscriber of this channel's topic, this client included
+        unless `exclude_self` is true. The message is encoded once."""
+        await self._target.broadcast_event(encode(message), exclude_self)
+
+    async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
+        """Close the connection with `code` and `reason` (in a multiplexed socket: this topic only).
+
+        Messages already queued are sent first; the `leave` handler sees this code.
+        """
+        await self._target.close(code, reason)
+
+    def __repr__(self) -> str:
+        return f"Channel(topic={self.topic!r})"
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
+        # FastAPI builds a schema for every HTTP route parameter: fail there, at
+        # registration, with the fix instead of an obscure pydantic error.
+        raise RegistrationError(
+            "Channel can only be used in wsroute WebSocket handlers (message/join/leave); "
+            "in an HTTP route or a FastAPI @app.websocket endpoint, use the Broker: "
+            "`broker: AppBroker` and `await broker.broadcast_to(topic, message)`"
+        )

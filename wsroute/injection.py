@@ -1,0 +1,562 @@
+"""Signature analysis into a plan at registration; filling the plan per connection and event.
+
+Every handler and dependency parameter is classified once, when the handler is
+decorated. A parameter is either *connection-level* (Channel, Broker, the request, guards,
+path/query/header/cookie values, connection-scoped dependencies), resolved once per
+connection and kept, or *event-level* (the message, the leave status, event-scoped
+dependencies), filled for each event.
+
+Dependency scopes: a FastAPI ``Depends`` that yields (a database session) or that needs
+an event-scoped dependency is **event**-scoped: run for each message, torn down after the
+handler returns. Any other dependency is **connection**-scoped: run once at the
+handshake (so its `HTTPException` refuses the connection), cached, torn down at leave.
+``Depends(dep, scope="function")`` forces event scope, ``scope="request"`` connection scope.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import params as fastapi_params
+from fastapi.concurrency import contextmanager_in_threadpool
+from fastapi.security import SecurityScopes
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import PydanticUndefined
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection
+from starlette.websockets import WebSocket
+
+from wsroute.broker import Broker
+from wsroute.channel import Channel
+from wsroute.errors import InvalidMessage, RegistrationError, UnsupportedFrame
+from wsroute.guards import HandshakeRequest, Reject, is_guard
+from wsroute.messages import Data
+from wsroute.status import WebSocketStatus
+
+EventKind = Literal["message", "join", "leave"]
+Scope = Literal["connection", "event"]
+
+
+class Context:
+    """What resolution reads and keeps for one connection (or multiplexed topic)."""
+
+    __slots__ = ("broker", "channel", "dependencies", "exit_stack", "request")
+
+    def __init__(self, request: HandshakeRequest, channel: Channel[Any], broker: Broker) -> None:
+        self.request = request
+        self.channel = channel
+        self.broker = broker
+        self.dependencies: dict[object, Any] = {}
+        self.exit_stack = AsyncExitStack()
+
+
+class EventState:
+    """Per-event dependency cache and teardown stack (only for handlers that need them)."""
+
+    __slots__ = ("cache", "stack")
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self.cache: dict[object, Any] = {}
+        self.stack = stack
+
+
+# --- sources: where one parameter's value comes from -----------------------------------
+
+
+class Source:
+    """Base of parameter sources."""
+
+    scope: Scope = "connection"
+
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        """The value for this parameter."""
+        raise NotImplementedError
+
+
+class _ChannelSource(Source):
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        return ctx.channel
+
+
+class _BrokerSource(Source):
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        return ctx.broker
+
+
+class _RequestSource(Source):
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        return ctx.request
+
+
+class _SecurityScopesSource(Source):
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        return SecurityScopes()
+
+
+class GuardSource(Source):
+    """A guard class, built once per connection and kept in the local cache."""
+
+    def __init__(self, guard: type) -> None:
+        self.guard = guard
+        self.is_async = inspect.iscoroutinefunction(guard.from_request)  # type: ignore[attr-defined]
+
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        cache = ctx.request._local
+        key = ("wsroute.guard", self.guard)
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        build = self.guard.from_request  # type: ignore[attr-defined]
+        try:
+            if self.is_async:
+                value = await build(ctx.request)
+            else:
+                value = await run_in_threadpool(build, ctx.request)
+                if inspect.isawaitable(value):
+                    value = await value
+        except HTTPException as exc:
+            raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
+        cache[key] = value
+        return value
+
+
+ParamWhere = Literal["path", "query", "header", "cookie"]
+
+
+class ParamSource(Source):
+    """A path, query, header or cookie value, validated with pydantic."""
+
+    def __init__(
+        self, where: ParamWhere, name: str, key: str, annotation: Any, default: Any
+    ) -> None:
+        self.where = where
+        self.name = name
+        self.key = key
+        self.annotation = annotation
+        self.default = default
+        self.required = default is PydanticUndefined
+        self.adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        origin = typing.get_origin(_strip_optional(annotation))
+        self.sequence = origin in (list, set, tuple, frozenset)
+
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        request = ctx.request
+        raw: Any
+        if self.where == "path":
+            raw = request.path_params.get(self.key, PydanticUndefined)
+        elif self.where == "query":
+            if self.sequence:
+                raw = request.query_params.getlist(self.key) or PydanticUndefined
+            else:
+                raw = request.query_params.get(self.key, PydanticUndefined)
+        elif self.where == "header":
+            if self.sequence:
+                raw = request.headers.getlist(self.key) or PydanticUndefined
+            else:
+                raw = request.headers.get(self.key, PydanticUndefined)
+        else:
+            raw = request.cookies.get(self.key, PydanticUndefined)
+        if raw is PydanticUndefined:
+            if self.required:
+                raise Reject(
+                    422,
+                    [{"loc": [self.where, self.key], "msg": "Field required", "type": "missing"}],
+                )
+            return self.default
+        try:
+            return self.adapter.validate_python(raw)
+        except ValidationError as exc:
+            raise Reject(
+                422,
+                [
+                    {"loc": [self.where, self.key, *err["loc"]], "msg": err["msg"], "type": err["type"]}
+                    for err in exc.errors(include_url=False)
+                ],
+            ) from exc
+
+
+class DependencySource(Source):
+    """A FastAPI-style dependency (`Depends`), with its own parameters."""
+
+    def __init__(
+        self,
+        call: Callable[..., Any],
+        use_cache: bool,
+        scope: Scope,
+        params: list[tuple[str, Source]],
+    ) -> None:
+        self.call = call
+        self.use_cache = use_cache
+        self.scope = scope
+        self.params = params
+        self.key: object = call if use_cache else object()
+        self.is_async_gen = inspect.isasyncgenfunction(call) or inspect.isasyncgenfunction(
+            getattr(call, "__call__", None)  # noqa: B004 - a callable instance's method
+        )
+        self.is_gen = inspect.isgeneratorfunction(call) or inspect.isgeneratorfunction(
+            getattr(call, "__call__", None)  # noqa: B004
+        )
+        self.is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
+            getattr(call, "__call__", None)  # noqa: B004
+        )
+
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        if self.scope == "connection":
+            cache, stack = ctx.dependencies, ctx.exit_stack
+        else:
+            assert event is not None, "event-scoped dependency resolved outside an event"
+            cache, stack = event.cache, event.stack
+        try:
+            return cache[self.key]
+        except KeyError:
+            pass
+        kwargs = {name: await source.resolve(ctx, event) for name, source in self.params}
+        try:
+            if self.is_async_gen:
+                value = await stack.enter_async_context(asynccontextmanager(self.call)(**kwargs))
+            elif self.is_gen:
+                value = await stack.enter_async_context(
+                    contextmanager_in_threadpool(contextmanager(self.call)(**kwargs))
+                )
+            elif self.is_async:
+                value = await self.call(**kwargs)
+            else:
+                value = await run_in_threadpool(self.call, **kwargs)
+        except HTTPException as exc:
+            raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
+        cache[self.key] = value
+        return value
+
+
+# --- message decoding -------------------------------------------------------------------
+
+Decoder = Callable[[str | None, bytes | None], Any]
+
+
+def _decode_str(text: str | None, data: bytes | None) -> str:
+    if text is None:
+        raise UnsupportedFrame("this handler takes text messages, not binary")
+    return text
+
+
+def _decode_bytes(text: str | None, data: bytes | None) -> bytes:
+    if data is None:
+        raise UnsupportedFrame("this handler takes binary messages, not text")
+    return data
+
+
+def _decode_data(text: str | None, data: bytes | None) -> Data:
+    return Data(text, data)
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in err["loc"])
+    return f"invalid message: {loc}: {err['msg']}" if loc else f"invalid message: {err['msg']}"
+
+
+def make_decoder(annotation: Any) -> Decoder:
+    """The function that turns a received frame into the handler's message type."""
+    if annotation is str:
+        return _decode_str
+    if annotation is bytes:
+        return _decode_bytes
+    if annotation is Data:
+        return _decode_data
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    validate_json = adapter.validate_json
+
+    def decode(text: str | None, data: bytes | None) -> Any:
+        try:
+            return validate_json(text if text is not None else data)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise InvalidMessage(_validation_reason(exc)) from exc
+
+    return decode
+
+
+# --- plans -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(eq=False)
+class Plan:
+    """How to call one handler: built once when it is decorated."""
+
+    fn: Callable[..., Awaitable[Any]]
+    connection_params: list[tuple[str, Source]]
+    event_params: list[tuple[str, Source]]
+    message_param: str | None = None
+    decoder: Decoder | None = None
+    message_annotation: Any = None
+    status_param: str | None = None
+
+    @property
+    def needs_event_state(self) -> bool:
+        """True when some parameter is an event-scoped dependency."""
+        return bool(self.event_params)
+
+    async def connection_values(self, ctx: Context) -> dict[str, Any]:
+        """Resolve the connection-level parameters (guards, params, cached dependencies)."""
+        return {name: await source.resolve(ctx, None) for name, source in self.connection_params}
+
+
+def _strip_optional(annotation: Any) -> Any:
+    if typing.get_origin(annotation) in (typing.Union, _UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+_UnionType = type(int | str)
+
+
+def _describe(fn: Callable[..., Any]) -> str:
+    name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{name}" if module else name
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    target: Any = fn
+    if isinstance(fn, type):
+        target = fn.__init__  # type: ignore[misc]
+    elif not (inspect.isfunction(fn) or inspect.ismethod(fn)):
+        target = type(fn).__call__
+    try:
+        return typing.get_type_hints(target, include_extras=True)
+    except Exception as exc:
+        raise RegistrationError(
+            f"{_describe(fn)}: cannot resolve its type annotations ({exc}); "
+            "import the names it uses at module level"
+        ) from exc
+
+
+def _is_channel(annotation: Any) -> bool:
+    return annotation is Channel or typing.get_origin(annotation) is Channel
+
+
+def _is_non_scalar(annotation: Any) -> bool:
+    inner = _strip_optional(annotation)
+    if isinstance(inner, type):
+        return (
+            issubclass(inner, BaseModel | Mapping) or dataclasses.is_dataclass(inner)
+        ) and not issubclass(inner, str)
+    return typing.get_origin(inner) in (dict, Mapping)
+
+
+class Analyzer:
+    """Classifies the parameters of one handler and of its dependencies."""
+
+    def __init__(
+        self, handler: Callable[..., Any], kind: EventKind, path_params: set[str], data: str
+    ) -> None:
+        self.handler = handler
+        self.kind = kind
+        self.path_params = path_params
+        self.data = data
+        self.where = _describe(handler)
+
+    def fail(self, param: str, problem: str, fix: str) -> RegistrationError:
+        """A registration error naming the function, the parameter and the fix."""
+        return RegistrationError(f"{self.where}: parameter {param!r}: {problem}. Fix: {fix}")
+
+    def plan(self) -> Plan:
+        """Analyze the handler into a `Plan`."""
+        fn = self.handler
+        if not inspect.iscoroutinefunction(fn):
+            raise RegistrationError(
+                f"{self.where}: a WebSocket {self.kind} handler must be `async def` "
+                "(it awaits channel.send); make it a coroutine function"
+            )
+        hints = _hints(fn)
+        plan = Plan(fn=fn, connection_params=[], event_params=[])
+        message_params: list[str] = []
+        for param in inspect.signature(fn).parameters.values():
+            name = param.name
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise self.fail(name, "*args/**kwargs cannot be injected", "remove it")
+            if name not in hints:
+                raise self.fail(
+                    name, "it has no type annotation, so nothing knows what to inject",
+                    f"annotate it, e.g. `{name}: str` or `{name}: Channel`",
+                )
+            annotation, metadata = _split_annotated(hints[name])
+            if annotation is Data or (self.kind == "message" and name == self.data
+                                      and not _marker(metadata, param.default)):
+                if self.kind == "join":
+                    raise self.fail(
+                        name, "a join handler has no message",
+                        "remove the message parameter, or handle messages in a @router.message handler",
+                    )
+                if self.kind == "leave":
+                    raise self.fail(
+                        name, "a leave handler receives the close status, not a message",
+                        f"annotate it `{name}: WebSocketStatus`",
+                    )
+                message_params.append(name)
+                if len(message_params) > 1:
+                    raise self.fail(
+                        name, f"two message parameters ({message_params[0]!r} and {name!r})",
+                        "keep one: the message goes to the parameter named by data= "
+                        "(default 'data') or annotated Data",
+                    )
+                plan.message_param = name
+                plan.message_annotation = annotation
+                plan.decoder = make_decoder(annotation)
+                continue
+            if annotation is WebSocketStatus:
+                if self.kind != "leave":
+                    raise self.fail(
+                        name, f"WebSocketStatus is only given to leave handlers, not {self.kind}",
+                        "move it to a @router.leave handler",
+                    )
+                plan.status_param = name
+                continue
+            source = self.source(name, annotation, metadata, param.default)
+            if source.scope == "event":
+                plan.event_params.append((name, source))
+            else:
+                plan.connection_params.append((name, source))
+        if self.kind == "message" and self.data != "data" and plan.message_param is None:
+            raise RegistrationError(
+                f"{self.where}: data={self.data!r} names no parameter. Fix: add a parameter "
+                f"`{self.data}: str` (or bytes, a model, Data) or correct data="
+            )
+        if self.kind == "leave" and plan.message_param is None:
+            for name, src in plan.connection_params:
+                if name == self.data and isinstance(src, ParamSource):
+                    raise self.fail(
+                        name, "a leave handler receives the close status, not a message",
+                        f"annotate it `{name}: WebSocketStatus`",
+                    )
+        return plan
+
+    def source(self, name: str, annotation: Any, metadata: list[Any], default: Any) -> Source:
+        """Classify one parameter (of the handler or of a dependency)."""
+        depends = next((m for m in metadata if isinstance(m, fastapi_params.Depends)), None)
+        if depends is None and isinstance(default, fastapi_params.Depends):
+            depends = default
+        if depends is not None:
+            return self.dependency(name, depends, annotation)
+        if _is_channel(annotation):
+            return _ChannelSource()
+        if annotation is Broker:
+            return _BrokerSource()
+        if annotation is SecurityScopes:
+            return _SecurityScopesSource()
+        if isinstance(annotation, type) and issubclass(annotation, WebSocket):
+            raise self.fail(
+                name, "the raw starlette WebSocket is owned by wsroute",
+                "use `Channel` to send and close, and `HandshakeRequest` to read the request",
+            )
+        if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
+            return _RequestSource()
+        if is_guard(annotation):
+            return GuardSource(annotation)
+        if annotation is WebSocketStatus or annotation is Data:
+            raise self.fail(
+                name, f"{annotation.__name__} cannot be used in a dependency",
+                "take it in the handler itself",
+            )
+        marker = _marker(metadata, default)
+        if marker is not None:
+            where = marker.in_.value
+            if where not in ("path", "query", "header", "cookie"):
+                raise self.fail(name, f"{type(marker).__name__}() has no meaning in a WebSocket handler",
+                                "use Query, Path, Header or Cookie, or read the message parameter")
+            key = marker.alias or name
+            if where == "header" and marker.alias is None and getattr(marker, "convert_underscores", True):
+                key = name.replace("_", "-")
+            if where == "path" and key not in self.path_params:
+                raise self.fail(
+                    name, f"Path() parameter {key!r} is not in the route's path",
+                    f"add {{{key}}} to the path, or make it a query parameter",
+                )
+            fallback = marker.default if marker.default is not ... else PydanticUndefined
+            if default is not inspect.Parameter.empty and default is not marker:
+                fallback = default
+            return ParamSource(where, name, key, annotation, fallback)  # type: ignore[arg-type]
+        value_default = PydanticUndefined if default is inspect.Parameter.empty else default
+        if name in self.path_params:
+            return ParamSource("path", name, name, annotation, value_default)
+        if _is_non_scalar(annotation):
+            if self.kind == "message":
+                raise self.fail(
+                    name, "a structured type can only be the message, and the message parameter "
+                    f"is {self.data!r}",
+                    f"rename it to {self.data!r}, or pass data={name!r} to the decorator",
+                )
+            raise self.fail(
+                name, "a structured type cannot come from the query string",
+                "take it from the message (message handlers) or build it in a dependency",
+            )
+        return ParamSource("query", name, name, annotation, value_default)
+
+    def dependency(self, name: str, depends: fastapi_params.Depends, annotation: Any) -> DependencySource:
+        """Analyze a `Depends` into a `DependencySource`, recursively."""
+        call = depends.dependency if depends.dependency is not None else annotation
+        if not callable(call):
+            raise self.fail(name, "Depends() has nothing to call", "pass the dependency: Depends(get_x)")
+        hints = _hints(call)
+        params: list[tuple[str, Source]] = []
+        for param in inspect.signature(call).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            if param.name not in hints:
+                raise RegistrationError(
+                    f"{self.where}: dependency {_describe(call)}: parameter {param.name!r} has no "
+                    f"type annotation. Fix: annotate it"
+                )
+            sub_annotation, sub_metadata = _split_annotated(hints[param.name])
+            params.append((param.name, self.source(param.name, sub_annotation, sub_metadata, param.default)))
+        needs_event = any(source.scope == "event" for _, source in params)
+        is_generator = inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call) or (
+            not inspect.isfunction(call) and not isinstance(call, type) and (
+                inspect.isgeneratorfunction(getattr(call, "__call__", None))  # noqa: B004
+                or inspect.isasyncgenfunction(getattr(call, "__call__", None))  # noqa: B004
+            )
+        )
+        declared = getattr(depends, "scope", None)
+        scope: Scope
+        if declared == "request":
+            if needs_event:
+                raise self.fail(
+                    name, f"dependency {_describe(call)} is connection-scoped (scope='request') but "
+                    "needs an event-scoped dependency",
+                    "drop scope='request', or make its sub-dependencies connection-scoped",
+                )
+            scope = "connection"
+        elif declared == "function" or needs_event or is_generator:
+            scope = "event"
+        else:
+            scope = "connection"
+        return DependencySource(call, depends.use_cache, scope, params)
+
+
+def _split_annotated(annotation: Any) -> tuple[Any, list[Any]]:
+    if typing.get_origin(annotation) is Annotated:
+        base, *metadata = typing.get_args(annotation)
+        return base, metadata
+    return annotation, []
+
+
+def _marker(metadata: list[Any], default: Any) -> fastapi_params.Param | None:
+    for item in metadata:
+        if isinstance(item, fastapi_params.Param):
+            return item
+    if isinstance(default, fastapi_params.Param):
+        return default
+    return None
+
+
+def analyze(handler: Callable[..., Any], kind: EventKind, path_params: set[str], data: str = "data") -> Plan:
+    """Build the resolution plan of `handler`; raises `RegistrationError` on any misuse."""
+    return Analyzer(handler, kind, path_params, data).plan()

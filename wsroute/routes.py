@@ -1,0 +1,134 @@
+"""Handlers, their paths and ranks, and the table that matches a path to handlers.
+
+Paths use Starlette's syntax (``/rooms/{room}``, ``{rest:path}``). ``{_}`` is an
+anonymous segment: it matches but is never injected, and may appear several times.
+Handlers that match the same path are tried by `rank` (lower first), then in the order
+they were registered. The default rank puts static paths (0) before paths with
+parameters (1) before catch-all ``:path`` parameters (2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+from starlette.convertors import Convertor
+from starlette.routing import compile_path
+from starlette.types import Scope
+
+from wsroute.injection import EventKind, Plan
+
+_ANONYMOUS = re.compile(r"\{_(:[a-zA-Z_][a-zA-Z0-9_]*)?\}")
+_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?\}")
+
+
+def _name_anonymous(path: str) -> str:
+    counter = iter(range(1_000_000))
+    return _ANONYMOUS.sub(lambda m: f"{{__anon{next(counter)}{m.group(1) or ''}}}", path)
+
+
+def route_path(scope: Scope) -> str:
+    """The path routes are matched against: the scope's path without the app's root_path."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root):] or "/"
+    return path
+
+
+def default_rank(path: str) -> int:
+    """0 for a static path, 1 with parameters, 2 with a catch-all ``:path`` parameter."""
+    params = _PARAM.findall(path)
+    if not params:
+        return 0
+    return 2 if any(conv == ":path" for _, conv in params) else 1
+
+
+@dataclasses.dataclass(eq=False)
+class Handler:
+    """One registered `message`, `join` or `leave` handler and its route options."""
+
+    kind: EventKind
+    path: str
+    fn: Callable[..., Any]
+    plan: Plan
+    rank: int
+    order: int
+    regex: re.Pattern[str]
+    convertors: dict[str, Convertor[Any]]
+    max_message_size: int | None = None
+    http_fallback: bool = True
+    query_in_topic: bool = False
+    sends: tuple[Any, ...] = ()
+    name: str = ""
+    summary: str | None = None
+
+    @property
+    def path_params(self) -> set[str]:
+        """Names of the path's parameters (anonymous ``{_}`` ones included, renamed)."""
+        return set(self.convertors)
+
+    def match(self, path: str) -> dict[str, Any] | None:
+        """The converted path parameters when `path` matches, else None."""
+        found = self.regex.match(path)
+        if found is None:
+            return None
+        convertors = self.convertors
+        return {key: convertors[key].convert(value) for key, value in found.groupdict().items()}
+
+
+def compile_route(path: str) -> tuple[re.Pattern[str], dict[str, Convertor[Any]]]:
+    """Compile a route path (with anonymous segments) into a regex and its convertors."""
+    if not path.startswith("/"):
+        raise ValueError(f"route path {path!r} must start with '/'")
+    regex, _, convertors = compile_path(_name_anonymous(path))
+    return regex, convertors
+
+
+def path_param_names(path: str) -> set[str]:
+    """The parameter names a route path declares."""
+    return set(compile_route(path)[1])
+
+
+class RouteTable:
+    """Every handler, by event kind, in try order; matches paths with a small cache."""
+
+    def __init__(self) -> None:
+        self.handlers: list[Handler] = []
+        self._by_kind: dict[str, list[Handler]] = {"message": [], "join": [], "leave": []}
+        self._cache: dict[tuple[str, str], list[tuple[Handler, dict[str, Any]]]] = {}
+
+    def add(self, handler: Handler) -> None:
+        """Register `handler`; try order is (rank, registration order)."""
+        self.handlers.append(handler)
+        bucket = self._by_kind[handler.kind]
+        bucket.append(handler)
+        bucket.sort(key=lambda h: (h.rank, h.order))
+        self._cache.clear()
+
+    def match(self, kind: str, path: str) -> list[tuple[Handler, dict[str, Any]]]:
+        """Handlers of `kind` whose path matches, in try order, with their path parameters."""
+        key = (kind, path)
+        found = self._cache.get(key)
+        if found is None:
+            found = []
+            for handler in self._by_kind[kind]:
+                params = handler.match(path)
+                if params is not None:
+                    found.append((handler, params))
+            if len(self._cache) > 4096:
+                # Paths carry parameters (room names): bound the cache, not the paths.
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def matches_any(self, path: str, *, http_fallback_only: bool = False) -> bool:
+        """True when some handler of any kind matches `path`."""
+        for handler in self.handlers:
+            if http_fallback_only and not handler.http_fallback:
+                continue
+            if handler.regex.match(path):
+                return True
+        return False

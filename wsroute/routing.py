@@ -1,0 +1,306 @@
+"""`WsRouter`: the decorators, the route table, and attaching it all to an app.
+
+``router.install(app)`` is the one way to attach: it adds the WebSocket entry point, the
+426 fallback for plain HTTP requests, and starts/stops the broker with the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from wsroute.broker import Broker, BrokerBackend
+from wsroute.connection import Connection
+from wsroute.errors import RegistrationError
+from wsroute.injection import EventKind, analyze
+from wsroute.outbox import SlowConsumerPolicy
+from wsroute.routes import Handler, RouteTable, compile_route, default_rank, route_path
+from wsroute.settings import ExceptionHandler, Settings
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+E = TypeVar("E", bound=BaseException)
+
+_order = itertools.count()
+
+
+class WsRouter:
+    """A set of WebSocket event handlers and the broker they publish through.
+
+    ::
+
+        ws = WsRouter()
+
+        @ws.message("/echo")
+        async def echo(data: str, channel: Channel) -> None:
+            await channel.send(data)
+
+        app = FastAPI()
+        ws.install(app)
+
+    `broker` is a URL (``"memory://"``, the default, or ``"redis://127.0.0.1:6379/0"``),
+    a `BrokerBackend` or a `Broker`. The other keyword arguments are the limits described
+    in `Settings`.
+    """
+
+    def __init__(
+        self,
+        *,
+        broker: str | BrokerBackend | Broker = "memory://",
+        prefix: str = "",
+        max_message_size: int = Settings.max_message_size,
+        max_queue: int = Settings.max_queue,
+        max_queue_bytes: int | None = None,
+        slow_consumer: SlowConsumerPolicy = "disconnect",
+        rate_limit: tuple[int, float] | None = None,
+        allowed_origins: Sequence[str] = (),
+        max_topics: int = Settings.max_topics,
+        close_timeout: float = Settings.close_timeout,
+        multiplex: bool = True,
+    ) -> None:
+        self.broker: Broker = broker if isinstance(broker, Broker) else Broker(broker)
+        self.prefix = prefix.rstrip("/")
+        self.settings = Settings(
+            max_message_size=max_message_size,
+            max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
+            slow_consumer=slow_consumer,
+            rate_limit=rate_limit,
+            allowed_origins=allowed_origins,
+            max_topics=max_topics,
+            close_timeout=close_timeout,
+            multiplex=multiplex,
+        )
+        self.table = RouteTable()
+        self._installed: Any = None
+
+    # --- decorators -------------------------------------------------------------------------
+
+    def message(
+        self,
+        path: str,
+        *,
+        data: str = "data",
+        rank: int | None = None,
+        max_message_size: int | None = None,
+        http_fallback: bool = True,
+        query_in_topic: bool = False,
+        sends: Sequence[Any] = (),
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a handler for every message received on `path`.
+
+        The message goes to the parameter named `data` (or annotated `Data`): `str` for
+        text, `bytes` for binary, a pydantic model or other type for JSON. `sends` lists
+        the types the handler sends, for the AsyncAPI document.
+        """
+        return self._register(
+            "message", path, data=data, rank=rank, max_message_size=max_message_size,
+            http_fallback=http_fallback, query_in_topic=query_in_topic, sends=sends, name=name,
+        )
+
+    def join(
+        self,
+        path: str,
+        *,
+        rank: int | None = None,
+        http_fallback: bool = True,
+        query_in_topic: bool = False,
+        sends: Sequence[Any] = (),
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a handler that runs when a client connects to `path`.
+
+        Its guards and dependencies decide whether the connection is accepted; its body
+        runs after the client is subscribed to its topic. It has no message parameter.
+        """
+        return self._register(
+            "join", path, rank=rank, http_fallback=http_fallback,
+            query_in_topic=query_in_topic, sends=sends, name=name,
+        )
+
+    def leave(
+        self,
+        path: str,
+        *,
+        rank: int | None = None,
+        http_fallback: bool = True,
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register a handler that runs once when a connection to `path` ends.
+
+        Annotate a parameter `WebSocketStatus` to get the close code and reason.
+        """
+        return self._register("leave", path, rank=rank, http_fallback=http_fallback, name=name)
+
+    def _register(
+        self,
+        kind: EventKind,
+        path: str,
+        *,
+        data: str = "data",
+        rank: int | None = None,
+        max_message_size: int | None = None,
+        http_fallback: bool = True,
+        query_in_topic: bool = False,
+        sends: Sequence[Any] = (),
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        full_path = self.prefix + path
+        regex, convertors = compile_route(full_path)
+
+        def decorator(fn: F) -> F:
+            plan = analyze(fn, kind, set(convertors), data)
+            self.table.add(
+                Handler(
+                    kind=kind,
+                    path=full_path,
+                    fn=fn,
+                    plan=plan,
+                    rank=default_rank(full_path) if rank is None else rank,
+                    order=next(_order),
+                    regex=regex,
+                    convertors=convertors,
+                    max_message_size=max_message_size,
+                    http_fallback=http_fallback,
+                    query_in_topic=query_in_topic,
+                    sends=tuple(sends),
+                    name=name or str(getattr(fn, "__name__", kind)),
+                )
+            )
+            return fn
+
+        return decorator
+
+    def exception_handler(
+        self, exc_class: type[E]
+    ) -> Callable[[Callable[[Any, E], Awaitable[None]]], Callable[[Any, E], Awaitable[None]]]:
+        """Register ``async def handler(channel, exc)`` for `exc_class` (and subclasses).
+
+        It replaces the default close code for that error; it may send an error message
+        and keep the connection open, or close it itself.
+        """
+
+        def decorator(fn: Callable[[Any, E], Awaitable[None]]) -> Callable[[Any, E], Awaitable[None]]:
+            handler: ExceptionHandler = fn
+            self.settings.exception_handlers[exc_class] = handler
+            return fn
+
+        return decorator
+
+    def include_router(self, other: WsRouter, *, prefix: str = "") -> None:
+        """Add every handler and exception handler of `other` (with an optional path prefix)."""
+        if prefix:
+            for handler in other.table.handlers:
+                regex, convertors = compile_route(prefix.rstrip("/") + handler.path)
+                self.table.add(
+                    Handler(**{**handler.__dict__, "path": prefix.rstrip("/") + handler.path,
+                               "regex": regex, "convertors": convertors})
+                )
+        else:
+            for handler in other.table.handlers:
+                self.table.add(handler)
+        for exc_class, fn in other.settings.exception_handlers.items():
+            self.settings.exception_handlers.setdefault(exc_class, fn)
+
+    # --- ASGI ---------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point for a WebSocket scope (`install` routes them here)."""
+        await Connection(self.table, self.settings, self.broker, scope, receive, send).run()
+
+    def install(self, app: Starlette) -> None:
+        """Attach to a FastAPI or Starlette `app`: WebSocket routes, 426 fallback, lifespan.
+
+        WebSocket connections to a registered path reach these handlers; a plain HTTP
+        request to such a path gets 426 Upgrade Required only when no HTTP route of the
+        app matches it (HTTP routes added later still win).
+        """
+        if getattr(app.state, "wsroute", None) is not None:
+            raise RegistrationError(
+                "a WsRouter is already installed on this app; combine routers with "
+                "router.include_router(other) and install one"
+            )
+        app.state.wsroute = self
+        app.state.wsroute_broker = self.broker
+        router = app.router
+        router.routes.insert(0, _WebSocketEntry(self))
+        router.default = _UpgradeRequiredFallback(self, router.default)
+        original = router.lifespan_context
+        broker = self.broker
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app_: Any) -> AsyncIterator[Any]:
+            await broker.start()
+            try:
+                async with original(app_) as state:
+                    yield state
+            finally:
+                await broker.stop()
+
+        router.lifespan_context = lifespan
+        self._installed = app
+
+
+class _WebSocketEntry(BaseRoute):
+    """The one Starlette route that sends matching WebSocket scopes to the router."""
+
+    def __init__(self, router: WsRouter) -> None:
+        self.router = router
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "websocket" and self.router.table.matches_any(route_path(scope)):
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.router(scope, receive, send)
+
+
+class _UpgradeRequiredFallback:
+    """Runs when no HTTP route matched: 426 for a WebSocket path, else the app's default."""
+
+    def __init__(self, router: WsRouter, default: ASGIApp) -> None:
+        self.router = router
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.router.table.matches_any(
+            route_path(scope), http_fallback_only=True
+        ):
+            response = JSONResponse(
+                {"detail": "This is a WebSocket endpoint: connect with a WebSocket client."},
+                status_code=426,
+                headers={"Upgrade": "websocket", "Connection": "Upgrade"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.default(scope, receive, send)
+
+
+def _app_broker(connection: HTTPConnection) -> Broker:
+    broker = getattr(connection.app.state, "wsroute_broker", None)
+    if broker is None:
+        raise RuntimeError("no WsRouter is installed on this app: call router.install(app)")
+    assert isinstance(broker, Broker)
+    return broker
+
+
+AppBroker = Annotated[Broker, Depends(_app_broker)]
+"""The app's `Broker` as a FastAPI dependency, for HTTP routes::
+
+    @app.post("/rooms/{room}/announce")
+    async def announce(room: str, text: str, broker: AppBroker) -> None:
+        await broker.broadcast_to(f"/rooms/{room}", text)
+"""

@@ -1,0 +1,305 @@
+"""One client on one topic: handshake decision, event dispatch, errors, leave exactly once.
+
+A `Session` is a dedicated WebSocket connection, or one topic of a multiplexed socket
+(a virtual connection). Either way it has its own handshake request, local cache,
+`Channel` and subscription, so handlers cannot tell the two apart. The socket that owns
+it does the I/O: it feeds messages in and provides the outbox and the way to close.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from starlette.exceptions import HTTPException, WebSocketException
+from starlette.types import Message, Scope
+
+from wsroute import status
+from wsroute.broker import Broker
+from wsroute.broker.hub import new_subscriber_id
+from wsroute.channel import Channel
+from wsroute.errors import ChannelClosed, MessageError, MessageTooLarge, Unhandled
+from wsroute.guards import Forward, HandshakeRequest, Reject
+from wsroute.injection import Context, EventState
+from wsroute.outbox import Outbox
+from wsroute.routes import Handler, RouteTable, route_path
+from wsroute.settings import Settings
+from wsroute.status import WebSocketStatus, clip_reason
+
+logger = logging.getLogger("wsroute")
+
+Closer = Callable[[int, str], Awaitable[None]]
+Framer = Callable[[Message], Message]
+
+
+class Session:
+    """A (possibly virtual) connection: what handlers see through `Channel`."""
+
+    def __init__(
+        self,
+        *,
+        table: RouteTable,
+        settings: Settings,
+        broker: Broker,
+        scope: Scope,
+        outbox: Outbox,
+        closer: Closer,
+        frame: Framer | None = None,
+    ) -> None:
+        self.table = table
+        self.settings = settings
+        self.broker = broker
+        self.outbox = outbox
+        self._closer = closer
+        self._frame = frame
+        self.request = HandshakeRequest(scope)
+        self.channel: Channel[Any] = Channel(self)
+        self.ctx = Context(self.request, self.channel, broker)
+        self.route_path = route_path(scope)
+        self.topic = scope["path"]
+        self.join_handler: Handler | None = None
+        self.message_handler: Handler | None = None
+        self.close_status: WebSocketStatus | None = None
+        self._values: dict[Handler, dict[str, Any]] = {}
+        self._forwarded: set[Handler] = set()
+        self._subscriber_id: str | None = None
+        self._subscribed = False
+        self._finished = False
+
+    # --- ChannelTarget and Subscriber ------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once the session is closing or closed."""
+        return self.close_status is not None or self._finished or self.outbox.closed
+
+    @property
+    def subscriber_id(self) -> str:
+        """Process-unique id, made on first use (only broadcasts that exclude the sender need it)."""
+        if self._subscriber_id is None:
+            self._subscriber_id = new_subscriber_id()
+        return self._subscriber_id
+
+    async def send_event(self, event: Message) -> None:
+        """Send an encoded event to this client (in order with queued broadcasts)."""
+        if self.close_status is not None or self._finished:
+            raise ChannelClosed(f"the WebSocket connection to {self.topic} is closed")
+        await self.outbox.send(event if self._frame is None else self._frame(event))
+
+    async def broadcast_event(self, event: Message, exclude_self: bool) -> None:
+        """Publish an encoded event to this session's topic."""
+        await self.broker.publish_event(
+            self.topic, event, self.subscriber_id if exclude_self else None
+        )
+
+    def deliver(self, event: Message) -> None:
+        """A broadcast for this topic arrived: queue it (never blocks)."""
+        if not self._finished:
+            self.outbox.push(event if self._frame is None else self._frame(event))
+
+    async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
+        """Close this session with `code` and `reason` (once; later calls do nothing)."""
+        if self.close_status is not None or self._finished:
+            return
+        reason = clip_reason(reason)
+        self.close_status = WebSocketStatus(code, reason)
+        await self._closer(code, reason)
+
+    # --- handshake ----------------------------------------------------------------------
+
+    async def _prepare(self, handler: Handler, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Connection-level values of `handler` (guards, params, dependencies); None if it forwarded."""
+        values = self._values.get(handler)
+        if values is not None:
+            return values
+        if handler in self._forwarded:
+            return None
+        self.request.scope["path_params"] = params
+        try:
+            values = await handler.plan.connection_values(self.ctx)
+        except Forward:
+            self._forwarded.add(handler)
+            return None
+        except HTTPException as exc:
+            raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
+        self._values[handler] = values
+        return values
+
+    async def handshake(self) -> None:
+        """Choose who accepts the connection: a `join` handler, else a `message` handler
+        ("join mode"). Raises `Reject` (404 when no handler is left)."""
+        path = self.route_path
+        for handler, params in self.table.match("join", path):
+            if await self._prepare(handler, params) is not None:
+                self.join_handler = handler
+                self._set_topic(handler)
+                return
+        for handler, params in self.table.match("message", path):
+            if await self._prepare(handler, params) is not None:
+                self.message_handler = handler
+                self._set_topic(handler)
+                return
+        raise Reject(404, f"no WebSocket handler for {path}")
+
+    def _set_topic(self, handler: Handler) -> None:
+        if handler.query_in_topic and self.request.scope.get("query_string"):
+            self.topic = f"{self.topic}?{self.request.scope['query_string'].decode('latin-1')}"
+
+    async def subscribe(self) -> None:
+        """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""
+        await self.broker.subscribe(self.topic, self)
+        self._subscribed = True
+
+    # --- events -------------------------------------------------------------------------
+
+    async def run_join(self) -> None:
+        """Run the join body, if a join handler accepted the connection."""
+        handler = self.join_handler
+        if handler is None:
+            return
+        try:
+            await self._call(handler, self._values[handler], None, None)
+        except BaseException as exc:
+            if not isinstance(exc, Exception):
+                raise
+            await self.handle_error(exc)
+
+    async def on_message(self, text: str | None, data: bytes | None) -> None:
+        """Dispatch one received message; errors go to the exception handlers."""
+        try:
+            handler = self.message_handler
+            if handler is not None and not handler.plan.event_params:
+                # The common case, kept short: no handler choice, no event dependencies.
+                self._check_size(handler, text, data)
+                plan = handler.plan
+                kwargs = self._values[handler].copy()
+                if plan.decoder is not None:
+                    kwargs[plan.message_param] = plan.decoder(text, data)  # type: ignore[index]
+                await plan.fn(**kwargs)
+                return
+            await self._dispatch(text, data)
+        except Exception as exc:
+            await self.handle_error(exc)
+
+    async def _dispatch(self, text: str | None, data: bytes | None) -> None:
+        candidates = self.table.match("message", self.route_path)
+        if self.message_handler is not None:
+            # Once a handler accepted this connection, handlers ranked before it have
+            # already forwarded: start from it.
+            index = next(i for i, (h, _) in enumerate(candidates) if h is self.message_handler)
+            candidates = candidates[index:]
+        for handler, params in candidates:
+            values = await self._prepare(handler, params)
+            if values is None:
+                continue
+            self._check_size(handler, text, data)
+            if self.message_handler is None:
+                self.message_handler = handler
+            try:
+                await self._call(handler, values, text, data)
+            except Forward:
+                continue
+            return
+        raise Unhandled(f"no message handler accepted the message on {self.route_path}")
+
+    def _check_size(self, handler: Handler, text: str | None, data: bytes | None) -> None:
+        limit = handler.max_message_size or self.settings.max_message_size
+        if text is not None:
+            # len(text) <= UTF-8 size <= 4 * len(text): encode only when in doubt.
+            size = len(text)
+            if size * 4 > limit and (size > limit or len(text.encode()) > limit):
+                raise MessageTooLarge(f"message too big: over {limit} bytes")
+        elif data is not None and len(data) > limit:
+            raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
+
+    async def _call(
+        self,
+        handler: Handler,
+        values: dict[str, Any],
+        text: str | None,
+        data: bytes | None,
+        leave_status: WebSocketStatus | None = None,
+    ) -> None:
+        plan = handler.plan
+        kwargs = values.copy()
+        if plan.decoder is not None:
+            kwargs[plan.message_param] = plan.decoder(text, data)  # type: ignore[index]
+        if plan.status_param is not None:
+            kwargs[plan.status_param] = leave_status
+        if not plan.event_params:
+            await plan.fn(**kwargs)
+            return
+        async with AsyncExitStack() as stack:
+            event = EventState(stack)
+            for name, source in plan.event_params:
+                kwargs[name] = await source.resolve(self.ctx, event)
+            await plan.fn(**kwargs)
+
+    async def handle_error(self, exc: Exception) -> None:
+        """Run the registered exception handler for `exc`, or the default (a close code)."""
+        custom = self.settings.exception_handler_for(exc)
+        if custom is not None:
+            try:
+                await custom(self.channel, exc)
+                return
+            except ChannelClosed:
+                return
+            except Exception as again:
+                exc = again
+        if isinstance(exc, ChannelClosed):
+            return  # the client went away mid-handler: the socket reports how
+        if isinstance(exc, MessageError):
+            await self._close_quietly(exc.code, exc.reason)
+        elif isinstance(exc, WebSocketException):
+            await self._close_quietly(exc.code, exc.reason or "")
+        elif isinstance(exc, Reject):
+            await self._close_quietly(status.POLICY_VIOLATION, str(exc.detail))
+        elif isinstance(exc, Forward):
+            await self._close_quietly(status.UNSUPPORTED_DATA, "no handler accepted the event")
+        else:
+            logger.error(
+                "exception in WebSocket handler for %s", self.route_path, exc_info=exc
+            )
+            await self._close_quietly(status.INTERNAL_ERROR, "Internal Error")
+
+    async def _close_quietly(self, code: int, reason: str) -> None:
+        try:
+            await self.close(code, reason)
+        except Exception:  # pragma: no cover - the socket is already gone
+            logger.debug("close after error failed", exc_info=True)
+
+    # --- leave --------------------------------------------------------------------------
+
+    async def finish(self, end: WebSocketStatus) -> None:
+        """Unsubscribe, run the leave handler and tear down dependencies — exactly once."""
+        if self._finished:
+            return
+        self._finished = True
+        try:
+            if self._subscribed:
+                self._subscribed = False
+                await self.broker.unsubscribe(self.topic, self)
+        except Exception:
+            logger.exception("unsubscribing %s failed", self.topic)
+        try:
+            for handler, params in self.table.match("leave", self.route_path):
+                try:
+                    values = await self._prepare(handler, params)
+                except Reject:
+                    continue
+                if values is None:
+                    continue
+                try:
+                    await self._call(handler, values, None, None, end)
+                except Forward:
+                    continue
+                break
+        except Exception:
+            logger.exception("exception in WebSocket leave handler for %s", self.route_path)
+        finally:
+            try:
+                await self.ctx.exit_stack.aclose()
+            except Exception:
+                logger.exception("tearing down dependencies of %s failed", self.route_path)
