@@ -98,6 +98,20 @@ class Broker:
                 self._topics.clear()
                 await self.backend.stop()
 
+    async def __aenter__(self) -> Broker:
+        """Start the broker; with a remote backend this is the write-only publisher for
+        code that runs no ASGI app (a worker, a cron script)::
+
+            async with Broker("redis://127.0.0.1:6379/0") as broker:
+                await broker.broadcast_to("/rooms/lobby", "maintenance in 5 minutes")
+        """
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop the broker."""
+        await self.stop()
+
     async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
         """Add a local subscriber; the backend hears of the topic on its first subscriber."""
         if not self._started:
