@@ -43,3 +43,13 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+def connect(url: str, **options: Any) -> Any:
+    """`websockets.connect` straight to 127.0.0.1: no proxy from the environment."""
+    import websockets
+
+    options.setdefault("proxy", None)
+    options.setdefault("open_timeout", 5)
+    options.setdefault("close_timeout", 5)
+    return websockets.connect(url, **options)

@@ -133,9 +133,7 @@ ParamWhere = Literal["path", "query", "header", "cookie"]
 class ParamSource(Source):
     """A path, query, header or cookie value, validated with pydantic."""
 
-    def __init__(
-        self, where: ParamWhere, name: str, key: str, annotation: Any, default: Any
-    ) -> None:
+    def __init__(self, where: ParamWhere, name: str, key: str, annotation: Any, default: Any) -> None:
         self.where = where
         self.name = name
         self.key = key
@@ -324,14 +322,14 @@ def _describe(fn: Callable[..., Any]) -> str:
     return f"{module}.{name}" if module else name
 
 
-def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+def _hints(fn: Callable[..., Any], localns: Mapping[str, Any] | None = None) -> dict[str, Any]:
     target: Any = fn
     if isinstance(fn, type):
         target = fn.__init__  # type: ignore[misc]
     elif not (inspect.isfunction(fn) or inspect.ismethod(fn)):
         target = type(fn).__call__
     try:
-        return typing.get_type_hints(target, include_extras=True)
+        return typing.get_type_hints(target, localns=dict(localns) if localns else None, include_extras=True)
     except Exception as exc:
         raise RegistrationError(
             f"{_describe(fn)}: cannot resolve its type annotations ({exc}); "
@@ -346,9 +344,9 @@ def _is_channel(annotation: Any) -> bool:
 def _is_non_scalar(annotation: Any) -> bool:
     inner = _strip_optional(annotation)
     if isinstance(inner, type):
-        return (
-            issubclass(inner, BaseModel | Mapping) or dataclasses.is_dataclass(inner)
-        ) and not issubclass(inner, str)
+        return (issubclass(inner, BaseModel | Mapping) or dataclasses.is_dataclass(inner)) and not issubclass(
+            inner, str
+        )
     return typing.get_origin(inner) in (dict, Mapping)
 
 
@@ -356,8 +354,14 @@ class Analyzer:
     """Classifies the parameters of one handler and of its dependencies."""
 
     def __init__(
-        self, handler: Callable[..., Any], kind: EventKind, path_params: set[str], data: str
+        self,
+        handler: Callable[..., Any],
+        kind: EventKind,
+        path_params: set[str],
+        data: str,
+        localns: Mapping[str, Any] | None = None,
     ) -> None:
+        self.localns = localns
         self.handler = handler
         self.kind = kind
         self.path_params = path_params
@@ -376,7 +380,7 @@ class Analyzer:
                 f"{self.where}: a WebSocket {self.kind} handler must be `async def` "
                 "(it awaits channel.send); make it a coroutine function"
             )
-        hints = _hints(fn)
+        hints = _hints(fn, self.localns)
         plan = Plan(fn=fn, connection_params=[], event_params=[])
         message_params: list[str] = []
         for param in inspect.signature(fn).parameters.values():
@@ -385,26 +389,31 @@ class Analyzer:
                 raise self.fail(name, "*args/**kwargs cannot be injected", "remove it")
             if name not in hints:
                 raise self.fail(
-                    name, "it has no type annotation, so nothing knows what to inject",
+                    name,
+                    "it has no type annotation, so nothing knows what to inject",
                     f"annotate it, e.g. `{name}: str` or `{name}: Channel`",
                 )
             annotation, metadata = _split_annotated(hints[name])
-            if annotation is Data or (self.kind == "message" and name == self.data
-                                      and not _marker(metadata, param.default)):
+            if annotation is Data or (
+                self.kind != "leave" and name == self.data and not _marker(metadata, param.default)
+            ):
                 if self.kind == "join":
                     raise self.fail(
-                        name, "a join handler has no message",
+                        name,
+                        "a join handler has no message",
                         "remove the message parameter, or handle messages in a @router.message handler",
                     )
                 if self.kind == "leave":
                     raise self.fail(
-                        name, "a leave handler receives the close status, not a message",
+                        name,
+                        "a leave handler receives the close status, not a message",
                         f"annotate it `{name}: WebSocketStatus`",
                     )
                 message_params.append(name)
                 if len(message_params) > 1:
                     raise self.fail(
-                        name, f"two message parameters ({message_params[0]!r} and {name!r})",
+                        name,
+                        f"two message parameters ({message_params[0]!r} and {name!r})",
                         "keep one: the message goes to the parameter named by data= "
                         "(default 'data') or annotated Data",
                     )
@@ -415,7 +424,8 @@ class Analyzer:
             if annotation is WebSocketStatus:
                 if self.kind != "leave":
                     raise self.fail(
-                        name, f"WebSocketStatus is only given to leave handlers, not {self.kind}",
+                        name,
+                        f"WebSocketStatus is only given to leave handlers, not {self.kind}",
                         "move it to a @router.leave handler",
                     )
                 plan.status_param = name
@@ -434,7 +444,8 @@ class Analyzer:
             for name, src in plan.connection_params:
                 if name == self.data and isinstance(src, ParamSource):
                     raise self.fail(
-                        name, "a leave handler receives the close status, not a message",
+                        name,
+                        "a leave handler receives the close status, not a message",
                         f"annotate it `{name}: WebSocketStatus`",
                     )
         return plan
@@ -454,7 +465,8 @@ class Analyzer:
             return _SecurityScopesSource()
         if isinstance(annotation, type) and issubclass(annotation, WebSocket):
             raise self.fail(
-                name, "the raw starlette WebSocket is owned by wsroute",
+                name,
+                "the raw starlette WebSocket is owned by wsroute",
                 "use `Channel` to send and close, and `HandshakeRequest` to read the request",
             )
         if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
@@ -463,39 +475,54 @@ class Analyzer:
             return GuardSource(annotation)
         if annotation is WebSocketStatus or annotation is Data:
             raise self.fail(
-                name, f"{annotation.__name__} cannot be used in a dependency",
+                name,
+                f"{annotation.__name__} cannot be used in a dependency",
                 "take it in the handler itself",
+            )
+        body = next((m for m in [*metadata, default] if isinstance(m, fastapi_params.Body)), None)
+        if body is not None:
+            raise self.fail(
+                name,
+                f"{type(body).__name__}() has no meaning in a WebSocket handler",
+                "the message is the body: read it from the message parameter",
             )
         marker = _marker(metadata, default)
         if marker is not None:
             where = marker.in_.value
             if where not in ("path", "query", "header", "cookie"):
-                raise self.fail(name, f"{type(marker).__name__}() has no meaning in a WebSocket handler",
-                                "use Query, Path, Header or Cookie, or read the message parameter")
+                raise self.fail(
+                    name,
+                    f"{type(marker).__name__}() has no meaning in a WebSocket handler",
+                    "use Query, Path, Header or Cookie, or read the message parameter",
+                )
             key = marker.alias or name
             if where == "header" and marker.alias is None and getattr(marker, "convert_underscores", True):
                 key = name.replace("_", "-")
             if where == "path" and key not in self.path_params:
                 raise self.fail(
-                    name, f"Path() parameter {key!r} is not in the route's path",
+                    name,
+                    f"Path() parameter {key!r} is not in the route's path",
                     f"add {{{key}}} to the path, or make it a query parameter",
                 )
             fallback = marker.default if marker.default is not ... else PydanticUndefined
             if default is not inspect.Parameter.empty and default is not marker:
                 fallback = default
-            return ParamSource(where, name, key, annotation, fallback)  # type: ignore[arg-type]
+            # Validate with the marker's constraints (Query(ge=1), max_length, …).
+            constrained = Annotated[annotation, marker]
+            return ParamSource(where, name, key, constrained, fallback)  # type: ignore[arg-type]
         value_default = PydanticUndefined if default is inspect.Parameter.empty else default
         if name in self.path_params:
             return ParamSource("path", name, name, annotation, value_default)
         if _is_non_scalar(annotation):
             if self.kind == "message":
                 raise self.fail(
-                    name, "a structured type can only be the message, and the message parameter "
-                    f"is {self.data!r}",
+                    name,
+                    f"a structured type can only be the message, and the message parameter is {self.data!r}",
                     f"rename it to {self.data!r}, or pass data={name!r} to the decorator",
                 )
             raise self.fail(
-                name, "a structured type cannot come from the query string",
+                name,
+                "a structured type cannot come from the query string",
                 "take it from the message (message handlers) or build it in a dependency",
             )
         return ParamSource("query", name, name, annotation, value_default)
@@ -505,7 +532,7 @@ class Analyzer:
         call = depends.dependency if depends.dependency is not None else annotation
         if not callable(call):
             raise self.fail(name, "Depends() has nothing to call", "pass the dependency: Depends(get_x)")
-        hints = _hints(call)
+        hints = _hints(call, self.localns)
         params: list[tuple[str, Source]] = []
         for param in inspect.signature(call).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -518,10 +545,16 @@ class Analyzer:
             sub_annotation, sub_metadata = _split_annotated(hints[param.name])
             params.append((param.name, self.source(param.name, sub_annotation, sub_metadata, param.default)))
         needs_event = any(source.scope == "event" for _, source in params)
-        is_generator = inspect.isgeneratorfunction(call) or inspect.isasyncgenfunction(call) or (
-            not inspect.isfunction(call) and not isinstance(call, type) and (
-                inspect.isgeneratorfunction(getattr(call, "__call__", None))  # noqa: B004
-                or inspect.isasyncgenfunction(getattr(call, "__call__", None))  # noqa: B004
+        is_generator = (
+            inspect.isgeneratorfunction(call)
+            or inspect.isasyncgenfunction(call)
+            or (
+                not inspect.isfunction(call)
+                and not isinstance(call, type)
+                and (
+                    inspect.isgeneratorfunction(getattr(call, "__call__", None))  # noqa: B004
+                    or inspect.isasyncgenfunction(getattr(call, "__call__", None))  # noqa: B004
+                )
             )
         )
         declared = getattr(depends, "scope", None)
@@ -529,7 +562,8 @@ class Analyzer:
         if declared == "request":
             if needs_event:
                 raise self.fail(
-                    name, f"dependency {_describe(call)} is connection-scoped (scope='request') but "
+                    name,
+                    f"dependency {_describe(call)} is connection-scoped (scope='request') but "
                     "needs an event-scoped dependency",
                     "drop scope='request', or make its sub-dependencies connection-scoped",
                 )
@@ -557,6 +591,16 @@ def _marker(metadata: list[Any], default: Any) -> fastapi_params.Param | None:
     return None
 
 
-def analyze(handler: Callable[..., Any], kind: EventKind, path_params: set[str], data: str = "data") -> Plan:
-    """Build the resolution plan of `handler`; raises `RegistrationError` on any misuse."""
-    return Analyzer(handler, kind, path_params, data).plan()
+def analyze(
+    handler: Callable[..., Any],
+    kind: EventKind,
+    path_params: set[str],
+    data: str = "data",
+    localns: Mapping[str, Any] | None = None,
+) -> Plan:
+    """Build the resolution plan of `handler`; raises `RegistrationError` on any misuse.
+
+    `localns` resolves string annotations that name local classes of the function that
+    declared the handler (a guard defined inside an app factory).
+    """
+    return Analyzer(handler, kind, path_params, data, localns).plan()

@@ -120,7 +120,14 @@ def _json_default(value: object) -> object:
     raise TypeError
 
 
-_JSON_TYPES = (dict, list, tuple, int, float, bool, type(None))
+def _dumps(value: object) -> str:
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except TypeError as exc:
+        raise TypeError(f"cannot send {type(value).__qualname__} as JSON: {exc}") from exc
+
+
+_JSON_TYPES = (dict, list, tuple, int, float, bool, type(None), Mapping)
 
 
 def encode(value: object) -> Message:
@@ -135,6 +142,8 @@ def encode(value: object) -> Message:
         return {"type": "websocket.send", "text": value}
     if kind is bytes:
         return {"type": "websocket.send", "bytes": value}
+    if kind is dict or kind is list:
+        return {"type": "websocket.send", "text": _dumps(value)}
     if isinstance(value, IntoMessage):
         out = value.into_message()
         if isinstance(out, str):
@@ -151,14 +160,8 @@ def encode(value: object) -> Message:
         return {"type": "websocket.send", "text": str(value)}
     if isinstance(value, bytearray | memoryview):
         return {"type": "websocket.send", "bytes": bytes(value)}
-    if isinstance(value, _JSON_TYPES | Mapping) or (
-        dataclasses.is_dataclass(value) and not isinstance(value, type)
-    ):
-        try:
-            text = orjson.dumps(value, default=_json_default).decode()
-        except TypeError as exc:
-            raise TypeError(f"cannot send {kind.__qualname__}: {exc}") from exc
-        return {"type": "websocket.send", "text": text}
+    if isinstance(value, _JSON_TYPES) or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        return {"type": "websocket.send", "text": _dumps(value)}
     raise TypeError(
         f"cannot send a {kind.__qualname__}: send str, bytes, a pydantic model, a JSON-able "
         "value, or implement IntoMessage (a method into_message() -> str | bytes)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -19,8 +20,9 @@ from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wsroute.broker import Broker, BrokerBackend
-from wsroute.connection import Connection
+from wsroute.connection import Connection, deny
 from wsroute.errors import RegistrationError
+from wsroute.guards import Reject
 from wsroute.injection import EventKind, analyze
 from wsroute.outbox import SlowConsumerPolicy
 from wsroute.routes import Handler, RouteTable, compile_route, default_rank, route_path
@@ -103,8 +105,15 @@ class WsRouter:
         the types the handler sends, for the AsyncAPI document.
         """
         return self._register(
-            "message", path, data=data, rank=rank, max_message_size=max_message_size,
-            http_fallback=http_fallback, query_in_topic=query_in_topic, sends=sends, name=name,
+            "message",
+            path,
+            data=data,
+            rank=rank,
+            max_message_size=max_message_size,
+            http_fallback=http_fallback,
+            query_in_topic=query_in_topic,
+            sends=sends,
+            name=name,
         )
 
     def join(
@@ -123,8 +132,13 @@ class WsRouter:
         runs after the client is subscribed to its topic. It has no message parameter.
         """
         return self._register(
-            "join", path, rank=rank, http_fallback=http_fallback,
-            query_in_topic=query_in_topic, sends=sends, name=name,
+            "join",
+            path,
+            rank=rank,
+            http_fallback=http_fallback,
+            query_in_topic=query_in_topic,
+            sends=sends,
+            name=name,
         )
 
     def leave(
@@ -158,7 +172,11 @@ class WsRouter:
         regex, convertors = compile_route(full_path)
 
         def decorator(fn: F) -> F:
-            plan = analyze(fn, kind, set(convertors), data)
+            # The decorating frame's locals resolve postponed annotations that name
+            # classes local to an app factory.
+            caller = sys._getframe(1)
+            plan = analyze(fn, kind, set(convertors), data, caller.f_locals)
+            del caller
             self.table.add(
                 Handler(
                     kind=kind,
@@ -202,8 +220,14 @@ class WsRouter:
             for handler in other.table.handlers:
                 regex, convertors = compile_route(prefix.rstrip("/") + handler.path)
                 self.table.add(
-                    Handler(**{**handler.__dict__, "path": prefix.rstrip("/") + handler.path,
-                               "regex": regex, "convertors": convertors})
+                    Handler(
+                        **{
+                            **handler.__dict__,
+                            "path": prefix.rstrip("/") + handler.path,
+                            "regex": regex,
+                            "convertors": convertors,
+                        }
+                    )
                 )
         else:
             for handler in other.table.handlers:
@@ -269,7 +293,11 @@ class _WebSocketEntry(BaseRoute):
 
 
 class _UpgradeRequiredFallback:
-    """Runs when no HTTP route matched: 426 for a WebSocket path, else the app's default."""
+    """Runs when no route of the app matched.
+
+    A plain HTTP request to a WebSocket path gets 426; a WebSocket handshake to a path
+    nobody serves gets a real 404 (Starlette's default would close it, seen as 403).
+    """
 
     def __init__(self, router: WsRouter, default: ASGIApp) -> None:
         self.router = router
@@ -285,6 +313,10 @@ class _UpgradeRequiredFallback:
                 headers={"Upgrade": "websocket", "Connection": "Upgrade"},
             )
             await response(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await deny(scope, send, Reject(404, f"no WebSocket handler for {route_path(scope)}"))
             return
         await self.default(scope, receive, send)
 

@@ -90,9 +90,7 @@ class Session:
 
     async def broadcast_event(self, event: Message, exclude_self: bool) -> None:
         """Publish an encoded event to this session's topic."""
-        await self.broker.publish_event(
-            self.topic, event, self.subscriber_id if exclude_self else None
-        )
+        await self.broker.publish_event(self.topic, event, self.subscriber_id if exclude_self else None)
 
     def deliver(self, event: Message) -> None:
         """A broadcast for this topic arrived: queue it (never blocks)."""
@@ -259,9 +257,7 @@ class Session:
         elif isinstance(exc, Forward):
             await self._close_quietly(status.UNSUPPORTED_DATA, "no handler accepted the event")
         else:
-            logger.error(
-                "exception in WebSocket handler for %s", self.route_path, exc_info=exc
-            )
+            logger.error("exception in WebSocket handler for %s", self.route_path, exc_info=exc)
             await self._close_quietly(status.INTERNAL_ERROR, "Internal Error")
 
     async def _close_quietly(self, code: int, reason: str) -> None:

@@ -40,9 +40,7 @@ class Settings:
     max_topics: int = 64
     close_timeout: float = 5.0
     multiplex: bool = True
-    exception_handlers: dict[type[BaseException], ExceptionHandler] = dataclasses.field(
-        default_factory=dict
-    )
+    exception_handlers: dict[type[BaseException], ExceptionHandler] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.max_message_size <= 0 or self.max_queue <= 0 or self.max_topics <= 0:

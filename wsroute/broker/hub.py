@@ -46,9 +46,7 @@ def backend_from_url(url: str) -> BrokerBackend:
         try:
             from wsroute.broker.redis import RedisBackend
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError(
-                f"broker {url!r} needs the redis extra: pip install 'wsroute[redis]'"
-            ) from exc
+            raise ImportError(f"broker {url!r} needs the redis extra: pip install 'wsroute[redis]'") from exc
         return RedisBackend(url)
     raise ValueError(f"unknown broker URL {url!r}: use 'memory://' or 'redis://host:port/db'")
 

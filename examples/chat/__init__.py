@@ -1,0 +1,1 @@
+"""The wsroute chat example."""

@@ -1,0 +1,18 @@
+"""Shared fixtures: which uvicorn WebSocket implementations the integration tests run on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from server import WS_IMPLEMENTATIONS
+
+
+@pytest.fixture(params=WS_IMPLEMENTATIONS)
+def ws_impl(request: pytest.FixtureRequest) -> str:
+    """Each uvicorn WebSocket implementation in turn."""
+    return str(request.param)

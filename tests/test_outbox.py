@@ -1,0 +1,106 @@
+"""Unit tests of the outgoing queue: order, direct sends, and each slow-consumer policy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.types import Message
+
+from wsroute import ChannelClosed
+from wsroute.outbox import Outbox, SlowConsumerPolicy
+
+
+class StuckClient:
+    """An ASGI send that blocks until released, like a client that stopped reading."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def send(self, event: Message) -> None:
+        await self.open.wait()
+        self.sent.append(event)
+
+
+def text(n: int) -> Message:
+    return {"type": "websocket.send", "text": str(n)}
+
+
+def make(client: StuckClient, policy: SlowConsumerPolicy, limit: int = 3) -> tuple[Outbox, list[int]]:
+    overflows: list[int] = []
+    outbox = Outbox(
+        client.send,
+        max_messages=limit,
+        max_bytes=None,
+        policy=policy,
+        on_overflow=lambda: overflows.append(1),
+    )
+    return outbox, overflows
+
+
+async def test_order_is_kept_between_direct_sends_and_pushes() -> None:
+    client = StuckClient()
+    outbox, _ = make(client, "disconnect", limit=100)
+    await outbox.send(text(0))  # idle: sent directly
+    client.open.clear()
+    outbox.push(text(1))
+    outbox.push(text(2))
+    await asyncio.sleep(0)
+    await outbox.send(text(3))  # queued behind 1 and 2, not sent ahead of them
+    client.open.set()
+    assert await outbox.drain(1.0)
+    assert [e["text"] for e in client.sent] == ["0", "1", "2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "kept", "overflowed", "closed"),
+    [
+        ("drop_oldest", ["0", "3", "4", "5"], 0, False),
+        ("drop_newest", ["0", "1", "2", "3"], 0, False),
+        ("disconnect", [], 1, True),  # the stalled send is abandoned too
+    ],
+)
+async def test_slow_consumer_policies(
+    policy: SlowConsumerPolicy, kept: list[str], overflowed: int, closed: bool
+) -> None:
+    client = StuckClient()
+    client.open.clear()
+    outbox, overflows = make(client, policy)
+    for n in range(6):
+        outbox.push(text(n))
+        await asyncio.sleep(0)  # the writer takes "0" and blocks on it
+    assert len(outbox) <= 3
+    client.open.set()
+    await outbox.drain(1.0)
+    await asyncio.sleep(0.01)
+    assert [e["text"] for e in client.sent] == kept
+    assert len(overflows) == overflowed
+    assert outbox.closed is closed
+    if closed:
+        with pytest.raises(ChannelClosed):
+            await outbox.send(text(9))
+
+
+async def test_byte_bound() -> None:
+    client = StuckClient()
+    client.open.clear()
+    outbox = Outbox(
+        client.send, max_messages=100, max_bytes=10, policy="drop_newest", on_overflow=lambda: None
+    )
+    outbox.push({"type": "websocket.send", "text": "x" * 4})  # taken by the writer
+    await asyncio.sleep(0)
+    for _ in range(5):
+        outbox.push({"type": "websocket.send", "text": "y" * 4})
+    assert len(outbox) == 2 and outbox.dropped == 3
+
+
+async def test_send_on_a_broken_connection_raises_channel_closed() -> None:
+    async def broken(event: Message) -> None:
+        raise OSError("connection reset")
+
+    outbox = Outbox(broken, max_messages=4, max_bytes=None, policy="disconnect", on_overflow=lambda: None)
+    with pytest.raises(ChannelClosed, match="closed"):
+        await outbox.send(text(1))
+    assert outbox.closed
