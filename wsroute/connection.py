@@ -1,10 +1,10 @@
-"""One dedicated WebSocket connection: handshake, accept or deny, receive loop, leave.
+"""A WebSocket connection's lifecycle: handshake, accept or deny, receive loop, the end.
 
 The ASGI task of the connection runs the receive loop and calls message handlers inline,
-one message at a time and in order. A join body runs beside the receive loop (a
-send-only join handler still learns of a disconnect); messages that arrive meanwhile wait
-until it returns. Whatever ends the connection — client close, network drop, server
-close, handler error, eviction as a slow consumer, shutdown, cancellation — the session's
+one message at a time and in order. A join body runs in a task beside the receive loop (a
+send-only join handler still learns of a disconnect); messages for its session wait until
+it returns. Whatever ends the connection — client close, network drop, server close,
+handler error, eviction as a slow consumer, shutdown, cancellation — every session's
 leave runs exactly once.
 """
 
@@ -25,7 +25,7 @@ from wsroute.broker import Broker
 from wsroute.guards import Reject
 from wsroute.outbox import Outbox
 from wsroute.routes import RouteTable
-from wsroute.session import Session
+from wsroute.session import Closer, Framer, Session
 from wsroute.settings import Settings
 from wsroute.status import WebSocketStatus
 
@@ -102,8 +102,14 @@ async def deny(scope: Scope, send: Send, reject: Reject) -> None:
         await send({"type": "websocket.close", "code": status.POLICY_VIOLATION})
 
 
-class Connection:
-    """A dedicated (not multiplexed) WebSocket connection served by one session."""
+class BaseConnection:
+    """One physical WebSocket: accept or deny, the receive loop, the outbox, and the end.
+
+    Subclasses decide what a received frame means: `Connection` gives every message to
+    its one session; the multiplexed connection parses topics and control actions.
+    """
+
+    subprotocol: str | None = None
 
     def __init__(
         self,
@@ -127,8 +133,22 @@ class Connection:
             policy=settings.slow_consumer,
             on_overflow=self._evict,
         )
+        self.close_status: WebSocketStatus | None = None
         self._task: asyncio.Task[Any] | None = None
         self._evicted = False
+        self._joins: dict[Session, asyncio.Task[None]] = {}
+
+    def new_session(self, scope: Scope, closer: Closer, frame: Framer | None = None) -> Session:
+        """A session on this socket's outbox."""
+        return Session(
+            table=self.table,
+            settings=self.settings,
+            broker=self.broker,
+            scope=scope,
+            outbox=self.outbox,
+            closer=closer,
+            frame=frame,
+        )
 
     async def run(self) -> None:
         """Serve the connection from ``websocket.connect`` to the end."""
@@ -138,36 +158,45 @@ class Connection:
         if not origin_allowed(self.scope, self.settings.allowed_origins):
             await deny(self.scope, self.send, Reject(403, "cross-origin WebSocket not allowed"))
             return
-        session = Session(
-            table=self.table,
-            settings=self.settings,
-            broker=self.broker,
-            scope=self.scope,
-            outbox=self.outbox,
-            closer=self._close,
-        )
         try:
-            await session.handshake()
+            await self.open()
         except Reject as reject:
-            await session.ctx.exit_stack.aclose()
             await deny(self.scope, self.send, reject)
             return
         except Exception:
-            logger.exception("exception during the WebSocket handshake of %s", session.route_path)
-            await session.ctx.exit_stack.aclose()
+            logger.exception("exception during the WebSocket handshake of %s", self.scope["path"])
             await deny(self.scope, self.send, Reject(500, "Internal Server Error"))
             return
-        await self.send({"type": "websocket.accept"})
-        await self.serve(session)
+        accept: Message = {"type": "websocket.accept"}
+        if self.subprotocol is not None:
+            accept["subprotocol"] = self.subprotocol
+        await self.send(accept)
+        await self.serve()
 
-    async def serve(self, session: Session) -> None:
-        """Run an accepted session to its end; leave runs exactly once."""
+    async def open(self) -> None:
+        """Decide the handshake: raise `Reject` to refuse it."""
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """After accept: subscribe the first session and start its join."""
+        raise NotImplementedError
+
+    async def on_frame(self, text: str | None, data: bytes | None) -> None:
+        """Handle one received message."""
+        raise NotImplementedError
+
+    def sessions(self) -> list[Session]:
+        """Every live session of this socket."""
+        raise NotImplementedError
+
+    async def serve(self) -> None:
+        """Run the accepted socket to its end; every session's leave runs exactly once."""
         self._task = asyncio.current_task()
         end = WebSocketStatus(status.ABNORMAL, "")
         cancelled = False
         try:
-            await session.subscribe()
-            end = await self._loop(session)
+            await self.start()
+            end = await self._loop()
         except asyncio.CancelledError:
             if self._evicted and self._task is not None:
                 self._task.uncancel()
@@ -177,14 +206,14 @@ class Connection:
                 cancelled = True
                 end = WebSocketStatus(status.GOING_AWAY, "server shutting down")
         except Exception:
-            logger.exception("WebSocket connection to %s failed", session.route_path)
+            logger.exception("WebSocket connection to %s failed", self.scope["path"])
             end = WebSocketStatus(status.INTERNAL_ERROR, "Internal Error")
             await self._send_close(status.INTERNAL_ERROR, "Internal Error", timeout=1.0)
         finally:
             self._task = None
             self.outbox.abort()
-            # Shielded: a second cancellation must not cut leave short.
-            finish = asyncio.ensure_future(session.finish(end))
+            # Shielded: a second cancellation must not cut the leave handlers short.
+            finish = asyncio.ensure_future(self._finish_all(end))
             try:
                 await asyncio.shield(finish)
             except asyncio.CancelledError:
@@ -192,48 +221,14 @@ class Connection:
         if cancelled:
             raise asyncio.CancelledError
 
-    async def _loop(self, session: Session) -> WebSocketStatus:
+    async def _loop(self) -> WebSocketStatus:
         receive = self.receive
-        pending: deque[Message] = deque()
-        upcoming: asyncio.Future[Message] | None = None
-        if session.join_handler is not None:
-            join = asyncio.ensure_future(session.run_join())
-            try:
-                while not join.done():
-                    if upcoming is None and len(pending) < self.settings.max_queue:
-                        upcoming = asyncio.ensure_future(receive())
-                    waiting: set[asyncio.Future[Any]] = {join}
-                    if upcoming is not None:
-                        waiting.add(upcoming)
-                    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                    if upcoming is not None and upcoming.done():
-                        event = upcoming.result()
-                        upcoming = None
-                        if event["type"] == "websocket.disconnect":
-                            join.cancel()
-                            await asyncio.wait({join})
-                            return status_of(event)
-                        pending.append(event)
-            except asyncio.CancelledError:
-                join.cancel()
-                if upcoming is not None:
-                    upcoming.cancel()
-                raise
-            if session.close_status is not None:
-                if upcoming is not None:
-                    upcoming.cancel()
-                return session.close_status
+        on_frame = self.on_frame
         rate = self.settings.rate_limit
         loop = asyncio.get_running_loop()
         tokens, last = (float(rate[0]), loop.time()) if rate else (0.0, 0.0)
         while True:
-            if pending:
-                event = pending.popleft()
-            elif upcoming is not None:
-                event = await upcoming
-                upcoming = None
-            else:
-                event = await receive()
+            event = await receive()
             kind = event["type"]
             if kind == "websocket.receive":
                 if rate is not None:
@@ -241,18 +236,65 @@ class Connection:
                     tokens = min(float(rate[0]), tokens + (now - last) * rate[0] / rate[1])
                     last = now
                     if tokens < 1.0:
-                        await session.close(status.POLICY_VIOLATION, "rate limit exceeded")
-                        return session.close_status or WebSocketStatus(status.POLICY_VIOLATION)
+                        await self.close_socket(status.POLICY_VIOLATION, "rate limit exceeded")
+                        return self.close_status or WebSocketStatus(status.POLICY_VIOLATION)
                     tokens -= 1.0
                 text = event.get("text")
-                await session.on_message(text, event.get("bytes") if text is None else None)
-                if session.close_status is not None:
-                    return session.close_status
+                await on_frame(text, event.get("bytes") if text is None else None)
+                if self.close_status is not None:
+                    return self.close_status
             elif kind == "websocket.disconnect":
                 return status_of(event)
 
-    async def _close(self, code: int, reason: str) -> None:
+    # --- sessions: join beside the receive loop, then messages in order -----------------
+
+    def start_join(self, session: Session) -> None:
+        """Run the session's join body in its own task; its messages wait until it returns."""
+        if session.join_handler is None:
+            return
+        session.pending = deque()
+        self._joins[session] = asyncio.ensure_future(self._join_then_drain(session))
+
+    async def _join_then_drain(self, session: Session) -> None:
+        try:
+            await session.run_join()
+            pending = session.pending
+            while pending and not session.closed:
+                text, data = pending.popleft()
+                await session.on_message(text, data)
+        finally:
+            session.pending = None
+            self._joins.pop(session, None)
+
+    async def dispatch(self, session: Session, text: str | None, data: bytes | None) -> None:
+        """Give a message to `session`: now, or after its join body returns."""
+        pending = session.pending
+        if pending is None:
+            await session.on_message(text, data)
+        elif len(pending) < self.settings.max_queue:
+            pending.append((text, data))
+        else:
+            await session.close(status.POLICY_VIOLATION, "too many messages before join returned")
+
+    async def finish_session(self, session: Session, end: WebSocketStatus) -> None:
+        """End one session: stop its join body, then unsubscribe and leave (once)."""
+        join = self._joins.pop(session, None)
+        if join is not None and not join.done() and join is not asyncio.current_task():
+            join.cancel()
+            await asyncio.wait({join})
+        await session.finish(end)
+
+    async def _finish_all(self, end: WebSocketStatus) -> None:
+        for session in self.sessions():
+            await self.finish_session(session, end)
+
+    # --- closing ------------------------------------------------------------------------
+
+    async def close_socket(self, code: int, reason: str) -> None:
         """Server-side close: flush what is queued (bounded in time), then the close frame."""
+        if self.close_status is not None:
+            return
+        self.close_status = WebSocketStatus(code, reason)
         await self.outbox.drain(self.settings.close_timeout)
         self.outbox.abort()
         await self._send_close(code, reason, timeout=self.settings.close_timeout)
@@ -264,11 +306,48 @@ class Connection:
             await asyncio.wait_for(
                 self.send({"type": "websocket.close", "code": code, "reason": reason}), timeout
             )
-        except (TimeoutError, Exception):
+        except Exception:
             logger.debug("could not send close %s to the client", code, exc_info=True)
 
     def _evict(self) -> None:
-        """The outgoing queue overflowed under the disconnect policy: end the connection (1008)."""
+        """The outgoing queue overflowed under the disconnect policy: end the socket (1008)."""
         if self._task is not None and not self._evicted:
             self._evicted = True
             self._task.cancel()
+
+
+class Connection(BaseConnection):
+    """A dedicated (not multiplexed) WebSocket: one session, the connect URL's topic."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        settings: Settings,
+        broker: Broker,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        super().__init__(table, settings, broker, scope, receive, send)
+        self.session = self.new_session(scope, self.close_socket)
+
+    async def open(self) -> None:
+        try:
+            await self.session.handshake()
+        except BaseException:
+            await self.session.ctx.exit_stack.aclose()
+            raise
+
+    async def start(self) -> None:
+        await self.session.subscribe()
+        self.start_join(self.session)
+
+    async def on_frame(self, text: str | None, data: bytes | None) -> None:
+        session = self.session
+        if session.pending is None:
+            await session.on_message(text, data)
+        else:
+            await self.dispatch(session, text, data)
+
+    def sessions(self) -> list[Session]:
+        return [self.session]

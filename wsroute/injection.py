@@ -250,6 +250,10 @@ def _decode_bytes(text: str | None, data: bytes | None) -> bytes:
     return data
 
 
+def _decode_either(text: str | None, data: bytes | None) -> str | bytes:
+    return text if text is not None else data  # type: ignore[return-value]
+
+
 def _decode_data(text: str | None, data: bytes | None) -> Data:
     return Data(text, data)
 
@@ -261,13 +265,22 @@ def _validation_reason(exc: ValidationError) -> str:
 
 
 def make_decoder(annotation: Any) -> Decoder:
-    """The function that turns a received frame into the handler's message type."""
+    """The function that turns a received frame into the handler's message type.
+
+    `str` takes text frames, `bytes` binary frames, ``str | bytes`` either, `Data` either
+    (raw); any other type is JSON validated by pydantic.
+    """
     if annotation is str:
         return _decode_str
     if annotation is bytes:
         return _decode_bytes
     if annotation is Data:
         return _decode_data
+    if typing.get_origin(annotation) in (typing.Union, _UnionType) and set(typing.get_args(annotation)) == {
+        str,
+        bytes,
+    }:
+        return _decode_either
     adapter: TypeAdapter[Any] = TypeAdapter(annotation)
     validate_json = adapter.validate_json
 

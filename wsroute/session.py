@@ -9,6 +9,7 @@ it does the I/O: it feeds messages in and provides the outbox and the way to clo
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -67,6 +68,8 @@ class Session:
         self._subscriber_id: str | None = None
         self._subscribed = False
         self._finished = False
+        # Messages that arrived while the join body runs (None when none is running).
+        self.pending: deque[tuple[str | None, bytes | None]] | None = None
 
     # --- ChannelTarget and Subscriber ------------------------------------------------
 
