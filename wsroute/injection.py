@@ -307,6 +307,8 @@ class Plan:
     decoder: Decoder | None = None
     message_annotation: Any = None
     status_param: str | None = None
+    sends: tuple[Any, ...] = ()
+    """Types named by a typed ``Channel[T]`` parameter: what the handler sends (for docs)."""
 
     @property
     def needs_event_state(self) -> bool:
@@ -443,6 +445,8 @@ class Analyzer:
                     )
                 plan.status_param = name
                 continue
+            if _is_channel(annotation) and typing.get_args(annotation):
+                plan.sends += typing.get_args(annotation)
             source = self.source(name, annotation, metadata, param.default)
             if source.scope == "event":
                 plan.event_params.append((name, source))
