@@ -117,7 +117,8 @@ class Session:
             return values
         if handler in self._forwarded:
             return None
-        self.request.scope["path_params"] = params
+        # A copy: the route table caches `params` for every connection to this path.
+        self.request.scope["path_params"] = dict(params)
         try:
             values = await handler.plan.connection_values(self.ctx)
         except Forward:
