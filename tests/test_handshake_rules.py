@@ -54,3 +54,25 @@ def test_route_path_strips_root_path() -> None:
     assert route_path({"path": "/api/echo", "root_path": "/api"}) == "/echo"
     assert route_path({"path": "/apiecho", "root_path": "/api"}) == "/apiecho"
     assert route_path({"path": "/echo"}) == "/echo"
+
+
+async def test_denial_uses_the_extension_when_offered_else_closes_before_accept() -> None:
+    from starlette.types import Message
+
+    from wsroute.connection import deny
+    from wsroute.guards import Reject
+
+    sent: list[Message] = []
+
+    async def send(event: Message) -> None:
+        sent.append(event)
+
+    with_extension = {"type": "websocket", "extensions": {"websocket.http.response": {}}, "headers": []}
+    await deny(with_extension, send, Reject(401, "no token", {"WWW-Authenticate": "Bearer"}))
+    assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 401
+    assert (b"www-authenticate", b"Bearer") in sent[0]["headers"]
+    assert sent[1] == {"type": "websocket.http.response.body", "body": b'{"detail":"no token"}'}
+
+    sent.clear()
+    await deny({"type": "websocket", "headers": []}, send, Reject(401, "no token"))
+    assert sent == [{"type": "websocket.close", "code": 1008}]
