@@ -10,13 +10,15 @@ import contextlib
 import itertools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.routing import BaseRoute, Match, Mount, NoMatchFound
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wsroute.broker import Broker, BrokerBackend
@@ -24,6 +26,7 @@ from wsroute.connection import Connection, deny
 from wsroute.errors import RegistrationError
 from wsroute.guards import Reject
 from wsroute.injection import EventKind, analyze
+from wsroute.multiplex import MultiplexConnection, negotiate_subprotocol
 from wsroute.outbox import SlowConsumerPolicy
 from wsroute.routes import Handler, RouteTable, compile_route, default_rank, route_path
 from wsroute.settings import ExceptionHandler, Settings
@@ -32,6 +35,9 @@ F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 E = TypeVar("E", bound=BaseException)
 
 _order = itertools.count()
+
+STATIC_DIR = Path(__file__).parent / "static"
+"""The package's browser files: ``multiplex.js`` (the rocket-multiplex client) and its ``.d.ts``."""
 
 
 class WsRouter:
@@ -238,15 +244,27 @@ class WsRouter:
     # --- ASGI ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point for a WebSocket scope (`install` routes them here)."""
+        """ASGI entry point for a WebSocket scope (`install` routes them here).
+
+        A client that offers the ``rocket-multiplex`` subprotocol gets a multiplexed socket.
+        """
+        offered = scope.get("subprotocols")
+        if offered and self.settings.multiplex:
+            token = negotiate_subprotocol(offered)
+            if token is not None:
+                await MultiplexConnection(
+                    self.table, self.settings, self.broker, scope, receive, send, token
+                ).run()
+                return
         await Connection(self.table, self.settings, self.broker, scope, receive, send).run()
 
-    def install(self, app: Starlette) -> None:
+    def install(self, app: Starlette, *, static_path: str | None = "/wsroute") -> None:
         """Attach to a FastAPI or Starlette `app`: WebSocket routes, 426 fallback, lifespan.
 
         WebSocket connections to a registered path reach these handlers; a plain HTTP
         request to such a path gets 426 Upgrade Required only when no HTTP route of the
-        app matches it (HTTP routes added later still win).
+        app matches it (HTTP routes added later still win). The browser client is served
+        at ``{static_path}/multiplex.js`` (``None`` serves nothing).
         """
         if getattr(app.state, "wsroute", None) is not None:
             raise RegistrationError(
@@ -257,6 +275,8 @@ class WsRouter:
         app.state.wsroute_broker = self.broker
         router = app.router
         router.routes.insert(0, _WebSocketEntry(self))
+        if static_path is not None:
+            router.routes.append(Mount(static_path.rstrip("/"), app=StaticFiles(directory=STATIC_DIR)))
         router.default = _UpgradeRequiredFallback(self, router.default)
         original = router.lifespan_context
         broker = self.broker

@@ -31,6 +31,9 @@ from wsroute.status import WebSocketStatus, clip_reason
 
 logger = logging.getLogger("wsroute")
 
+# RFC 6455 §7.4: codes a server may put in a close frame (1004-1006 and 1015 are reserved).
+_SERVER_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
 Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
 
@@ -102,6 +105,8 @@ class Session:
 
     async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
         """Close this session with `code` and `reason` (once; later calls do nothing)."""
+        if not (code in _SERVER_CLOSE_CODES or 3000 <= code <= 4999):
+            raise ValueError(f"close code {code} cannot be sent: use 1000, 1001-1014 or 3000-4999")
         if self.close_status is not None or self._finished:
             return
         reason = clip_reason(reason)

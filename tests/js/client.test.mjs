@@ -1,0 +1,663 @@
+// The MultiplexWebSocket state machine, driven by a fake WebSocket class and fake timers.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+
+import {
+  MultiplexWebSocket,
+  SEP,
+  SUBPROTOCOL,
+  encodeBinary,
+  encodeErr,
+  encodeOk,
+  encodeServerUnsubscribe,
+  encodeText,
+  parseClientFrame,
+} from "../../wsroute/static/multiplex.js";
+
+const S = SEP;
+let hostCounter = 0;
+
+/**
+ * A fresh world per test: its own host (the socket registry is keyed by origin), a fake
+ * WebSocket class recording every instance, fake timers and a fixed `random`.
+ */
+function world({ random = () => 0.5, ...extra } = {}) {
+  const host = `ws://h${++hostCounter}.test`;
+  const sockets = [];
+  const timers = [];
+  let nextTimer = 1;
+
+  class FakeWebSocket {
+    constructor(url, protocols) {
+      this.url = url;
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.binaryType = "blob";
+      this.sent = [];
+      this.closedWith = null;
+      sockets.push(this);
+    }
+    send(data) {
+      assert.equal(this.readyState, 1, "send on a socket that is not open");
+      this.sent.push(typeof data === "string" ? data : new Uint8Array(data));
+    }
+    close(code, reason) {
+      this.closedWith = { code, reason };
+      this.readyState = 3;
+    }
+    // ---- the server's side
+    accept() {
+      this.readyState = 1;
+      this.onopen?.({ type: "open" });
+    }
+    deliver(data) {
+      this.onmessage?.({ type: "message", data });
+    }
+    drop(code = 1006, reason = "", wasClean = false) {
+      this.readyState = 3;
+      this.onclose?.({ type: "close", code, reason, wasClean });
+    }
+    /** Client frames sent so far, parsed; clears the list. */
+    take() {
+      const frames = this.sent.map((frame) => parseClientFrame(frame));
+      this.sent = [];
+      return frames;
+    }
+  }
+
+  const options = {
+    WebSocket: FakeWebSocket,
+    random,
+    setTimeout(callback, ms) {
+      const timer = { id: nextTimer++, callback, ms };
+      timers.push(timer);
+      return timer.id;
+    },
+    clearTimeout(id) {
+      const index = timers.findIndex((timer) => timer.id === id);
+      if (index >= 0) timers.splice(index, 1);
+    },
+    ...extra,
+  };
+
+  return {
+    host,
+    sockets,
+    timers,
+    options,
+    open(path, more = {}) {
+      return record(new MultiplexWebSocket(host + path, { ...options, ...more }));
+    },
+    /** Run the pending timers (only those pending now). */
+    tick() {
+      const due = timers.splice(0);
+      for (const timer of due) timer.callback();
+      return due.map((timer) => timer.ms);
+    },
+  };
+}
+
+/** Attach listeners that log every event as a compact string. */
+function record(topic) {
+  topic.events = [];
+  topic.onopen = () => topic.events.push("open");
+  topic.onerror = () => topic.events.push("error");
+  topic.addEventListener("message", (event) =>
+    topic.events.push(
+      typeof event.data === "string" ? `message:${event.data}` : `binary:${[...new Uint8Array(event.data)]}`,
+    ),
+  );
+  topic.onclose = (event) => topic.events.push(`close:${event.code}:${event.reason}:${event.wasClean}`);
+  return topic;
+}
+
+const sub = (topic) => ({ type: "subscribe", topic });
+const unsub = (topic, code = null, reason = null) => ({ type: "unsubscribe", topic, code, reason });
+const text = (topic, payload) => ({ type: "data", topic, text: payload, data: null });
+const flushMicrotasks = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+describe("WebSocket-like surface", () => {
+  test("constants, url, protocol, binaryType, readyState", () => {
+    const w = world();
+    const room = w.open("/rooms/lobby?x=1#ignored");
+    assert.deepEqual(
+      ["CONNECTING", "OPEN", "CLOSING", "CLOSED"].map((name) => MultiplexWebSocket[name]),
+      [0, 1, 2, 3],
+    );
+    assert.deepEqual([room.CONNECTING, room.OPEN, room.CLOSING, room.CLOSED], [0, 1, 2, 3]);
+    assert.equal(room.url, `${w.host}/rooms/lobby?x=1`);
+    assert.equal(room.topic, "/rooms/lobby?x=1");
+    assert.equal(room.protocol, "");
+    assert.equal(room.binaryType, "arraybuffer");
+    room.binaryType = "nonsense";
+    assert.equal(room.binaryType, "arraybuffer");
+    assert.equal(room.readyState, MultiplexWebSocket.CONNECTING);
+    assert.ok(room instanceof EventTarget);
+  });
+
+  test("http(s) URLs become ws(s); topics are the normalised path and query", () => {
+    const w = world();
+    const url = w.host.replace("ws://", "http://");
+    const room = new MultiplexWebSocket(`${url}/salle/café?q=a b`, w.options);
+    assert.equal(room.url, `${w.host}/salle/caf%C3%A9?q=a%20b`);
+    assert.equal(room.topic, "/salle/caf%C3%A9?q=a%20b");
+    assert.equal(w.sockets[0].url, room.url);
+  });
+
+  test("bad URLs and topics throw SyntaxError like new WebSocket()", () => {
+    const w = world();
+    const urls = ["/relative/no/location", "ftp://h.test/x", `${w.host}/${"a".repeat(100)}`, `${w.host}//x`];
+    for (const url of urls) {
+      assert.throws(
+        () => new MultiplexWebSocket(url, w.options),
+        (error) => error instanceof DOMException && error.name === "SyntaxError",
+        url,
+      );
+    }
+    assert.throws(() => new MultiplexWebSocket(`${w.host}/a`, ["chat"]), TypeError);
+    assert.equal(w.sockets.length, 0);
+  });
+
+  test("the physical socket offers rocket-multiplex, uses arraybuffer and the first topic's URL", () => {
+    const w = world();
+    w.open("/first?token=t");
+    assert.equal(w.sockets.length, 1);
+    assert.equal(w.sockets[0].url, `${w.host}/first?token=t`);
+    assert.deepEqual(w.sockets[0].protocols, [SUBPROTOCOL]);
+    assert.equal(w.sockets[0].binaryType, "arraybuffer");
+  });
+
+  test("close() checks code and reason as WebSocket.close does", () => {
+    const w = world();
+    const room = w.open("/room");
+    for (const code of [999, 1001, 2999, 5000]) {
+      assert.throws(() => room.close(code), (error) => error.name === "InvalidAccessError");
+    }
+    assert.throws(() => room.close(4000, "é".repeat(62)), (error) => error.name === "SyntaxError");
+    assert.equal(room.readyState, MultiplexWebSocket.CONNECTING);
+  });
+
+  test("send(Blob) is refused, other values are sent as text", () => {
+    const w = world();
+    const room = w.open("/room");
+    w.sockets[0].accept();
+    assert.throws(() => room.send(new Blob(["x"])), TypeError);
+    room.send(42);
+    assert.deepEqual(w.sockets[0].take(), [text("/room", "42")]);
+  });
+});
+
+describe("physical socket construction", () => {
+  test("without a WebSocket implementation the constructor throws and leaves nothing behind", () => {
+    assert.equal(typeof globalThis.WebSocket, "undefined"); // Node 20
+    assert.throws(() => new MultiplexWebSocket("ws://nowhere.test/a"), TypeError);
+    const w = world();
+    const a = new MultiplexWebSocket("ws://nowhere.test/a", w.options);
+    assert.equal(a.socket.topics.length, 1);
+  });
+
+  test("a WebSocket constructor that throws: at once it propagates, on reconnect topics close", () => {
+    const w = world();
+    let refuse = true;
+    const Real = w.options.WebSocket;
+    const options = {
+      ...w.options,
+      WebSocket: class extends Real {
+        constructor(url, protocols) {
+          if (refuse) throw new DOMException("blocked", "SecurityError");
+          super(url, protocols);
+        }
+      },
+    };
+    assert.throws(() => new MultiplexWebSocket(`${w.host}/a`, options), (e) => e.name === "SecurityError");
+    refuse = false;
+    const a = record(new MultiplexWebSocket(`${w.host}/a`, options));
+    assert.equal(a.socket.state, "connecting");
+    w.sockets[0].accept();
+    w.sockets[0].drop();
+    refuse = true;
+    w.tick();
+    assert.deepEqual(a.events, ["open", "error", "close:1006:blocked:false"]);
+    assert.equal(a.socket.state, "closed");
+  });
+});
+
+describe("one physical socket per origin", () => {
+  test("the connect topic opens with the socket; later topics SUBSCRIBE and open on OK", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b?x=1");
+    assert.equal(w.sockets.length, 1);
+    assert.equal(a.socket, b.socket);
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(a.events, ["open"]);
+    assert.equal(a.readyState, MultiplexWebSocket.OPEN);
+    assert.equal(b.readyState, MultiplexWebSocket.CONNECTING);
+    assert.deepEqual(ws.take(), [sub("/b?x=1")]); // nothing for the connect topic
+    ws.deliver(encodeOk("SUBSCRIBE", "/b?x=1"));
+    assert.deepEqual(b.events, ["open"]);
+    const c = w.open("/c");
+    assert.deepEqual(ws.take(), [sub("/c")]); // socket already open: at once
+    ws.deliver(encodeOk("SUBSCRIBE", "/c"));
+    assert.deepEqual(c.events, ["open"]);
+    assert.equal(w.sockets.length, 1);
+  });
+
+  test("another port is another origin, hence another socket", () => {
+    const w = world();
+    w.open("/a");
+    new MultiplexWebSocket(`${w.host}:8080/a`, w.options);
+    new MultiplexWebSocket(w.host.replace("ws:", "wss:") + "/a", w.options);
+    assert.equal(w.sockets.length, 3);
+  });
+
+  test("a topic opened twice gets a second socket (each is its own virtual connection)", () => {
+    const w = world();
+    const one = w.open("/room");
+    const two = w.open("/room");
+    assert.notEqual(one.socket, two.socket);
+    assert.equal(w.sockets.length, 2);
+    w.open("/other");
+    assert.equal(w.sockets.length, 2);
+  });
+
+  test("messages go to their topic only; payloads keep their separators", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    ws.deliver(encodeText("/a", `x${S}y${S}`));
+    ws.deliver(encodeBinary("/b", new Uint8Array([0, 0xc2, 0xb7, 255])).buffer);
+    ws.deliver(encodeText("/unknown", "dropped"));
+    ws.deliver("garbage without separator");
+    ws.deliver(`${S}INVALID${S}Not Subscribed`);
+    assert.deepEqual(a.events, ["open", `message:x${S}y${S}`]);
+    assert.deepEqual(b.events, ["open", "binary:0,194,183,255"]);
+  });
+
+  test("binary data is an ArrayBuffer holding only the payload; binaryType blob gives a Blob", async () => {
+    const w = world();
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    let data;
+    a.onmessage = (event) => (data = event.data);
+    ws.deliver(encodeBinary("/a", new Uint8Array([7, 8])).buffer);
+    assert.ok(data instanceof ArrayBuffer);
+    assert.deepEqual([...new Uint8Array(data)], [7, 8]);
+    a.binaryType = "blob";
+    ws.deliver(encodeBinary("/a", new Uint8Array([9])).buffer);
+    assert.ok(data instanceof Blob);
+    assert.deepEqual([...new Uint8Array(await data.arrayBuffer())], [9]);
+  });
+});
+
+describe("buffering", () => {
+  test("sends before open are flushed in order when the topic opens", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    a.send("a1");
+    b.send("b1");
+    a.send(new Uint8Array([1, 2]));
+    assert.equal(a.bufferedAmount, "/a·a1".length + 1 + 6);
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(ws.take(), [
+      sub("/b"),
+      text("/a", "a1"),
+      { type: "data", topic: "/a", text: null, data: new Uint8Array([1, 2]) },
+    ]);
+    b.send("b2");
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    b.send("b3");
+    assert.deepEqual(ws.take(), [text("/b", "b1"), text("/b", "b2"), text("/b", "b3")]);
+    assert.equal(a.bufferedAmount, 0);
+  });
+
+  test("sends from an open handler go after the buffered ones", () => {
+    const w = world();
+    const a = w.open("/a");
+    a.send("first");
+    a.addEventListener("open", () => a.send("second"));
+    w.sockets[0].accept();
+    assert.deepEqual(w.sockets[0].take(), [text("/a", "first"), text("/a", "second")]);
+  });
+});
+
+describe("closing one topic", () => {
+  test("the client's close sends UNSUBSCRIBE and fires close on the server's OK", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    ws.take();
+    b.close(4000, `bye${S}now`);
+    assert.equal(b.readyState, MultiplexWebSocket.CLOSING);
+    assert.deepEqual(ws.take(), [unsub("/b", 4000, `bye${S}now`)]);
+    b.send("discarded");
+    ws.deliver(encodeText("/b", "late"));
+    assert.deepEqual(ws.take(), []);
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/b", "4000", `bye${S}now`));
+    assert.deepEqual(b.events, ["open", `close:4000:bye${S}now:true`]);
+    assert.equal(b.readyState, MultiplexWebSocket.CLOSED);
+    assert.deepEqual(a.events, ["open"]);
+    assert.equal(ws.closedWith, null);
+  });
+
+  test("close() without a code sends a bare UNSUBSCRIBE and reports 1000", () => {
+    const w = world();
+    const a = w.open("/a");
+    w.open("/keep");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.take();
+    a.close();
+    assert.deepEqual(ws.take(), [unsub("/a")]);
+    ws.deliver(encodeErr("Not Subscribed", "UNSUBSCRIBE", "/a"));
+    assert.deepEqual(a.events, ["open", "close:1000::true"]);
+  });
+
+  test("closing the last topic closes the physical socket with 1000 after the OK", () => {
+    const w = world();
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    a.close(4001, "done");
+    assert.deepEqual(ws.take(), [unsub("/a", 4001, "done")]);
+    assert.equal(ws.closedWith, null);
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/a"));
+    assert.deepEqual(ws.closedWith, { code: 1000, reason: undefined });
+    assert.deepEqual(a.events, ["open", "close:4001:done:true"]);
+    // A new topic after that gets a new socket.
+    w.open("/b");
+    assert.equal(w.sockets.length, 2);
+  });
+
+  test("server UNSUBSCRIBE closes that topic only", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    ws.deliver(encodeServerUnsubscribe("/a", 4000, `kicked${S}out`));
+    assert.deepEqual(a.events, ["open", `close:4000:kicked${S}out:true`]);
+    assert.equal(b.readyState, MultiplexWebSocket.OPEN);
+    b.send("still here");
+    assert.deepEqual(ws.take().at(-1), text("/b", "still here"));
+    assert.equal(ws.closedWith, null);
+  });
+
+  test("server UNSUBSCRIBE of the only topic closes the physical socket", () => {
+    const w = world();
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeServerUnsubscribe("/a", 1011, "join failed"));
+    assert.deepEqual(a.events, ["open", "close:1011:join failed:true"]);
+    assert.deepEqual(ws.closedWith, { code: 1000, reason: undefined });
+  });
+
+  test("close while CONNECTING fires an unclean 1006 and aborts an unneeded socket", async () => {
+    const w = world();
+    const a = w.open("/a");
+    a.close(4000, "never mind");
+    assert.equal(a.readyState, MultiplexWebSocket.CLOSING);
+    await flushMicrotasks();
+    assert.deepEqual(a.events, ["close:1006::false"]);
+    assert.deepEqual(w.sockets[0].closedWith, { code: 1000, reason: undefined });
+  });
+
+  test("a connect topic closed before the socket opens is unsubscribed once it does", async () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    a.close();
+    await flushMicrotasks();
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(a.events, ["close:1006::false"]);
+    assert.deepEqual(ws.take(), [unsub("/a"), sub("/b")]);
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/a"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    assert.deepEqual(b.events, ["open"]);
+    assert.deepEqual(a.events, ["close:1006::false"]);
+  });
+
+  test("a topic closed while subscribing is unsubscribed when the OK comes", async () => {
+    const w = world();
+    w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.take();
+    b.close();
+    await flushMicrotasks();
+    assert.deepEqual(ws.take(), []); // wait for the SUBSCRIBE's reply first
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    assert.deepEqual(ws.take(), [unsub("/b")]);
+    assert.deepEqual(b.events, ["close:1006::false"]);
+  });
+
+  test("a topic reopened while its UNSUBSCRIBE is pending subscribes after the OK", () => {
+    const w = world();
+    w.open("/keep");
+    const ws = w.sockets[0];
+    ws.accept();
+    const first = w.open("/room");
+    ws.deliver(encodeOk("SUBSCRIBE", "/room"));
+    ws.take();
+    first.close();
+    const second = w.open("/room");
+    assert.equal(second.socket, first.socket); // the first is no longer wanted there
+    assert.deepEqual(ws.take(), [unsub("/room")]);
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/room"));
+    assert.deepEqual(first.events, ["open", "close:1000::true"]);
+    assert.deepEqual(ws.take(), [sub("/room")]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/room"));
+    assert.deepEqual(second.events, ["open"]);
+  });
+});
+
+describe("refused subscriptions", () => {
+  test("ERR for a SUBSCRIBE fires error and close, and is not retried after a reconnect", () => {
+    const w = world();
+    const a = w.open("/a");
+    const secret = w.open("/secret");
+    const full = w.open("/full");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeErr("403 Forbidden", "SUBSCRIBE", "/secret"));
+    ws.deliver(encodeErr("Too Many Topics", "SUBSCRIBE", "/full"));
+    assert.deepEqual(secret.events, ["error", "close:4403:403 Forbidden:false"]);
+    assert.deepEqual(full.events, ["error", "close:1008:Too Many Topics:false"]);
+    assert.equal(secret.readyState, MultiplexWebSocket.CLOSED);
+    assert.deepEqual(a.events, ["open"]);
+    ws.drop();
+    w.tick();
+    w.sockets[1].accept();
+    assert.deepEqual(w.sockets[1].take(), []);
+    assert.equal(w.sockets[1].url, `${w.host}/a`);
+  });
+
+  test("ERR for the only topic left closes the physical socket", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    a.close();
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(ws.take(), [unsub("/a"), sub("/b")]);
+    ws.deliver(encodeErr("404 Not Found", "SUBSCRIBE", "/b"));
+    assert.deepEqual(b.events, ["error", "close:4404:404 Not Found:false"]);
+    assert.deepEqual(ws.closedWith, { code: 1000, reason: undefined });
+  });
+});
+
+describe("reconnection", () => {
+  test("a lost connection takes open topics back to CONNECTING without a close event", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    ws.drop(1006);
+    assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
+    assert.equal(b.readyState, MultiplexWebSocket.CONNECTING);
+    assert.deepEqual(a.events, ["open"]);
+    assert.equal(a.socket.state, "waiting");
+  });
+
+  test("it reconnects to the first wanted topic, resubscribes the others, flushes new sends", () => {
+    const w = world();
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const c = w.open("/c");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/c"));
+    ws.drop(1001, "going away", true);
+    a.close(); // no longer wanted: the next connect URL is /b
+    b.send("while away");
+    assert.deepEqual(w.tick(), [125]);
+    const again = w.sockets[1];
+    assert.equal(again.url, `${w.host}/b`);
+    again.accept();
+    assert.deepEqual(again.take(), [sub("/c"), text("/b", "while away")]);
+    again.deliver(encodeOk("SUBSCRIBE", "/c"));
+    assert.deepEqual(b.events, ["open", "open"]);
+    assert.deepEqual(c.events, ["open", "open"]);
+  });
+
+  test("full-jitter exponential backoff, capped, reset once connected", () => {
+    const w = world({
+      random: () => 0.999,
+      backoffBase: 100,
+      backoffCap: 1000,
+    });
+    w.open("/a");
+    const delays = [];
+    for (let attempt = 0; attempt < 6; attempt++) {
+      w.sockets.at(-1).drop(); // the handshake fails: also a lost connection
+      delays.push(...w.tick().map(Math.round));
+    }
+    assert.deepEqual(delays, [100, 200, 400, 799, 999, 999]);
+    assert.equal(w.sockets.length, 7);
+    w.sockets.at(-1).accept();
+    w.sockets.at(-1).drop();
+    assert.deepEqual(w.tick().map(Math.round), [100]);
+  });
+
+  test("the delay is random(0, ceiling): full jitter", () => {
+    const values = [0, 0.25, 0.5];
+    const w = world({ random: () => values.shift() });
+    w.open("/a");
+    const delays = [];
+    for (let i = 0; i < 3; i++) {
+      w.sockets.at(-1).drop();
+      delays.push(...w.tick());
+    }
+    assert.deepEqual(delays, [0 * 250, 0.25 * 500, 0.5 * 1000]);
+  });
+
+  test("a refused handshake rotates the connect URL so the other topics can connect", () => {
+    const w = world();
+    const locked = w.open("/locked");
+    const free = w.open("/free");
+    w.sockets[0].drop(1006); // e.g. HTTP 403 on /locked: never opened
+    w.tick();
+    const again = w.sockets[1];
+    assert.equal(again.url, `${w.host}/free`);
+    again.accept();
+    assert.deepEqual(free.events, ["open"]);
+    assert.deepEqual(again.take(), [sub("/locked")]);
+    again.deliver(encodeErr("403 Forbidden", "SUBSCRIBE", "/locked"));
+    assert.deepEqual(locked.events, ["error", "close:4403:403 Forbidden:false"]);
+  });
+
+  test("a close pending when the connection is lost fires an unclean 1006", () => {
+    const w = world();
+    const a = w.open("/a");
+    w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    a.close(4000, "bye");
+    ws.drop();
+    assert.deepEqual(a.events, ["open", "close:1006::false"]);
+  });
+
+  test("closing every topic during the backoff cancels the reconnect", async () => {
+    const w = world();
+    const a = w.open("/a");
+    w.sockets[0].accept();
+    w.sockets[0].drop();
+    assert.equal(w.timers.length, 1);
+    a.close();
+    await flushMicrotasks();
+    assert.equal(w.timers.length, 0);
+    assert.deepEqual(a.events, ["open", "close:1006::false"]);
+    assert.equal(a.socket.state, "closed");
+  });
+
+  test("stop codes close every topic with that code and do not reconnect", () => {
+    for (const code of [1008, 3000, 3003, 4401, 4403]) {
+      const w = world();
+      const a = w.open("/a");
+      const b = w.open("/b");
+      const ws = w.sockets[0];
+      ws.accept();
+      ws.drop(code, "go away", true);
+      assert.deepEqual(a.events, ["open", `close:${code}:go away:true`]);
+      assert.deepEqual(b.events, [`close:${code}:go away:true`]);
+      assert.equal(w.timers.length, 0);
+      assert.equal(w.sockets.length, 1);
+    }
+  });
+
+  test("the stop codes are configurable", () => {
+    const w = world({ stopCodes: [4000] });
+    const a = w.open("/a");
+    w.sockets[0].accept();
+    w.sockets[0].drop(4401);
+    assert.equal(w.timers.length, 1);
+    w.tick();
+    w.sockets[1].accept();
+    w.sockets[1].drop(4000, "bye", true);
+    assert.deepEqual(a.events, ["open", "open", "close:4000:bye:true"]);
+    assert.equal(w.timers.length, 0);
+  });
+
+  test("a stale socket's late events are ignored", () => {
+    const w = world();
+    const a = w.open("/a");
+    const old = w.sockets[0];
+    old.accept();
+    old.drop();
+    w.tick();
+    old.deliver(encodeText("/a", "ghost"));
+    old.drop();
+    assert.equal(w.timers.length, 0);
+    assert.deepEqual(a.events, ["open"]);
+  });
+
+  test("a topic opened from a close handler of the last topic gets a fresh socket", () => {
+    const w = world();
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    let next;
+    a.addEventListener("close", () => (next = w.open("/b")));
+    ws.deliver(encodeServerUnsubscribe("/a", 4000, "moved"));
+    assert.equal(w.sockets.length, 2);
+    w.sockets[1].accept();
+    assert.deepEqual(next.events, ["open"]);
+  });
+});

@@ -1,0 +1,184 @@
+"""A `rocket-multiplex` socket: many topics on one WebSocket, each a virtual connection.
+
+Every subscribed topic gets its own `Session` — its own copy of the handshake request
+with the topic as URL, its own local cache, join, leave and subscription — so handlers
+cannot tell it from a dedicated connection. The connect URL is the first topic. Frames are
+parsed and built by the sans-I/O `codec`; this module only does the bookkeeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from urllib.parse import quote
+
+from starlette.types import Message, Receive, Scope, Send
+
+from wsroute.broker import Broker
+from wsroute.connection import BaseConnection
+from wsroute.errors import ChannelClosed
+from wsroute.guards import Reject
+from wsroute.messages import text_event
+from wsroute.multiplex.codec import (
+    DataFrame,
+    InvalidTopic,
+    ProtocolError,
+    Reason,
+    Subscribe,
+    encode_binary,
+    encode_err,
+    encode_invalid,
+    encode_ok,
+    encode_server_unsubscribe,
+    encode_text,
+    parse_client_frame,
+    split_topic,
+)
+from wsroute.routes import RouteTable
+from wsroute.session import Closer, Framer, Session
+from wsroute.settings import Settings
+from wsroute.status import NORMAL, WebSocketStatus
+
+logger = logging.getLogger("wsroute")
+
+
+def _framer(topic: str) -> Framer:
+    """Prefix every outgoing event of one topic with ``topic·`` (the prefix is built once)."""
+    text_prefix = encode_text(topic, "")
+    bytes_prefix = encode_binary(topic, b"")
+
+    def frame(event: Message) -> Message:
+        text = event.get("text")
+        if text is not None:
+            return {"type": "websocket.send", "text": text_prefix + text}
+        return {"type": "websocket.send", "bytes": bytes_prefix + event["bytes"]}
+
+    return frame
+
+
+def connect_topic(scope: Scope) -> str:
+    """The first topic's name on the wire: the connect path as sent, plus ``?query``."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else quote(scope["path"])
+    query = scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+class MultiplexConnection(BaseConnection):
+    """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
+
+    def __init__(
+        self,
+        table: RouteTable,
+        settings: Settings,
+        broker: Broker,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        subprotocol: str,
+    ) -> None:
+        super().__init__(table, settings, broker, scope, receive, send)
+        self.subprotocol = subprotocol
+        self.topics: dict[str, Session] = {}
+        self.first_topic = connect_topic(scope)
+        self.first = self._session(self.first_topic, scope)
+
+    def _session(self, topic: str, scope: Scope) -> Session:
+        async def closer(code: int, reason: str) -> None:
+            await self._close_topic(topic, code, reason)
+
+        close: Closer = closer
+        return self.new_session(scope, close, _framer(topic))
+
+    def sessions(self) -> list[Session]:
+        return list(self.topics.values())
+
+    async def open(self) -> None:
+        try:
+            await self.first.handshake()
+        except BaseException:
+            await self.first.ctx.exit_stack.aclose()
+            raise
+
+    async def start(self) -> None:
+        self.topics[self.first_topic] = self.first
+        await self.first.subscribe()
+        self.start_join(self.first)
+
+    async def _reply(self, text: str) -> None:
+        with contextlib.suppress(ChannelClosed):
+            await self.outbox.send(text_event(text))
+
+    async def on_frame(self, text: str | None, data: bytes | None) -> None:
+        try:
+            frame = parse_client_frame(text, data)
+        except ProtocolError as exc:
+            await self._reply(encode_invalid(exc.reason))
+            return
+        if isinstance(frame, DataFrame):
+            session = self.topics.get(frame.topic)
+            if session is None:
+                await self._reply(encode_invalid(Reason.NOT_SUBSCRIBED))
+            else:
+                await self.dispatch(session, frame.text, frame.data)
+        elif isinstance(frame, Subscribe):
+            await self._subscribe(frame.topic)
+        else:
+            params = [frame.topic]
+            if frame.code is not None:
+                params.append(str(frame.code))
+                if frame.reason is not None:
+                    params.append(frame.reason)
+            session = self.topics.pop(frame.topic, None)
+            if session is None:
+                await self._reply(encode_err(Reason.NOT_SUBSCRIBED, "UNSUBSCRIBE", *params))
+                return
+            end = WebSocketStatus(frame.code or NORMAL, frame.reason or "")
+            await self.finish_session(session, end)
+            await self._reply(encode_ok("UNSUBSCRIBE", *params))
+
+    async def _subscribe(self, topic: str) -> None:
+        try:
+            path, raw_path, query = split_topic(topic)
+        except InvalidTopic:
+            await self._reply(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", topic))
+            return
+        if topic in self.topics:
+            await self._reply(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", topic))
+            return
+        if len(self.topics) >= self.settings.max_topics:
+            await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", topic))
+            return
+        root = self.scope.get("root_path", "")
+        scope: Scope = {
+            **self.scope,
+            "path": root + path,
+            "raw_path": root.encode() + raw_path,
+            "query_string": query,
+            "path_params": {},
+        }
+        session = self._session(topic, scope)
+        try:
+            await session.handshake()
+        except Reject as reject:
+            await session.ctx.exit_stack.aclose()
+            await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", topic))
+            return
+        except Exception:
+            logger.exception("exception while subscribing to %s", topic)
+            await session.ctx.exit_stack.aclose()
+            await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", topic))
+            return
+        self.topics[topic] = session
+        await session.subscribe()
+        # OK before the join body runs, as accept is for a dedicated connection.
+        await self._reply(encode_ok("SUBSCRIBE", topic))
+        self.start_join(session)
+
+    async def _close_topic(self, topic: str, code: int, reason: str) -> None:
+        """The server closed one topic: tell the client, then leave; the socket stays open."""
+        session = self.topics.pop(topic, None)
+        if session is None:
+            return
+        await self._reply(encode_server_unsubscribe(topic, code, reason))
+        await self.finish_session(session, WebSocketStatus(code, reason))

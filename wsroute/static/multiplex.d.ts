@@ -1,0 +1,220 @@
+/**
+ * Type declarations of multiplex.js: wsroute's browser client for the `rocket-multiplex`
+ * WebSocket sub-protocol, in which every topic of one origin shares one physical socket.
+ *
+ * Wire format (S = U+00B7 MIDDLE DOT, "·"):
+ *   data, both directions:         TOPIC S PAYLOAD   (text or binary; topic prefix UTF-8)
+ *   control, text only, <= 512 B:  S ACTION (S PARAM)* [S]
+ *
+ * Import it from the path the app serves it at:
+ *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
+ */
+
+/** The separator, U+00B7 MIDDLE DOT. */
+export const SEP: "\u00b7";
+/** The `Sec-WebSocket-Protocol` token the physical socket offers. */
+export const SUBPROTOCOL: "rocket-multiplex";
+/** Longest topic, in UTF-8 bytes. */
+export const MAX_TOPIC_BYTES: 100;
+/** Longest control frame a client may send, in UTF-8 bytes. */
+export const MAX_CONTROL_BYTES: 512;
+/** Physical close codes after which the client does not reconnect, unless overridden. */
+export const DEFAULT_STOP_CODES: readonly number[];
+
+/** REASON fields of `ERR` and `INVALID` replies, spelled exactly as on the wire. */
+export const Reason: Readonly<{
+  ALREADY_SUBSCRIBED: "Already Subscribed";
+  NOT_SUBSCRIBED: "Not Subscribed";
+  TOO_MANY_TOPICS: "Too Many Topics";
+  INVALID_TOPIC: "Invalid Topic";
+  NO_CONTROL_CHARACTER: "No Control Character";
+  CONTROL_TOO_LONG: "Control Message Too Long";
+  INVALID_CONTROL: "Invalid Control Message";
+  INVALID_UTF8: "Invalid Utf-8";
+}>;
+
+/** A malformed frame; `reason` is one of the `INVALID` reasons of {@link Reason}. */
+export class ProtocolError extends Error {
+  constructor(reason: string, detail?: string);
+  readonly reason: string;
+  /** What exactly was wrong (for logs, not for the wire). */
+  readonly detail: string;
+}
+
+/** `TOPIC·PAYLOAD`: `text` for a text frame, `data` (a view into the frame) for a binary one. */
+export type DataFrame =
+  | { type: "data"; topic: string; text: string; data: null }
+  | { type: "data"; topic: string; text: null; data: Uint8Array };
+/** Client `·SUBSCRIBE·topic`. */
+export interface SubscribeFrame {
+  type: "subscribe";
+  topic: string;
+}
+/** Client `·UNSUBSCRIBE·topic[·code[·reason]]`; `code` is 1000 or 3000-4999 when set. */
+export interface UnsubscribeFrame {
+  type: "unsubscribe";
+  topic: string;
+  code: number | null;
+  reason: string | null;
+}
+/** Server `·OK·ACTION·PARAMS…`. */
+export interface OkFrame {
+  type: "ok";
+  action: string;
+  params: string[];
+}
+/** Server `·ERR·REASON·ACTION·PARAMS…`. */
+export interface ErrFrame {
+  type: "err";
+  reason: string;
+  action: string;
+  params: string[];
+}
+/** Server `·INVALID·REASON`. */
+export interface InvalidFrame {
+  type: "invalid";
+  reason: string;
+}
+/** Server `·UNSUBSCRIBE·topic·code·reason`: the server closed one topic. */
+export interface ServerUnsubscribeFrame {
+  type: "server_unsubscribe";
+  topic: string;
+  code: number;
+  reason: string;
+}
+export type ClientFrame = DataFrame | SubscribeFrame | UnsubscribeFrame;
+export type ServerFrame = DataFrame | OkFrame | ErrFrame | InvalidFrame | ServerUnsubscribeFrame;
+
+/** Parse a frame from the server. @throws {ProtocolError} */
+export function parseServerFrame(frame: string | ArrayBuffer | ArrayBufferView): ServerFrame;
+/** Parse a frame a client sent (for tests and fake servers). @throws {ProtocolError} */
+export function parseClientFrame(frame: string | ArrayBuffer | ArrayBufferView): ClientFrame;
+/** Why a topic may not be subscribed, or `null` if it may. */
+export function invalidTopicReason(topic: string): string | null;
+/** UTF-8 length; a lone surrogate counts 3 bytes. */
+export function utf8Length(text: string): number;
+/** Close code for a refused SUBSCRIBE: `"403 Forbidden"` → 4403, other reasons → 1008. */
+export function closeCodeForError(reason: string): number;
+
+/** `topic·payload`. @throws {TypeError} for an empty topic or one containing `·` */
+export function encodeText(topic: string, payload: string): string;
+/** UTF-8 topic, separator, payload. @throws {TypeError} as {@link encodeText} */
+export function encodeBinary(topic: string, payload: ArrayBuffer | ArrayBufferView): Uint8Array;
+/** `·SUBSCRIBE·topic`. */
+export function encodeSubscribe(topic: string): string;
+/** `·UNSUBSCRIBE·topic[·code[·reason]]`. @throws {TypeError} for a reason without a code */
+export function encodeUnsubscribe(topic: string, code?: number | null, reason?: string | null): string;
+/** `·OK·ACTION·PARAMS…`. */
+export function encodeOk(action: string, ...params: string[]): string;
+/** `·ERR·REASON·ACTION·PARAMS…`. */
+export function encodeErr(reason: string, action: string, ...params: string[]): string;
+/** `·INVALID·REASON`. */
+export function encodeInvalid(reason: string): string;
+/** `·UNSUBSCRIBE·topic·code·reason`. @throws {TypeError} for a code outside 1000-4999 */
+export function encodeServerUnsubscribe(topic: string, code: number, reason: string): string;
+
+/** Options of a topic's shared socket; only the first topic of an origin's socket sets them. */
+export interface MultiplexOptions {
+  /** WebSocket constructor to use instead of `globalThis.WebSocket` (tests, Node). */
+  WebSocket?: new (url: string, protocols: string[]) => WebSocket;
+  /** Source of randomness for the backoff jitter, in [0, 1). Default `Math.random`. */
+  random?: () => number;
+  /** Timer hooks. Default the global `setTimeout` / `clearTimeout`. */
+  setTimeout?: (callback: () => void, ms: number) => unknown;
+  clearTimeout?: (id: any) => void;
+  /** Backoff: delay = random() × min(backoffCap, backoffBase × 2^attempt) ms. Default 250. */
+  backoffBase?: number;
+  /** Default 10 000 ms. */
+  backoffCap?: number;
+  /** Close codes of the physical socket that stop reconnection. Default {@link DEFAULT_STOP_CODES}. */
+  stopCodes?: Iterable<number>;
+}
+
+/**
+ * The physical socket shared by the topics of one origin (created by
+ * {@link MultiplexWebSocket}; exported for inspection and tests).
+ */
+export class MultiplexSocket {
+  constructor(origin: string, options?: MultiplexOptions);
+  /** The origin its topics share, e.g. `"wss://example.com"`. */
+  readonly origin: string;
+  /** `waiting` = backing off before a reconnect; `closed` = discarded. */
+  readonly state: "idle" | "connecting" | "open" | "waiting" | "closed";
+  /** Failed connections in a row; reset once a connection opens. */
+  readonly attempt: number;
+  /** Topics wanted on this socket, the next connect URL's first. */
+  readonly topics: string[];
+  /** The physical WebSocket now in use, if any. */
+  readonly webSocket: WebSocket | null;
+}
+
+export interface MultiplexWebSocketEventMap {
+  open: Event;
+  message: MessageEvent;
+  close: CloseEvent;
+  error: Event;
+}
+
+/**
+ * One topic of a shared rocket-multiplex socket, used like a browser `WebSocket`. Sends made
+ * while CONNECTING are buffered; a lost connection takes the topic back to CONNECTING (no close
+ * event) while the socket reconnects; `send(Blob)` throws; `protocol` is always `""`.
+ * A refused SUBSCRIBE fires `error` then `close` (4000 + HTTP status, else 1008).
+ */
+export class MultiplexWebSocket extends EventTarget {
+  /**
+   * @param url `ws:`/`wss:` (or `http:`/`https:`) URL, or a path relative to `location`.
+   * @throws {DOMException} `SyntaxError` for a bad URL or topic (over 100 bytes, `//…`)
+   */
+  constructor(url: string | URL, options?: MultiplexOptions);
+  static readonly CONNECTING: 0;
+  static readonly OPEN: 1;
+  static readonly CLOSING: 2;
+  static readonly CLOSED: 3;
+  readonly CONNECTING: 0;
+  readonly OPEN: 1;
+  readonly CLOSING: 2;
+  readonly CLOSED: 3;
+  readonly url: string;
+  /** The topic on the wire: the URL's path and query. */
+  readonly topic: string;
+  readonly readyState: 0 | 1 | 2 | 3;
+  readonly protocol: "";
+  readonly extensions: "";
+  /** Bytes buffered until the topic opens. */
+  readonly bufferedAmount: number;
+  binaryType: "arraybuffer" | "blob";
+  /** The shared physical socket. */
+  readonly socket: MultiplexSocket;
+  onopen: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
+  onmessage: ((this: MultiplexWebSocket, event: MessageEvent) => unknown) | null;
+  onclose: ((this: MultiplexWebSocket, event: CloseEvent) => unknown) | null;
+  onerror: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
+  /** Text for a string, binary for an ArrayBuffer or view; other values are sent as `String(data)`. */
+  send(data: string | ArrayBuffer | ArrayBufferView): void;
+  /**
+   * Unsubscribe this topic only; `close` fires on the server's OK (or at once, 1006, if the
+   * topic never opened). @throws {DOMException} as `WebSocket.close` does
+   */
+  close(code?: number, reason?: string): void;
+  addEventListener<K extends keyof MultiplexWebSocketEventMap>(
+    type: K,
+    listener: (this: MultiplexWebSocket, event: MultiplexWebSocketEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof MultiplexWebSocketEventMap>(
+    type: K,
+    listener: (this: MultiplexWebSocket, event: MultiplexWebSocketEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
