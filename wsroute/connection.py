@@ -193,17 +193,19 @@ class BaseConnection:
         """Run the accepted socket to its end; every session's leave runs exactly once."""
         self._task = asyncio.current_task()
         end = WebSocketStatus(status.ABNORMAL, "")
-        cancelled = False
+        # The caller's own cancellation, re-raised as is: the server (or a test client's
+        # cancel scope) recognises it by identity and message.
+        cancellation: asyncio.CancelledError | None = None
         try:
             await self.start()
             end = await self._loop()
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if self._evicted and self._task is not None:
                 self._task.uncancel()
                 end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
                 await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0)
             else:
-                cancelled = True
+                cancellation = exc
                 end = WebSocketStatus(status.GOING_AWAY, "server shutting down")
         except Exception:
             logger.exception("WebSocket connection to %s failed", self.scope["path"])
@@ -212,14 +214,14 @@ class BaseConnection:
         finally:
             self._task = None
             self.outbox.abort()
-            # Shielded: a second cancellation must not cut the leave handlers short.
+            # Shielded: a cancellation must not cut the leave handlers short.
             finish = asyncio.ensure_future(self._finish_all(end))
             try:
                 await asyncio.shield(finish)
-            except asyncio.CancelledError:
-                cancelled = True
-        if cancelled:
-            raise asyncio.CancelledError
+            except asyncio.CancelledError as exc:
+                cancellation = cancellation or exc
+        if cancellation is not None:
+            raise cancellation
 
     async def _loop(self) -> WebSocketStatus:
         receive = self.receive

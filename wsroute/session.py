@@ -21,7 +21,7 @@ from wsroute import status
 from wsroute.broker import Broker
 from wsroute.broker.hub import new_subscriber_id
 from wsroute.channel import Channel
-from wsroute.errors import ChannelClosed, MessageError, MessageTooLarge, Unhandled
+from wsroute.errors import BrokerUnavailable, ChannelClosed, MessageError, MessageTooLarge, Unhandled
 from wsroute.guards import Forward, HandshakeRequest, Reject
 from wsroute.injection import Context, EventState
 from wsroute.outbox import Outbox
@@ -265,6 +265,10 @@ class Session:
             await self._close_quietly(status.POLICY_VIOLATION, str(exc.detail))
         elif isinstance(exc, Forward):
             await self._close_quietly(status.UNSUPPORTED_DATA, "no handler accepted the event")
+        elif isinstance(exc, BrokerUnavailable):
+            # An outage, not a bug: no traceback; 1013 tells the client to come back later.
+            logger.warning("broadcast from %s failed: %s", self.route_path, exc)
+            await self._close_quietly(status.TRY_AGAIN_LATER, "broker unavailable, try again later")
         else:
             logger.error("exception in WebSocket handler for %s", self.route_path, exc_info=exc)
             await self._close_quietly(status.INTERNAL_ERROR, "Internal Error")

@@ -18,6 +18,8 @@ Deliver = Callable[[str, Message, "str | None"], None]
 
 `event` is the ASGI ``websocket.send`` event to hand to each local subscriber; `exclude`
 is the subscriber id that must not get it (the sender of a broadcast that excluded itself).
+Subscriber ids are unique only within one process: a backend that crosses processes must
+pass `exclude` back only in the process that published (tag it with a node id).
 """
 
 

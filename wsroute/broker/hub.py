@@ -61,6 +61,7 @@ class Broker:
     def __init__(self, backend: BrokerBackend | str = "memory://") -> None:
         self.backend = backend_from_url(backend) if isinstance(backend, str) else backend
         self._topics: dict[str, dict[Subscriber, None]] = {}
+        self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
 
@@ -94,6 +95,7 @@ class Broker:
             if self._started:
                 self._started = False
                 self._topics.clear()
+                self._subscribing.clear()
                 await self.backend.stop()
 
     async def __aenter__(self) -> Broker:
@@ -117,9 +119,21 @@ class Broker:
         subscribers = self._topics.get(topic)
         if subscribers is None:
             self._topics[topic] = {subscriber: None}
-            await self.backend.subscribe(topic)
+            confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._subscribing[topic] = confirmed
+            try:
+                await self.backend.subscribe(topic)
+            finally:
+                if self._subscribing.get(topic) is confirmed:
+                    del self._subscribing[topic]
+                confirmed.set_result(None)
         else:
             subscribers[subscriber] = None
+            pending = self._subscribing.get(topic)
+            if pending is not None:
+                # The first subscriber's backend subscribe is still in flight: return only
+                # once it is confirmed, so this subscriber's join cannot run before it.
+                await asyncio.wait({pending})
 
     async def unsubscribe(self, topic: str, subscriber: Subscriber) -> None:
         """Remove a local subscriber; the backend hears of it when the topic has none left."""

@@ -1,0 +1,563 @@
+"""The Redis backend: broadcasts reach every process and host that shares one Redis.
+
+``WsRouter(broker="redis://127.0.0.1:6379/0")`` (or ``rediss://…``, ``unix://…``) selects it;
+it needs the ``redis`` extra (``pip install 'wsroute[redis]'``). It is built on Redis
+pub/sub driven through `redis.asyncio` connections. Each process holds at most two
+connections:
+
+* the **publish connection**, opened by `start` (which fails fast with `BrokerUnavailable`
+  naming the URL when Redis is unreachable). Publishes go through it one at a time, so the
+  order of `publish` calls is the order Redis sees them; a write-only publisher (``async
+  with Broker(url)``) holds only this one.
+* the **subscription connection**, opened by a listener task on the first `subscribe`. It
+  carries ``SUBSCRIBE``/``UNSUBSCRIBE`` in the order they were called and receives the
+  messages. When it breaks, the listener reconnects with exponential backoff and jitter and
+  subscribes again to every topic still wanted.
+
+Topic ``/rooms/lobby`` is the Redis channel ``<channel_prefix>/rooms/lobby`` (prefix
+``"wsroute:"`` by default; ``?channel_prefix=myapp:`` in the URL sets it too). Pub/sub
+channels are not scoped by the database number, so apps that share a Redis must use
+different prefixes.
+
+Wire format
+-----------
+Every Redis message is one envelope, built once per publish::
+
+    byte 0        flags: high nibble = format version (1),
+                  bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present
+    [byte 1]      n = length of the exclude id (only when bit 1 is set)
+    [n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>"
+    rest          the payload: the text frame in UTF-8, or the binary frame as is
+
+So a text broadcast ``"hi"`` is ``b"\\x10hi"`` and a binary one ``b"\\x11\\x00\\x01"``. The
+exclude id is qualified by the publishing backend's random node id, because subscriber
+ids are only unique within one process: only the origin process skips that subscriber.
+`encode_envelope` and `decode_envelope` implement the format (for publishers written
+outside wsroute, or other languages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from redis.asyncio.connection import Connection, ConnectionPool, parse_url
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from starlette.types import Message
+
+from wsroute.broker.base import BrokerBackend, Deliver
+from wsroute.errors import BrokerUnavailable
+
+logger = logging.getLogger("wsroute")
+
+_VERSION = 0x10
+_BINARY = 0x01
+_EXCLUDE = 0x02
+_KNOWN_FLAGS = _BINARY | _EXCLUDE
+
+# SUBSCRIBE many channels in a few commands of bounded size after a reconnect.
+_BATCH = 512
+
+
+def encode_envelope(event: Message, exclude: str | None = None) -> bytes:
+    """Encode an ASGI ``websocket.send`` event (and an optional exclude id) as one envelope.
+
+    Raises `ValueError` when the exclude id is longer than 255 bytes in UTF-8.
+    """
+    text: str | None = event.get("text")
+    if text is not None:
+        flags, payload = _VERSION, text.encode()
+    else:
+        flags, payload = _VERSION | _BINARY, bytes(event.get("bytes") or b"")
+    if exclude is None:
+        return bytes((flags,)) + payload
+    token = exclude.encode()
+    if len(token) > 255:
+        raise ValueError(f"exclude id too long for the Redis envelope ({len(token)} > 255 bytes)")
+    return bytes((flags | _EXCLUDE, len(token))) + token + payload
+
+
+def decode_envelope(data: bytes) -> tuple[Message, str | None]:
+    """Decode an envelope into the ASGI send event and the exclude id (or None).
+
+    Raises `ValueError` for an empty message, an unknown format version or bad UTF-8.
+    """
+    if not data:
+        raise ValueError("empty message")
+    flags = data[0]
+    if flags & 0xF0 != _VERSION or flags & ~(_VERSION | _KNOWN_FLAGS):
+        raise ValueError(f"unknown envelope header 0x{flags:02x}")
+    start = 1
+    exclude = None
+    if flags & _EXCLUDE:
+        if len(data) < 2 or len(data) < 2 + data[1]:
+            raise ValueError("truncated exclude id")
+        start = 2 + data[1]
+        exclude = data[2:start].decode()
+    if flags & _BINARY:
+        return {"type": "websocket.send", "bytes": data[start:]}, exclude
+    return {"type": "websocket.send", "text": data[start:].decode()}, exclude
+
+
+def safe_url(url: str) -> str:
+    """`url` with any password replaced by ``***`` (for error messages and logs)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        netloc = f"{user}:***@{hostinfo}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key == "password" for key, _ in pairs):
+            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _split_url(url: str) -> tuple[str, str | None]:
+    """Take wsroute's ``channel_prefix`` (and a ``protocol`` this backend fixes) out of the URL."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url, None
+    prefix = None
+    rest = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key == "channel_prefix":
+            prefix = value
+        elif key != "protocol":
+            rest.append((key, value))
+    return urlunsplit(parts._replace(query=urlencode(rest))), prefix
+
+
+class _Connection(Protocol):
+    """The part of `redis.asyncio.connection.AbstractConnection` this backend drives."""
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    async def connect(self) -> None: ...
+
+    async def disconnect(self, nowait: bool = False) -> None: ...
+
+    def pack_command(self, *args: bytes | str) -> list[bytes]: ...
+
+    async def send_packed_command(self, command: list[bytes], check_health: bool = True) -> None: ...
+
+    async def read_response(self, disable_decoding: bool = False, timeout: float | None = None) -> Any: ...
+
+
+def _can_read(conn: _Connection) -> Awaitable[bool]:
+    # redis-py 8 renamed can_read_destructive (deprecated there) to can_read.
+    method = getattr(conn, "can_read", None) or getattr(conn, "can_read_destructive")  # noqa: B009
+    result: Awaitable[bool] = method()
+    return result
+
+
+_FAILURES = (RedisError, OSError, TimeoutError)
+"""What a broken, refused, timed out or rejected Redis operation raises."""
+
+
+class RedisBackend(BrokerBackend):
+    """Moves broadcasts between processes through Redis pub/sub.
+
+    :param url: ``redis://[[user]:password@]host:port/db``, ``rediss://…`` or
+        ``unix:///path.sock``; redis-py's query parameters apply, plus ``channel_prefix``
+        (a ``protocol`` parameter is ignored: the backend speaks RESP2).
+    :param channel_prefix: prepended to each topic to make its Redis channel.
+    :param connect_timeout: bound in seconds on connecting (and on the startup PING).
+    :param timeout: bound on one publish, waiting for its turn included, and on how long
+        `subscribe` waits for Redis to confirm the subscription.
+    :param reconnect_min: first delay before the listener reconnects; it doubles per failed
+        attempt up to `reconnect_max` (each delay is randomised between half and all of it).
+    :param health_check_interval: after this many idle seconds the listener PINGs Redis; no
+        answer within another interval counts as a lost connection (0 disables it).
+    :param redis_options: more keyword arguments for redis-py's connections
+        (``ssl_ca_certs``, ``username``, ``client_name``…); values in the URL win.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        channel_prefix: str = "wsroute:",
+        connect_timeout: float = 2.0,
+        timeout: float = 5.0,
+        reconnect_min: float = 0.1,
+        reconnect_max: float = 5.0,
+        health_check_interval: float = 15.0,
+        **redis_options: Any,
+    ) -> None:
+        redis_url, url_prefix = _split_url(url)
+        try:
+            parse_url(redis_url)  # a bad URL fails here, when the router is built
+        except ValueError as exc:
+            raise ValueError(f"invalid Redis broker URL {safe_url(url)!r}: {exc}") from None
+        self.url = redis_url
+        self.channel_prefix = channel_prefix if url_prefix is None else url_prefix
+        self.safe_url = safe_url(url)
+        self.node_id = secrets.token_hex(6)
+        """Random id of this backend instance: qualifies exclude ids and names its connections."""
+        self.client_name = f"wsroute-{self.node_id}"
+        """The Redis ``CLIENT SETNAME`` of both connections (unless `redis_options` set one)."""
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = max(reconnect_max, reconnect_min)
+        self.health_check_interval = health_check_interval
+        self._redis_options = redis_options
+        self._prefix = self.channel_prefix.encode()
+        self._deliver: Deliver | None = None
+        self._pool: ConnectionPool | None = None
+        self._pub: _Connection | None = None
+        # Locks and the event are made again by `start`: a backend may be started in
+        # another event loop after a stop (each TestClient block runs its own loop).
+        self._pub_lock = asyncio.Lock()
+        self._pub_down_since: float | None = None
+        # Subscriptions: Redis channel -> topic, updated synchronously when a call arrives,
+        # so whatever the listener subscribes after a reconnect is the latest wanted state.
+        self._wanted: dict[bytes, str] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._sub: _Connection | None = None
+        # Held while writing on the subscription connection: commands go out in call order.
+        self._sub_lock = asyncio.Lock()
+        self._sub_down_since: float | None = None
+        self._ready: asyncio.Future[None] | None = None
+        # Replies to (UN)SUBSCRIBE arrive in command order, one per channel: a caller knows
+        # its SUBSCRIBE took effect once the count of replies reaches the count sent with it.
+        self._sent = 0
+        self._received = 0
+        self._barriers: deque[tuple[int, asyncio.Future[None]]] = deque()
+        self._wake = asyncio.Event()
+        self._warned_malformed = False
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self, deliver: Deliver) -> None:
+        """Open the publish connection and PING; `BrokerUnavailable` (naming the URL) if that fails."""
+        self._deliver = deliver
+        self._pub_lock = asyncio.Lock()
+        self._sub_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        # RESP2: subscribed-mode replies are plain arrays read in order with everything else
+        # (RESP3 would route them through redis-py's push handlers).
+        options: dict[str, Any] = {"client_name": self.client_name, **self._redis_options, "protocol": 2}
+        try:
+            pool = ConnectionPool.from_url(self.url, **options)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"invalid Redis broker URL {self.safe_url}: {exc}") from exc
+        # Timeouts, retries and reconnection are this backend's job: redis-py's own would
+        # retry behind our back (hiding outages) or time out an idle subscription read.
+        pool.connection_kwargs.update(
+            socket_timeout=None,
+            socket_connect_timeout=self.connect_timeout,
+            retry=Retry(NoBackoff(), 0),
+            health_check_interval=0,
+            decode_responses=False,
+        )
+        if issubclass(pool.connection_class, Connection):  # TCP or TLS, not a unix socket
+            pool.connection_kwargs.setdefault("socket_keepalive", True)
+        self._pool = pool
+        conn = self._new_connection()
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                await conn.connect()
+                await conn.send_packed_command(conn.pack_command("PING"), check_health=False)
+                await conn.read_response()
+        except _FAILURES as exc:
+            with contextlib.suppress(*_FAILURES):
+                await conn.disconnect(nowait=True)
+            await pool.aclose()
+            self._pool = None
+            reason = _describe(exc, self.connect_timeout)
+            message = f"cannot connect to the Redis broker at {self.safe_url}: {reason}"
+            raise BrokerUnavailable(message) from exc
+        self._pub = conn
+
+    async def stop(self) -> None:
+        """Cancel the listener and close both connections (closing drops the subscriptions)."""
+        task, self._listener = self._listener, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+        self._wanted.clear()
+        self._release_waiters()
+        conn, self._pub = self._pub, None
+        if conn is not None:
+            async with self._pub_lock:
+                with contextlib.suppress(*_FAILURES):
+                    await conn.disconnect()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
+        self._deliver = None
+        self._sub_down_since = self._pub_down_since = None
+
+    def _new_connection(self) -> _Connection:
+        assert self._pool is not None
+        # make_connection builds the class the URL asks for (TCP, TLS or unix socket).
+        make: Callable[[], _Connection] = self._pool.make_connection
+        return make()
+
+    # --- publish ------------------------------------------------------------------------
+
+    async def publish(self, topic: str, event: Message, exclude: str | None = None) -> None:
+        """PUBLISH one envelope; `BrokerUnavailable` (naming the URL) if Redis does not take it.
+
+        A publish that failed mid-way (the connection broke after the command was written)
+        may still have been delivered; one that raised never reached a subscriber otherwise.
+        """
+        data = encode_envelope(event, None if exclude is None else f"{self.node_id}/{exclude}")
+        conn = self._pub
+        if conn is None:
+            raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
+        command = conn.pack_command(b"PUBLISH", self._prefix + topic.encode(), data)
+        try:
+            async with asyncio.timeout(self.timeout), self._pub_lock:
+                try:
+                    await self._ready_to_publish(conn)
+                    await conn.send_packed_command(command, check_health=False)
+                    await conn.read_response()
+                except BaseException:
+                    # Half written or reply unread: this connection is out of step.
+                    with contextlib.suppress(*_FAILURES):
+                        await conn.disconnect(nowait=True)
+                    raise
+        except _FAILURES as exc:
+            if self._pub is None:
+                raise BrokerUnavailable(f"the Redis broker at {self.safe_url} was stopped") from exc
+            if self._pub_down_since is None:
+                self._pub_down_since = time.monotonic()
+                logger.warning(
+                    "Redis broker at %s: cannot publish (%s); broadcasts raise BrokerUnavailable "
+                    "until it is reachable", self.safe_url, _describe(exc, self.timeout),
+                )
+            raise BrokerUnavailable(
+                f"cannot publish to the Redis broker at {self.safe_url}: {_describe(exc, self.timeout)}"
+            ) from exc
+        if self._pub_down_since is not None:
+            logger.warning(
+                "Redis broker at %s: publishing again after %.1f s", self.safe_url,
+                time.monotonic() - self._pub_down_since,
+            )
+            self._pub_down_since = None
+        if self._sub_down_since is not None:
+            # Redis is back: let the listener retry now rather than at the end of its backoff.
+            self._wake.set()
+
+    async def _ready_to_publish(self, conn: _Connection) -> None:
+        if conn.is_connected:
+            try:
+                # Readable between requests means the server closed it (EOF) while idle,
+                # e.g. Redis restarted: reconnect rather than fail the next broadcast.
+                stale = await _can_read(conn)
+            except _FAILURES:
+                stale = True
+            if not stale:
+                return
+            await conn.disconnect(nowait=True)
+        await conn.connect()
+
+    # --- subscriptions --------------------------------------------------------------------
+
+    async def subscribe(self, topic: str) -> None:
+        """Subscribe to the topic's channel; returns once Redis confirmed it (bounded by `timeout`).
+
+        During an outage it returns at once: the listener subscribes when Redis is back.
+        """
+        if self._deliver is None:
+            raise RuntimeError("RedisBackend.subscribe called before start()")
+        channel = self._prefix + topic.encode()
+        self._wanted[channel] = topic
+        if self._listener is None:
+            loop = asyncio.get_running_loop()
+            # Created here, not in the task: this very call must wait for the first connection.
+            self._ready = loop.create_future()
+            self._listener = loop.create_task(self._listen(), name=f"wsroute redis listener {self.safe_url}")
+        if self._sub_down_since is not None:
+            return
+        sent = await self._send_subscription(b"SUBSCRIBE", channel)
+        if sent is None:
+            # The listener is connecting; its first SUBSCRIBE will include this channel.
+            ready = self._ready
+            if ready is None:
+                return
+            await asyncio.wait({ready}, timeout=self.timeout)
+            if self._sub is None:
+                return
+            sent = self._sub, self._sent
+        await self._confirmed(*sent)
+
+    async def unsubscribe(self, topic: str) -> None:
+        """Unsubscribe from the topic's channel (without waiting for Redis to confirm)."""
+        channel = self._prefix + topic.encode()
+        if self._wanted.pop(channel, None) is not None:
+            await self._send_subscription(b"UNSUBSCRIBE", channel)
+
+    async def _send_subscription(self, command: bytes, channel: bytes) -> tuple[_Connection, int] | None:
+        """Write (UN)SUBSCRIBE on the live connection, in call order; the connection and the
+        reply count that confirms it.
+
+        None when there is no live connection: the wanted set already records the change
+        and the listener applies it when it (re)connects.
+        """
+        async with self._sub_lock:
+            conn = self._sub
+            if conn is None or not conn.is_connected:
+                return None
+            self._sent += 1
+            target = self._sent
+            try:
+                async with asyncio.timeout(self.timeout):
+                    await conn.send_packed_command(conn.pack_command(command, channel), check_health=False)
+            except _FAILURES:
+                # The connection is broken (redis-py closed it): the listener notices,
+                # reconnects and subscribes again to everything wanted.
+                return None
+            return conn, target
+
+    async def _confirmed(self, conn: _Connection, target: int) -> None:
+        """Wait (bounded) until `target` replies arrived on `conn`; at once if `conn` is gone."""
+        # Counts restart with each connection: a target from a lost one means nothing.
+        if self._sub is not conn or self._received >= target:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._barriers.append((target, waiter))
+        try:
+            await asyncio.wait({waiter}, timeout=self.timeout)
+        finally:
+            if not waiter.done():
+                waiter.cancel()
+
+    def _release_waiters(self) -> None:
+        """Wake everyone waiting on the current connection (it is gone or going)."""
+        barriers, self._barriers = self._barriers, deque()
+        for _, waiter in barriers:
+            if not waiter.done():
+                waiter.set_result(None)
+        ready, self._ready = self._ready, None
+        if ready is not None and not ready.done():
+            ready.set_result(None)
+
+    # --- the listener ---------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Connect, subscribe to everything wanted, read messages; on failure back off and retry."""
+        loop = asyncio.get_running_loop()
+        delay = self.reconnect_min
+        while True:
+            if self._ready is None:
+                self._ready = loop.create_future()
+            ready = self._ready
+            conn = self._new_connection()
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await conn.connect()
+                async with self._sub_lock:
+                    self._sent = self._received = 0
+                    channels = list(self._wanted)
+                    for i in range(0, len(channels), _BATCH):
+                        batch = channels[i : i + _BATCH]
+                        await conn.send_packed_command(conn.pack_command(b"SUBSCRIBE", *batch), False)
+                        self._sent += len(batch)
+                    self._sub = conn
+                    if not ready.done():
+                        ready.set_result(None)
+                if self._sub_down_since is not None:
+                    logger.warning(
+                        "Redis broker at %s: subscription connection restored after %.1f s; "
+                        "%d topic(s) subscribed again", self.safe_url,
+                        time.monotonic() - self._sub_down_since, len(channels),
+                    )
+                    self._sub_down_since = None
+                delay = self.reconnect_min
+                await self._read(conn)
+            except Exception as exc:
+                if self._sub_down_since is None:
+                    self._sub_down_since = time.monotonic()
+                    logger.warning(
+                        "Redis broker at %s: subscription connection lost (%s); broadcasts do not "
+                        "reach this process until it is back; reconnecting",
+                        self.safe_url, _describe(exc, self.connect_timeout),
+                        exc_info=not isinstance(exc, _FAILURES),
+                    )
+            finally:
+                self._sub = None
+                self._release_waiters()
+                with contextlib.suppress(*_FAILURES):
+                    await conn.disconnect(nowait=True)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(random.uniform(delay / 2, delay)):
+                    await self._wake.wait()
+            delay = min(delay * 2, self.reconnect_max)
+
+    async def _read(self, conn: _Connection) -> None:
+        """Read until the connection fails: deliver messages, count (UN)SUBSCRIBE replies."""
+        # None: no read timeout at all (socket_timeout is None on these connections).
+        interval = self.health_check_interval or None
+        pinged = False
+        wanted = self._wanted
+        while True:
+            reply = await conn.read_response(timeout=interval)
+            if reply is None:
+                # Idle for a whole interval. A PING unanswered for another one means the
+                # peer is gone without closing the TCP connection (host down, partition).
+                if pinged:
+                    raise TimeoutError(f"no reply to PING within {interval} s")
+                async with asyncio.timeout(self.timeout), self._sub_lock:
+                    await conn.send_packed_command(conn.pack_command(b"PING"), check_health=False)
+                pinged = True
+                continue
+            pinged = False
+            if not isinstance(reply, list):
+                continue  # "PONG" outside subscribed mode
+            kind = reply[0]
+            if kind == b"message":
+                topic = wanted.get(reply[1])
+                if topic is not None:
+                    self._on_message(topic, reply[2])
+            elif kind == b"subscribe" or kind == b"unsubscribe":
+                self._received += 1
+                received = self._received
+                barriers = self._barriers
+                while barriers and barriers[0][0] <= received:
+                    waiter = barriers.popleft()[1]
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    def _on_message(self, topic: str, data: bytes) -> None:
+        try:
+            event, exclude = decode_envelope(data)
+        except ValueError as exc:
+            if not self._warned_malformed:
+                self._warned_malformed = True
+                logger.warning(
+                    "Redis broker at %s: dropped a message on %r that is not a wsroute envelope (%s); "
+                    "further ones are dropped silently", self.safe_url, topic, exc,
+                )
+            return
+        if exclude is not None:
+            node, _, subscriber = exclude.partition("/")
+            # Subscriber ids are unique per process only: exclude in the origin process alone.
+            exclude = subscriber if node == self.node_id else None
+        assert self._deliver is not None
+        try:
+            self._deliver(topic, event, exclude)
+        except Exception:
+            logger.exception("delivering a broadcast on %r failed", topic)
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    text = str(exc) or (f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else "")
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
