@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 from fastapi import FastAPI
+from server import connect, eventually, serve
 from websockets.typing import Subprotocol
 
-from server import connect, eventually, serve
 from wsroute import Channel, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import SEP, DataFrame, Err, Invalid, Ok, ServerUnsubscribe
 from wsroute.testing import MultiplexClient
