@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-WS_IMPLEMENTATIONS = ("websockets-sansio", "wsproto")
+WS_IMPLEMENTATIONS = ("websockets-sansio", "wsproto", "wsroute.fastlane:FastlaneProtocol")
 
 
 @contextlib.contextmanager

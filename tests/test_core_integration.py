@@ -1,6 +1,7 @@
 """The core runtime against a real uvicorn server on 127.0.0.1, with the `websockets` client.
 
-Every test here runs on both uvicorn WebSocket implementations (websockets-sansio, wsproto).
+Every test here runs on each server protocol: uvicorn's websockets-sansio and wsproto, and
+wsroute's fastlane.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.security import APIKeyHeader, APIKeyQuery, OAuth2PasswordBearer
 from pydantic import BaseModel, Field
-from server import connect, eventually, serve
 from starlette.exceptions import WebSocketException
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from server import WS_IMPLEMENTATIONS, connect, eventually, serve
 from wsroute import (
     AppBroker,
     Broker,
@@ -188,7 +189,7 @@ class Running:
     router: WsRouter
 
 
-@pytest.fixture(scope="module", params=["websockets-sansio", "wsproto"])
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
 def running(request: pytest.FixtureRequest) -> Iterator[Running]:
     probe = Probe()
     app, router = build_app(probe)

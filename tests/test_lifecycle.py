@@ -10,10 +10,10 @@ from typing import Annotated
 
 import pytest
 from fastapi import Cookie, Depends, FastAPI, Header
-from server import connect, eventually, serve
 from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
+from server import connect, eventually, serve
 from wsroute import Broker, Channel, ChannelClosed, WebSocketStatus, WsRouter
 
 

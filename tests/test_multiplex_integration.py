@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import pytest
 from fastapi import FastAPI
-from server import connect, eventually, serve
 from websockets.typing import Subprotocol
 
+from server import WS_IMPLEMENTATIONS, connect, eventually, serve
 from wsroute import Channel, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import SEP, DataFrame, Err, Invalid, Ok, ServerUnsubscribe
 from wsroute.testing import MultiplexClient
@@ -84,7 +84,7 @@ class Running:
     router: WsRouter
 
 
-@pytest.fixture(scope="module", params=["websockets-sansio", "wsproto"])
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
 def running(request: pytest.FixtureRequest) -> Iterator[Running]:
     probe = Probe()
     app, router = build(probe)

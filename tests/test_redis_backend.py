@@ -23,6 +23,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from starlette.types import Message
+from websockets.asyncio.client import ClientConnection
+
 from apps.redis_chat import create_app
 from redis_support import (
     HOST,
@@ -39,9 +42,6 @@ from redis_support import (
     ws_connect,
 )
 from server import eventually, serve
-from starlette.types import Message
-from websockets.asyncio.client import ClientConnection
-
 from wsroute import Broker, BrokerUnavailable
 from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url
 from wsroute.messages import bytes_event, text_event

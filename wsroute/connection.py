@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wsroute import status
 from wsroute.broker import Broker
+from wsroute.frames import fast_writer
 from wsroute.guards import Reject
 from wsroute.outbox import Outbox
 from wsroute.routes import RouteTable
@@ -132,6 +133,7 @@ class BaseConnection:
             max_bytes=settings.max_queue_bytes,
             policy=settings.slow_consumer,
             on_overflow=self._evict,
+            fast=fast_writer(scope),
         )
         self.close_status: WebSocketStatus | None = None
         self._task: asyncio.Task[Any] | None = None

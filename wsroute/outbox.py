@@ -4,7 +4,9 @@ A handler's own `send` goes straight to the server when nothing is queued (the c
 echo case costs no task switch). Broadcasts never wait for a client: they are queued and
 a writer task sends them, so one client that stops reading only fills its own queue.
 When the queue is full the slow-consumer policy decides: drop the oldest message, drop
-the newest, or disconnect the client with 1008 (the default).
+the newest, or disconnect the client with 1008 (the default). Under the fastlane
+protocol a broadcast to an idle socket is written straight to its transport instead,
+its frame encoded once for all subscribers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Literal
 from starlette.types import Message, Send
 
 from wsroute.errors import ChannelClosed
+from wsroute.frames import FastWrite
 
 SlowConsumerPolicy = Literal["disconnect", "drop_oldest", "drop_newest"]
 """What happens to a client whose outgoing queue is full."""
@@ -40,6 +43,7 @@ class Outbox:
     __slots__ = (
         "_busy",
         "_bytes",
+        "_fast",
         "_max_bytes",
         "_max_messages",
         "_on_overflow",
@@ -60,8 +64,10 @@ class Outbox:
         max_bytes: int | None,
         policy: SlowConsumerPolicy,
         on_overflow: Callable[[], None],
+        fast: FastWrite | None = None,
     ) -> None:
         self._send = send
+        self._fast = fast
         self._queue: deque[Message] = deque()
         self._bytes = 0
         self._max_messages = max_messages
@@ -100,6 +106,9 @@ class Outbox:
         if self.closed:
             return
         queue = self._queue
+        if self._fast is not None and not queue and not self._busy and self._fast(event):
+            # Fastlane: the shared frame went straight to the transport, nothing to queue.
+            return
         size = event_size(event) if self._max_bytes is not None else 0
         if len(queue) >= self._max_messages or (
             self._max_bytes is not None and queue and self._bytes + size > self._max_bytes

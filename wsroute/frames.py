@@ -1,0 +1,46 @@
+"""Server frames encoded once, for the fastlane (see `wsroute.fastlane`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.types import Message, Scope
+from websockets.frames import Frame, Opcode
+
+EXTENSION = "wsroute.fastlane"
+"""Name of the ASGI scope extension: ``{"write": write(frame: bytes) -> bool}``."""
+
+_FRAME_KEY = "wsroute.frame"
+
+FastWrite = Callable[[Message], bool]
+"""Write an event's frame straight to the transport; False when it must be queued instead."""
+
+
+def frame_bytes(event: Message) -> bytes:
+    """The unmasked server frame of a ``websocket.send`` event, built once and kept on the event.
+
+    The event of a broadcast is shared by every subscriber, so the first one to need the
+    frame encodes it and the others reuse it.
+    """
+    frame: bytes | None = event.get(_FRAME_KEY)
+    if frame is None:
+        text = event.get("text")
+        if text is not None:
+            frame = Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
+        else:
+            frame = Frame(Opcode.BINARY, event["bytes"]).serialize(mask=False)
+        event[_FRAME_KEY] = frame
+    return frame
+
+
+def fast_writer(scope: Scope) -> FastWrite | None:
+    """The fastlane writer of a connection, when its server offers the extension."""
+    extension = scope.get("extensions", {}).get(EXTENSION)
+    if not extension:
+        return None
+    write: Callable[[bytes], bool] = extension["write"]
+
+    def fast_write(event: Message) -> bool:
+        return write(frame_bytes(event))
+
+    return fast_write
