@@ -479,6 +479,16 @@ def test_ranks_and_forward() -> None:
     async def static(data: str, channel: Channel) -> None:
         await channel.send(f"static: {data}")
 
+    @ws.message("/picky", rank=1)
+    async def picky(data: str, channel: Channel) -> None:
+        if data != "mine":
+            raise Forward()  # from the body: the next handler by rank gets this message
+        await channel.send("picky took it")
+
+    @ws.message("/picky", rank=2)
+    async def fallback(data: str, channel: Channel) -> None:
+        await channel.send(f"fallback: {data}")
+
     app = FastAPI()
     ws.install(app)
 
@@ -490,6 +500,10 @@ def test_ranks_and_forward() -> None:
         ):
             async with connect(f"ws://{url}{path}") as client:
                 await client.send("m")
+                assert await client.recv() == expected
+        async with connect(f"ws://{url}/picky") as client:
+            for text, expected in (("mine", "picky took it"), ("other", "fallback: other")):
+                await client.send(text)
                 assert await client.recv() == expected
 
     with serve(app) as url:

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
 from server import connect, eventually, serve
-from wsroute import Broker, Channel, ChannelClosed, WebSocketStatus, WsRouter
+from wsroute import Broker, Channel, ChannelClosed, RateLimited, WebSocketStatus, WsRouter
 
 
 async def test_joiner_sees_its_own_join_and_leave_runs_once(ws_impl: str) -> None:
@@ -299,3 +299,46 @@ async def test_plain_starlette_app(ws_impl: str) -> None:
         async with connect(f"ws://{url}/echo") as client:
             await client.send("starlette")
             assert await client.recv() == "starlette"
+
+
+async def test_rate_limit_goes_through_the_exception_handlers() -> None:
+    ws = WsRouter(rate_limit=(2, 60.0))
+
+    @ws.message("/limited")
+    async def limited(data: str, channel: Channel) -> None:
+        await channel.send(data)
+
+    @ws.exception_handler(RateLimited)
+    async def slow_down(channel: Channel, exc: RateLimited) -> None:
+        await channel.send(f"slow down: {exc.reason}")
+
+    app = FastAPI()
+    ws.install(app)
+    with serve(app) as url:
+        async with connect(f"ws://{url}/limited") as client:
+            for text in ("a", "b"):
+                await client.send(text)
+                assert await client.recv() == text
+            await client.send("c")  # over the limit: dropped, the handler answers
+            assert await client.recv() == "slow down: rate limit exceeded"
+
+
+async def test_close_codes_a_server_may_not_send_are_refused_at_the_call() -> None:
+    ws = WsRouter()
+    errors: list[str] = []
+
+    @ws.message("/bad-close")
+    async def bad_close(data: str, channel: Channel) -> None:
+        try:
+            await channel.close(1006, "reserved")
+        except ValueError as exc:
+            errors.append(str(exc))
+            await channel.send("still open")
+
+    app = FastAPI()
+    ws.install(app)
+    with serve(app) as url:
+        async with connect(f"ws://{url}/bad-close") as client:
+            await client.send("x")
+            assert await client.recv() == "still open"
+    assert errors and "1006" in errors[0]

@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wsroute import status
 from wsroute.broker import Broker
+from wsroute.errors import RateLimited
 from wsroute.frames import fast_writer
 from wsroute.guards import Reject
 from wsroute.outbox import Outbox
@@ -75,7 +76,8 @@ def status_of(event: Message) -> WebSocketStatus:
     uvicorn reports a dropped TCP connection as 1005 with no reason key; a real close
     frame always carries one. The drop is reported as 1006, as the spec says.
     """
-    code = event.get("code", status.NO_STATUS)
+    # int(): servers may pass their close-code enum; handlers get a plain int.
+    code = int(event.get("code", status.NO_STATUS))
     if code == status.NO_STATUS and "reason" not in event:
         code = status.ABNORMAL
     return WebSocketStatus(code, event.get("reason") or "")
@@ -191,6 +193,10 @@ class BaseConnection:
         """Every live session of this socket."""
         raise NotImplementedError
 
+    async def rate_limited(self) -> None:
+        """The client sent more than the rate limit allows: close the socket with 1008."""
+        await self.close_socket(status.POLICY_VIOLATION, "rate limit exceeded")
+
     async def serve(self) -> None:
         """Run the accepted socket to its end; every session's leave runs exactly once."""
         self._task = asyncio.current_task()
@@ -240,8 +246,11 @@ class BaseConnection:
                     tokens = min(float(rate[0]), tokens + (now - last) * rate[0] / rate[1])
                     last = now
                     if tokens < 1.0:
-                        await self.close_socket(status.POLICY_VIOLATION, "rate limit exceeded")
-                        return self.close_status or WebSocketStatus(status.POLICY_VIOLATION)
+                        # The message is dropped; the handler for RateLimited decides the rest.
+                        await self.rate_limited()
+                        if self.close_status is not None:
+                            return self.close_status
+                        continue
                     tokens -= 1.0
                 text = event.get("text")
                 await on_frame(text, event.get("bytes") if text is None else None)
@@ -355,3 +364,7 @@ class Connection(BaseConnection):
 
     def sessions(self) -> list[Session]:
         return [self.session]
+
+    async def rate_limited(self) -> None:
+        """Raise `RateLimited` into the exception handlers (default: close 1008)."""
+        await self.session.handle_error(RateLimited("rate limit exceeded"))

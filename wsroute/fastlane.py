@@ -2,9 +2,11 @@
 
 Through plain ASGI every subscriber of a broadcast costs one ``websocket.send``, and the
 server frames the same payload again for each. With this protocol a broadcast is framed
-**once** and the same bytes are written straight to every idle subscriber's transport::
+**once** and the same bytes are written straight to every idle subscriber's transport:
 
-    uvicorn app:app --ws wsroute.fastlane:FastlaneProtocol
+```python
+uvicorn app:app --ws wsroute.fastlane:FastlaneProtocol
+```
 
 It is uvicorn's own ``websockets-sansio`` protocol with one addition: the ASGI extension
 ``wsroute.fastlane`` in the connection scope, ``{"write": write(frame: bytes) -> bool}``.

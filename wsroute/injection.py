@@ -406,7 +406,8 @@ class Analyzer:
                 raise self.fail(
                     name,
                     "it has no type annotation, so nothing knows what to inject",
-                    f"annotate it, e.g. `{name}: str` or `{name}: Channel`",
+                    f"annotate it, e.g. `{name}: str`"
+                    + ("" if name == self.data else f" or `{name}: Channel`"),
                 )
             annotation, metadata = _split_annotated(hints[name])
             if annotation is Data or (

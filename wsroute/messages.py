@@ -92,11 +92,13 @@ class Data:
 class IntoMessage(Protocol):
     """A type that knows how to become a WebSocket message.
 
-    Return `str` for a text frame or `bytes` for a binary frame::
+    Return `str` for a text frame or `bytes` for a binary frame:
 
-        class Ping:
-            def into_message(self) -> str:
-                return "ping"
+    ```python
+    class Ping:
+        def into_message(self) -> str:
+            return "ping"
+    ```
     """
 
     def into_message(self) -> str | bytes:

@@ -184,19 +184,23 @@ class Session:
                 kwargs = self._values[handler].copy()
                 if plan.decoder is not None:
                     kwargs[plan.message_param] = plan.decoder(text, data)  # type: ignore[index]
-                await plan.fn(**kwargs)
+                try:
+                    await plan.fn(**kwargs)
+                except Forward:
+                    await self._dispatch(text, data, after=handler)
                 return
             await self._dispatch(text, data)
         except Exception as exc:
             await self.handle_error(exc)
 
-    async def _dispatch(self, text: str | None, data: bytes | None) -> None:
+    async def _dispatch(self, text: str | None, data: bytes | None, after: Handler | None = None) -> None:
         candidates = self.table.match("message", self.route_path)
-        if self.message_handler is not None:
-            # Once a handler accepted this connection, handlers ranked before it have
-            # already forwarded: start from it.
-            index = next(i for i, (h, _) in enumerate(candidates) if h is self.message_handler)
-            candidates = candidates[index:]
+        start = after or self.message_handler
+        if start is not None:
+            # Handlers ranked before the one that accepted this connection have already
+            # forwarded; after a Forward from a handler's body, try the ones after it.
+            index = next(i for i, (h, _) in enumerate(candidates) if h is start)
+            candidates = candidates[index + 1 if after is not None else index :]
         for handler, params in candidates:
             values = await self._prepare(handler, params)
             if values is None:

@@ -1,11 +1,13 @@
 """Helpers for testing wsroute apps: a `rocket-multiplex` client for Python tests.
 
-Needs the `websockets` package (installed with ``pip install 'wsroute[test]'``)::
+Needs the `websockets` package (installed with ``pip install 'wsroute[test]'``):
 
-    async with MultiplexClient.connect("ws://127.0.0.1:8000/rooms/a") as mux:
-        assert isinstance(await mux.subscribe("/rooms/b"), Ok)
-        await mux.send("/rooms/b", "hello")
-        assert await mux.recv_data("/rooms/b") == "hello"
+```python
+async with MultiplexClient.connect("ws://127.0.0.1:8000/rooms/a") as mux:
+    assert isinstance(await mux.subscribe("/rooms/b"), Ok)
+    await mux.send("/rooms/b", "hello")
+    assert await mux.recv_data("/rooms/b") == "hello"
+```
 """
 
 from __future__ import annotations

@@ -100,10 +100,12 @@ class Broker:
 
     async def __aenter__(self) -> Broker:
         """Start the broker; with a remote backend this is the write-only publisher for
-        code that runs no ASGI app (a worker, a cron script)::
+        code that runs no ASGI app (a worker, a cron script):
 
-            async with Broker("redis://127.0.0.1:6379/0") as broker:
-                await broker.broadcast_to("/rooms/lobby", "maintenance in 5 minutes")
+        ```python
+        async with Broker("redis://127.0.0.1:6379/0") as broker:
+            await broker.broadcast_to("/rooms/lobby", "maintenance in 5 minutes")
+        ```
         """
         await self.start()
         return self

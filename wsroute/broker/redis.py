@@ -21,13 +21,15 @@ different prefixes.
 
 Wire format
 -----------
-Every Redis message is one envelope, built once per publish::
+Every Redis message is one envelope, built once per publish:
 
-    byte 0        flags: high nibble = format version (1),
-                  bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present
-    [byte 1]      n = length of the exclude id (only when bit 1 is set)
-    [n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>"
-    rest          the payload: the text frame in UTF-8, or the binary frame as is
+```text
+byte 0        flags: high nibble = format version (1),
+              bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present
+[byte 1]      n = length of the exclude id (only when bit 1 is set)
+[n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>"
+rest          the payload: the text frame in UTF-8, or the binary frame as is
+```
 
 So a text broadcast ``"hi"`` is ``b"\\x10hi"`` and a binary one ``b"\\x11\\x00\\x01"``. The
 exclude id is qualified by the publishing backend's random node id, because subscriber
