@@ -16,6 +16,7 @@ from wsroute.errors import (
 from wsroute.guards import Forward, Guard, HandshakeRequest, Reject
 from wsroute.messages import Data, IntoMessage
 from wsroute.routing import AppBroker, WsRouter
+from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "RateLimited",
     "RegistrationError",
     "Reject",
+    "SecurityScheme",
     "Unhandled",
     "UnsupportedFrame",
     "WebSocketStatus",

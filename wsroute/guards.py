@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Hashable
 from http import HTTPStatus
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
+
+from wsroute.security import SecurityScheme
 
 T = TypeVar("T")
 
@@ -74,19 +76,27 @@ class HandshakeRequest(HTTPConnection):
 class Guard:
     """Optional base class for guards; any class with `from_request` is a guard.
 
-    Example::
+    Example:
 
-        class User(Guard):
-            def __init__(self, name: str) -> None:
-                self.name = name
+    ```python
+    class User(Guard):
+        def __init__(self, name: str) -> None:
+            self.name = name
 
-            @classmethod
-            async def from_request(cls, request: HandshakeRequest) -> "User":
-                token = request.query_params.get("token")
-                if token is None:
-                    raise Reject(401, "missing token")
-                return cls(await lookup(token))
+        @classmethod
+        async def from_request(cls, request: HandshakeRequest) -> "User":
+            token = request.query_params.get("token")
+            if token is None:
+                raise Reject(401, "missing token")
+            return cls(await lookup(token))
+    ```
+
+    `security` describes the guard's credentials in the AsyncAPI document, e.g.
+    ``security = SecurityScheme.api_key("token", "query")`` (``from wsroute import SecurityScheme``);
+    any guard class, subclass of `Guard` or not, may set it.
     """
+
+    security: ClassVar[SecurityScheme | None] = None
 
     @classmethod
     def from_request(cls, request: HandshakeRequest) -> Self | Awaitable[Self]:

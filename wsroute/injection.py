@@ -270,6 +270,20 @@ def make_decoder(annotation: Any) -> Decoder:
     `str` takes text frames, `bytes` binary frames, ``str | bytes`` either, `Data` either
     (raw); any other type is JSON validated by pydantic.
     """
+    base, metadata = _split_annotated(annotation)
+    if metadata and base in (str, bytes):
+        # Annotated[str, Field(max_length=...)]: the frame kind of `base`, then its constraints.
+        raw = _decode_str if base is str else _decode_bytes
+        check = TypeAdapter(annotation).validate_python
+
+        def decode_constrained(text: str | None, data: bytes | None) -> Any:
+            try:
+                return check(raw(text, data))
+            except ValidationError as exc:
+                raise InvalidMessage(_validation_reason(exc)) from exc
+
+        return decode_constrained
+    annotation = base
     if annotation is str:
         return _decode_str
     if annotation is bytes:

@@ -10,15 +10,16 @@ parameters (1) before catch-all ``:path`` parameters (2).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.convertors import Convertor
 from starlette.routing import compile_path
 from starlette.types import Scope
 
-from wsroute.injection import EventKind, Plan
+from wsroute.injection import EventKind, Plan, analyze
 
 _ANONYMOUS = re.compile(r"\{_(:[a-zA-Z_][a-zA-Z0-9_]*)?\}")
 _PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?\}")
@@ -64,6 +65,9 @@ class Handler:
     sends: tuple[Any, ...] = ()
     name: str = ""
     summary: str | None = None
+    options: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    """The decorator's arguments (and the names that resolve its annotations), to rebuild it
+    under another path prefix."""
 
     @property
     def path_params(self) -> set[str]:
@@ -77,6 +81,66 @@ class Handler:
             return None
         convertors = self.convertors
         return {key: convertors[key].convert(value) for key, value in found.groupdict().items()}
+
+
+_order = itertools.count()
+
+
+def join_path(prefix: str, path: str) -> str:
+    """``prefix + path`` without a doubled or trailing slash (``"/v1" + "/"`` is ``"/v1"``)."""
+    prefix = prefix.rstrip("/")
+    if prefix and path == "/":
+        return prefix
+    return prefix + path
+
+
+def make_handler(
+    kind: EventKind,
+    path: str,
+    fn: Callable[..., Any],
+    *,
+    order: int | None = None,
+    data: str = "data",
+    rank: int | None = None,
+    max_message_size: int | None = None,
+    http_fallback: bool = True,
+    query_in_topic: bool = False,
+    sends: Sequence[Any] = (),
+    name: str | None = None,
+    summary: str | None = None,
+    localns: Mapping[str, Any] | None = None,
+) -> Handler:
+    """Analyze `fn` for `path` and build its `Handler` (raises `RegistrationError`)."""
+    regex, convertors = compile_route(path)
+    plan = analyze(fn, kind, set(convertors), data, localns)
+    options: dict[str, Any] = {
+        "data": data,
+        "rank": rank,
+        "max_message_size": max_message_size,
+        "http_fallback": http_fallback,
+        "query_in_topic": query_in_topic,
+        "sends": sends,
+        "name": name,
+        "summary": summary,
+        "localns": localns,
+    }
+    return Handler(
+        kind=kind,
+        path=path,
+        fn=fn,
+        plan=plan,
+        rank=default_rank(path) if rank is None else rank,
+        order=next(_order) if order is None else order,
+        regex=regex,
+        convertors=convertors,
+        max_message_size=max_message_size,
+        http_fallback=http_fallback,
+        query_in_topic=query_in_topic,
+        sends=tuple(sends),
+        name=name or str(getattr(fn, "__name__", kind)),
+        summary=summary,
+        options=options,
+    )
 
 
 def compile_route(path: str) -> tuple[re.Pattern[str], dict[str, Convertor[Any]]]:

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -25,16 +24,15 @@ from wsroute.broker import Broker, BrokerBackend
 from wsroute.connection import Connection, deny
 from wsroute.errors import RegistrationError
 from wsroute.guards import Reject
-from wsroute.injection import EventKind, analyze
+from wsroute.injection import EventKind
 from wsroute.multiplex import MultiplexConnection, negotiate_subprotocol
 from wsroute.outbox import SlowConsumerPolicy
-from wsroute.routes import Handler, RouteTable, compile_route, default_rank, route_path
+from wsroute.routes import RouteTable, compile_route, join_path, make_handler, route_path
 from wsroute.settings import ExceptionHandler, Settings
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 E = TypeVar("E", bound=BaseException)
 
-_order = itertools.count()
 
 STATIC_DIR = Path(__file__).parent / "static"
 """The package's browser files: ``multiplex.js`` (the rocket-multiplex client) and its ``.d.ts``."""
@@ -43,20 +41,21 @@ STATIC_DIR = Path(__file__).parent / "static"
 class WsRouter:
     """A set of WebSocket event handlers and the broker they publish through.
 
-    ::
+    ```python
+    ws = WsRouter()
 
-        ws = WsRouter()
+    @ws.message("/echo")
+    async def echo(data: str, channel: Channel) -> None:
+        await channel.send(data)
 
-        @ws.message("/echo")
-        async def echo(data: str, channel: Channel) -> None:
-            await channel.send(data)
-
-        app = FastAPI()
-        ws.install(app)
+    app = FastAPI()
+    ws.install(app)
+    ```
 
     `broker` is a URL (``"memory://"``, the default, or ``"redis://127.0.0.1:6379/0"``),
-    a `BrokerBackend` or a `Broker`. The other keyword arguments are the limits described
-    in `Settings`.
+    a `BrokerBackend` or a `Broker`. `title`, `version` and `description` head the AsyncAPI
+    document (by default the app's own). The other keyword arguments are the limits
+    described in `Settings`.
     """
 
     def __init__(
@@ -73,7 +72,13 @@ class WsRouter:
         max_topics: int = Settings.max_topics,
         close_timeout: float = Settings.close_timeout,
         multiplex: bool = True,
+        title: str | None = None,
+        version: str | None = None,
+        description: str | None = None,
     ) -> None:
+        self.title = title
+        self.version = version
+        self.description = description
         self.broker: Broker = broker if isinstance(broker, Broker) else Broker(broker)
         self.prefix = prefix.rstrip("/")
         self.settings = Settings(
@@ -103,12 +108,14 @@ class WsRouter:
         query_in_topic: bool = False,
         sends: Sequence[Any] = (),
         name: str | None = None,
+        summary: str | None = None,
     ) -> Callable[[F], F]:
         """Register a handler for every message received on `path`.
 
         The message goes to the parameter named `data` (or annotated `Data`): `str` for
         text, `bytes` for binary, a pydantic model or other type for JSON. `sends` lists
-        the types the handler sends, for the AsyncAPI document.
+        the types the handler sends, and `summary` (default: the docstring's first line)
+        heads it, in the AsyncAPI document.
         """
         return self._register(
             "message",
@@ -120,6 +127,7 @@ class WsRouter:
             query_in_topic=query_in_topic,
             sends=sends,
             name=name,
+            summary=summary,
         )
 
     def join(
@@ -131,6 +139,7 @@ class WsRouter:
         query_in_topic: bool = False,
         sends: Sequence[Any] = (),
         name: str | None = None,
+        summary: str | None = None,
     ) -> Callable[[F], F]:
         """Register a handler that runs when a client connects to `path`.
 
@@ -145,6 +154,7 @@ class WsRouter:
             query_in_topic=query_in_topic,
             sends=sends,
             name=name,
+            summary=summary,
         )
 
     def leave(
@@ -154,52 +164,27 @@ class WsRouter:
         rank: int | None = None,
         http_fallback: bool = True,
         name: str | None = None,
+        summary: str | None = None,
     ) -> Callable[[F], F]:
         """Register a handler that runs once when a connection to `path` ends.
 
         Annotate a parameter `WebSocketStatus` to get the close code and reason.
         """
-        return self._register("leave", path, rank=rank, http_fallback=http_fallback, name=name)
+        return self._register(
+            "leave", path, rank=rank, http_fallback=http_fallback, name=name, summary=summary
+        )
 
-    def _register(
-        self,
-        kind: EventKind,
-        path: str,
-        *,
-        data: str = "data",
-        rank: int | None = None,
-        max_message_size: int | None = None,
-        http_fallback: bool = True,
-        query_in_topic: bool = False,
-        sends: Sequence[Any] = (),
-        name: str | None = None,
-    ) -> Callable[[F], F]:
-        full_path = self.prefix + path
-        regex, convertors = compile_route(full_path)
+    def _register(self, kind: EventKind, path: str, **options: Any) -> Callable[[F], F]:
+        full_path = join_path(self.prefix, path)
+        compile_route(full_path)  # a malformed path fails at the decorator call
 
         def decorator(fn: F) -> F:
             # The decorating frame's locals resolve postponed annotations that name
             # classes local to an app factory.
             caller = sys._getframe(1)
-            plan = analyze(fn, kind, set(convertors), data, caller.f_locals)
+            localns = dict(caller.f_locals)
             del caller
-            self.table.add(
-                Handler(
-                    kind=kind,
-                    path=full_path,
-                    fn=fn,
-                    plan=plan,
-                    rank=default_rank(full_path) if rank is None else rank,
-                    order=next(_order),
-                    regex=regex,
-                    convertors=convertors,
-                    max_message_size=max_message_size,
-                    http_fallback=http_fallback,
-                    query_in_topic=query_in_topic,
-                    sends=tuple(sends),
-                    name=name or str(getattr(fn, "__name__", kind)),
-                )
-            )
+            self.table.add(make_handler(kind, full_path, fn, localns=localns, **options))
             return fn
 
         return decorator
@@ -221,23 +206,21 @@ class WsRouter:
         return decorator
 
     def include_router(self, other: WsRouter, *, prefix: str = "") -> None:
-        """Add every handler and exception handler of `other` (with an optional path prefix)."""
-        if prefix:
-            for handler in other.table.handlers:
-                regex, convertors = compile_route(prefix.rstrip("/") + handler.path)
-                self.table.add(
-                    Handler(
-                        **{
-                            **handler.__dict__,
-                            "path": prefix.rstrip("/") + handler.path,
-                            "regex": regex,
-                            "convertors": convertors,
-                        }
-                    )
+        """Add every handler and exception handler of `other` (with an optional path prefix).
+
+        With a prefix each handler is analyzed again, so parameters of the prefix
+        (``"/{tenant}"``) are path parameters and ranks follow the new path.
+        """
+        for handler in other.table.handlers:
+            if prefix:
+                handler = make_handler(
+                    handler.kind,
+                    join_path(prefix, handler.path),
+                    handler.fn,
+                    order=handler.order,
+                    **handler.options,
                 )
-        else:
-            for handler in other.table.handlers:
-                self.table.add(handler)
+            self.table.add(handler)
         for exc_class, fn in other.settings.exception_handlers.items():
             self.settings.exception_handlers.setdefault(exc_class, fn)
 
@@ -258,13 +241,27 @@ class WsRouter:
                 return
         await Connection(self.table, self.settings, self.broker, scope, receive, send).run()
 
-    def install(self, app: Starlette, *, static_path: str | None = "/wsroute") -> None:
-        """Attach to a FastAPI or Starlette `app`: WebSocket routes, 426 fallback, lifespan.
+    def install(
+        self,
+        app: Starlette,
+        *,
+        static_path: str | None = "/wsroute",
+        asyncapi_url: str | None = "/asyncapi.json",
+        asyncapi_docs_url: str | None = "/asyncapi",
+        asyncapi_cdn: str | None = None,
+    ) -> None:
+        """Attach to a FastAPI or Starlette `app`: WebSocket routes, 426 fallback, lifespan, docs.
 
         WebSocket connections to a registered path reach these handlers; a plain HTTP
         request to such a path gets 426 Upgrade Required only when no HTTP route of the
         app matches it (HTTP routes added later still win). The browser client is served
         at ``{static_path}/multiplex.js`` (``None`` serves nothing).
+
+        The AsyncAPI 3.0 document of the handlers is served at `asyncapi_url`, and an HTML
+        page rendering it at `asyncapi_docs_url` (``None`` turns either off). The page loads
+        its viewer from the app itself (works offline); `asyncapi_cdn` (e.g.
+        ``wsroute.asyncapi.UNPKG``) loads it from that CDN instead. An HTTP route of the app
+        at the same path wins over these.
         """
         if getattr(app.state, "wsroute", None) is not None:
             raise RegistrationError(
@@ -277,6 +274,18 @@ class WsRouter:
         router.routes.insert(0, _WebSocketEntry(self))
         if static_path is not None:
             router.routes.append(Mount(static_path.rstrip("/"), app=StaticFiles(directory=STATIC_DIR)))
+        if asyncapi_url is not None or asyncapi_docs_url is not None:
+            # Imported on use: the docs sit below routing in the module layering.
+            from wsroute.asyncapi.page import mount_docs
+
+            mount_docs(
+                app,
+                self,
+                json_url=asyncapi_url,
+                docs_url=asyncapi_docs_url,
+                cdn=asyncapi_cdn,
+                multiplex_client=None if static_path is None else f"{static_path.rstrip('/')}/multiplex.js",
+            )
         router.default = _UpgradeRequiredFallback(self, router.default)
         original = router.lifespan_context
         broker = self.broker
@@ -350,9 +359,11 @@ def _app_broker(connection: HTTPConnection) -> Broker:
 
 
 AppBroker = Annotated[Broker, Depends(_app_broker)]
-"""The app's `Broker` as a FastAPI dependency, for HTTP routes::
+"""The app's `Broker` as a FastAPI dependency, for HTTP routes:
 
-    @app.post("/rooms/{room}/announce")
-    async def announce(room: str, text: str, broker: AppBroker) -> None:
-        await broker.broadcast_to(f"/rooms/{room}", text)
+```python
+@app.post("/rooms/{room}/announce")
+async def announce(room: str, text: str, broker: AppBroker) -> None:
+    await broker.broadcast_to(f"/rooms/{room}", text)
+```
 """

@@ -1,0 +1,670 @@
+"""Generate the AsyncAPI 3.0.0 document of a `WsRouter` from its registered handlers.
+
+The mapping, in AsyncAPI terms ("the application" is the server):
+
+* one **channel** per route path: handlers on the same path (join, message, leave) share it.
+  Its ``address`` is the path in template form (``/rooms/{room}``; an anonymous ``{_}``
+  becomes ``{_0}``, ``{_1}``, …), its ``parameters`` are the path parameters, and its ``ws``
+  binding holds the handshake's query and header parameters as JSON Schemas;
+* a **receive** operation per ``message`` handler: what clients send, its JSON Schema taken
+  from the message annotation (``str`` → text frame, ``bytes`` → binary frame, ``Data`` or
+  ``str | bytes`` → either, anything else → JSON validated by pydantic);
+* a **send** operation per handler that declares what it sends (``sends=`` on the decorator,
+  or a typed ``Channel[T]`` parameter);
+* ``components.schemas`` holds every model, so each ``$ref`` resolves inside the document;
+  ``components.securitySchemes`` the schemes of guards (their ``security`` attribute) and of
+  FastAPI security dependencies, referenced by the operations whose handlers use them;
+* the server carries the ``rocket-multiplex`` sub-protocol as ``x-wsroute-multiplex`` and the
+  router's limits as ``x-wsroute-limits``.
+
+Join and leave handlers have no message of their own: they are listed in the channel's
+description (and get a send operation when they declare what they send).
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import re
+import types
+import typing
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from fastapi.security.base import SecurityBase
+from pydantic import TypeAdapter
+from pydantic_core import PydanticUndefined, to_jsonable_python
+
+from wsroute.injection import DependencySource, GuardSource, ParamSource, Plan, Source
+from wsroute.messages import Data
+from wsroute.multiplex import codec
+from wsroute.routes import Handler
+from wsroute.routing import WsRouter
+from wsroute.security import SecurityScheme, from_fastapi
+
+ASYNCAPI_VERSION = "3.0.0"
+SCHEMA_REF = "#/components/schemas/{model}"
+Mode = Literal["validation", "serialization"]
+
+_PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?\}")
+_UNSAFE_KEY = re.compile(r"[^\w.\-]+")
+_CONVERTOR_TEXT = {
+    "str": "any text without `/`",
+    "int": "an integer",
+    "float": "a number",
+    "uuid": "a UUID",
+    "path": "a path: may contain `/`",
+}
+_CONSTRAINTS = (
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "format",
+)
+_TEXT = {"type": "string"}
+_BINARY = {"type": "string", "format": "binary"}
+
+
+def asyncapi_document(
+    router: WsRouter,
+    *,
+    title: str | None = None,
+    version: str | None = None,
+    description: str | None = None,
+    host: str = "localhost:8000",
+    protocol: str = "ws",
+    pathname: str = "",
+    servers: Mapping[str, Mapping[str, Any]] | None = None,
+    multiplex_client: str | None = None,
+) -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 document of `router`'s handlers, as a JSON-able dict.
+
+    `title`, `version` and `description` default to the router's own (``WsRouter(title=…)``).
+    The one server is `host` (``"example.com"`` or ``"127.0.0.1:8000"``) with `protocol`
+    (``"ws"`` or ``"wss"``) and the app's mount point `pathname`; pass `servers` (AsyncAPI
+    Server Objects by name) to describe several instead. `multiplex_client` is the URL of the
+    browser client, mentioned in the multiplex extension.
+    """
+    return _Builder(router, host=host, protocol=protocol, pathname=pathname).build(
+        title=title or router.title or "WebSocket API",
+        version=version or router.version or "0.1.0",
+        description=description if description is not None else router.description,
+        servers=servers,
+        multiplex_client=multiplex_client,
+    )
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _key(text: str, fallback: str = "x") -> str:
+    """A component/channel/operation key: AsyncAPI allows ``[\\w.-]`` only."""
+    return _UNSAFE_KEY.sub("_", text).strip("_") or fallback
+
+
+def _unique(key: str, taken: Mapping[str, Any] | set[str]) -> str:
+    if key not in taken:
+        return key
+    n = 2
+    while f"{key}_{n}" in taken:
+        n += 1
+    return f"{key}_{n}"
+
+
+def _docstring(handler: Handler) -> tuple[str | None, str | None]:
+    """(summary, description) from the handler's `summary` and docstring."""
+    doc = inspect.getdoc(handler.fn) or ""
+    first, _, rest = doc.partition("\n\n")
+    summary = handler.summary or " ".join(first.split()) or None
+    body = doc if handler.summary else rest.strip()
+    return summary, body or None
+
+
+def _sources(plan: Plan) -> Iterator[Source]:
+    """Every source of a plan, dependencies' own parameters included (depth first)."""
+    stack: list[Source] = [src for _, src in (*plan.connection_params, *plan.event_params)]
+    stack.reverse()
+    while stack:
+        source = stack.pop()
+        yield source
+        if isinstance(source, DependencySource):
+            stack.extend(src for _, src in reversed(source.params))
+
+
+def _path_schema(source: ParamSource) -> dict[str, Any]:
+    """The JSON Schema of a path parameter, its own ``$ref`` (an Enum) resolved."""
+    schema: dict[str, Any] = source.adapter.json_schema()
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        schema = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], schema)
+    return schema
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _type_title(tp: Any) -> str:
+    if tp is str:
+        return "text"
+    if tp in (bytes, bytearray, memoryview):
+        return "binary"
+    if isinstance(tp, type):
+        return tp.__name__
+    # typing's repr qualifies names with their module: keep the last part of each.
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", repr(tp).replace("typing.", ""))
+
+
+def _split_union(tp: Any) -> list[Any]:
+    """`A | B` as [A, B] (one message each); ``Optional`` and other types stay whole."""
+    if _is_union(tp):
+        members = [m for m in typing.get_args(tp) if m is not type(None)]
+        if len(members) > 1 and set(members) != {str, bytes}:
+            return [leaf for member in members for leaf in _split_union(member)]
+    return [tp]
+
+
+def _frames(tp: Any) -> Literal["text", "binary", "either"] | None:
+    """The raw frame kind of a message type, or None when it is JSON."""
+    if tp is Data or (_is_union(tp) and set(typing.get_args(tp)) == {str, bytes}):
+        return "either"
+    if tp is str:
+        return "text"
+    if tp in (bytes, bytearray, memoryview):
+        return "binary"
+    return None
+
+
+def _send_frames(tp: Any) -> Literal["text", "binary", "either"] | None:
+    """The frame kind `encode` sends a value of type `tp` as, or None when it sends JSON."""
+    frames = _frames(tp)
+    if frames is not None or not isinstance(tp, type):
+        return frames
+    # encode() tries into_message before pydantic models and str/bytes subclasses.
+    into = _into_message_frames(tp)
+    if into is not None:
+        return into
+    if issubclass(tp, str):
+        return "text"
+    if issubclass(tp, bytes | bytearray | memoryview):
+        return "binary"
+    return None
+
+
+def _identity(tp: Any) -> Any:
+    """`tp` as a dict key (an unhashable annotation by its id: it is kept alive meanwhile)."""
+    try:
+        hash(tp)
+    except TypeError:
+        return id(tp)
+    return tp
+
+
+def _into_message_frames(tp: Any) -> Literal["text", "binary", "either"] | None:
+    """For a type implementing ``into_message``: the frame kind its return annotation names."""
+    method = getattr(tp, "into_message", None) if isinstance(tp, type) else None
+    if method is None or not callable(method):
+        return None
+    try:
+        returns = typing.get_type_hints(method).get("return")
+    except Exception:  # an unresolvable annotation only costs precision in the docs
+        returns = None
+    return _frames(returns) or "either"
+
+
+def _message(title: str, frame: str, payload: dict[str, Any], text: str) -> dict[str, Any]:
+    content_type = {"json": "application/json", "text": "text/plain", "binary": "application/octet-stream"}
+    return {"title": title, "contentType": content_type[frame], "payload": payload, "description": text}
+
+
+def _operation(
+    action: str,
+    channel_id: str,
+    title: str,
+    summary: str,
+    body: str | None,
+    messages: list[dict[str, str]],
+    security: list[dict[str, str]],
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "action": action,
+        "channel": {"$ref": f"#/channels/{channel_id}"},
+        "title": title,
+        "summary": summary,
+    }
+    if len(security) > 1:
+        # AsyncAPI reads a security list as "any one of"; a handler needs every guard.
+        names = ", ".join(f"`{ref['$ref'].rsplit('/', 1)[-1]}`" for ref in security)
+        note = f"Requires all of these security schemes: {names}."
+        body = f"{body}\n\n{note}" if body else note
+    if body:
+        operation["description"] = body
+    operation["messages"] = messages
+    if security:
+        operation["security"] = security
+    return operation
+
+
+# --- schemas -------------------------------------------------------------------------------
+
+
+class _Schemas:
+    """JSON Schemas requested while building, generated together at the end.
+
+    Generating them in one `TypeAdapter.json_schemas` call gives every model one name in
+    ``components.schemas`` (pydantic disambiguates two models that share a name) and
+    rewrites each ``$ref`` to point there.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[dict[str, Any], TypeAdapter[Any], Mode]] = []
+
+    def of(self, target: Any, mode: Mode) -> dict[str, Any]:
+        """A placeholder dict that `finish` fills with the JSON Schema of `target`.
+
+        `target` is a type or a ready `TypeAdapter`. A type pydantic cannot describe gets
+        an empty (any) schema saying so, rather than failing the whole document.
+        """
+        out: dict[str, Any] = {}
+        try:
+            adapter = target if isinstance(target, TypeAdapter) else TypeAdapter(target)
+            adapter.json_schema(mode=mode)  # fail here, not in the shared call
+        except Exception as exc:
+            out["description"] = f"{_type_title(target)} (no JSON Schema: {type(exc).__name__})"
+            return out
+        self._pending.append((out, adapter, mode))
+        return out
+
+    def finish(self) -> dict[str, Any]:
+        """Fill every placeholder; returns the shared definitions for ``components.schemas``."""
+        if not self._pending:
+            return {}
+        inputs = [(index, mode, adapter) for index, (_, adapter, mode) in enumerate(self._pending)]
+        by_key, shared = TypeAdapter.json_schemas(inputs, ref_template=SCHEMA_REF)
+        for index, (out, _, mode) in enumerate(self._pending):
+            out.update(by_key[(index, mode)])
+        defs: dict[str, Any] = shared.get("$defs", {})
+        return defs
+
+
+# --- the builder ---------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(self, router: WsRouter, *, host: str, protocol: str, pathname: str) -> None:
+        self.router = router
+        self.host = host
+        self.protocol = protocol
+        self.pathname = pathname.rstrip("/")
+        self.schemas = _Schemas()
+        self.channels: dict[str, dict[str, Any]] = {}
+        self.operations: dict[str, dict[str, Any]] = {}
+        self.security_schemes: dict[str, dict[str, Any]] = {}
+        self.message_keys: dict[tuple[Any, ...], str] = {}
+        # Relative OAuth2 URLs become absolute against the app's HTTP base.
+        http = {"ws": "http", "wss": "https"}.get(protocol, protocol)
+        self.http_base = f"{http}://{host}{self.pathname}/"
+
+    def build(
+        self,
+        *,
+        title: str,
+        version: str,
+        description: str | None,
+        servers: Mapping[str, Mapping[str, Any]] | None,
+        multiplex_client: str | None,
+    ) -> dict[str, Any]:
+        by_path: dict[str, list[Handler]] = {}
+        for handler in sorted(self.router.table.handlers, key=lambda h: h.order):
+            by_path.setdefault(handler.path, []).append(handler)
+        for path, handlers in by_path.items():
+            self.channel(path, handlers)
+        info: dict[str, Any] = {"title": title, "version": version}
+        if description:
+            info["description"] = description
+        document: dict[str, Any] = {
+            "asyncapi": ASYNCAPI_VERSION,
+            "info": info,
+            "defaultContentType": "application/json",
+            "servers": self.servers(servers, multiplex_client),
+            "channels": self.channels,
+            "operations": self.operations,
+        }
+        components: dict[str, Any] = {}
+        schemas = self.schemas.finish()
+        if schemas:
+            components["schemas"] = schemas
+        if self.security_schemes:
+            components["securitySchemes"] = self.security_schemes
+        if components:
+            document["components"] = components
+        return document
+
+    # --- servers ------------------------------------------------------------------------
+
+    def servers(
+        self, given: Mapping[str, Mapping[str, Any]] | None, multiplex_client: str | None
+    ) -> dict[str, Any]:
+        extensions = {"x-wsroute-limits": self.limits()}
+        if self.router.settings.multiplex:
+            extensions["x-wsroute-multiplex"] = self.multiplex(multiplex_client)
+        if given is not None:
+            return {_key(name): {**extensions, **server} for name, server in given.items()}
+        server: dict[str, Any] = {"host": self.host, "protocol": self.protocol}
+        if self.pathname:
+            server["pathname"] = self.pathname
+        text = "The application's WebSocket endpoint."
+        if self.router.settings.multiplex:
+            text += (
+                f" A client may offer the `{codec.SUBPROTOCOL}` sub-protocol to reach several"
+                " channels over one socket: see `x-wsroute-multiplex`."
+            )
+        server["description"] = text
+        return {"default": {**server, **extensions}}
+
+    def limits(self) -> dict[str, Any]:
+        settings = self.router.settings
+        limits: dict[str, Any] = {
+            "maxMessageSize": settings.max_message_size,
+            "maxQueue": settings.max_queue,
+            "slowConsumer": settings.slow_consumer,
+        }
+        if settings.max_queue_bytes is not None:
+            limits["maxQueueBytes"] = settings.max_queue_bytes
+        if settings.rate_limit is not None:
+            limits["rateLimit"] = {"messages": settings.rate_limit[0], "seconds": settings.rate_limit[1]}
+        return limits
+
+    def multiplex(self, client: str | None) -> dict[str, Any]:
+        """The ``rocket-multiplex`` sub-protocol (spec §6), for clients that implement it."""
+        sep = codec.SEP
+        reason = codec.Reason
+        described: dict[str, Any] = {
+            "subprotocol": codec.SUBPROTOCOL,
+            "description": (
+                f"Offer `{codec.SUBPROTOCOL}` in Sec-WebSocket-Protocol to carry many channels"
+                " (topics) over one socket. The connect URL is the first topic. Every data frame,"
+                " text or binary, in both directions, is prefixed with its topic and the"
+                " separator; control frames start with the separator."
+            ),
+            "separator": sep,
+            "separatorCodePoint": "U+00B7",
+            "dataFrame": f"TOPIC{sep}PAYLOAD",
+            "controlFrame": f"{sep}ACTION({sep}PARAM)*[{sep}]",
+            "limits": {
+                "topicsPerSocket": self.router.settings.max_topics,
+                "topicBytes": codec.MAX_TOPIC_BYTES,
+                "controlBytes": codec.MAX_CONTROL_BYTES,
+            },
+            "clientActions": {
+                "SUBSCRIBE": f"{sep}SUBSCRIBE{sep}topic",
+                "UNSUBSCRIBE": f"{sep}UNSUBSCRIBE{sep}topic[{sep}code[{sep}reason]]",
+            },
+            "serverReplies": {
+                "OK": f"{sep}OK{sep}ACTION{sep}PARAMS…",
+                "ERR": f"{sep}ERR{sep}REASON{sep}ACTION{sep}PARAMS…",
+                "INVALID": f"{sep}INVALID{sep}REASON",
+                "UNSUBSCRIBE": f"{sep}UNSUBSCRIBE{sep}topic{sep}code{sep}reason",
+            },
+            "errReasons": [
+                reason.ALREADY_SUBSCRIBED,
+                reason.NOT_SUBSCRIBED,
+                reason.TOO_MANY_TOPICS,
+                reason.INVALID_TOPIC,
+                "<HTTP status> <phrase> (a refused SUBSCRIBE, e.g. 404 Not Found)",
+            ],
+            "invalidReasons": [
+                reason.NOT_SUBSCRIBED,
+                reason.NO_CONTROL_CHARACTER,
+                reason.CONTROL_TOO_LONG,
+                reason.INVALID_CONTROL,
+                reason.INVALID_UTF8,
+            ],
+        }
+        if client:
+            described["client"] = client
+        return described
+
+    # --- channels -----------------------------------------------------------------------
+
+    def channel(self, path: str, handlers: list[Handler]) -> None:
+        address, parameters = self.address(path, handlers)
+        # "/rooms/{room}" → "rooms_room": readable in the page's anchors and in $refs.
+        plain = _UNSAFE_KEY.sub("_", address.lstrip("/").replace("{", "").replace("}", "")).rstrip("_")
+        channel_id = _unique(plain or "root", self.channels)
+        channel: dict[str, Any] = {
+            "address": address,
+            "title": address,
+            "description": self.channel_description(handlers),
+            "messages": {},
+        }
+        if parameters:
+            channel["parameters"] = parameters
+        channel["bindings"] = {"ws": self.binding(handlers)}
+        self.channels[channel_id] = channel
+        gate = [h for h in handlers if h.kind == "join"]
+        for handler in handlers:
+            security = self.security(handler, gate)
+            if handler.kind == "message":
+                self.receive_operation(channel_id, handler, security)
+            sends = [*handler.sends, *handler.plan.sends]
+            if sends:
+                self.send_operation(channel_id, handler, sends, security)
+
+    def address(self, path: str, handlers: list[Handler]) -> tuple[str, dict[str, Any]]:
+        """The address template and its parameters (anonymous ``{_}`` named ``_0``, ``_1``…)."""
+        declared: dict[str, ParamSource] = {}
+        for handler in handlers:
+            for source in _sources(handler.plan):
+                if isinstance(source, ParamSource) and source.where == "path":
+                    # Several handlers take the parameter: keep the most detailed declaration.
+                    known = declared.get(source.key)
+                    if known is None or len(_path_schema(source)) > len(_path_schema(known)):
+                        declared[source.key] = source
+        names = {name for name, _ in _PATH_PARAM.findall(path)}
+        # names is read lazily: each anonymous name skips those taken so far.
+        anonymous = (f"_{n}" for n in itertools.count() if f"_{n}" not in names)
+        parameters: dict[str, Any] = {}
+
+        def rename(match: re.Match[str]) -> str:
+            name, convertor = match.group(1), match.group(2) or "str"
+            kind = _CONVERTOR_TEXT.get(convertor, f"a `{convertor}` value")
+            if name == "_":
+                name = next(anonymous)
+                names.add(name)
+                text = f"Anonymous segment `{{_}}`: {kind}. Handlers do not receive it."
+                parameters[name] = {"description": text}
+            else:
+                parameters[name] = self.path_parameter(name, kind, declared.get(name))
+            return "{" + name + "}"
+
+        return _PATH_PARAM.sub(rename, path), parameters
+
+    def path_parameter(self, name: str, kind: str, source: ParamSource | None) -> dict[str, Any]:
+        if source is None:
+            return {"description": f"`{name}`: {kind}. No handler of this route takes it."}
+        schema = _path_schema(source)
+        parameter: dict[str, Any] = {}
+        text = f"`{name}`: {kind}"
+        if isinstance(schema.get("type"), str):
+            text += f", validated as {schema['type']}"
+        limits = [f"{k} {schema[k]}" for k in _CONSTRAINTS if k in schema]
+        if limits:
+            text += f" ({', '.join(limits)})"
+        if schema.get("description"):
+            text += f". {schema['description']}"
+        parameter["description"] = text
+        values = schema.get("enum") or ([schema["const"]] if "const" in schema else None)
+        if values:
+            parameter["enum"] = [str(value) for value in values]
+        if not source.required and source.default is not None:
+            parameter["default"] = str(to_jsonable_python(source.default, fallback=str))
+        return parameter
+
+    def binding(self, handlers: list[Handler]) -> dict[str, Any]:
+        """The ``ws`` channel binding: the handshake's query and header parameters."""
+        groups: dict[str, dict[str, Any]] = {}
+        required: dict[str, list[str]] = {}
+        for handler in handlers:
+            for source in _sources(handler.plan):
+                if not isinstance(source, ParamSource) or source.where == "path":
+                    continue
+                props = groups.setdefault(source.where, {})
+                if source.key in props:
+                    continue
+                schema = self.schemas.of(source.adapter, "validation")
+                if not source.required and source.default is not None:
+                    default = to_jsonable_python(source.default, fallback=lambda _: PydanticUndefined)
+                    if default is not PydanticUndefined:
+                        schema["default"] = default
+                props[source.key] = schema
+                if source.required:
+                    required.setdefault(source.where, []).append(source.key)
+        binding: dict[str, Any] = {"method": "GET"}
+        for where, field in (("query", "query"), ("header", "headers"), ("cookie", "x-cookies")):
+            if where in groups:
+                schema = {"type": "object", "properties": groups[where]}
+                if where in required:
+                    schema["required"] = required[where]
+                binding[field] = schema
+        binding["bindingVersion"] = "0.1.0"
+        return binding
+
+    def channel_description(self, handlers: list[Handler]) -> str:
+        lines = ["Handlers on this route:", ""]
+        for handler in handlers:
+            summary, _ = _docstring(handler)
+            event = {"join": "on connect", "message": "on each message", "leave": "on disconnect"}
+            line = f"- **{handler.kind}** `{handler.name}` ({event[handler.kind]})"
+            lines.append(f"{line}: {summary}" if summary else line)
+        lines.append("")
+        if any(h.query_in_topic for h in handlers):
+            lines.append("Broadcast topic: the path the client connected to, with its query string.")
+        else:
+            lines.append("Broadcast topic: the path the client connected to (without the query string).")
+        return "\n".join(lines)
+
+    # --- messages and operations ---------------------------------------------------------
+
+    def add_messages(
+        self, channel_id: str, tp: Any, mode: Mode, name: str | None = None
+    ) -> list[dict[str, str]]:
+        """Add the message(s) of type `tp` to the channel; returns their references.
+
+        Raw frames are described as such; ``Data`` (and ``str | bytes``) is two messages,
+        one per frame kind, so that each has its own content type. A type already on the
+        channel (sent by two handlers) is one message.
+        """
+        title = _type_title(tp)
+        frames = _frames(tp) if mode == "validation" else _send_frames(tp)
+        found: list[tuple[str, str, dict[str, Any]]] = []
+        if frames is None:
+            way = "validated" if mode == "validation" else "serialized"
+            text = f"JSON text (or binary) frame, {way} as `{title}`."
+            found.append(("json", name or title, _message(title, "json", self.schemas.of(tp, mode), text)))
+        else:
+            text = ""
+            if isinstance(tp, type) and tp not in (str, bytes, Data):
+                doc = (inspect.getdoc(tp) or "").partition("\n\n")[0]
+                text = f" `{tp.__name__}.into_message()`" + (f": {' '.join(doc.split())}" if doc else ".")
+            for frame in ("text", "binary"):
+                if frames in (frame, "either"):
+                    key = f"{name or title}_{frame}" if frames == "either" else name or title
+                    payload = dict(_TEXT if frame == "text" else _BINARY)
+                    found.append((frame, key, _message(title, frame, payload, f"A {frame} frame.{text}")))
+        messages: dict[str, Any] = self.channels[channel_id]["messages"]
+        refs = []
+        for frame, key, message in found:
+            identity = (channel_id, name, _identity(tp), mode, frame)
+            known = self.message_keys.get(identity)
+            if known is None:
+                known = self.message_keys[identity] = _unique(_key(key), messages)
+                messages[known] = {"name": known, **message}
+            refs.append({"$ref": f"#/channels/{channel_id}/messages/{known}"})
+        return refs
+
+    def receive_operation(self, channel_id: str, handler: Handler, security: list[dict[str, str]]) -> None:
+        annotation = handler.plan.message_annotation
+        # A message handler without a message parameter still consumes messages: any frame.
+        message = Data if annotation is None else annotation
+        refs = self.add_messages(channel_id, message, "validation", name=handler.name)
+        summary, body = _docstring(handler)
+        operation = _operation(
+            "receive",
+            channel_id,
+            f"message handler {handler.name}",
+            summary or f"A message to `{handler.name}`.",
+            body,
+            refs,
+            security,
+        )
+        operation["x-wsroute-max-message-size"] = (
+            handler.max_message_size or self.router.settings.max_message_size
+        )
+        self.operations[_unique(_key(handler.name), self.operations)] = operation
+
+    def send_operation(
+        self, channel_id: str, handler: Handler, sends: Sequence[Any], security: list[dict[str, str]]
+    ) -> None:
+        refs: list[dict[str, str]] = []
+        for declared in sends:
+            for tp in _split_union(declared):
+                added = self.add_messages(channel_id, tp, "serialization")
+                refs.extend(ref for ref in added if ref not in refs)
+        summary, body = _docstring(handler)
+        when = {
+            "join": "when a client connects",
+            "message": "in reply to a message",
+            "leave": "when a client leaves",
+        }
+        said = f"Sent by `{handler.name}` {when[handler.kind]}" + (f": {summary}" if summary else ".")
+        operation = _operation(
+            "send", channel_id, f"{handler.kind} handler {handler.name} sends", said, body, refs, security
+        )
+        self.operations[_unique(f"{_key(handler.name)}.send", self.operations)] = operation
+
+    # --- security -----------------------------------------------------------------------
+
+    def security(self, handler: Handler, gate: list[Handler]) -> list[dict[str, str]]:
+        """References to the schemes `handler` needs, and those of the join handlers that
+        gate the connection on its route (they run at the handshake)."""
+        refs: list[dict[str, str]] = []
+        for owner in [handler, *(h for h in gate if h is not handler)]:
+            for source in _sources(owner.plan):
+                named = self.scheme_of(source)
+                if named is None:
+                    continue
+                ref = {"$ref": f"#/components/securitySchemes/{self.register_scheme(*named)}"}
+                if ref not in refs:
+                    refs.append(ref)
+        return refs
+
+    def scheme_of(self, source: Source) -> tuple[str, dict[str, Any]] | None:
+        """(name, AsyncAPI scheme) that `source` requires, if any."""
+        if isinstance(source, GuardSource):
+            scheme = getattr(source.guard, "security", None)
+            if isinstance(scheme, SecurityScheme):
+                return scheme.named(source.guard.__name__)
+        elif isinstance(source, DependencySource):
+            call = source.call
+            if isinstance(call, SecurityBase):
+                spec = from_fastapi(call.model, base_url=self.http_base)
+                return None if spec is None else (call.scheme_name, spec)
+            scheme = getattr(call, "security", None)
+            if isinstance(scheme, SecurityScheme):
+                return scheme.named(getattr(call, "__name__", type(call).__name__))
+        return None
+
+    def register_scheme(self, name: str, spec: dict[str, Any]) -> str:
+        """The components key of `spec`: its `name`, suffixed if another scheme has it."""
+        key = base = _key(name)
+        n = 1
+        while key in self.security_schemes and self.security_schemes[key] != spec:
+            n += 1
+            key = f"{base}_{n}"
+        self.security_schemes[key] = spec
+        return key
