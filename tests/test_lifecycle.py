@@ -127,8 +127,9 @@ async def test_slow_consumer_is_evicted_and_never_delays_the_others(ws_impl: str
     ws = WsRouter(max_queue=64)
     leaves: list[tuple[str, int, str]] = []
     peak = {"queue": 0}
-    count, size, readers = 1000, 8192, 50
+    count, size, readers, burst = 1000, 8192, 50, 50
     payload = "x" * size
+    published = {"next": 0}
 
     @ws.message("/feed")
     async def feed(data: str, channel: Channel) -> None:
@@ -140,12 +141,12 @@ async def test_slow_consumer_is_evicted_and_never_delays_the_others(ws_impl: str
 
     @ws.message("/publish")
     async def publish(data: str, broker: Broker, channel: Channel) -> None:
-        for n in range(count):
+        for _ in range(int(data)):
+            n = published["next"]
+            published["next"] += 1
             await broker.broadcast_to("/feed", f"{n}:{payload}")
             for subscriber in broker.subscribers("/feed"):
                 peak["queue"] = max(peak["queue"], len(subscriber.outbox))  # type: ignore[attr-defined]
-            if n % 50 == 0:
-                await asyncio.sleep(0)  # let writers run, as real traffic would
         await channel.send("published")
 
     app = FastAPI()
@@ -167,12 +168,18 @@ async def test_slow_consumer_is_evicted_and_never_delays_the_others(ws_impl: str
 
             readers_done = asyncio.gather(*(read(i) for i in range(readers)))
             async with connect(f"ws://{url}/publish") as publisher:
-                await publisher.send("go")
-                assert await asyncio.wait_for(publisher.recv(), 30) == "published"
-            await asyncio.wait_for(readers_done, 30)
+                # Bursts of 50 as fast as the server goes; the readers keep up with each
+                # burst (all 50 are delivered within the bound) while the slow client,
+                # which never reads, falls behind by the whole stream.
+                for sent in range(burst, count + 1, burst):
+                    await publisher.send(str(burst))
+                    assert await asyncio.wait_for(publisher.recv(), 10) == "published"
+                    await eventually(lambda s=sent: min(received) >= s, timeout=10, what="burst delivered")
+            await asyncio.wait_for(readers_done, 10)
             assert received == [count] * readers  # nothing lost for clients that read
             await eventually(lambda: any(w == "slow" for w, _, _ in leaves), timeout=10, what="eviction")
             assert ("slow", 1008, "slow consumer") in leaves
+            assert not any(code == 1008 for who, code, _ in leaves if who != "slow")
             assert peak["queue"] <= 64  # the bound held: memory per client stays bounded
             assert broker.local_topics().get("/feed") == readers
             for client in clients:

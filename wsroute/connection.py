@@ -332,19 +332,10 @@ class BaseConnection:
 class Connection(BaseConnection):
     """A dedicated (not multiplexed) WebSocket: one session, the connect URL's topic."""
 
-    def __init__(
-        self,
-        table: RouteTable,
-        settings: Settings,
-        broker: Broker,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        super().__init__(table, settings, broker, scope, receive, send)
-        self.session = self.new_session(scope, self.close_socket)
+    session: Session
 
     async def open(self) -> None:
+        self.session = self.new_session(self.scope, self.close_socket)
         try:
             await self.session.handshake()
         except BaseException:
