@@ -47,3 +47,45 @@ def test_constrained_text_message() -> None:
         decode("abcd", None)
     with pytest.raises(UnsupportedFrame):
         decode(None, b"abc")
+
+
+def test_pydantic_constraints_in_annotated_apply_to_params_and_message() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from pydantic import StringConstraints
+    from starlette.testclient import WebSocketDenialResponse
+    from starlette.websockets import WebSocketDisconnect
+
+    ws = WsRouter()
+
+    @ws.message("/rooms/{room}")
+    async def said(
+        data: Annotated[str, StringConstraints(max_length=3)],
+        room: Annotated[str, StringConstraints(pattern=r"^[a-z]+$")],
+        channel: Channel,
+    ) -> None:
+        await channel.send(f"{room}: {data}")
+
+    app = FastAPI()
+    ws.install(app)
+    with TestClient(app) as client:
+        with pytest.raises(WebSocketDenialResponse) as denied, client.websocket_connect("/rooms/ABC1"):
+            pass
+        assert denied.value.status_code == 422
+        with client.websocket_connect("/rooms/abc") as socket:
+            socket.send_text("hey")
+            assert socket.receive_text() == "abc: hey"
+            socket.send_text("too long")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                socket.receive_text()
+        assert closed.value.code == 1007
+
+
+def test_exception_handler_decorators_stack() -> None:
+    ws = WsRouter()
+
+    @ws.exception_handler(InvalidMessage)
+    @ws.exception_handler(UnsupportedFrame)
+    async def bad_input(channel: Channel, exc: Exception) -> None: ...
+
+    assert set(ws.settings.exception_handlers) == {InvalidMessage, UnsupportedFrame}

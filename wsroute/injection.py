@@ -449,7 +449,8 @@ class Analyzer:
                     )
                 plan.message_param = name
                 plan.message_annotation = annotation
-                plan.decoder = make_decoder(annotation)
+                # The full annotation: Annotated[str, StringConstraints(...)] keeps its rules.
+                plan.decoder = make_decoder(hints[name])
                 continue
             if annotation is WebSocketStatus:
                 if self.kind != "leave":
@@ -540,11 +541,13 @@ class Analyzer:
             if default is not inspect.Parameter.empty and default is not marker:
                 fallback = default
             # Validate with the marker's constraints (Query(ge=1), max_length, …).
-            constrained = Annotated[annotation, marker]
-            return ParamSource(where, name, key, constrained, fallback)  # type: ignore[arg-type]
+            with_marker: Any = Annotated[annotation, marker]
+            return ParamSource(where, name, key, with_marker, fallback)  # type: ignore[arg-type]
         value_default = PydanticUndefined if default is inspect.Parameter.empty else default
+        # Validate with pydantic constraints given in Annotated (StringConstraints, Field, …).
+        constrained: Any = Annotated[(annotation, *metadata)] if metadata else annotation
         if name in self.path_params:
-            return ParamSource("path", name, name, annotation, value_default)
+            return ParamSource("path", name, name, constrained, value_default)
         if _is_non_scalar(annotation):
             if self.kind == "message":
                 raise self.fail(
@@ -557,7 +560,7 @@ class Analyzer:
                 "a structured type cannot come from the query string",
                 "take it from the message (message handlers) or build it in a dependency",
             )
-        return ParamSource("query", name, name, annotation, value_default)
+        return ParamSource("query", name, name, constrained, value_default)
 
     def dependency(self, name: str, depends: fastapi_params.Depends, annotation: Any) -> DependencySource:
         """Analyze a `Depends` into a `DependencySource`, recursively."""

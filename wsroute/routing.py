@@ -31,7 +31,7 @@ from wsroute.routes import RouteTable, compile_route, join_path, make_handler, r
 from wsroute.settings import ExceptionHandler, Settings
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-E = TypeVar("E", bound=BaseException)
+H = TypeVar("H", bound=Callable[[Any, Any], Awaitable[None]])
 
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -189,16 +189,14 @@ class WsRouter:
 
         return decorator
 
-    def exception_handler(
-        self, exc_class: type[E]
-    ) -> Callable[[Callable[[Any, E], Awaitable[None]]], Callable[[Any, E], Awaitable[None]]]:
+    def exception_handler(self, exc_class: type[BaseException]) -> Callable[[H], H]:
         """Register ``async def handler(channel, exc)`` for `exc_class` (and subclasses).
 
         It replaces the default close code for that error; it may send an error message
         and keep the connection open, or close it itself.
         """
 
-        def decorator(fn: Callable[[Any, E], Awaitable[None]]) -> Callable[[Any, E], Awaitable[None]]:
+        def decorator(fn: H) -> H:
             handler: ExceptionHandler = fn
             self.settings.exception_handlers[exc_class] = handler
             return fn

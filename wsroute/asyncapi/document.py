@@ -161,6 +161,11 @@ def _type_title(tp: Any) -> str:
 
 def _split_union(tp: Any) -> list[Any]:
     """`A | B` as [A, B] (one message each); ``Optional`` and other types stay whole."""
+    if typing.get_origin(tp) is typing.Annotated:
+        # Annotated[A | B, Field(discriminator=...)]: the members are still the messages.
+        inner = typing.get_args(tp)[0]
+        if _is_union(inner):
+            return _split_union(inner)
     if _is_union(tp):
         members = [m for m in typing.get_args(tp) if m is not type(None)]
         if len(members) > 1 and set(members) != {str, bytes}:
