@@ -1,72 +1,671 @@
-"""The README's run command: start the chat example as a user would, fetch /, chat, stop."""
+"""The chat example (``examples/chat``): README's run command, and its HTTP and WebSocket behaviour.
+
+Most tests talk to one ``python -m examples.chat`` subprocess (started once for the module,
+with a known token secret and admin token so they can forge and expire tokens); each test uses
+its own rooms. The README test starts the command with no settings at all, as a user would.
+The Redis test runs ``--workers 2`` and needs Redis at 127.0.0.1:6379 (skipped without it,
+except under ``CI=true``). All traffic stays on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import json
 import os
+import re
+import secrets
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import IO, Any
 
 import httpx
 import pytest
-from server import connect
+from websockets.exceptions import InvalidStatus
+
+from server import connect, serve
+from wsroute.multiplex.codec import Err, Ok
+from wsroute.testing import MultiplexClient
 
 ROOT = Path(__file__).parent.parent
+sys.path.insert(0, str(ROOT))
+
+from examples.chat import auth  # noqa: E402
+from examples.chat.models import User  # noqa: E402
+
+HOST = "127.0.0.1"
+SECRET = "test-secret-for-the-chat-example"
+ADMIN = "test-admin-token"
 
 
 def free_port() -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def example_url() -> object:
-    port = free_port()
-    env = {**os.environ, "WSROUTE_BROKER": "memory://"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "examples.chat", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+def chat_env(db: Path, **extra: str) -> dict[str, str]:
+    """The environment for a chat server: ours minus any WSROUTE_* setting, plus `extra`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WSROUTE_")}
+    env.update(
+        {
+            "WSROUTE_CHAT_SECRET": SECRET,
+            "WSROUTE_CHAT_ADMIN_TOKEN": ADMIN,
+            "WSROUTE_CHAT_DB": str(db),
+            "PYTHONUNBUFFERED": "1",
+        }
     )
-    try:
-        deadline = time.monotonic() + 20
+    env.update(extra)
+    return env
+
+
+class ChatServer:
+    """``python -m examples.chat`` in a subprocess on a fixed port; can be stopped and started again."""
+
+    def __init__(self, env: dict[str, str], args: tuple[str, ...] = (), port: int | None = None) -> None:
+        self.env = env
+        self.args = args
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+
+    @property
+    def http(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://{HOST}:{self.port}"
+
+    def output(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def start(self, timeout: float = 20) -> None:
+        assert self.process is None
+        command = [sys.executable, "-m", "examples.chat", "--host", HOST, "--port", str(self.port)]
+        command += [*self.args, "--log-level", "warning"]
+        # A file, not a pipe: a chatty server never blocks on a full pipe. A new session, so
+        # stop() reaches uvicorn's workers too.
+        self.process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    output = process.stdout.read().decode() if process.stdout else ""
-                    raise RuntimeError(f"the example did not start:\n{output}") from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
+                if httpx.get(f"{self.http}/api/health", timeout=1, trust_env=False).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the chat example did not start:\n{self.output()}")
+            time.sleep(0.05)
+
+    def stop(self) -> int | None:
+        """SIGTERM the server (and its workers); SIGKILL if it lingers. Returns its exit code."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(5)
+        return process.returncode
+
+    def close(self) -> None:
+        self.stop()
+        self._log.close()
+
+
+@contextlib.contextmanager
+def chat_server(env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[ChatServer]:
+    server = ChatServer(env, args)
+    try:
+        server.start()
+        yield server
     finally:
-        process.terminate()
-        process.wait(10)
+        server.close()
 
 
-async def test_example_serves_the_page_and_chats(example_url: str) -> None:
-    async with httpx.AsyncClient(trust_env=False) as http:
-        page = await http.get(f"http://{example_url}/")
-        assert page.status_code == 200 and "wsroute chat" in page.text
-        script = await http.get(f"http://{example_url}/static/chat.js")
-        assert script.status_code == 200
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+    """One chat server for the module (memory broker, known secret and admin token)."""
+    db = tmp_path_factory.mktemp("chat") / "chat.sqlite3"
+    with chat_server(chat_env(db, WSROUTE_BROKER="memory://")) as server:
+        yield server
+
+
+def room_name() -> str:
+    return f"t-{secrets.token_hex(4)}"
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+async def sign_in(base: str, name: str) -> tuple[User, str]:
+    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=5) as http:
+        response = await http.post("/api/session", json={"name": name})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert response.cookies[auth.COOKIE] == body["token"]
+    return User(**body["user"]), body["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def recv_json(ws: Any, timeout: float = 5.0) -> dict[str, Any]:
+    try:
+        raw = await asyncio.wait_for(ws.recv(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no message within {timeout}s") from None
+    event: dict[str, Any] = json.loads(raw)
+    return event
+
+
+async def recv_until(
+    ws: Any, check: Callable[[dict[str, Any]], bool], timeout: float = 5.0
+) -> dict[str, Any]:
+    """The first event that satisfies `check`, skipping others (bounded by `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        event = await recv_json(ws, max(0.05, deadline - time.monotonic()))
+        if check(event):
+            return event
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no matching event within {timeout}s")
+
+
+@contextlib.asynccontextmanager
+async def enter(
+    base_ws: str, room: str, token: str, **options: Any
+) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
+    """Enter `room`: yields the socket and its hello, after its own presence event."""
+    async with connect(f"{base_ws}/rooms/{room}", additional_headers=bearer(token), **options) as ws:
+        hello = await recv_json(ws)
+        assert hello["type"] == "hello", hello
+        presence = await recv_json(ws)
+        assert presence["type"] == "presence", presence
+        yield ws, hello
+
+
+def names(presence: dict[str, Any]) -> list[str]:
+    return [member["name"] for member in presence["members"]]
+
+
+def forge(token: str, **claims: Any) -> str:
+    """`token` with its payload changed but the signature kept."""
+    version, payload, signature = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data.update(claims)
+    raw = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return f"{version}.{raw}.{signature}"
+
+
+# --- README ---------------------------------------------------------------------------------
+
+
+def test_readme_runs_the_chat_example() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- run-command -->\s*```sh\n(.+?)\n```", readme, re.S)
+    assert block and block.group(1).rstrip().endswith(".venv/bin/python -m examples.chat"), block
+
+
+async def test_readme_run_command_serves_signs_in_and_chats(tmp_path: Path) -> None:
+    """``python -m examples.chat`` with no settings at all: it picks its own secret, database and
+    admin token (and removes the temporary database when it stops)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WSROUTE_")}
+    server = ChatServer({**env, "PYTHONUNBUFFERED": "1"})
+    try:
+        server.start()
+        async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
+            page = await http.get("/")
+            assert page.status_code == 200 and "<title>wsroute chat</title>" in page.text
+            for asset in ("/static/chat.js", "/static/room.js", "/static/api.js", "/static/chat.css"):
+                assert (await http.get(asset)).status_code == 200, asset
+            assert "MultiplexWebSocket" in (await http.get("/wsroute/multiplex.js")).text
+            assert (await http.get("/rooms/lobby")).text == page.text  # a room's URL opens the page
+            assert (await http.get("/api/session")).status_code == 401
+            signed = await http.post("/api/session", json={"name": "Ann"})
+            assert signed.status_code == 201
+            cookie = signed.cookies[auth.COOKIE]
+            assert (await http.get("/api/session")).json()["user"]["name"] == "Ann"  # the cookie works
+        bob, bob_token = await sign_in(server.http, "Bob")
+        # The browser's way: the cookie rides on the handshake.
+        async with connect(
+            f"{server.ws}/rooms/lobby", additional_headers={"Cookie": f"{auth.COOKIE}={cookie}"}
+        ) as ann:
+            hello = await recv_json(ann)
+            assert hello["you"]["name"] == "Ann" and hello["room"] == "lobby"
+            assert names(await recv_json(ann)) == ["Ann"]
+            async with enter(server.ws, "lobby", bob_token) as (bob_ws, _):
+                joined = await recv_json(ann)
+                assert joined["change"] == "joined" and joined["user"] == bob.model_dump()
+                assert names(joined) == ["Ann", "Bob"]
+                await bob_ws.send(json.dumps({"text": "hello"}))
+                said = await recv_json(ann)
+                assert (said["type"], said["text"], said["user"]["name"]) == ("message", "hello", "Bob")
+            left = await recv_json(ann)
+            assert (left["change"], left["user"]["name"], names(left)) == ("left", "Bob", ["Ann"])
+        async with connect(f"{server.ws}/echo") as echo:
+            await echo.send("ping")
+            assert await asyncio.wait_for(echo.recv(), 5) == "ping"
+        found = re.search(r"messages in (\S+)", server.output())
+        assert found, server.output()
+        database = found.group(1)
+        assert await asyncio.to_thread(os.path.exists, database)
+        assert server.stop() == 0, server.output()
+        assert not await asyncio.to_thread(os.path.exists, database), "the temporary database was left behind"
+        assert "Traceback" not in server.output(), server.output()
+    finally:
+        server.close()
+
+
+def test_more_workers_need_a_shared_broker() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "examples.chat", "--workers", "2", "--port", str(free_port())],
+        cwd=ROOT,
+        env={key: value for key, value in os.environ.items() if not key.startswith("WSROUTE_")},
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2
+    assert "--broker redis://" in result.stderr
+
+
+# --- sign-in tokens -------------------------------------------------------------------------
+
+
+def test_tokens_round_trip_and_refuse_tampering() -> None:
+    user = User(id="u1", name="Ann")
+    token, expires = auth.issue(b"k", user, 60, now=1000)
+    assert auth.verify(b"k", token, now=1059) == (user, expires)
+    problems = {
+        "missing": [None, ""],
+        "invalid": [
+            "garbage",
+            "v1.x.y",
+            token[:-2],
+            forge(token, name="Mallory"),
+            auth.issue(b"other secret", user, 60, now=1000)[0],
+            "v2" + token[2:],
+        ],
+        "expired": [token],
+    }
+    for problem, tokens in problems.items():
+        for bad in tokens:
+            with pytest.raises(auth.TokenError) as caught:
+                auth.verify(b"k", bad, now=1060)
+            assert caught.value.problem == problem, bad
+
+
+@pytest.mark.parametrize("problem", ["missing", "invalid", "expired"])
+async def test_handshake_without_a_valid_token_is_refused_with_401(chat: ChatServer, problem: str) -> None:
+    user, token = await sign_in(chat.http, "Eve")
+    tokens = {
+        "missing": None,
+        "invalid": forge(token, name="Mallory"),
+        "expired": auth.issue(SECRET.encode(), user, -1)[0],
+    }
+    bad = tokens[problem]
+    attempts: list[tuple[str, dict[str, str]]] = [(f"{chat.ws}/rooms/lobby", bearer(bad) if bad else {})]
+    if bad:
+        attempts += [
+            (f"{chat.ws}/rooms/lobby?token={bad}", {}),
+            (f"{chat.ws}/rooms/lobby", {"Cookie": f"{auth.COOKIE}={bad}"}),
+        ]
+    for url, headers in attempts:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, additional_headers=headers):
+                pass
+        response = refused.value.response
+        assert response.status_code == 401, url
+        assert json.loads(response.body)["detail"]["reason"] == problem
+    # The page asks over HTTP why (a browser cannot read a refused handshake's status).
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        session = await http.get("/api/session", headers=bearer(bad) if bad else {})
+        assert session.status_code == 401
+        assert session.json()["detail"]["reason"] == problem
+        assert session.json()["detail"]["message"]
+        assert (
+            await http.get("/api/rooms/lobby/messages", headers=bearer(bad) if bad else {})
+        ).status_code == 401
+
+
+async def test_sign_in_validates_the_display_name(chat: ChatServer) -> None:
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        for name in ["", "   ", "x" * 33, "bad\nname"]:
+            assert (await http.post("/api/session", json={"name": name})).status_code == 422, name
+        signed = await http.post("/api/session", json={"name": "  Zoë  "})
+        assert signed.json()["user"]["name"] == "Zoë"
+        assert (await http.delete("/api/session")).status_code == 204
+        assert (await http.get("/api/session")).status_code == 401
+
+
+async def test_token_is_verified_once_per_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The guard checks the token at the handshake; messages and leave reuse the local cache."""
+    from examples.chat.app import create_app
+    from examples.chat.config import ChatConfig
+
+    calls: list[str | None] = []
+    real_verify = auth.verify
+
+    def counting_verify(secret: bytes, token: str | None, **kw: Any) -> tuple[User, int]:
+        calls.append(token)
+        return real_verify(secret, token, **kw)
+
+    monkeypatch.setattr(auth, "verify", counting_verify)
+    app = create_app(ChatConfig(secret=b"k", db_path=tmp_path / "chat.sqlite3"))
+    with serve(app) as url:
+        token, _ = auth.issue(b"k", User(id="u1", name="Ann"), 60)
+        async with enter(f"ws://{url}", "once", token) as (ws, _):
+            for text in ("one", "two", "three"):
+                await ws.send(json.dumps({"text": text}))
+                assert (await recv_json(ws))["text"] == text
+        async with MultiplexClient.connect(f"ws://{url}/rooms/a", additional_headers=bearer(token)) as mux:
+            assert isinstance(await mux.subscribe("/rooms/b"), Ok)
+            for topic in ("/rooms/a", "/rooms/b"):
+                await mux.send(topic, json.dumps({"text": "hi"}))
+                await mux.send(topic, json.dumps({"text": "again"}))
+            for topic in ("/rooms/a", "/rooms/b"):
+                for expected in ("hi", "again"):
+                    while (event := json.loads(await mux.recv_data(topic)))["type"] != "message":
+                        pass
+                    assert event["text"] == expected
+    # One dedicated connection, two topics of one multiplexed socket: three verifications.
+    assert calls == [token, token, token]
+
+
+def test_without_a_database_setting_the_app_uses_a_temporary_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Importing or building the app makes no file (docs tools import it); running it makes a
+    temporary database, removed when it stops."""
+    from examples.chat.app import create_app
+    from examples.chat.config import ChatConfig
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    app = create_app(ChatConfig.from_env({}))
+    assert list(tmp_path.iterdir()) == []
+    with serve(app) as url:
+        assert httpx.get(f"http://{url}/api/health", trust_env=False).status_code == 200
+        # No WSROUTE_CHAT_ADMIN_TOKEN: the admin endpoint is off.
+        off = httpx.post(
+            f"http://{url}/api/admin/rooms/lobby/announce",
+            json={"text": "hi"},
+            headers={"Authorization": "Bearer anything"},
+            trust_env=False,
+        )
+        assert off.status_code == 403 and "disabled" in off.json()["detail"]
+        files = {path.name for path in tmp_path.iterdir()}
+        assert len({name.split(".sqlite3")[0] for name in files}) == 1  # the database (+ WAL files)
+        assert all(name.startswith("wsroute-chat-") for name in files), files
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- rooms ----------------------------------------------------------------------------------
+
+
+async def test_presence_join_leave_and_a_second_tab(chat: ChatServer) -> None:
+    room = room_name()
+    ann, ann_token = await sign_in(chat.http, "Ann")
+    _, bob_token = await sign_in(chat.http, "Bob")
+    async with enter(chat.ws, room, ann_token) as (ann_ws, hello):
+        assert hello["worker"] > 0 and hello["max_length"] == 500
+        async with enter(chat.ws, room, bob_token) as (bob_ws, _):
+            joined = await recv_json(ann_ws)
+            assert (joined["change"], names(joined)) == ("joined", ["Ann", "Bob"])
+            # Ann opens a second tab: the list does not change, and nobody is told she joined.
+            async with enter(chat.ws, room, ann_token):
+                again = await recv_json(bob_ws)
+                assert again["change"] is None and names(again) == ["Ann", "Bob"]
+                assert again["version"] > joined["version"]
+            closed_tab = await recv_json(bob_ws)
+            assert closed_tab["change"] is None and names(closed_tab) == ["Ann", "Bob"]
+        for expected in (["Ann", "Bob"], ["Ann", "Bob"]):  # the second tab came and went
+            assert names(await recv_json(ann_ws)) == expected
+        left = await recv_json(ann_ws)
+        assert (left["change"], left["user"]["name"], names(left)) == ("left", "Bob", ["Ann"])
+        assert left["members"] == [ann.model_dump()]
+
+
+async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: ChatServer) -> None:
+    room = room_name()
+    _, token = await sign_in(chat.http, "Ann")
+    refused: list[tuple[str | bytes, str]] = [
+        (json.dumps({"text": ""}), "empty"),
+        (json.dumps({"text": "   \n "}), "empty"),
+        (json.dumps({"text": "x" * 501}), "too_long"),
+        (json.dumps({"text": "é" * 501}), "too_long"),
+        ("just text, not JSON", "invalid"),
+        (json.dumps({"words": "hi"}), "invalid"),
+        (json.dumps({"text": "x" * 5000}), "too_large"),
+    ]
+    async with enter(chat.ws, room, token) as (ws, _):
+        for message, code in refused:
+            await ws.send(message)
+            error = await recv_json(ws)
+            assert (error["type"], error["code"]) == ("error", code), (message[:30], error)
+            assert error["detail"]
+        long_error = await _error_for(ws, json.dumps({"text": "y" * 600}))
+        assert "500 characters" in long_error["detail"] and "600" in long_error["detail"]
+        await ws.send(json.dumps({"text": " " + "z" * 500 + " "}))  # exactly the limit, once stripped
+        said = await recv_json(ws)
+        assert (said["type"], said["text"]) == ("message", "z" * 500)
+    # Nothing refused reached the history.
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
+    assert [item["text"] for item in history["messages"]] == ["z" * 500]
+
+
+async def _error_for(ws: Any, message: str) -> dict[str, Any]:
+    await ws.send(message)
+    return await recv_json(ws)
+
+
+async def test_history_is_the_last_50_messages(chat: ChatServer) -> None:
+    room = room_name()
+    _, token = await sign_in(chat.http, "Ann")
+    async with enter(chat.ws, room, token) as (ws, _):
+        for i in range(55):
+            await ws.send(json.dumps({"text": f"message {i}"}))
+        for i in range(55):
+            assert (await recv_json(ws))["text"] == f"message {i}"
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        response = await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))
+        assert response.status_code == 200
+        messages = response.json()["messages"]
+        assert [m["text"] for m in messages] == [f"message {i}" for i in range(5, 55)]
+        ids = [m["id"] for m in messages]
+        assert ids == sorted(ids) and len(set(ids)) == 50
+        assert all(m["user"]["name"] == "Ann" and m["room"] == room for m in messages)
+        few = await http.get(f"/api/rooms/{room}/messages?limit=3", headers=bearer(token))
+        assert [m["text"] for m in few.json()["messages"]] == ["message 52", "message 53", "message 54"]
+        assert (
+            await http.get(f"/api/rooms/{room}/messages?limit=51", headers=bearer(token))
+        ).status_code == 422
+        empty = await http.get(f"/api/rooms/{room_name()}/messages", headers=bearer(token))
+        assert empty.json()["messages"] == []
+
+
+async def test_admin_announcement_reaches_the_room_through_the_broker(chat: ChatServer) -> None:
+    room = room_name()
+    _, token = await sign_in(chat.http, "Ann")
+    url = f"/api/admin/rooms/{room}/announce"
     async with (
-        connect(f"ws://{example_url}/rooms/lobby?name=ann") as ann,
-        connect(f"ws://{example_url}/echo") as echo,
+        httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http,
+        enter(chat.ws, room, token) as (ws, _),
     ):
-        assert await ann.recv() == "* ann joined #lobby"
-        async with connect(f"ws://{example_url}/rooms/lobby?name=bob") as bob:
-            assert await bob.recv() == "* bob joined #lobby"
-            assert await ann.recv() == "* bob joined #lobby"
-            await bob.send("hello")
-            assert await ann.recv() == "bob: hello"
-        assert await asyncio.wait_for(ann.recv(), 5) == "* bob left #lobby"
-        await echo.send("ping")
-        assert await echo.recv() == "ping"
+        assert (await http.post(url, json={"text": "hi"})).status_code == 401
+        assert (await http.post(url, json={"text": "hi"}, headers=bearer("wrong"))).status_code == 403
+        assert (await http.post(url, json={"text": "hi"}, headers=bearer(token))).status_code == 403
+        assert (await http.post(url, json={"text": ""}, headers=bearer(ADMIN))).status_code == 422
+        sent = await http.post(url, json={"text": "Maintenance at noon"}, headers=bearer(ADMIN))
+        assert sent.status_code == 202, sent.text
+        event = await recv_json(ws)
+        assert event == sent.json()
+        assert (event["type"], event["room"], event["text"]) == ("announcement", room, "Maintenance at noon")
+        history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
+        assert history["messages"] == [event]
+
+
+async def test_room_names_are_checked(chat: ChatServer) -> None:
+    _, token = await sign_in(chat.http, "Ann")
+    for bad in ("Lobby", "-x", "a" * 33, "sp%20ace"):
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"{chat.ws}/rooms/{bad}", additional_headers=bearer(token)):
+                pass
+        assert refused.value.response.status_code == 422, bad
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        assert (await http.get("/rooms/Lobby")).status_code == 422
+        assert (await http.get(f"/api/rooms/{'a' * 33}/messages", headers=bearer(token))).status_code == 422
+
+
+async def test_one_multiplexed_socket_carries_several_rooms(chat: ChatServer) -> None:
+    """What the page does: every room on one socket; the handshake's credentials cover every topic."""
+    one, two = room_name(), room_name()
+    _, token = await sign_in(chat.http, "Ann")
+    _, bob_token = await sign_in(chat.http, "Bob")
+    async with MultiplexClient.connect(f"{chat.ws}/rooms/{one}", additional_headers=bearer(token)) as mux:
+        assert isinstance(await mux.subscribe(f"/rooms/{two}"), Ok)
+        assert json.loads(await mux.recv_data(f"/rooms/{two}"))["type"] == "hello"
+        async with enter(chat.ws, two, bob_token) as (bob, _):
+            await bob.send(json.dumps({"text": f"in {two}"}))
+            while (event := json.loads(await mux.recv_data(f"/rooms/{two}")))["type"] != "message":
+                pass
+            assert event["text"] == f"in {two}"
+            await mux.send(f"/rooms/{one}", json.dumps({"text": f"in {one}"}))
+            while (event := json.loads(await mux.recv_data(f"/rooms/{one}")))["type"] != "message":
+                pass
+            assert (event["room"], event["text"]) == (one, f"in {one}")
+            # Leaving one room (UNSUBSCRIBE) is a leave for the others in it.
+            assert isinstance(await mux.unsubscribe(f"/rooms/{two}"), Ok)
+            left = await recv_until(bob, lambda e: e["type"] == "presence" and e["change"] == "left")
+            assert left["user"]["name"] == "Ann" and names(left) == ["Bob"]
+    # A socket without credentials cannot subscribe to a room: ERR with the real status.
+    async with MultiplexClient.connect(f"{chat.ws}/echo") as anonymous:
+        refused = await anonymous.subscribe(f"/rooms/{one}")
+        assert isinstance(refused, Err) and refused.reason == "401 Unauthorized"
+
+
+async def test_asyncapi_page_documents_every_route_and_message(chat: ChatServer) -> None:
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        document = (await http.get("/asyncapi.json")).json()
+        page = await http.get("/asyncapi")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    channels = {channel["address"]: channel for channel in document["channels"].values()}
+    assert set(channels) == {"/rooms/{room}", "/echo"}
+    rooms = channels["/rooms/{room}"]
+    titles = {message["title"] for message in rooms["messages"].values()}
+    assert titles == {"Say", "Hello", "ChatMessage", "Announcement", "Presence", "ErrorEvent"}
+    assert "pattern" in rooms["parameters"]["room"]["description"]
+    schemas = document["components"]["schemas"]
+    assert schemas["Say"]["properties"]["text"]["maxLength"] == 500
+    assert set(schemas["Presence"]["properties"]) >= {"members", "version", "change"}
+    operations = document["operations"]
+    assert {op["action"] for op in operations.values()} == {"send", "receive"}
+    assert all(
+        op["security"] == [{"$ref": "#/components/securitySchemes/signedIn"}]
+        for op in operations.values()
+        if op["channel"]["$ref"].endswith("rooms_room")
+    )
+    assert document["components"]["securitySchemes"]["signedIn"]["scheme"] == "bearer"
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parent / "asyncapi" / "3.0.0.json").read_text())
+    jsonschema.validators.validator_for(schema)(schema).validate(document)
+
+
+# --- several workers on Redis ---------------------------------------------------------------
+
+
+async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
+    from redis_support import require_redis
+
+    url = require_redis()
+    prefix = f"wsroute-chat-test-{secrets.token_hex(4)}:"
+    env = chat_env(tmp_path / "chat.sqlite3")
+    args = ("--workers", "2", "--broker", f"{url}?channel_prefix={prefix}")
+    room = room_name()
+    with chat_server(env, args) as server:
+        _, ann_token = await sign_in(server.http, "Ann")
+        _, bob_token = await sign_in(server.http, "Bob")  # signed by one worker, checked by either
+        async with enter(server.ws, room, ann_token) as (ann, ann_hello):
+            async with contextlib.AsyncExitStack() as stack:
+                # New connections land on either worker: reconnect until Bob's is on the other one.
+                for _attempt in range(60):
+                    bob, bob_hello = await stack.enter_async_context(enter(server.ws, room, bob_token))
+                    if bob_hello["worker"] != ann_hello["worker"]:
+                        break
+                    await stack.aclose()
+                    await recv_until(ann, lambda e: e["type"] == "presence" and e["change"] == "left")
+                else:
+                    pytest.fail("60 connections all landed on Ann's worker")
+                # Presence is shared (the store), events cross workers (Redis).
+                joined = await recv_until(ann, lambda e: e["type"] == "presence" and e["change"] == "joined")
+                assert names(joined) == ["Ann", "Bob"]
+                await bob.send(json.dumps({"text": "hello from the other worker"}))
+                said = await recv_until(ann, lambda e: e["type"] == "message")
+                assert (said["user"]["name"], said["text"]) == ("Bob", "hello from the other worker")
+                await ann.send(json.dumps({"text": "hi Bob"}))
+                said = await recv_until(bob, lambda e: e["type"] == "message" and e["user"]["name"] == "Ann")
+                assert said["text"] == "hi Bob"
+                async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
+                    sent = await http.post(
+                        f"/api/admin/rooms/{room}/announce", json={"text": "to all"}, headers=bearer(ADMIN)
+                    )
+                    assert sent.status_code == 202
+                for ws in (ann, bob):
+                    event = await recv_until(ws, lambda e: e["type"] == "announcement")
+                    assert event["text"] == "to all"
+            left = await recv_until(ann, lambda e: e["type"] == "presence" and e["change"] == "left")
+            assert names(left) == ["Ann"]
+        assert server.stop() == 0, server.output()
+
+
+async def test_a_broker_outage_is_told_to_the_sender(tmp_path: Path) -> None:
+    """Redis goes down: a message is kept in the history and its sender is told (the socket
+    stays open); the admin endpoint answers 503."""
+    from examples.chat.app import create_app
+    from examples.chat.config import ChatConfig
+    from redis_support import private_redis
+
+    with private_redis() as redis_server:
+        config = ChatConfig(
+            secret=b"k", db_path=tmp_path / "chat.sqlite3", broker=redis_server.url, admin_token="adm"
+        )
+        with serve(create_app(config)) as url:
+            token, _ = auth.issue(b"k", User(id="u1", name="Ann"), 60)
+            async with enter(f"ws://{url}", "outage", token) as (ws, _):
+                redis_server.kill()
+                await ws.send(json.dumps({"text": "anyone?"}))
+                error = await recv_json(ws)
+                assert (error["type"], error["code"]) == ("error", "unavailable"), error
+                async with httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=5) as http:
+                    history = (await http.get("/api/rooms/outage/messages", headers=bearer(token))).json()
+                    assert [m["text"] for m in history["messages"]] == ["anyone?"]
+                    announce = await http.post(
+                        "/api/admin/rooms/outage/announce", json={"text": "x"}, headers=bearer("adm")
+                    )
+                    assert announce.status_code == 503 and "broker unavailable" in announce.json()["detail"]
+                await ws.send(json.dumps({"text": "still open?"}))
+                assert (await recv_json(ws))["code"] == "unavailable"

@@ -1,67 +1,92 @@
-"""The guide's examples as one app: an echo page and chat rooms (``/rooms/{room}``).
+"""The chat example, assembled: settings, store, WebSocket rooms, HTTP routes, static files.
 
-Run it with ``python -m examples.chat`` and open http://127.0.0.1:8000.
+Run it with ``python -m examples.chat`` and open http://127.0.0.1:8000. ``app`` is built
+from the environment (see `config`); `create_app` builds one from explicit settings (tests).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import os
-from pathlib import Path
+import secrets
+import socket
+from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from wsroute import AppBroker, Channel, WebSocketStatus, WsRouter
+from examples.chat import rooms, web
+from examples.chat.config import ChatConfig
+from examples.chat.state import ChatState
+from examples.chat.store import HEARTBEAT_EVERY, Store
+from wsroute import BrokerUnavailable, WsRouter
 
-STATIC = Path(__file__).parent / "static"
-
-ws = WsRouter(broker=os.environ.get("WSROUTE_BROKER", "memory://"))
-
-
-@ws.message("/echo")
-async def echo(data: str, channel: Channel) -> None:
-    """The guide's echo: send every message back to its sender."""
-    await channel.send(data)
+logger = logging.getLogger("examples.chat")
 
 
-@ws.join("/rooms/{room}")
-async def joined(room: str, channel: Channel, name: str = "someone") -> None:
-    """Tell the room who arrived (the newcomer sees it too: it is subscribed already)."""
-    await channel.broadcast(f"* {name} joined #{room}")
+async def _announce_presence(state: ChatState, events: list[object]) -> None:
+    for event in events:
+        room = getattr(event, "room", "")
+        try:
+            await state.broker.broadcast_to(f"/rooms/{room}", event)
+        except BrokerUnavailable:
+            logger.warning("could not broadcast presence of %s: broker unavailable", room)
 
 
-@ws.message("/rooms/{room}")
-async def said(data: str, channel: Channel, name: str = "someone") -> None:
-    """Everything said in a room goes to everyone in that room, and nowhere else."""
-    await channel.broadcast(f"{name}: {data}")
+async def _heartbeat(state: ChatState) -> None:
+    """Keep this worker's presence rows alive; purge those of workers that died."""
+    while True:
+        await asyncio.sleep(HEARTBEAT_EVERY)
+        try:
+            await _announce_presence(state, list(await state.store.heartbeat(state.worker)))
+        except Exception:
+            logger.exception("presence heartbeat failed")
 
 
-@ws.leave("/rooms/{room}")
-async def left(room: str, status: WebSocketStatus, channel: Channel, name: str = "someone") -> None:
-    """Tell the room who left."""
-    await channel.broadcast(f"* {name} left #{room}")
+def create_app(config: ChatConfig | None = None) -> FastAPI:
+    """The chat app for `config` (default: from the environment)."""
+    config = config or ChatConfig.from_env()
+    ws = WsRouter(broker=config.broker)
+    ws.include_router(rooms.router)
+    store = Store(config.db_path)
+    worker = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
+    state = ChatState(config=config, store=store, broker=ws.broker, worker=worker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
+        await store.heartbeat(worker)
+        beat = asyncio.create_task(_heartbeat(state))
+        try:
+            yield
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            # Connections have ended (and left) by now; this drops anything left over.
+            await _announce_presence(state, list(await store.retire(worker)))
+            await store.close()
+
+    app = FastAPI(
+        title="wsroute chat",
+        summary="Multi-room chat: typed WebSocket handlers, multiplexing, Redis scale-out.",
+        description="Sign in with `POST /api/session`, then open a WebSocket to `/rooms/{room}` "
+        "(see the WebSocket API at `/asyncapi`). The page at `/` does both.",
+        lifespan=lifespan,
+    )
+    app.state.chat = state
+    app.include_router(web.router)
+
+    @app.exception_handler(BrokerUnavailable)
+    async def broker_unavailable(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        return JSONResponse({"detail": f"broker unavailable: {exc}"}, status_code=503)
+
+    ws.install(app)
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    return app
 
 
-app = FastAPI(title="wsroute chat example")
-ws.install(app)
-app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-
-@app.get("/", include_in_schema=False)
-async def index() -> FileResponse:
-    """The chat page."""
-    return FileResponse(STATIC / "index.html")
-
-
-@app.get("/echo.html", include_in_schema=False)
-async def echo_page() -> FileResponse:
-    """The guide's echo page."""
-    return FileResponse(STATIC / "echo.html")
-
-
-@app.post("/rooms/{room}/announce")
-async def announce(room: str, text: str, broker: AppBroker) -> dict[str, str]:
-    """Post a message into a room from plain HTTP (the Broker works outside handlers)."""
-    await broker.broadcast_to(f"/rooms/{room}", f"[announcement] {text}")
-    return {"room": room, "text": text}
+app = create_app()

@@ -1,0 +1,173 @@
+"""Sign-in tokens (HMAC-SHA256, standard library only) and the guard that checks them.
+
+A token is ``v1.<payload>.<signature>``: the payload is base64url JSON
+``{"sub": user id, "name": display name, "exp": unix time}`` and the signature is the
+base64url HMAC-SHA256 of ``v1.<payload>`` with the server's secret. Nothing is stored on
+the server; any worker that knows the secret can check a token.
+
+Clients present it, in this order of preference, as ``Authorization: Bearer <token>``,
+as the ``wsroute_chat_token`` cookie (what the browser page uses: the sign-in response
+sets it HttpOnly, and a multiplexed socket's topics all carry the handshake's cookies),
+or as a ``?token=`` query parameter (for WebSocket clients that cannot set headers).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from typing import Any, Literal
+
+from fastapi import HTTPException, Request
+from starlette.requests import HTTPConnection
+
+from examples.chat.models import User
+from wsroute import Guard, HandshakeRequest, Reject
+from wsroute.asyncapi import SecurityScheme
+
+COOKIE = "wsroute_chat_token"
+_VERSION = "v1"
+
+Problem = Literal["missing", "invalid", "expired"]
+
+MESSAGES: dict[Problem, str] = {
+    "missing": "You are not signed in.",
+    "invalid": "Your sign-in token is not valid (it was not issued by this server). Sign in again.",
+    "expired": "Your sign-in has expired. Sign in again.",
+}
+
+
+class TokenError(Exception):
+    """A token that cannot be used; `problem` says why (``missing``, ``invalid``, ``expired``)."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(MESSAGES[problem])
+        self.problem: Problem = problem
+
+    @property
+    def detail(self) -> dict[str, str]:
+        """The JSON error body of a 401: ``{"reason": ..., "message": ...}``."""
+        return {"reason": self.problem, "message": MESSAGES[self.problem]}
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _sign(secret: bytes, signed: str) -> str:
+    return _b64encode(hmac.new(secret, signed.encode("ascii"), hashlib.sha256).digest())
+
+
+def new_user(name: str) -> User:
+    """A user with a fresh random id."""
+    return User(id=secrets.token_hex(8), name=name)
+
+
+def issue(secret: bytes, user: User, ttl: float, *, now: float | None = None) -> tuple[str, int]:
+    """A signed token for `user`, valid `ttl` seconds; returns ``(token, expires_at)``."""
+    expires = int((time.time() if now is None else now) + ttl)
+    payload = _b64encode(
+        json.dumps({"sub": user.id, "name": user.name, "exp": expires}, separators=(",", ":")).encode()
+    )
+    signed = f"{_VERSION}.{payload}"
+    return f"{signed}.{_sign(secret, signed)}", expires
+
+
+def verify(secret: bytes, token: str | None, *, now: float | None = None) -> tuple[User, int]:
+    """The user and expiry time a token carries; `TokenError` when it is missing, forged or expired."""
+    if not token:
+        raise TokenError("missing")
+    version, _, rest = token.partition(".")
+    payload, _, signature = rest.partition(".")
+    if version != _VERSION or not payload or not signature:
+        raise TokenError("invalid")
+    # Compare signatures before looking inside: a forged payload is never parsed.
+    if not hmac.compare_digest(_sign(secret, f"{version}.{payload}"), signature):
+        raise TokenError("invalid")
+    try:
+        claims: Any = json.loads(_b64decode(payload))
+        user = User(id=claims["sub"], name=claims["name"])
+        expires = int(claims["exp"])
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        raise TokenError("invalid") from exc
+    if expires <= (time.time() if now is None else now):
+        raise TokenError("expired")
+    return user, expires
+
+
+def token_from(connection: HTTPConnection) -> str | None:
+    """The token a request carries: bearer header, then cookie, then ``?token=``."""
+    scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return credentials.strip()
+    return connection.cookies.get(COOKIE) or connection.query_params.get("token")
+
+
+def _secret(connection: HTTPConnection) -> bytes:
+    secret: bytes = connection.app.state.chat.config.secret
+    return secret
+
+
+class Member(Guard):
+    """The signed-in user of a WebSocket connection; refuses the handshake with 401 otherwise.
+
+    wsroute builds a guard once per connection (per topic of a multiplexed socket) and
+    keeps it; the check itself also goes through the connection's local cache, so any
+    dependency that needs the user asks ``request.local_cache`` and the token is verified
+    once per connection, never per message.
+    """
+
+    security = SecurityScheme.http_bearer(
+        bearer_format="wsroute-chat token",
+        description="The token `POST /api/session` returns, as `Authorization: Bearer <token>`. "
+        f"Browsers send it as the `{COOKIE}` cookie the sign-in sets; clients that cannot set "
+        "headers may pass `?token=<token>`. Without a valid token the handshake is refused with 401.",
+        name="signedIn",
+    )
+
+    def __init__(self, user: User, expires_at: int) -> None:
+        self.user = user
+        self.expires_at = expires_at
+
+    @classmethod
+    def from_request(cls, request: HandshakeRequest) -> Member:
+        """Verify the token once for this connection, or refuse it with 401."""
+        outcome = request.local_cache("chat.member", lambda: _check(request))
+        if isinstance(outcome, TokenError):
+            raise Reject(401, outcome.detail, headers={"WWW-Authenticate": "Bearer"})
+        return outcome
+
+
+def _check(request: HandshakeRequest) -> Member | TokenError:
+    try:
+        return Member(*verify(_secret(request), token_from(request)))
+    except TokenError as exc:
+        return exc
+
+
+def http_member(request: Request) -> Member:
+    """FastAPI dependency: the signed-in user of an HTTP request, or 401 with the reason."""
+    try:
+        return Member(*verify(_secret(request), token_from(request)))
+    except TokenError as exc:
+        raise HTTPException(401, exc.detail, headers={"WWW-Authenticate": "Bearer"}) from exc
+
+
+def check_admin(request: Request) -> None:
+    """FastAPI dependency: the request carries the admin token (``Authorization: Bearer``)."""
+    expected: str | None = request.app.state.chat.config.admin_token
+    if expected is None:
+        raise HTTPException(403, "The admin endpoint is disabled: set WSROUTE_CHAT_ADMIN_TOKEN.")
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        raise HTTPException(401, "Admin token required.", headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise HTTPException(403, "Wrong admin token.")

@@ -1,0 +1,150 @@
+"""The WebSocket side: rooms at ``/rooms/{room}`` (and the guide's ``/echo``).
+
+* **join** — the `Member` guard has checked the sign-in token (401 otherwise, before
+  anything runs); the newcomer gets a `Hello`, then the room gets a `Presence` event with
+  the new member list (the newcomer too: it is subscribed before `enter` runs).
+* **message** — a `Say` (``{"text": ...}``) is validated by pydantic, kept in the store
+  and broadcast to the room as a `ChatMessage`.
+* **leave** — runs exactly once however the connection ended; the room gets a
+  `Presence` event without the leaver.
+* **errors** — a message that fails validation, is too large or is binary gets an
+  `ErrorEvent` back and the connection stays open (the default would close it).
+
+Presence lives in the shared store (see `store`), not in this process's memory: with
+several workers, each one only sees its own connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Path
+from pydantic import ValidationError
+
+from examples.chat.auth import Member
+from examples.chat.models import MAX_LENGTH, ROOM_PATTERN, ErrorEvent, Hello, Say, ServerEvent
+from examples.chat.state import State
+from wsroute import (
+    BrokerUnavailable,
+    Channel,
+    HandshakeRequest,
+    InvalidMessage,
+    MessageTooLarge,
+    UnsupportedFrame,
+    WebSocketStatus,
+    WsRouter,
+)
+
+logger = logging.getLogger("examples.chat")
+
+MAX_FRAME = 4096
+"""Largest WebSocket message a room accepts, in bytes (a `Say` of `MAX_LENGTH` characters fits)."""
+
+router = WsRouter()
+"""The handlers; `app.create_app` includes them into the router it installs with its broker."""
+
+Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
+
+
+def connection_id(request: HandshakeRequest) -> str:
+    """A random id for this connection (each topic of a multiplexed socket has its own)."""
+    return request.local_cache("chat.connection", lambda: secrets.token_hex(8))
+
+
+ConnectionId = Annotated[str, Depends(connection_id)]
+
+
+@router.join("/rooms/{room}")
+async def enter(
+    room: Room, member: Member, channel: Channel[ServerEvent], state: State, connection: ConnectionId
+) -> None:
+    """A signed-in user entered the room: greet them, then tell the room who is here."""
+    await channel.send(Hello(room=room, you=member.user, worker=os.getpid(), max_length=MAX_LENGTH))
+    presence = await state.store.enter(room, connection, member.user, state.worker)
+    await channel.broadcast(presence)
+
+
+@router.message("/rooms/{room}", max_message_size=MAX_FRAME)
+async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEvent], state: State) -> None:
+    """Keep the message and broadcast it to everyone in the room, the sender included."""
+    message = await state.store.add_message(room, member.user, data.text)
+    await channel.broadcast(message)
+
+
+@router.leave("/rooms/{room}")
+async def leave(
+    room: Room, status: WebSocketStatus, channel: Channel[ServerEvent], state: State, connection: ConnectionId
+) -> None:
+    """Whatever ended the connection, tell the room who is still here."""
+    presence = await state.store.exit(connection)
+    if presence is None:
+        return
+    try:
+        await channel.broadcast(presence)
+    except BrokerUnavailable:
+        logger.warning("could not tell %s that a member left (%s): broker unavailable", room, status)
+
+
+@router.message("/echo")
+async def echo(data: str, channel: Channel[str]) -> None:
+    """The guide's echo: every message goes back to its sender."""
+    await channel.send(data)
+
+
+# --- errors: answer the sender, keep the connection ----------------------------------------
+
+
+def invalid_message_event(exc: InvalidMessage) -> ErrorEvent:
+    """The error to show the sender of a message that failed validation."""
+    cause = exc.__cause__
+    if isinstance(cause, ValidationError):
+        for error in cause.errors(include_url=False):
+            if error["loc"] != ("text",):
+                continue
+            if error["type"] == "string_too_short":
+                return ErrorEvent(code="empty", detail="Type something first: empty messages are not sent.")
+            if error["type"] == "string_too_long":
+                given = error.get("input")
+                size = f" (yours has {len(given.strip())})" if isinstance(given, str) else ""
+                return ErrorEvent(
+                    code="too_long", detail=f"Messages are limited to {MAX_LENGTH} characters{size}."
+                )
+    return ErrorEvent(code="invalid", detail=f'Send JSON like {{"text": "hello"}} ({exc.reason}).')
+
+
+@router.exception_handler(InvalidMessage)
+async def invalid_message(channel: Channel[ServerEvent], exc: InvalidMessage) -> None:
+    """The message failed validation (by default: close 1007): say why, keep the connection."""
+    await channel.send(invalid_message_event(exc))
+
+
+@router.exception_handler(MessageTooLarge)
+async def message_too_large(channel: Channel[ServerEvent], exc: MessageTooLarge) -> None:
+    """The message is over the route's size limit (by default: close 1009)."""
+    await channel.send(
+        ErrorEvent(code="too_large", detail=f"That message is too large (over {MAX_FRAME} bytes).")
+    )
+
+
+@router.exception_handler(UnsupportedFrame)
+async def binary_message(channel: Channel[ServerEvent], exc: UnsupportedFrame) -> None:
+    """A binary frame where text is expected (by default: close 1003)."""
+    await channel.send(
+        ErrorEvent(code="unsupported", detail="Send text: binary messages are not accepted here.")
+    )
+
+
+@router.exception_handler(BrokerUnavailable)
+async def broker_down(channel: Channel[ServerEvent], exc: BrokerUnavailable) -> None:
+    """The broker (Redis) is down: the message is kept, but could not be delivered live."""
+    logger.warning("broker unavailable on %s: %s", channel.topic, exc)
+    await channel.send(
+        ErrorEvent(
+            code="unavailable",
+            detail="Live delivery is down (the server lost its broker); what you send is still saved "
+            "to the room's history.",
+        )
+    )

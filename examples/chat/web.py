@@ -1,0 +1,123 @@
+"""The HTTP side: the page, sign-in, room history, the admin announcement, health.
+
+=========================================== =================================================
+``GET /``, ``GET /rooms/{room}``            the chat page (a room's URL is also its WebSocket)
+``POST /api/session``                       sign in with a display name: a signed token, also
+                                            set as an HttpOnly cookie
+``GET /api/session``                        who the token belongs to, or 401 with the reason
+``DELETE /api/session``                     sign out (clears the cookie)
+``GET /api/rooms/{room}/messages``          the room's last 50 messages (signed-in users)
+``POST /api/admin/rooms/{room}/announce``   broadcast an announcement (admin token)
+``GET /api/health``                         this worker's pid and broker
+=========================================== =================================================
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from examples.chat import auth
+from examples.chat.auth import Member, check_admin, http_member
+from examples.chat.models import HISTORY, ROOM_PATTERN, Announce, Announcement, History, Session, SignIn
+from examples.chat.state import State
+from wsroute import AppBroker
+
+STATIC = FilePath(__file__).parent / "static"
+
+router = APIRouter()
+
+Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
+SignedIn = Annotated[Member, Depends(http_member)]
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> FileResponse:
+    """The chat page."""
+    return FileResponse(STATIC / "index.html")
+
+
+@router.get("/rooms/{room}", include_in_schema=False)
+async def room_page(room: Room) -> FileResponse:
+    """The chat page, opened on `room` (a WebSocket handshake to this URL enters the room)."""
+    return FileResponse(STATIC / "index.html")
+
+
+@router.get("/echo.html", include_in_schema=False)
+async def echo_page() -> FileResponse:
+    """The guide's echo page."""
+    return FileResponse(STATIC / "echo.html")
+
+
+@router.post("/api/session", status_code=201, tags=["session"])
+async def sign_in(body: SignIn, request: Request, response: Response, state: State) -> Session:
+    """Sign in with a display name; returns a signed token that expires, also set as a cookie."""
+    user = auth.new_user(body.name)
+    ttl = state.config.token_ttl
+    token, expires = auth.issue(state.config.secret, user, ttl)
+    response.set_cookie(
+        auth.COOKIE,
+        token,
+        max_age=ttl,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return Session(user=user, expires_at=datetime.fromtimestamp(expires, UTC), token=token)
+
+
+@router.get(
+    "/api/session", tags=["session"], responses={401: {"description": "Not signed in (with the reason)"}}
+)
+async def session(member: SignedIn) -> Session:
+    """Who is signed in. 401 says why not: ``missing``, ``invalid`` or ``expired``."""
+    return Session(user=member.user, expires_at=datetime.fromtimestamp(member.expires_at, UTC))
+
+
+@router.delete("/api/session", status_code=204, tags=["session"])
+async def sign_out(response: Response) -> None:
+    """Sign out: forget the cookie (a token already handed out stays valid until it expires)."""
+    response.delete_cookie(auth.COOKIE, httponly=True, samesite="strict")
+
+
+@router.get("/api/rooms/{room}/messages", tags=["rooms"])
+async def history(
+    room: Room,
+    member: SignedIn,
+    state: State,
+    limit: Annotated[int, Query(ge=1, le=HISTORY)] = HISTORY,
+) -> History:
+    """The last messages of a room (at most 50), oldest first."""
+    return History(room=room, messages=await state.store.history(room, limit))
+
+
+@router.post(
+    "/api/admin/rooms/{room}/announce", status_code=202, tags=["admin"], dependencies=[Depends(check_admin)]
+)
+async def announce(room: Room, body: Announce, state: State, broker: AppBroker) -> Announcement:
+    """Broadcast an announcement to everyone in a room, on every worker (``Broker.broadcast_to``).
+
+    Needs ``Authorization: Bearer <WSROUTE_CHAT_ADMIN_TOKEN>``. 503 when the broker is down
+    (the announcement is kept in the room's history all the same).
+    """
+    announcement = await state.store.add_announcement(room, body.text)
+    await broker.broadcast_to(f"/rooms/{room}", announcement)
+    return announcement
+
+
+@router.get("/api/health", tags=["ops"])
+async def health(request: Request, state: State) -> dict[str, object]:
+    """This worker's process id and broker kind (tests use it to see which worker answered),
+    and whether the AsyncAPI page is served."""
+    paths = {getattr(route, "path", None) for route in request.app.routes}
+    return {
+        "status": "ok",
+        "worker": os.getpid(),
+        "broker": state.config.broker.partition("://")[0],
+        "asyncapi": "/asyncapi" in paths,
+    }

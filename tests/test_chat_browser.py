@@ -1,0 +1,292 @@
+"""The chat example's page in real headless Chromium (Debian's, driven by playwright).
+
+Two browser contexts are two users: they sign in, enter the same room, chat, see each other
+in the member list; one watches a second room at the same time over the same single socket;
+a message over the limit shows an error and the socket stays open; one leaves and the other
+sees it. The second user's window is 375 px wide. Other tests: the page says why a stored token
+is refused, and it reconnects by itself after a server restart (and signs out, saying why, when
+the restarted server no longer accepts the token).
+
+Chromium is ``/usr/bin/chromium``: never ``playwright install``. Missing, the tests skip
+(``apt-get install chromium``), except under ``CI=true`` where they fail. Screenshots go to
+``test-artifacts/`` (artifacts, not assertions).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_example_chat import ROOT, SECRET, ChatServer, chat_env
+
+playwright_api = pytest.importorskip("playwright.async_api")
+expect = playwright_api.expect
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+ARTIFACTS = ROOT / "test-artifacts"
+# A first visit asks /api/session and gets 401 (not signed in): Chromium logs that load.
+EXPECTED_401 = re.compile(r"^Failed to load resource: the server responded with a status of 401")
+# While the server is down (restart test), connection attempts fail; Chromium logs each one.
+WHILE_DOWN = re.compile(
+    r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+' failed"
+    r"|Failed to load resource: net::ERR_CONNECTION_REFUSED)"
+)
+
+
+def require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        return
+    message = f"{CHROMIUM} is missing: apt-get install chromium"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@dataclass
+class Watched:
+    """What a page did that the test checks at the end."""
+
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)
+    closed_sockets: list[str] = field(default_factory=list)
+
+    def unexpected_console(self, *allowed: re.Pattern[str]) -> list[str]:
+        return [text for text in self.console_errors if not any(p.search(text) for p in allowed)]
+
+
+def watch(page: Any) -> Watched:
+    watched = Watched()
+    page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
+    page.on("console", lambda msg: watched.console_errors.append(msg.text) if msg.type == "error" else None)
+
+    def on_socket(ws: Any) -> None:
+        watched.sockets.append(ws.url)
+        ws.on("close", lambda _ws: watched.closed_sockets.append(ws.url))
+
+    page.on("websocket", on_socket)
+    return watched
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    require_chromium()
+    async with playwright_api.async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture(scope="module")
+def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
+    db = tmp_path_factory.mktemp("chat-browser") / "chat.sqlite3"
+    server = ChatServer(chat_env(db, WSROUTE_BROKER="memory://"))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+def room_name() -> str:
+    return f"b-{secrets.token_hex(3)}"
+
+
+async def sign_in(page: Any, base: str, room: str, name: str) -> None:
+    """Open the room's URL, sign in, and wait until the page is connected."""
+    await page.goto(f"{base}/rooms/{room}")
+    await page.get_by_label("Display name").fill(name)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
+    await expect(page.get_by_role("heading", name=f"#{room}")).to_be_visible()
+
+
+def log(page: Any) -> Any:
+    return page.get_by_role("log")
+
+
+def members(page: Any) -> Any:
+    return page.locator("#member-list li")
+
+
+async def say(page: Any, room: str, text: str, *, with_button: bool = False) -> None:
+    box = page.get_by_label(f"Message #{room}")
+    await box.fill(text)
+    if with_button:
+        await page.get_by_role("button", name="Send").click()
+    else:
+        await box.press("Enter")
+
+
+async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: ChatServer) -> None:
+    room, other = room_name(), room_name()
+    ann_context = await browser.new_context(viewport={"width": 1100, "height": 720})
+    bob_context = await browser.new_context(viewport={"width": 375, "height": 740})
+    ann, bob = await ann_context.new_page(), await bob_context.new_page()
+    ann_seen, bob_seen = watch(ann), watch(bob)
+
+    await sign_in(ann, chat.http, room, "Ann")
+    assert await ann.evaluate("document.activeElement.id") == "composer-text"  # ready to type
+    await sign_in(bob, chat.http, room, "Bob")
+
+    # Each sees both in the member list (the newcomer's presence reached the other).
+    for page in (ann, bob):
+        await expect(members(page)).to_have_count(2)
+        await expect(members(page).filter(has_text="Ann")).to_have_count(1)
+        await expect(members(page).filter(has_text="Bob")).to_have_count(1)
+        await expect(page.get_by_role("heading", name="Members (2)")).to_be_visible()
+    await expect(log(ann).get_by_text(f"Bob joined #{room}")).to_be_visible()
+
+    await say(ann, room, "Hello Bob!")
+    await expect(log(bob).get_by_text("Hello Bob!")).to_be_visible()
+    await say(bob, room, "Hi Ann, from a small screen", with_button=True)
+    await expect(log(ann).get_by_text("Hi Ann, from a small screen")).to_be_visible()
+
+    # Watching a second room at the same time: same socket, another topic.
+    await ann.get_by_label("Join a room").fill(other)
+    await ann.get_by_role("button", name="Join", exact=True).click()
+    await expect(ann.get_by_role("heading", name=f"#{other}")).to_be_visible()
+    await expect(log(ann).get_by_text(f"You joined #{other}")).to_be_visible()
+    assert ann.url.endswith(f"/rooms/{other}")
+    await say(bob, room, "Ann, are you there?")
+    unread = ann.locator(f'.room-item[data-room="{room}"] .badge')
+    await expect(unread).to_have_text("1")
+    await expect(ann.get_by_role("button", name=f"#{room}, 1 unread")).to_be_visible()
+    await ann.get_by_role("button", name=f"#{room}, 1 unread").click()
+    await expect(log(ann).get_by_text("Ann, are you there?")).to_be_visible()
+    await expect(unread).to_be_hidden()
+
+    # Over the limit: the server says why, the text comes back to fix, the socket stays open.
+    await say(ann, room, "x" * 501, with_button=True)
+    alert = ann.locator("#composer-problem")
+    await expect(alert).to_have_attribute("role", "alert")
+    await expect(alert).to_contain_text("limited to 500 characters")
+    await expect(ann.get_by_label(f"Message #{room}")).to_have_value("x" * 501)
+    await say(ann, room, "still here")
+    await expect(log(bob).get_by_text("still here")).to_be_visible()
+    await expect(alert).to_be_hidden()
+    assert len(ann_seen.sockets) == 1, ann_seen.sockets  # two rooms, one socket, never reopened
+    assert ann_seen.closed_sockets == []
+
+    # Every form control has a label; status, log and errors are live regions.
+    unlabelled = await ann.evaluate(
+        """[...document.querySelectorAll('input, button')]
+             .filter((el) => el.offsetParent !== null)
+             .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim()))
+             .map((el) => el.outerHTML)"""
+    )
+    assert unlabelled == []
+    for role in ("status", "log"):
+        await expect(ann.get_by_role(role)).to_have_count(1)
+    await expect(ann.locator("[role=alert]")).to_have_count(3)  # sign-in, join, composer problems
+
+    # The narrow window has no horizontal scrolling.
+    assert await bob.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await ann.screenshot(path=str(ARTIFACTS / "chat.png"))
+    await bob.screenshot(path=str(ARTIFACTS / "chat-narrow.png"), full_page=True)
+
+    # Bob leaves the room: Ann is told and her member list shrinks.
+    await bob.get_by_role("button", name=f"Leave #{room}").click()
+    await expect(log(ann).get_by_text(f"Bob left #{room}")).to_be_visible()
+    await expect(members(ann)).to_have_count(1)
+    await expect(members(ann)).to_have_text(["Ann (you)"])
+    await expect(bob.get_by_role("heading", name="No room")).to_be_visible()
+    await expect(bob.get_by_role("status")).to_have_text("Not in any room")
+
+    for seen in (ann_seen, bob_seen):
+        assert seen.page_errors == []
+        assert seen.unexpected_console(EXPECTED_401) == []
+    await ann_context.close()
+    await bob_context.close()
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("expired", "Your sign-in has expired. Sign in again."),
+        ("forged", "Your sign-in token is not valid"),
+    ],
+)
+async def test_page_says_why_a_stored_token_is_refused(
+    browser: Any, chat: ChatServer, token: str, message: str
+) -> None:
+    from examples.chat import auth
+    from examples.chat.models import User
+
+    user = User(id="u1", name="Ann")
+    value = (
+        auth.issue(SECRET.encode(), user, -60)[0]
+        if token == "expired"
+        else auth.issue(b"not the secret", user, 60)[0]
+    )
+    context = await browser.new_context()
+    await context.add_cookies([{"name": auth.COOKIE, "value": value, "url": chat.http}])
+    page = await context.new_page()
+    seen = watch(page)
+    await page.goto(f"{chat.http}/")
+    problem = page.get_by_role("alert").filter(has_text=message)
+    await expect(problem).to_be_visible()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert await page.evaluate("document.activeElement.id") == "name"
+    assert seen.sockets == []  # it asked over HTTP first: no doomed WebSocket
+    assert seen.page_errors == []
+    await context.close()
+
+
+async def test_page_reconnects_after_a_server_restart(browser: Any, tmp_path: Path) -> None:
+    room = room_name()
+    server = ChatServer(chat_env(tmp_path / "chat.sqlite3", WSROUTE_BROKER="memory://"))
+    try:
+        server.start()
+        context = await browser.new_context()
+        page = await context.new_page()
+        seen = watch(page)
+        await sign_in(page, server.http, room, "Ann")
+        await say(page, room, "before the restart")
+        await expect(log(page).get_by_text("before the restart")).to_be_visible()
+
+        server.stop()
+        await expect(page.get_by_role("status")).to_contain_text(re.compile("reconnecting|unreachable"))
+        server.start()
+        await expect(page.get_by_role("status")).to_have_text("Connected", timeout=20_000)
+        await say(page, room, "after the restart")
+        await expect(log(page).get_by_text("after the restart")).to_be_visible()
+        # The history was merged in: no duplicate.
+        await expect(log(page).get_by_text("before the restart")).to_have_count(1)
+        await expect(members(page)).to_have_text(["Ann (you)"])
+        assert len(seen.sockets) >= 2  # a new physical socket...
+        assert len(seen.sockets) - len(seen.closed_sockets) <= 1  # ...and never two at once
+
+        # Restarted with another secret, the server refuses the token: the socket cannot open,
+        # and after a few seconds the page asks over HTTP and says why.
+        server.stop()
+        server.env = {**server.env, "WSROUTE_CHAT_SECRET": "a different secret"}
+        started = time.monotonic()
+        server.start()
+        await expect(page.get_by_role("alert").filter(has_text="not valid")).to_be_visible(timeout=20_000)
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert time.monotonic() - started < 20
+        assert seen.page_errors == []
+        assert seen.unexpected_console(EXPECTED_401, WHILE_DOWN) == []
+        await context.close()
+    finally:
+        server.close()
