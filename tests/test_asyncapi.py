@@ -31,23 +31,13 @@ from pydantic import BaseModel
 from starlette.applications import Starlette
 
 from apps import asyncapi_rich
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
 from server import serve
 from wsroute import Channel, Data, Guard, HandshakeRequest, WsRouter
 from wsroute.asyncapi import UNPKG, SecurityScheme, asyncapi_document, asyncapi_for_app
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = Path(__file__).parent / "asyncapi" / "3.0.0.json"
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 COMPONENT_KEY = re.compile(r"^[\w\d.\-_]+$")
 RICH_ADDRESSES = [
     "/echo",
@@ -495,14 +485,6 @@ def test_cli_prints_and_writes_the_document(
 
 # --- the page in real Chromium -----------------------------------------------------------
 
-
-def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"{CHROMIUM} is missing: apt-get install chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclasses.dataclass

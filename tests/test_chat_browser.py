@@ -14,7 +14,6 @@ Chromium is ``/usr/bin/chromium``: never ``playwright install``. Missing, the te
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -24,22 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_example_chat import ROOT, SECRET, ChatServer, chat_env
+from test_example_chat import SECRET, ChatServer, chat_env
+
+from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-ARTIFACTS = ROOT / "test-artifacts"
 # A first visit asks /api/session and gets 401 (not signed in): Chromium logs that load.
 EXPECTED_401 = re.compile(r"^Failed to load resource: the server responded with a status of 401")
 # While the server is down (restart test), connection attempts fail; Chromium logs each one.
@@ -48,14 +38,6 @@ WHILE_DOWN = re.compile(
     r"|Failed to load resource: net::ERR_CONNECTION_REFUSED)"
 )
 
-
-def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"{CHROMIUM} is missing: apt-get install chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclass

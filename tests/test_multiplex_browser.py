@@ -15,7 +15,6 @@ are tolerated (see `TOLERATED_CONSOLE_ERROR`); page errors never are.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import socket
 import subprocess
@@ -31,18 +30,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 HOST = "127.0.0.1"
 TOPICS = ("/rooms/a", "/rooms/b", "/echo")
 # Chromium logs a failed WebSocket handshake as a console error; while the server is down that
@@ -54,14 +45,6 @@ TOLERATED_CONSOLE_ERROR = re.compile(
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-
-def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    message = f"{CHROMIUM} is missing: apt-get install chromium"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def free_port() -> int:
