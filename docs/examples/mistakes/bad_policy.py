@@ -1,0 +1,3 @@
+from wsroute import WsRouter
+
+ws = WsRouter(slow_consumer="drop")

@@ -1,0 +1,7 @@
+from wsroute import WsRouter
+
+ws = WsRouter()
+
+
+@ws.message("/echo", data="payload")
+async def echo(text: str) -> None: ...

@@ -1,0 +1,7 @@
+from wsroute import WsRouter
+
+ws = WsRouter()
+
+
+@ws.message("/echo")
+async def echo(data: str, **options: str) -> None: ...
