@@ -171,10 +171,10 @@ class BaseConnection:
             logger.exception("exception during the WebSocket handshake of %s", self.scope["path"])
             await deny(self.scope, self.send, Reject(500, "Internal Server Error"))
             return
-        accept: Message = {"type": "websocket.accept"}
-        if self.subprotocol is not None:
-            accept["subprotocol"] = self.subprotocol
-        await self.send(accept)
+        if self.subprotocol is None:
+            await self.send({"type": "websocket.accept"})
+        else:
+            await self.send({"type": "websocket.accept", "subprotocol": self.subprotocol})
         await self.serve()
 
     async def open(self) -> None:
@@ -339,7 +339,7 @@ class Connection(BaseConnection):
         try:
             await self.session.handshake()
         except BaseException:
-            await self.session.ctx.exit_stack.aclose()
+            await self.session.ctx.aclose()
             raise
 
     async def start(self) -> None:

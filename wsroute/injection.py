@@ -46,14 +46,29 @@ Scope = Literal["connection", "event"]
 class Context:
     """What resolution reads and keeps for one connection (or multiplexed topic)."""
 
-    __slots__ = ("broker", "channel", "dependencies", "exit_stack", "request")
+    __slots__ = ("_exit_stack", "broker", "channel", "dependencies", "request")
 
     def __init__(self, request: HandshakeRequest, channel: Channel[Any], broker: Broker) -> None:
         self.request = request
         self.channel = channel
         self.broker = broker
         self.dependencies: dict[object, Any] = {}
-        self.exit_stack = AsyncExitStack()
+        # Made on first use: most connections have no connection-scoped teardown, and an
+        # idle connection's memory is what a server with many of them pays for.
+        self._exit_stack: AsyncExitStack | None = None
+
+    @property
+    def exit_stack(self) -> AsyncExitStack:
+        """Teardown of connection-scoped generator dependencies, run at leave."""
+        if self._exit_stack is None:
+            self._exit_stack = AsyncExitStack()
+        return self._exit_stack
+
+    async def aclose(self) -> None:
+        """Run the connection-scoped teardowns (once)."""
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.aclose()
 
 
 class EventState:

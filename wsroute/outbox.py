@@ -68,7 +68,8 @@ class Outbox:
     ) -> None:
         self._send = send
         self._fast = fast
-        self._queue: deque[Message] = deque()
+        # Made on first need: an idle connection never queues, and an empty deque is ~600 bytes.
+        self._queue: deque[Message] | None = None
         self._bytes = 0
         self._max_messages = max_messages
         self._max_bytes = max_bytes
@@ -81,7 +82,7 @@ class Outbox:
         self.dropped = 0
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) if self._queue else 0
 
     async def send(self, event: Message) -> None:
         """Send `event` now if the socket is idle, else queue it behind what is waiting."""
@@ -109,6 +110,8 @@ class Outbox:
         if self._fast is not None and not queue and not self._busy and self._fast(event):
             # Fastlane: the shared frame went straight to the transport, nothing to queue.
             return
+        if queue is None:
+            queue = self._queue = deque()
         size = event_size(event) if self._max_bytes is not None else 0
         if len(queue) >= self._max_messages or (
             self._max_bytes is not None and queue and self._bytes + size > self._max_bytes
@@ -142,6 +145,7 @@ class Outbox:
 
     async def _run(self) -> None:
         queue = self._queue
+        assert queue is not None, "the writer starts only after something was queued"
         loop = asyncio.get_running_loop()
         while not self.closed:
             if self._busy or not queue:
@@ -175,7 +179,8 @@ class Outbox:
     def abort(self) -> None:
         """Stop sending: drop what is queued and end the writer."""
         self.closed = True
-        self._queue.clear()
+        if self._queue:
+            self._queue.clear()
         self._bytes = 0
         if self._writer is not None and self._writer is not asyncio.current_task():
             self._writer.cancel()

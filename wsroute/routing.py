@@ -225,7 +225,11 @@ class WsRouter:
     # --- ASGI ---------------------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point for a WebSocket scope (`install` routes them here).
+        """ASGI entry point for a WebSocket scope (`install` routes them here)."""
+        await self.connect(scope, receive, send)
+
+    def connect(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        """The coroutine that serves one WebSocket scope, for callers that await it directly.
 
         A client that offers the ``rocket-multiplex`` subprotocol gets a multiplexed socket.
         """
@@ -233,11 +237,10 @@ class WsRouter:
         if offered and self.settings.multiplex:
             token = negotiate_subprotocol(offered)
             if token is not None:
-                await MultiplexConnection(
+                return MultiplexConnection(
                     self.table, self.settings, self.broker, scope, receive, send, token
                 ).run()
-                return
-        await Connection(self.table, self.settings, self.broker, scope, receive, send).run()
+        return Connection(self.table, self.settings, self.broker, scope, receive, send).run()
 
     def install(
         self,
@@ -315,8 +318,9 @@ class _WebSocketEntry(BaseRoute):
     def url_path_for(self, name: str, /, **path_params: Any) -> Any:
         raise NoMatchFound(name, path_params)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.router(scope, receive, send)
+    def handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        # The connection's coroutine itself: no frame of ours is held per open connection.
+        return self.router.connect(scope, receive, send)
 
 
 class _UpgradeRequiredFallback:

@@ -41,6 +41,30 @@ Framer = Callable[[Message], Message]
 class Session:
     """A (possibly virtual) connection: what handlers see through `Channel`."""
 
+    # Slots: a server holds one of these per open connection (and per multiplexed topic).
+    __slots__ = (
+        "_closer",
+        "_finished",
+        "_forwarded",
+        "_frame",
+        "_subscribed",
+        "_subscriber_id",
+        "_values",
+        "broker",
+        "channel",
+        "close_status",
+        "ctx",
+        "join_handler",
+        "message_handler",
+        "outbox",
+        "pending",
+        "request",
+        "route_path",
+        "settings",
+        "table",
+        "topic",
+    )
+
     def __init__(
         self,
         *,
@@ -67,7 +91,7 @@ class Session:
         self.message_handler: Handler | None = None
         self.close_status: WebSocketStatus | None = None
         self._values: dict[Handler, dict[str, Any]] = {}
-        self._forwarded: set[Handler] = set()
+        self._forwarded: set[Handler] | None = None  # handlers whose guards forwarded
         self._subscriber_id: str | None = None
         self._subscribed = False
         self._finished = False
@@ -120,13 +144,15 @@ class Session:
         values = self._values.get(handler)
         if values is not None:
             return values
-        if handler in self._forwarded:
+        if self._forwarded is not None and handler in self._forwarded:
             return None
         # A copy: the route table caches `params` for every connection to this path.
         self.request.scope["path_params"] = dict(params)
         try:
             values = await handler.plan.connection_values(self.ctx)
         except Forward:
+            if self._forwarded is None:
+                self._forwarded = set()
             self._forwarded.add(handler)
             return None
         except HTTPException as exc:
@@ -313,6 +339,6 @@ class Session:
             logger.exception("exception in WebSocket leave handler for %s", self.route_path)
         finally:
             try:
-                await self.ctx.exit_stack.aclose()
+                await self.ctx.aclose()
             except Exception:
                 logger.exception("tearing down dependencies of %s failed", self.route_path)

@@ -97,7 +97,7 @@ class MultiplexConnection(BaseConnection):
         try:
             await self.first.handshake()
         except BaseException:
-            await self.first.ctx.exit_stack.aclose()
+            await self.first.ctx.aclose()
             raise
 
     async def start(self) -> None:
@@ -161,12 +161,12 @@ class MultiplexConnection(BaseConnection):
         try:
             await session.handshake()
         except Reject as reject:
-            await session.ctx.exit_stack.aclose()
+            await session.ctx.aclose()
             await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", topic))
             return
         except Exception:
             logger.exception("exception while subscribing to %s", topic)
-            await session.ctx.exit_stack.aclose()
+            await session.ctx.aclose()
             await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", topic))
             return
         self.topics[topic] = session
