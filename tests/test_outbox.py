@@ -104,3 +104,42 @@ async def test_send_on_a_broken_connection_raises_channel_closed() -> None:
     with pytest.raises(ChannelClosed, match="closed"):
         await outbox.send(text(1))
     assert outbox.closed
+
+
+async def test_push_to_an_idle_socket_sends_at_once_without_a_task() -> None:
+    client = StuckClient()
+    outbox, _ = make(client, "disconnect")
+    tasks_before = len(asyncio.all_tasks())
+    for n in range(3):
+        outbox.push(text(n))
+        # Delivered synchronously: no await happened between push and this check.
+        assert [e["text"] for e in client.sent] == [str(i) for i in range(n + 1)]
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
+async def test_a_send_held_by_backpressure_finishes_in_a_task_then_drains_in_order() -> None:
+    client = StuckClient()
+    client.open.clear()
+    outbox, _ = make(client, "disconnect", limit=10)
+    for n in range(4):
+        outbox.push(text(n))
+    assert client.sent == [] and len(outbox) == 3
+    client.open.set()
+    assert await outbox.drain(1.0)
+    assert [e["text"] for e in client.sent] == ["0", "1", "2", "3"]
+    outbox.push(text(4))  # idle again: straight through
+    assert client.sent[-1]["text"] == "4"
+
+
+async def test_abort_cancels_the_send_in_flight() -> None:
+    client = StuckClient()
+    client.open.clear()
+    outbox, _ = make(client, "disconnect")
+    outbox.push(text(0))
+    await asyncio.sleep(0)
+    outbox.abort()
+    await asyncio.sleep(0)
+    client.open.set()
+    await asyncio.sleep(0.01)
+    assert client.sent == [] and outbox.closed
+    assert all(task.done() for task in asyncio.all_tasks() if task is not asyncio.current_task())

@@ -1,11 +1,12 @@
 """The bounded outgoing queue of one socket and the writer task that drains it.
 
 A handler's own `send` goes straight to the server when nothing is queued (the common
-echo case costs no task switch). Broadcasts never wait for a client: they are queued and
-a writer task sends them, so one client that stops reading only fills its own queue.
-When the queue is full the slow-consumer policy decides: drop the oldest message, drop
-the newest, or disconnect the client with 1008 (the default). Under the fastlane
-protocol a broadcast to an idle socket is written straight to its transport instead,
+echo case costs no task switch). Broadcasts never wait for a client: on an idle socket
+the send runs at once, and only a send the client's backpressure holds up continues in a
+task, with later messages queued behind it; so one client that stops reading only fills
+its own queue. When the queue is full the slow-consumer policy decides: drop the oldest
+message, drop the newest, or disconnect the client with 1008 (the default). Under the
+fastlane protocol a broadcast to an idle socket is written straight to its transport,
 its frame encoded once for all subscribers.
 """
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import Literal
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any, Literal
 
 from starlette.types import Message, Send
 
@@ -37,12 +38,47 @@ def event_size(event: Message) -> int:
     return len(data) if data is not None else 0
 
 
+class _Resume:
+    """Await the rest of a coroutine that was stepped once by hand and yielded `waiting`.
+
+    Lets `Outbox.push` start a send synchronously and hand it to a task only when it
+    really has to wait; ``yield from`` semantics, cancellation included.
+    """
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        value = self.waiting
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:  # cancellation goes into the send, as with await
+                try:
+                    value = self.coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    value = self.coro.send(sent)
+                except StopIteration:
+                    return
+
+
 class Outbox:
-    """Outgoing events of one physical socket, in order, bounded in count and bytes."""
+    """Outgoing events of one physical socket, in order, bounded in count and bytes.
+
+    Invariant: something is queued only while a send is in flight (`_busy`); the task
+    that finishes that send drains the queue and then ends, so an idle socket owns no task.
+    """
 
     __slots__ = (
         "_busy",
         "_bytes",
+        "_drainer",
         "_fast",
         "_max_bytes",
         "_max_messages",
@@ -50,8 +86,6 @@ class Outbox:
         "_policy",
         "_queue",
         "_send",
-        "_waiter",
-        "_writer",
         "closed",
         "dropped",
     )
@@ -76,8 +110,7 @@ class Outbox:
         self._policy = policy
         self._on_overflow = on_overflow
         self._busy = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._writer: asyncio.Task[None] | None = None
+        self._drainer: asyncio.Task[None] | None = None
         self.closed = False
         self.dropped = 0
 
@@ -85,10 +118,11 @@ class Outbox:
         return len(self._queue) if self._queue else 0
 
     async def send(self, event: Message) -> None:
-        """Send `event` now if the socket is idle, else queue it behind what is waiting."""
+        """Send `event` now if the socket is idle (waiting on the client's backpressure,
+        as a handler's own send should), else queue it behind what is in flight."""
         if self.closed:
             raise ChannelClosed("the WebSocket connection is closed")
-        if self._busy or self._queue:
+        if self._busy:
             self.push(event)
             return
         self._busy = True
@@ -100,16 +134,38 @@ class Outbox:
         finally:
             self._busy = False
         if self._queue:
-            self._wake()
+            # Broadcasts queued behind this send while it waited.
+            self._busy = True
+            self._drainer = asyncio.get_running_loop().create_task(self._finish(None))
 
     def push(self, event: Message) -> None:
-        """Queue `event` without waiting; apply the slow-consumer policy when full."""
+        """Send or queue `event` without waiting; apply the slow-consumer policy when full.
+
+        On an idle socket the server's send runs right away, and only a send that must
+        wait (the client's TCP window is full) continues in a task: a broadcast costs one
+        send per subscriber, like a plain loop, without a wake-up per subscriber.
+        """
         if self.closed:
             return
-        queue = self._queue
-        if self._fast is not None and not queue and not self._busy and self._fast(event):
-            # Fastlane: the shared frame went straight to the transport, nothing to queue.
+        if not self._busy:
+            if self._fast is not None and self._fast(event):
+                # Fastlane: the shared frame went straight to the transport.
+                return
+            sending = self._send(event)
+            if isinstance(sending, Coroutine):
+                try:
+                    waiting = sending.send(None)
+                except StopIteration:
+                    return
+                except Exception:
+                    self.abort()  # the client is gone; the receive loop reports how
+                    return
+                sending = _Resume(sending, waiting)
+            # The send has to wait (or is another server's awaitable): finish it in a task.
+            self._busy = True
+            self._drainer = asyncio.get_running_loop().create_task(self._finish(sending))
             return
+        queue = self._queue
         if queue is None:
             queue = self._queue = deque()
         size = event_size(event) if self._max_bytes is not None else 0
@@ -134,54 +190,40 @@ class Outbox:
                 return
         queue.append(event)
         self._bytes += size
-        if not self._busy:
-            self._wake()
 
-    def _wake(self) -> None:
-        if self._writer is None:
-            self._writer = asyncio.get_running_loop().create_task(self._run())
-        elif self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def _run(self) -> None:
-        queue = self._queue
-        assert queue is not None, "the writer starts only after something was queued"
-        loop = asyncio.get_running_loop()
-        while not self.closed:
-            if self._busy or not queue:
-                self._waiter = loop.create_future()
-                await self._waiter
-                self._waiter = None
-                continue
-            event = queue.popleft()
-            if self._max_bytes is not None:
-                self._bytes -= event_size(event)
-            self._busy = True
-            try:
+    async def _finish(self, sending: Awaitable[None] | None) -> None:
+        """Complete the send in flight, then drain what was queued meanwhile; then end."""
+        try:
+            if sending is not None:
+                await sending
+            queue = self._queue
+            while queue and not self.closed:
+                event = queue.popleft()
+                if self._max_bytes is not None:
+                    self._bytes -= event_size(event)
                 await self._send(event)
-            except Exception:
-                # The client is gone; the connection's receive loop reports how it ended.
-                self.abort()
-                return
-            finally:
-                self._busy = False
+        except Exception:
+            # The client is gone; the connection's receive loop reports how it ended.
+            self.abort()
+        finally:
+            self._busy = False
+            if self._drainer is asyncio.current_task():
+                self._drainer = None
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued was handed to the server; False on timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (self._queue or self._busy) and not self.closed:
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(0.005)
-        return not self._queue
+        drainer = self._drainer
+        if drainer is not None and not drainer.done():
+            await asyncio.wait({drainer}, timeout=timeout)
+        return not self._queue and not self._busy
 
     def abort(self) -> None:
-        """Stop sending: drop what is queued and end the writer."""
+        """Stop sending: drop what is queued and cancel the send in flight."""
         self.closed = True
         if self._queue:
             self._queue.clear()
         self._bytes = 0
-        if self._writer is not None and self._writer is not asyncio.current_task():
-            self._writer.cancel()
-        self._writer = None
+        drainer = self._drainer
+        if drainer is not None and drainer is not asyncio.current_task():
+            drainer.cancel()
+        self._drainer = None
