@@ -1,0 +1,91 @@
+"""wsroute, installed on a FastAPI app as a user would.
+
+* ``/echo`` — the issue's echo: a typed ``str`` handler with ``Channel`` and one guard
+  (built once per connection, then cached);
+* ``/idle`` — same handler shape, for the idle-memory and connection-rate scenarios;
+* ``/fan/{room}`` — subscribers (the topic is the URL path); ``/pub/{room}`` — every text
+  message is published with ``Broker.broadcast_to("/fan/{room}", data)``;
+* ``/mx/{n}`` — the echo handler again, for multiplexed (``rocket-multiplex``) sockets.
+
+``BENCH_EXPERIMENT`` applies bench-only patches (see ``bench/experiments.py``).
+``BENCH_BROKER`` picks the broker URL (``memory://`` default; ``redis://127.0.0.1:6379/0``
+for the cross-process scenario). ``BENCH_WSROUTE_BARE=1`` serves the ``WsRouter`` itself as
+the ASGI app (no FastAPI/Starlette middleware), to split framework cost from wsroute's.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+import bench.apps._gcstats  # noqa: F401  (BENCH_GC_STATS=1: GC time in the server log)
+from bench.experiments import apply_from_env
+from wsroute import Broker, Channel, Guard, HandshakeRequest, WsRouter
+
+EXPERIMENTS = apply_from_env()  # bench-only monkeypatches, see bench/experiments.py
+
+
+class User(Guard):
+    """A cheap async guard: built once per connection and kept in its local cache."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @classmethod
+    async def from_request(cls, request: HandshakeRequest) -> User:
+        return cls(request.query_params.get("user", "anon"))
+
+
+ws = WsRouter(broker=os.environ.get("BENCH_BROKER", "memory://"))
+
+
+@ws.message("/echo")
+async def echo(data: str, channel: Channel, user: User) -> None:
+    await channel.send(data)
+
+
+@ws.message("/idle")
+async def idle(data: str, channel: Channel, user: User) -> None:
+    await channel.send(data)
+
+
+@ws.message("/fan/{room}")
+async def subscriber(data: str) -> None:
+    """Subscribers only listen; the topic is their URL path."""
+
+
+@ws.message("/pub/{room}")
+async def publish(data: str, room: str, broker: Broker) -> None:
+    await broker.broadcast_to(f"/fan/{room}", data)
+
+
+@ws.message("/mx/{n}")
+async def mx_echo(data: str, channel: Channel, user: User) -> None:
+    await channel.send(data)
+
+
+async def _bare(scope, receive, send):  # type: ignore[no-untyped-def]
+    """The router as the whole app: lifespan starts the broker, websockets go straight in."""
+    if scope["type"] == "websocket":
+        await ws(scope, receive, send)
+        return
+    if scope["type"] == "lifespan":
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                await ws.broker.start()
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                await ws.broker.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+if os.environ.get("BENCH_WSROUTE_BARE") == "1":
+    app = _bare
+else:
+    app = FastAPI()
+    ws.install(app)
