@@ -113,6 +113,9 @@ class BaseConnection:
     """
 
     subprotocol: str | None = None
+    direct: Session | None = None
+    """The one session that takes every message (a dedicated connection), called without
+    the `on_frame` hop while no join body is running."""
 
     def __init__(
         self,
@@ -234,6 +237,7 @@ class BaseConnection:
     async def _loop(self) -> WebSocketStatus:
         receive = self.receive
         on_frame = self.on_frame
+        direct = self.direct
         rate = self.settings.rate_limit
         loop = asyncio.get_running_loop()
         tokens, last = (float(rate[0]), loop.time()) if rate else (0.0, 0.0)
@@ -253,7 +257,10 @@ class BaseConnection:
                         continue
                     tokens -= 1.0
                 text = event.get("text")
-                await on_frame(text, event.get("bytes") if text is None else None)
+                if direct is not None and direct.pending is None:
+                    await direct.on_message(text, event.get("bytes") if text is None else None)
+                else:
+                    await on_frame(text, event.get("bytes") if text is None else None)
                 if self.close_status is not None:
                     return self.close_status
             elif kind == "websocket.disconnect":
@@ -335,7 +342,7 @@ class Connection(BaseConnection):
     session: Session
 
     async def open(self) -> None:
-        self.session = self.new_session(self.scope, self.close_socket)
+        self.session = self.direct = self.new_session(self.scope, self.close_socket)
         try:
             await self.session.handshake()
         except BaseException:

@@ -44,6 +44,7 @@ class Session:
     # Slots: a server holds one of these per open connection (and per multiplexed topic).
     __slots__ = (
         "_closer",
+        "_fast",
         "_finished",
         "_forwarded",
         "_frame",
@@ -92,6 +93,9 @@ class Session:
         self.close_status: WebSocketStatus | None = None
         self._values: dict[Handler, dict[str, Any]] = {}
         self._forwarded: set[Handler] | None = None  # handlers whose guards forwarded
+        # (fn, connection values, message parameter, decoder, size limit) of the chosen
+        # message handler when it has no event-scoped dependencies.
+        self._fast: tuple[Callable[..., Awaitable[Any]], dict[str, Any], Any, Any, int] | None = None
         self._subscriber_id: str | None = None
         self._subscribed = False
         self._finished = False
@@ -171,7 +175,7 @@ class Session:
                 return
         for handler, params in self.table.match("message", path):
             if await self._prepare(handler, params) is not None:
-                self.message_handler = handler
+                self._choose(handler)
                 self._set_topic(handler)
                 return
         raise Reject(404, f"no WebSocket handler for {path}")
@@ -202,18 +206,23 @@ class Session:
     async def on_message(self, text: str | None, data: bytes | None) -> None:
         """Dispatch one received message; errors go to the exception handlers."""
         try:
-            handler = self.message_handler
-            if handler is not None and not handler.plan.event_params:
-                # The common case, kept short: no handler choice, no event dependencies.
-                self._check_size(handler, text, data)
-                plan = handler.plan
-                kwargs = self._values[handler].copy()
-                if plan.decoder is not None:
-                    kwargs[plan.message_param] = plan.decoder(text, data)  # type: ignore[index]
+            fast = self._fast
+            if fast is not None:
+                # The common case, kept short: the handler is known, no event dependencies.
+                fn, values, param, decoder, limit = fast
+                if text is not None:
+                    # len(text) <= UTF-8 size <= 4 * len(text): encode only when in doubt.
+                    if len(text) * 4 > limit and (len(text) > limit or len(text.encode()) > limit):
+                        raise MessageTooLarge(f"message too big: over {limit} bytes")
+                elif data is not None and len(data) > limit:
+                    raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
+                kwargs = values.copy()
+                if decoder is not None:
+                    kwargs[param] = decoder(text, data)
                 try:
-                    await plan.fn(**kwargs)
+                    await fn(**kwargs)
                 except Forward:
-                    await self._dispatch(text, data, after=handler)
+                    await self._dispatch(text, data, after=self.message_handler)
                 return
             await self._dispatch(text, data)
         except Exception as exc:
@@ -233,13 +242,21 @@ class Session:
                 continue
             self._check_size(handler, text, data)
             if self.message_handler is None:
-                self.message_handler = handler
+                self._choose(handler)
             try:
                 await self._call(handler, values, text, data)
             except Forward:
                 continue
             return
         raise Unhandled(f"no message handler accepted the message on {self.route_path}")
+
+    def _choose(self, handler: Handler) -> None:
+        """`handler` takes this connection's messages from now on; prepare its fast call."""
+        self.message_handler = handler
+        plan = handler.plan
+        if not plan.event_params:
+            limit = handler.max_message_size or self.settings.max_message_size
+            self._fast = (plan.fn, self._values[handler], plan.message_param, plan.decoder, limit)
 
     def _check_size(self, handler: Handler, text: str | None, data: bytes | None) -> None:
         limit = handler.max_message_size or self.settings.max_message_size
