@@ -591,15 +591,6 @@ async def test_redis_outage_during_steady_broadcasts(caplog: pytest.LogCaptureFi
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a broadcast published by this process right after Redis comes back is accepted "
-        "(PUBLISH succeeds on the reconnected publish connection) but never reaches this "
-        "process's own subscribers: the subscription connection is still waiting out its "
-        "backoff, and the publish only wakes it up"
-    ),
-)
 async def test_a_broadcast_accepted_after_a_redis_restart_reaches_local_subscribers() -> None:
     async with redis_app(reconnect_min=1.0, reconnect_max=1.0) as (running, redis_server):
         got: list[int] = []

@@ -353,6 +353,11 @@ class RedisBackend(BrokerBackend):
                 time.monotonic() - self._pub_down_since,
             )
             self._pub_down_since = None
+        channel = self._prefix + topic.encode()
+        if self._sub is None and self._deliver is not None and channel in self._wanted:
+            # Our subscription connection is down (waiting out its backoff), so Redis cannot
+            # bring this accepted message back to this process: deliver it here, once.
+            self._deliver(topic, event, exclude)
         if self._sub_down_since is not None:
             # Redis is back: let the listener retry now rather than at the end of its backoff.
             self._wake.set()
