@@ -756,12 +756,12 @@ async def test_a_refused_handshake_logs_no_error(
     running: Running, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
     # Refusing an attacker is routine: it must not page anyone (ERROR logs feed alerting).
-    if running.ws_impl != "wsproto":
+    if running.ws_impl == "websockets-sansio":
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
                 reason=(
-                    "uvicorn's websockets-sansio protocol (and fastlane, its subclass) never sets "
+                    "uvicorn's websockets-sansio protocol (fastlane, its subclass, fixes it) never sets "
                     "handshake_complete after a denial response, so run_asgi logs 'ASGI callable "
                     "returned without completing handshake.' at ERROR for every refused handshake "
                     "(upstream: Kludex/uvicorn pull request 3138)"

@@ -50,6 +50,17 @@ class FastlaneProtocol(WebSocketsSansIOProtocol):
         if scope is not None:
             scope["extensions"][EXTENSION] = {"write": self.fastlane_write}
 
+    async def send(self, message: Any) -> None:
+        """uvicorn's send; after a complete denial response, mark the handshake done.
+
+        Stock websockets-sansio never does, and logs "ASGI callable returned without
+        completing handshake." at ERROR for every refused handshake (Kludex/uvicorn#3138):
+        on a server that refuses attackers all day, that would page someone.
+        """
+        await super().send(message)
+        if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
+            self.handshake_complete = True
+
     def fastlane_write(self, frame: bytes) -> bool:
         """Write pre-encoded frame bytes now, or return False to make the caller queue them."""
         if (
