@@ -23,7 +23,7 @@ from starlette.types import Message, Receive, Scope, Send
 from wsroute import status
 from wsroute.broker import Broker
 from wsroute.errors import RateLimited
-from wsroute.frames import fast_writer
+from wsroute.frames import fast_abort, fast_writer
 from wsroute.guards import Reject
 from wsroute.outbox import Outbox
 from wsroute.routes import RouteTable
@@ -214,7 +214,12 @@ class BaseConnection:
             if self._evicted and self._task is not None:
                 self._task.uncancel()
                 end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
-                await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0)
+                if not await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0):
+                    # The close frame is stuck behind the full TCP window: drop the client
+                    # where the server lets us (the fastlane protocol does).
+                    abort = fast_abort(self.scope)
+                    if abort is not None:
+                        abort()
             else:
                 cancellation = exc
                 end = WebSocketStatus(status.GOING_AWAY, "server shutting down")
@@ -319,7 +324,8 @@ class BaseConnection:
         self.outbox.abort()
         await self._send_close(code, reason, timeout=self.settings.close_timeout)
 
-    async def _send_close(self, code: int, reason: str, *, timeout: float) -> None:
+    async def _send_close(self, code: int, reason: str, *, timeout: float) -> bool:
+        """Send the close frame within `timeout`; False when it could not be sent."""
         try:
             # The server's send waits while the client's TCP window is full; a client
             # that never reads must not hold the close (or leave) forever.
@@ -328,6 +334,8 @@ class BaseConnection:
             )
         except Exception:
             logger.debug("could not send close %s to the client", code, exc_info=True)
+            return False
+        return True
 
     def _evict(self) -> None:
         """The outgoing queue overflowed under the disconnect policy: end the socket (1008)."""

@@ -16,6 +16,9 @@ backpressure) — wsroute then takes the normal queued ASGI path, so correctness
 depends on the fast path and the slow-consumer policy still holds. Handshake, receive,
 close and ping/pong stay uvicorn's.
 
+The extension also carries ``abort()``: a client evicted as a slow consumer whose close
+frame cannot be written is dropped at once instead of holding its socket open.
+
 The protocol never negotiates permessage-deflate: a compressed frame depends on each
 connection's compression context and cannot be shared between sockets.
 """
@@ -39,16 +42,17 @@ class FastlaneProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Same settings as uvicorn's, minus compression (see the module docstring).
-        self.conn = ServerProtocol(
-            extensions=[], max_size=self.config.ws_max_size, logger=self.conn.logger
-        )
+        self.conn = ServerProtocol(extensions=[], max_size=self.config.ws_max_size, logger=self.conn.logger)
 
     def handle_connect(self, event: Any) -> None:
         """Build the scope as uvicorn does, then offer the extension (before the app runs)."""
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope["extensions"][EXTENSION] = {"write": self.fastlane_write}
+            scope["extensions"][EXTENSION] = {
+                "write": self.fastlane_write,
+                "abort": self.fastlane_abort,
+            }
 
     async def send(self, message: Any) -> None:
         """uvicorn's send; after a complete denial response, mark the handshake done.
@@ -60,6 +64,15 @@ class FastlaneProtocol(WebSocketsSansIOProtocol):
         await super().send(message)
         if message["type"] == "websocket.http.response.body" and not message.get("more_body"):
             self.handshake_complete = True
+
+    def fastlane_abort(self) -> None:
+        """Drop the connection now (an evicted client that never reads).
+
+        Through ASGI the app cannot get rid of such a client: its close frame waits behind
+        a full TCP window, and uvicorn's ``transport.close()`` waits for unread data that
+        will never be read, holding the socket open (and graceful shutdown up).
+        """
+        self.transport.abort()
 
     def fastlane_write(self, frame: bytes) -> bool:
         """Write pre-encoded frame bytes now, or return False to make the caller queue them."""

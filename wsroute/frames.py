@@ -8,7 +8,7 @@ from starlette.types import Message, Scope
 from websockets.frames import Frame, Opcode
 
 EXTENSION = "wsroute.fastlane"
-"""Name of the ASGI scope extension: ``{"write": write(frame: bytes) -> bool}``."""
+"""Name of the ASGI scope extension: ``{"write": write(frame: bytes) -> bool, "abort": ...}``."""
 
 _FRAME_KEY = "wsroute.frame"
 
@@ -31,6 +31,13 @@ def frame_bytes(event: Message) -> bytes:
             frame = Frame(Opcode.BINARY, event["bytes"]).serialize(mask=False)
         event[_FRAME_KEY] = frame
     return frame
+
+
+def fast_abort(scope: Scope) -> Callable[[], None] | None:
+    """Drop the connection at once, when the server offers it (the fastlane does)."""
+    extension = scope.get("extensions", {}).get(EXTENSION)
+    abort: Callable[[], None] | None = extension.get("abort") if extension else None
+    return abort
 
 
 def fast_writer(scope: Scope) -> FastWrite | None:
