@@ -339,11 +339,6 @@ class Plan:
     sends: tuple[Any, ...] = ()
     """Types named by a typed ``Channel[T]`` parameter: what the handler sends (for docs)."""
 
-    @property
-    def needs_event_state(self) -> bool:
-        """True when some parameter is an event-scoped dependency."""
-        return bool(self.event_params)
-
     async def connection_values(self, ctx: Context) -> dict[str, Any]:
         """Resolve the connection-level parameters (guards, params, cached dependencies)."""
         return {name: await source.resolve(ctx, None) for name, source in self.connection_params}

@@ -151,11 +151,6 @@ def compile_route(path: str) -> tuple[re.Pattern[str], dict[str, Convertor[Any]]
     return regex, convertors
 
 
-def path_param_names(path: str) -> set[str]:
-    """The parameter names a route path declares."""
-    return set(compile_route(path)[1])
-
-
 class RouteTable:
     """Every handler, by event kind, in try order; matches paths with a small cache."""
 

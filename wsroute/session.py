@@ -38,6 +38,17 @@ Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
 
 
+def check_size(limit: int, text: str | None, data: bytes | None) -> None:
+    """Raise `MessageTooLarge` for a message over `limit` bytes (text counted as UTF-8)."""
+    if text is not None:
+        # len(text) <= UTF-8 size <= 4 * len(text): encode only when in doubt.
+        size = len(text)
+        if size * 4 > limit and (size > limit or len(text.encode()) > limit):
+            raise MessageTooLarge(f"message too big: over {limit} bytes")
+    elif data is not None and len(data) > limit:
+        raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
+
+
 class Session:
     """A (possibly virtual) connection: what handlers see through `Channel`."""
 
@@ -210,12 +221,7 @@ class Session:
             if fast is not None:
                 # The common case, kept short: the handler is known, no event dependencies.
                 fn, values, param, decoder, limit = fast
-                if text is not None:
-                    # len(text) <= UTF-8 size <= 4 * len(text): encode only when in doubt.
-                    if len(text) * 4 > limit and (len(text) > limit or len(text.encode()) > limit):
-                        raise MessageTooLarge(f"message too big: over {limit} bytes")
-                elif data is not None and len(data) > limit:
-                    raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
+                check_size(limit, text, data)
                 kwargs = values.copy()
                 if decoder is not None:
                     kwargs[param] = decoder(text, data)
@@ -240,7 +246,7 @@ class Session:
             values = await self._prepare(handler, params)
             if values is None:
                 continue
-            self._check_size(handler, text, data)
+            check_size(handler.max_message_size or self.settings.max_message_size, text, data)
             if self.message_handler is None:
                 self._choose(handler)
             try:
@@ -257,16 +263,6 @@ class Session:
         if not plan.event_params:
             limit = handler.max_message_size or self.settings.max_message_size
             self._fast = (plan.fn, self._values[handler], plan.message_param, plan.decoder, limit)
-
-    def _check_size(self, handler: Handler, text: str | None, data: bytes | None) -> None:
-        limit = handler.max_message_size or self.settings.max_message_size
-        if text is not None:
-            # len(text) <= UTF-8 size <= 4 * len(text): encode only when in doubt.
-            size = len(text)
-            if size * 4 > limit and (size > limit or len(text.encode()) > limit):
-                raise MessageTooLarge(f"message too big: over {limit} bytes")
-        elif data is not None and len(data) > limit:
-            raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
 
     async def _call(
         self,
