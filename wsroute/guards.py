@@ -73,6 +73,20 @@ class HandshakeRequest(HTTPConnection):
         return value
 
 
+# Starlette's lazily parsed views of the scope, cached on the request object.
+_PARSED_VIEWS = ("_headers", "_query_params", "_cookies", "_url", "_base_url")
+
+
+def forget_parsed(request: HandshakeRequest) -> None:
+    """Drop the request's parsed headers, query and URL; they are rebuilt on next use.
+
+    Called once the handshake is decided: guards and connection dependencies have read
+    what they need, and an idle socket should not keep half a kilobyte of parsed views.
+    """
+    for name in _PARSED_VIEWS:
+        request.__dict__.pop(name, None)
+
+
 class Guard:
     """Optional base class for guards; any class with `from_request` is a guard.
 

@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse
-from starlette.routing import BaseRoute, Match, Mount, NoMatchFound
+from starlette.routing import Mount, Router
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -264,6 +265,10 @@ class WsRouter:
         ``wsroute.asyncapi.UNPKG``) loads it from that CDN instead. An HTTP route of the app
         at the same path wins over these.
         """
+        if app.middleware_stack is not None:
+            raise RegistrationError(
+                "the app has already started: call router.install(app) before serving it"
+            )
         if getattr(app.state, "wsroute", None) is not None:
             raise RegistrationError(
                 "a WsRouter is already installed on this app; combine routers with "
@@ -272,7 +277,7 @@ class WsRouter:
         app.state.wsroute = self
         app.state.wsroute_broker = self.broker
         router = app.router
-        router.routes.insert(0, _WebSocketEntry(self))
+        app.user_middleware.append(Middleware(_WebSocketEntry, ws=self, app_router=router))
         if static_path is not None:
             router.routes.append(Mount(static_path.rstrip("/"), app=StaticFiles(directory=STATIC_DIR)))
         if asyncapi_url is not None or asyncapi_docs_url is not None:
@@ -304,23 +309,27 @@ class WsRouter:
         self._installed = app
 
 
-class _WebSocketEntry(BaseRoute):
-    """The one Starlette route that sends matching WebSocket scopes to the router."""
+class _WebSocketEntry:
+    """Sends WebSocket scopes for the router's paths straight to it; everything else on.
 
-    def __init__(self, router: WsRouter) -> None:
-        self.router = router
+    It sits innermost among the app's middleware: middleware the user added sees every
+    socket, while Starlette's exception middleware and routing (wsroute handles its own
+    errors and matching) stay out of the way. Each would hold a frame for every open
+    connection and wrap every send.
+    """
 
-    def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "websocket" and self.router.table.matches_any(route_path(scope)):
-            return Match.FULL, {}
-        return Match.NONE, {}
+    def __init__(self, app: ASGIApp, ws: WsRouter, app_router: Router) -> None:
+        self.app = app
+        self.ws = ws
+        self.app_router = app_router
 
-    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
-        raise NoMatchFound(name, path_params)
-
-    def handle(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
-        # The connection's coroutine itself: no frame of ours is held per open connection.
-        return self.router.connect(scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        if scope["type"] == "websocket" and self.ws.table.matches_any(route_path(scope)):
+            # As Starlette's router would: `url_for` on the handshake request needs it.
+            scope.setdefault("router", self.app_router)
+            # The connection's coroutine itself: no frame of ours is held per connection.
+            return self.ws.connect(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 class _UpgradeRequiredFallback:

@@ -22,7 +22,7 @@ from wsroute.broker import Broker
 from wsroute.broker.hub import new_subscriber_id
 from wsroute.channel import Channel
 from wsroute.errors import BrokerUnavailable, ChannelClosed, MessageError, MessageTooLarge, Unhandled
-from wsroute.guards import Forward, HandshakeRequest, Reject
+from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
 from wsroute.injection import Context, EventState
 from wsroute.outbox import Outbox
 from wsroute.routes import Handler, RouteTable, route_path
@@ -182,18 +182,19 @@ class Session:
         for handler, params in self.table.match("join", path):
             if await self._prepare(handler, params) is not None:
                 self.join_handler = handler
-                self._set_topic(handler)
+                self._accepted(handler)
                 return
         for handler, params in self.table.match("message", path):
             if await self._prepare(handler, params) is not None:
                 self._choose(handler)
-                self._set_topic(handler)
+                self._accepted(handler)
                 return
         raise Reject(404, f"no WebSocket handler for {path}")
 
-    def _set_topic(self, handler: Handler) -> None:
+    def _accepted(self, handler: Handler) -> None:
         if handler.query_in_topic and self.request.scope.get("query_string"):
             self.topic = f"{self.topic}?{self.request.scope['query_string'].decode('latin-1')}"
+        forget_parsed(self.request)
 
     async def subscribe(self) -> None:
         """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""

@@ -67,6 +67,8 @@ def connect_topic(scope: Scope) -> str:
 class MultiplexConnection(BaseConnection):
     """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
 
+    __slots__ = ("first", "first_topic", "topics")
+
     def __init__(
         self,
         table: RouteTable,

@@ -1,0 +1,114 @@
+"""The app's own middleware and wsroute sockets, over a real uvicorn server.
+
+`install` puts wsroute's entry innermost among the app's middleware: every middleware the
+user added (before or after `install`) sees the socket, while Starlette's exception
+middleware and router are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+from websockets.exceptions import InvalidStatus
+
+from server import WS_IMPLEMENTATIONS, connect, serve
+from wsroute import Channel, Guard, HandshakeRequest, RegistrationError, Reject, WsRouter
+
+
+class Tenant:
+    """Pure ASGI middleware: puts the tenant from a header into the scope's state."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            headers = dict(scope["headers"])
+            scope.setdefault("state", {})["tenant"] = headers.get(b"x-tenant", b"none").decode()
+        await self.app(scope, receive, send)
+
+
+class Blocklist:
+    """Pure ASGI middleware: refuses sockets from a blocked client before any route runs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and (b"x-blocked", b"1") in scope["headers"]:
+            await receive()
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await self.app(scope, receive, send)
+
+
+class Member(Guard):
+    """A guard that reads what the middleware left, and builds a URL with `url_for`."""
+
+    def __init__(self, tenant: str, home: str) -> None:
+        self.tenant = tenant
+        self.home = home
+
+    @classmethod
+    def from_request(cls, request: HandshakeRequest) -> Member:
+        tenant = request.state.tenant
+        if tenant == "none":
+            raise Reject(401, "no tenant")
+        return cls(tenant, request.url_for("home", tenant=tenant).path)
+
+
+def build_app() -> FastAPI:
+    app = FastAPI()
+    ws = WsRouter()
+
+    @app.get("/tenants/{tenant}", name="home")
+    async def home(tenant: str) -> str:
+        return tenant
+
+    @ws.message("/whoami")
+    async def whoami(data: str, channel: Channel, member: Member) -> None:
+        await channel.send(f"{member.tenant} {member.home} {data}")
+
+    app.add_middleware(Tenant)  # before install
+    ws.install(app)
+    app.add_middleware(Blocklist)  # after install
+    return app
+
+
+@pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
+def server(request: pytest.FixtureRequest) -> Iterator[str]:
+    with serve(build_app(), ws=request.param) as address:
+        yield address
+
+
+async def test_middleware_added_before_and_after_install_sees_the_socket(server: str) -> None:
+    async with connect(f"ws://{server}/whoami", additional_headers={"X-Tenant": "acme"}) as ws:
+        await ws.send("hi")
+        assert await ws.recv() == "acme /tenants/acme hi"
+
+
+async def test_guard_sees_what_middleware_left_and_rejects_without_it(server: str) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"ws://{server}/whoami"):
+            pass
+    assert refused.value.response.status_code == 401
+
+
+async def test_outer_middleware_can_refuse_before_wsroute_runs(server: str) -> None:
+    headers = {"X-Tenant": "acme", "X-Blocked": "1"}
+    with pytest.raises(InvalidStatus) as refused:
+        async with connect(f"ws://{server}/whoami", additional_headers=headers):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+async def test_install_after_the_app_served_a_request_is_an_error() -> None:
+    app = FastAPI()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        assert (await client.get("/nothing")).status_code == 404
+    with pytest.raises(RegistrationError, match="before serving it"):
+        WsRouter().install(app)
