@@ -38,9 +38,11 @@ from websockets.exceptions import ConnectionClosed
 
 from hardening_support import (
     HOST,
+    OP_TEXT,
     Probe,
     RawClient,
     assert_back_to,
+    client_frame,
     eventually,
     exactly_once,
     get_state,
@@ -67,6 +69,7 @@ def build_app(probe: Probe, *, broker: Any = "memory://") -> tuple[FastAPI, WsRo
       closes from the server, ``sleep:<s>`` sleeps then answers, anything else is echoed.
     * ``/b/{name}``: each message is broadcast to the topic (no exception handler: a broker
       outage closes the connection with the default 1013).
+    * ``/slowleave/{name}``: like ``/f``, but its leave sleeps 1 s before recording.
     * ``/stream/{name}``: a join body that sends a tick every 5 ms until the connection ends
       (a send-only handler in flight); no message handler.
     * a leave on every path records ``(id query parameter, topic, code, reason)``.
@@ -101,6 +104,14 @@ def build_app(probe: Probe, *, broker: Any = "memory://") -> tuple[FastAPI, WsRo
             await channel.send(f"tick {tick}")
             tick += 1
             await asyncio.sleep(0.005)
+
+    ws.message("/slowleave/{name}")(obey)
+
+    @ws.leave("/slowleave/{name}")
+    async def slow_leave(status: WebSocketStatus, channel: Channel) -> None:
+        # A leave still at work when its socket is evicted.
+        await asyncio.sleep(1.0)
+        probe.record(channel.request.query_params.get("id", ""), channel.topic, status.code, status.reason)
 
     @ws.leave("/{rest:path}")
     async def left(status: WebSocketStatus, channel: Channel) -> None:
@@ -359,6 +370,37 @@ async def test_multiplex_unsubscribe_leaves_once_with_its_code_and_reason(runnin
         home = await exactly_once(running.probe, first)
     assert [(leave.code, leave.reason) for leave in leaves] == [(4001, "bye·now"), (1000, ""), (4002, "")]
     assert (home.code, home.reason) == (1000, "")
+
+
+async def test_topic_closing_while_its_socket_is_evicted_still_leaves_once(running: Running) -> None:
+    home, closing = new_id(), new_id()
+    async with clean(running):
+        # A multiplexed client that never reads.
+        slow = RawClient.connect(
+            running.port,
+            f"/f/mxhome?id={home}",
+            headers={"Sec-WebSocket-Protocol": "rocket-multiplex"},
+            rcvbuf=4096,
+        )
+        try:
+            assert slow.status == 101
+            slow.send(client_frame(OP_TEXT, f"·SUBSCRIBE·/slowleave/x?id={closing}".encode()))
+            deadline = time.monotonic() + 5
+            while "/slowleave/x" not in (await get_state(running.port))["topics"]:
+                assert time.monotonic() < deadline, "the SUBSCRIBE never took effect"
+                await asyncio.sleep(0.02)
+            # The topic closes itself; its leave takes a second, and meanwhile the socket is
+            # evicted as a slow consumer.
+            slow.send(client_frame(OP_TEXT, f"/slowleave/x?id={closing}·close:4000:bye".encode()))
+            await asyncio.sleep(0.1)
+            assert await running.publish("/f/mxhome", count=600, size=16384) == 200
+            leaves = [await exactly_once(running.probe, id_, timeout=10) for id_ in (closing, home)]
+        finally:
+            slow.close()
+    assert [(leave.topic, leave.code, leave.reason) for leave in leaves] == [
+        ("/slowleave/x", 4000, "bye"),
+        ("/f/mxhome", 1008, "slow consumer"),
+    ]
 
 
 async def test_socket_reset_ends_every_multiplexed_topic_once(running: Running) -> None:

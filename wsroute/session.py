@@ -8,6 +8,7 @@ it does the I/O: it feeds messages in and provides the outbox and the way to clo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -59,6 +60,7 @@ class Session:
         "_finished",
         "_forwarded",
         "_frame",
+        "_leaving",
         "_subscribed",
         "_subscriber_id",
         "_values",
@@ -110,6 +112,7 @@ class Session:
         self._subscriber_id: str | None = None
         self._subscribed = False
         self._finished = False
+        self._leaving: asyncio.Future[None] | None = None
         # Messages that arrived while the join body runs (None when none is running).
         self.pending: deque[tuple[str | None, bytes | None]] | None = None
 
@@ -326,10 +329,24 @@ class Session:
     # --- leave --------------------------------------------------------------------------
 
     async def finish(self, end: WebSocketStatus) -> None:
-        """Unsubscribe, run the leave handler and tear down dependencies — exactly once."""
-        if self._finished:
-            return
-        self._finished = True
+        """Unsubscribe, run the leave handler and tear down dependencies — exactly once.
+
+        The leave runs in its own task: a caller cancelled meanwhile (a socket evicted
+        while one of its topics was closing) does not cut it short, and a later caller
+        waits for the same leave rather than skipping it.
+        """
+        leaving = self._leaving
+        if leaving is None:
+            self._finished = True
+            leaving = self._leaving = asyncio.ensure_future(self._leave(end))
+        await asyncio.shield(leaving)
+
+    @property
+    def left(self) -> bool:
+        """True once the leave has run to its end (unsubscribed, handler run, torn down)."""
+        return self._leaving is not None and self._leaving.done()
+
+    async def _leave(self, end: WebSocketStatus) -> None:
         try:
             if self._subscribed:
                 self._subscribed = False

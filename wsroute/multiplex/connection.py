@@ -67,7 +67,7 @@ def connect_topic(scope: Scope) -> str:
 class MultiplexConnection(BaseConnection):
     """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
 
-    __slots__ = ("first", "first_topic", "topics")
+    __slots__ = ("_closing", "first", "first_topic", "topics")
 
     def __init__(
         self,
@@ -82,6 +82,9 @@ class MultiplexConnection(BaseConnection):
         super().__init__(table, settings, broker, scope, receive, send)
         self.subprotocol = subprotocol
         self.topics: dict[str, Session] = {}
+        # Topics taken out of `topics` whose leave has not finished, with their own end:
+        # if the socket ends meanwhile (evicted, reset), its teardown still finishes them.
+        self._closing: dict[Session, WebSocketStatus] = {}
         self.first_topic = connect_topic(scope)
         self.first = self._session(self.first_topic, scope)
 
@@ -131,13 +134,11 @@ class MultiplexConnection(BaseConnection):
                 params.append(str(frame.code))
                 if frame.reason is not None:
                     params.append(frame.reason)
-            session = self.topics.pop(frame.topic, None)
-            if session is None:
-                await self._reply(encode_err(Reason.NOT_SUBSCRIBED, "UNSUBSCRIBE", *params))
-                return
             end = WebSocketStatus(frame.code or NORMAL, frame.reason or "")
-            await self.finish_session(session, end)
-            await self._reply(encode_ok("UNSUBSCRIBE", *params))
+            if await self._end_topic(frame.topic, end):
+                await self._reply(encode_ok("UNSUBSCRIBE", *params))
+            else:
+                await self._reply(encode_err(Reason.NOT_SUBSCRIBED, "UNSUBSCRIBE", *params))
 
     async def _subscribe(self, topic: str) -> None:
         try:
@@ -179,8 +180,24 @@ class MultiplexConnection(BaseConnection):
 
     async def _close_topic(self, topic: str, code: int, reason: str) -> None:
         """The server closed one topic: tell the client, then leave; the socket stays open."""
+        await self._end_topic(
+            topic, WebSocketStatus(code, reason), notice=encode_server_unsubscribe(topic, code, reason)
+        )
+
+    async def _end_topic(self, topic: str, end: WebSocketStatus, notice: str | None = None) -> bool:
+        """Take `topic` off the socket (sending `notice` first) and run its leave; False
+        when it is not subscribed."""
         session = self.topics.pop(topic, None)
         if session is None:
-            return
-        await self._reply(encode_server_unsubscribe(topic, code, reason))
-        await self.finish_session(session, WebSocketStatus(code, reason))
+            return False
+        self._closing[session] = end
+        if notice is not None:
+            await self._reply(notice)
+        await self.finish_session(session, end)
+        self._closing.pop(session, None)
+        return True
+
+    async def _finish_all(self, end: WebSocketStatus) -> None:
+        for session, own_end in list(self._closing.items()):
+            await self.finish_session(session, own_end)
+        await super()._finish_all(end)
