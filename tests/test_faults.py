@@ -623,12 +623,10 @@ async def test_redis_outage_during_steady_broadcasts(caplog: pytest.LogCaptureFi
             assert into == sorted(set(into)), "a broadcast arrived twice or out of order"
             assert set(into) <= set(accepted), "a broadcast that failed was delivered"
             assert into[: len(before)] == before, "a broadcast accepted before the outage was lost"
-            # Delivery resumed: every broadcast accepted after the first one delivered again.
-            assert set(into) & set(after), "nothing accepted after the restart was delivered"
-            resumed = [s for s in after if s >= min(set(into) & set(after))]
-            assert len(resumed) >= 20 and set(resumed) <= set(into)
-        lost = [len(set(after) - set(into)) for into in got]
-        print(f"broadcasts accepted after the restart but never delivered: {max(lost)} of {len(after)}")
+            # Delivery resumed, and nothing Redis accepted was lost, even while this
+            # process's subscription was still coming back.
+            assert len(after) >= 20
+            assert set(after) <= set(into), f"lost after the restart: {sorted(set(after) - set(into))}"
 
         for client in readers:
             client.close()

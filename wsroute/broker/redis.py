@@ -24,12 +24,18 @@ Wire format
 Every Redis message is one envelope, built once per publish:
 
 ```text
-byte 0        flags: high nibble = format version (1),
-              bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present
-[byte 1]      n = length of the exclude id (only when bit 1 is set)
+byte 0        flags: high nibble = format version (1), bit 0 = binary frame (else
+              UTF-8 text), bit 1 = exclude id present, bit 2 = origin tag present
+[byte]        n = length of the exclude id (only when bit 1 is set)
 [n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>"
+[byte]        m = length of the origin tag (only when bit 2 is set)
+[m bytes]     origin tag, UTF-8: "<origin node>#<sequence>"
 rest          the payload: the text frame in UTF-8, or the binary frame as is
 ```
+
+The origin tag marks a broadcast the publishing process has also delivered to its own
+clients itself (published while its subscription was not confirmed by Redis): that
+process drops the copy Redis brings back. Other processes ignore it.
 
 So a text broadcast ``"hi"`` is ``b"\\x10hi"`` and a binary one ``b"\\x11\\x00\\x01"``. The
 exclude id is qualified by the publishing backend's random node id, because subscriber
@@ -65,28 +71,39 @@ logger = logging.getLogger("wsroute")
 _VERSION = 0x10
 _BINARY = 0x01
 _EXCLUDE = 0x02
-_KNOWN_FLAGS = _BINARY | _EXCLUDE
+_ORIGIN = 0x04
+_KNOWN_FLAGS = _BINARY | _EXCLUDE | _ORIGIN
+
+# How long a broadcast delivered locally waits for its copy from Redis (to drop it).
+_ECHO_WINDOW = 30.0
 
 # SUBSCRIBE many channels in a few commands of bounded size after a reconnect.
 _BATCH = 512
 
 
-def encode_envelope(event: Message, exclude: str | None = None) -> bytes:
-    """Encode an ASGI ``websocket.send`` event (and an optional exclude id) as one envelope.
+def encode_envelope(event: Message, exclude: str | None = None, *, origin: str | None = None) -> bytes:
+    """Encode an ASGI ``websocket.send`` event (and an optional exclude id and origin tag)
+    as one envelope.
 
-    Raises `ValueError` when the exclude id is longer than 255 bytes in UTF-8.
+    Raises `ValueError` when the exclude id or origin tag is longer than 255 bytes in UTF-8.
     """
     text: str | None = event.get("text")
     if text is not None:
         flags, payload = _VERSION, text.encode()
     else:
         flags, payload = _VERSION | _BINARY, bytes(event.get("bytes") or b"")
-    if exclude is None:
+    if exclude is None and origin is None:
         return bytes((flags,)) + payload
-    token = exclude.encode()
-    if len(token) > 255:
-        raise ValueError(f"exclude id too long for the Redis envelope ({len(token)} > 255 bytes)")
-    return bytes((flags | _EXCLUDE, len(token))) + token + payload
+    head = bytearray(1)
+    for bit, name, value in ((_EXCLUDE, "exclude id", exclude), (_ORIGIN, "origin tag", origin)):
+        if value is not None:
+            token = value.encode()
+            if len(token) > 255:
+                raise ValueError(f"{name} too long for the Redis envelope ({len(token)} > 255 bytes)")
+            flags |= bit
+            head += bytes((len(token),)) + token
+    head[0] = flags
+    return bytes(head) + payload
 
 
 def decode_envelope(data: bytes) -> tuple[Message, str | None]:
@@ -94,21 +111,31 @@ def decode_envelope(data: bytes) -> tuple[Message, str | None]:
 
     Raises `ValueError` for an empty message, an unknown format version or bad UTF-8.
     """
+    event, exclude, _ = _decode(data)
+    return event, exclude
+
+
+def _decode(data: bytes) -> tuple[Message, str | None, str | None]:
+    """The event, the exclude id and the origin tag of an envelope."""
     if not data:
         raise ValueError("empty message")
     flags = data[0]
     if flags & 0xF0 != _VERSION or flags & ~(_VERSION | _KNOWN_FLAGS):
         raise ValueError(f"unknown envelope header 0x{flags:02x}")
     start = 1
-    exclude = None
-    if flags & _EXCLUDE:
-        if len(data) < 2 or len(data) < 2 + data[1]:
-            raise ValueError("truncated exclude id")
-        start = 2 + data[1]
-        exclude = data[2:start].decode()
+    tokens: list[str | None] = []
+    for bit, name in ((_EXCLUDE, "exclude id"), (_ORIGIN, "origin tag")):
+        token = None
+        if flags & bit:
+            if len(data) < start + 1 or len(data) < start + 1 + data[start]:
+                raise ValueError(f"truncated {name}")
+            end = start + 1 + data[start]
+            token = data[start + 1 : end].decode()
+            start = end
+        tokens.append(token)
     if flags & _BINARY:
-        return {"type": "websocket.send", "bytes": data[start:]}, exclude
-    return {"type": "websocket.send", "text": data[start:].decode()}, exclude
+        return {"type": "websocket.send", "bytes": data[start:]}, tokens[0], tokens[1]
+    return {"type": "websocket.send", "text": data[start:].decode()}, tokens[0], tokens[1]
 
 
 def safe_url(url: str) -> str:
@@ -240,6 +267,12 @@ class RedisBackend(BrokerBackend):
         self._sent = 0
         self._received = 0
         self._barriers: deque[tuple[int, asyncio.Future[None]]] = deque()
+        # Live: Redis confirmed every SUBSCRIBE the listener sent when it (re)connected, so
+        # it brings back whatever is published from now on. Until then a publish to a
+        # wanted topic is also delivered here, tagged, and its copy from Redis is dropped.
+        self._live = False
+        self._live_target = 0
+        self._echoes = _Echoes()
         self._wake = asyncio.Event()
         self._warned_malformed = False
 
@@ -293,6 +326,8 @@ class RedisBackend(BrokerBackend):
             task.cancel()
             await asyncio.wait({task})
         self._wanted.clear()
+        self._live = False
+        self._echoes = _Echoes()
         self._release_waiters()
         conn, self._pub = self._pub, None
         if conn is not None:
@@ -319,19 +354,30 @@ class RedisBackend(BrokerBackend):
         A publish that failed mid-way (the connection broke after the command was written)
         may still have been delivered; one that raised never reached a subscriber otherwise.
         """
-        data = encode_envelope(event, None if exclude is None else f"{self.node_id}/{exclude}")
+        origin_exclude = None if exclude is None else f"{self.node_id}/{exclude}"
         conn = self._pub
         if conn is None:
             raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
-        command = conn.pack_command(b"PUBLISH", self._prefix + topic.encode(), data)
+        channel = self._prefix + topic.encode()
+        echo: int | None = None
         try:
             async with asyncio.timeout(self.timeout), self._pub_lock:
                 try:
                     await self._ready_to_publish(conn)
+                    if not self._live and self._deliver is not None and channel in self._wanted:
+                        # Decided just before the write: only SUBSCRIBEs confirmed before it
+                        # are sure to be ahead of this PUBLISH in Redis.
+                        echo = self._echoes.expect()
+                        data = encode_envelope(event, origin_exclude, origin=f"{self.node_id}#{echo}")
+                    else:
+                        data = encode_envelope(event, origin_exclude)
+                    command = conn.pack_command(b"PUBLISH", channel, data)
                     await conn.send_packed_command(command, check_health=False)
                     await conn.read_response()
                 except BaseException:
                     # Half written or reply unread: this connection is out of step.
+                    if echo is not None:
+                        self._echoes.forget(echo)
                     with contextlib.suppress(*_FAILURES):
                         await conn.disconnect(nowait=True)
                     raise
@@ -353,10 +399,9 @@ class RedisBackend(BrokerBackend):
                 time.monotonic() - self._pub_down_since,
             )
             self._pub_down_since = None
-        channel = self._prefix + topic.encode()
-        if self._sub is None and self._deliver is not None and channel in self._wanted:
-            # Our subscription connection is down (waiting out its backoff), so Redis cannot
-            # bring this accepted message back to this process: deliver it here, once.
+        if echo is not None and self._echoes.delivered_here(echo) and self._deliver is not None:
+            # Redis may not bring this accepted message back to this process (its
+            # subscription was not confirmed): deliver it here, once.
             self._deliver(topic, event, exclude)
         if self._sub_down_since is not None:
             # Redis is back: let the listener retry now rather than at the end of its backoff.
@@ -477,6 +522,8 @@ class RedisBackend(BrokerBackend):
                         batch = channels[i : i + _BATCH]
                         await conn.send_packed_command(conn.pack_command(b"SUBSCRIBE", *batch), False)
                         self._sent += len(batch)
+                    self._live_target = self._sent
+                    self._live = self._sent == 0
                     self._sub = conn
                     if not ready.done():
                         ready.set_result(None)
@@ -500,6 +547,7 @@ class RedisBackend(BrokerBackend):
                     )
             finally:
                 self._sub = None
+                self._live = False
                 self._release_waiters()
                 with contextlib.suppress(*_FAILURES):
                     await conn.disconnect(nowait=True)
@@ -537,6 +585,8 @@ class RedisBackend(BrokerBackend):
             elif kind == b"subscribe" or kind == b"unsubscribe":
                 self._received += 1
                 received = self._received
+                if received >= self._live_target:
+                    self._live = True
                 barriers = self._barriers
                 while barriers and barriers[0][0] <= received:
                     waiter = barriers.popleft()[1]
@@ -545,7 +595,7 @@ class RedisBackend(BrokerBackend):
 
     def _on_message(self, topic: str, data: bytes) -> None:
         try:
-            event, exclude = decode_envelope(data)
+            event, exclude, origin = _decode(data)
         except ValueError as exc:
             if not self._warned_malformed:
                 self._warned_malformed = True
@@ -554,6 +604,10 @@ class RedisBackend(BrokerBackend):
                     "further ones are dropped silently", self.safe_url, topic, exc,
                 )
             return
+        if origin is not None:
+            node, _, seq = origin.partition("#")
+            if node == self.node_id and seq.isdigit() and not self._echoes.arrived(int(seq)):
+                return  # this process already delivered it itself
         if exclude is not None:
             node, _, subscriber = exclude.partition("/")
             # Subscriber ids are unique per process only: exclude in the origin process alone.
@@ -563,6 +617,55 @@ class RedisBackend(BrokerBackend):
             self._deliver(topic, event, exclude)
         except Exception:
             logger.exception("delivering a broadcast on %r failed", topic)
+
+
+class _Echoes:
+    """Broadcasts this process published while its subscription was not live.
+
+    Each one is delivered exactly once here: by this process itself after PUBLISH
+    returns, unless the copy from Redis arrived first (then that copy is delivered and
+    the publisher skips it); a copy arriving after the local delivery is dropped.
+    """
+
+    _PENDING, _ARRIVED, _HERE = 0, 1, 2
+
+    def __init__(self) -> None:
+        self._seq = 0
+        self._state: dict[int, int] = {}
+        self._order: deque[tuple[float, int]] = deque()
+
+    def expect(self) -> int:
+        """A new sequence number for a broadcast about to be published."""
+        now = time.monotonic()
+        order = self._order
+        while order and order[0][0] < now - _ECHO_WINDOW:
+            self._state.pop(order.popleft()[1], None)  # Redis never brought it back
+        self._seq += 1
+        self._state[self._seq] = self._PENDING
+        order.append((now, self._seq))
+        return self._seq
+
+    def forget(self, seq: int) -> None:
+        """The publish failed: a copy that still arrives is delivered as usual."""
+        self._state.pop(seq, None)
+
+    def delivered_here(self, seq: int) -> bool:
+        """PUBLISH returned: True when the publisher must deliver it locally now."""
+        if self._state.get(seq) == self._ARRIVED:
+            del self._state[seq]
+            return False
+        self._state[seq] = self._HERE
+        return True
+
+    def arrived(self, seq: int) -> bool:
+        """Redis brought it back: True when this copy is to be delivered."""
+        state = self._state.get(seq)
+        if state == self._HERE:
+            del self._state[seq]
+            return False
+        if state == self._PENDING:
+            self._state[seq] = self._ARRIVED
+        return True
 
 
 def _describe(exc: BaseException, timeout: float) -> str:
