@@ -22,7 +22,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -92,6 +92,8 @@ class Closed:
 
     code: int | None
     reason: str = ""
+    at: float = 0.0
+    """When the raw client read it (`time.monotonic`); 0 for `StreamClient`."""
 
 
 class RawClient:
@@ -179,19 +181,27 @@ class RawClient:
         del self._buffer[: offset + length]
         return b0 & 0x0F, payload
 
-    def read_until_close(self, timeout: float = 5.0) -> Closed:
-        """Skip data frames until the server's close frame (answered) or the end of TCP."""
+    def read_until_close(self, timeout: float = 5.0, max_frames: int = 100_000) -> Closed:
+        """Skip data frames until the server's close frame (answered) or the end of TCP.
+
+        Fails once `timeout` has passed or `max_frames` data frames were skipped, even while
+        the server keeps sending: a server that never closes must not hold the test up.
+        """
         deadline = time.monotonic() + timeout
-        while True:
+        for _ in range(max_frames):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no close frame from the server within {timeout}s")
             frame = self.read_frame(max(0.01, deadline - time.monotonic()))
             if frame is None:
-                return Closed(None)
+                return Closed(None, at=time.monotonic())
             opcode, payload = frame
             if opcode == OP_CLOSE:
+                at = time.monotonic()
                 code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
                 with contextlib.suppress(OSError):
                     self.send(client_frame(OP_CLOSE, payload[:2]))
-                return Closed(code, payload[2:].decode(errors="replace"))
+                return Closed(code, payload[2:].decode(errors="replace"), at)
+        raise AssertionError(f"no close frame from the server after {max_frames} data frames")
 
     def reset(self) -> None:
         """End with a TCP reset (SO_LINGER 0): no close frame, no FIN."""
@@ -244,15 +254,20 @@ def task_names(exclude: asyncio.Task[Any] | None = None) -> dict[str, int]:
     return dict(counts)
 
 
+def session_left(session: Session) -> bool:
+    """Whether the session's leave has run to its end (not merely started)."""
+    return session.left
+
+
 def live_objects() -> dict[str, int]:
-    """Outboxes still open and sessions not finished, anywhere in this process."""
+    """Outboxes still open and sessions whose leave has not completed, anywhere in this process."""
     gc.collect()
     outboxes = sessions = 0
     for obj in gc.get_objects():
         if isinstance(obj, Outbox):
             if not obj.closed:
                 outboxes += 1
-        elif isinstance(obj, Session) and not obj._finished:  # its leave has not run yet
+        elif isinstance(obj, Session) and not session_left(obj):
             sessions += 1
     return {"open_outboxes": outboxes, "unfinished_sessions": sessions}
 
@@ -293,6 +308,16 @@ async def assert_back_to(port: int, baseline: Mapping[str, Any], timeout: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"server state did not return to the baseline:\n{state}\n!=\n{baseline}")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def clean(port: int, timeout: float = 5.0) -> AsyncIterator[dict[str, Any]]:
+    """Take the server's state before the block (no topic, no open outbox); after it, require
+    that state again: no task, queue, subscription or session left behind."""
+    baseline = await get_state(port)
+    assert baseline["topics"] == {} and baseline["open_outboxes"] == 0, baseline
+    yield baseline
+    await assert_back_to(port, baseline, timeout)
 
 
 async def exactly_once(probe: Probe, id_: str, settle: float = 0.1, timeout: float = 5.0) -> Leave:
@@ -444,14 +469,17 @@ def create_load_app() -> FastAPI:
       ns the message was scheduled for), then answers with the sequence numbers it used (one
       counter for all topics).
     * ``POST /gc``: a full garbage collection now (how long it took).
-    * ``GET /stats``: topics, leaves by code, live tasks, the queue length of ``/flood``'s
-      subscriber, the pause of each automatic full garbage collection so far.
+    * ``GET /stats``: topics, leaves by code (and when the latest of each code ran), live
+      tasks, the queue length of ``/flood``'s subscriber, the pause of each automatic full
+      garbage collection so far.
     """
     router = WsRouter(
         max_queue=int(os.environ.get("WSROUTE_LOAD_MAX_QUEUE", "256")),
         max_queue_bytes=int(os.environ.get("WSROUTE_LOAD_MAX_QUEUE_BYTES", str(1 << 20))),
     )
     leaves: collections.Counter[int] = collections.Counter()
+    # When the latest leave of each code ran (monotonic ns, the clock the test process reads too).
+    last_leave_ns: dict[int, int] = {}
     sequence = {"next": 0}
     # Pauses of the cyclic garbage collector's automatic full (generation 2) collections, in s.
     gc_pauses: list[float] = []
@@ -478,6 +506,7 @@ def create_load_app() -> FastAPI:
     @router.leave("/{rest:path}")
     async def left(status: WebSocketStatus) -> None:
         leaves[status.code] += 1
+        last_leave_ns[status.code] = time.monotonic_ns()
 
     app = FastAPI()
 
@@ -516,6 +545,7 @@ def create_load_app() -> FastAPI:
         return {
             "topics": router.broker.local_topics(),
             "leaves": {str(code): n for code, n in leaves.items()},
+            "last_leave_ns": {str(code): ns for code, ns in last_leave_ns.items()},
             "tasks": task_names(exclude=asyncio.current_task()),
             # Longest outgoing queue among /flood's subscribers (the client that never reads).
             "gc_pauses": gc_pauses,

@@ -62,6 +62,7 @@ from hardening_support import (
     Probe,
     RawClient,
     assert_back_to,
+    clean,
     client_frame,
     eventually,
     exactly_once,
@@ -283,9 +284,11 @@ class Signed(Guard):
 def build_app(probe: Probe, **settings_: Any) -> tuple[FastAPI, WsRouter]:
     ws = WsRouter(**settings_)
     handled: list[str] = []
+    handled_at: list[float] = []  # when each message reached the handler (time.monotonic)
 
     @ws.message("/text")
     async def text(data: str, channel: Channel) -> None:
+        handled_at.append(time.monotonic())
         handled.append(data[:20])
         await channel.send(data)
 
@@ -312,6 +315,7 @@ def build_app(probe: Probe, **settings_: Any) -> tuple[FastAPI, WsRouter]:
 
     app = FastAPI()
     app.state.handled = handled
+    app.state.handled_at = handled_at
     install_state_route(app, ws)
     ws.install(app)
     return app, ws
@@ -323,6 +327,7 @@ class Running:
     probe: Probe
     router: WsRouter
     handled: list[str]
+    handled_at: list[float]
     ws_impl: str
 
     @property
@@ -335,7 +340,8 @@ def running_app(ws_impl: str = "websockets-sansio", **settings_: Any) -> Iterato
     probe = Probe()
     app, router = build_app(probe, **settings_)
     with serve(app, ws=ws_impl) as address:
-        yield Running(int(address.rpartition(":")[2]), probe, router, app.state.handled, ws_impl)
+        port = int(address.rpartition(":")[2])
+        yield Running(port, probe, router, app.state.handled, app.state.handled_at, ws_impl)
 
 
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
@@ -379,19 +385,20 @@ async def test_oversized_messages_close_1009(
     running: Running, path: str, message: str | bytes, code: int | None
 ) -> None:
     id_ = new_id()
-    async with connect(f"{running.url}{path}?id={id_}", max_size=None) as client:
-        try:
-            await client.send(message)
-        except ConnectionClosed as exc:  # the server may close before it has read it all
-            assert exc.rcvd is not None and code is not None
-            assert exc.rcvd.code == code
-        else:
-            if code is None:
-                assert await asyncio.wait_for(client.recv(), 10) == message
-                await client.close()
+    async with clean(running.port):
+        async with connect(f"{running.url}{path}?id={id_}", max_size=None) as client:
+            try:
+                await client.send(message)
+            except ConnectionClosed as exc:  # the server may close before it has read it all
+                assert exc.rcvd is not None and code is not None
+                assert exc.rcvd.code == code
             else:
-                assert (await close_seen(client, 10))[0] == code
-    leave = await exactly_once(running.probe, id_)
+                if code is None:
+                    assert await asyncio.wait_for(client.recv(), 10) == message
+                    await client.close()
+                else:
+                    assert (await close_seen(client, 10))[0] == code
+        leave = await exactly_once(running.probe, id_)
     assert leave.code == (1000 if code is None else code)
 
 
@@ -412,21 +419,22 @@ async def test_invalid_utf8_in_a_text_frame_closes_1007(
 ) -> None:
     id_ = new_id()
     before = len(running.handled)
-    client = await asyncio.to_thread(RawClient.connect, running.port, f"/text?id={id_}")
-    try:
-        assert client.status == 101
-        for opcode, fin, payload in frames:
-            client.send(client_frame(opcode, payload, fin=fin))
-        closed = await asyncio.to_thread(client.read_until_close)
-    finally:
-        client.close()
+    async with clean(running.port):
+        client = await asyncio.to_thread(RawClient.connect, running.port, f"/text?id={id_}")
+        try:
+            assert client.status == 101
+            for opcode, fin, payload in frames:
+                client.send(client_frame(opcode, payload, fin=fin))
+            closed = await asyncio.to_thread(client.read_until_close)
+        finally:
+            client.close()
+        leave = await exactly_once(running.probe, id_)
     if running.ws_impl == "wsproto":
         # uvicorn's wsproto protocol fails the connection without a close frame (RFC 6455
         # §7.1.7 says SHOULD send one): wsproto reports the parse error as the peer's close.
         assert closed.code in (1007, None)
     else:
         assert closed.code == 1007
-    leave = await exactly_once(running.probe, id_)
     assert leave.code == 1007
     assert len(running.handled) == before  # the handler never saw it
 
@@ -464,13 +472,15 @@ async def test_invalid_json_and_failed_validation_close_1007(
     running: Running, message: str, reason: str
 ) -> None:
     id_ = new_id()
-    async with connect(f"{running.url}/model?id={id_}") as client:
-        await client.send(message)
-        code, got = await close_seen(client)
+    async with clean(running.port):
+        async with connect(f"{running.url}/model?id={id_}") as client:
+            await client.send(message)
+            code, got = await close_seen(client)
+        leave = await exactly_once(running.probe, id_)
     assert code == 1007
     assert reason in got, got
     assert len(got.encode()) <= 123  # it fits in a close frame
-    assert (await exactly_once(running.probe, id_)).code == 1007
+    assert leave.code == 1007
 
 
 @pytest.mark.parametrize(
@@ -480,10 +490,12 @@ async def test_invalid_json_and_failed_validation_close_1007(
 )
 async def test_the_wrong_kind_of_frame_closes_1003(running: Running, path: str, message: str | bytes) -> None:
     id_ = new_id()
-    async with connect(f"{running.url}{path}?id={id_}") as client:
-        await client.send(message)
-        assert (await close_seen(client))[0] == 1003
-    assert (await exactly_once(running.probe, id_)).code == 1003
+    async with clean(running.port):
+        async with connect(f"{running.url}{path}?id={id_}") as client:
+            await client.send(message)
+            assert (await close_seen(client))[0] == 1003
+        leave = await exactly_once(running.probe, id_)
+    assert leave.code == 1003
 
 
 async def test_binary_json_to_a_model_handler_is_validated_like_text(running: Running) -> None:
@@ -559,7 +571,12 @@ async def test_ten_thousand_subscribes_on_one_socket(running: Running) -> None:
         sender = asyncio.ensure_future(_send_all(mux.websocket, frames))
         # Meanwhile someone else is served promptly.
         latencies = []
-        while not sender.done():
+        send_deadline = started + 30
+        for _ in range(100_000):
+            if sender.done():
+                break
+            if time.monotonic() > send_deadline:
+                raise AssertionError("10,000 SUBSCRIBEs not sent within 30 s")
             t = time.monotonic()
             await bystander.send("ping")
             assert await asyncio.wait_for(bystander.recv(), 5) == "ping"
@@ -580,7 +597,9 @@ async def test_ten_thousand_subscribes_on_one_socket(running: Running) -> None:
         assert len([t for t in state["topics"] if t.startswith("/rooms/")]) == 64, state
         assert state["unfinished_sessions"] == 65 and state["open_outboxes"] == 2, state
         assert elapsed < 30, elapsed
-        assert max(latencies, default=0) < 2, latencies
+        # The bystander was measured while the flood was being sent, not just once or never.
+        assert len(latencies) >= MIN_BYSTANDER_SAMPLES, latencies
+        assert max(latencies) < 2, latencies
         # The same topic 10,000 times: one answer each, nothing subscribed twice.
         same = f"/rooms/r0?id={id_}"
         await _send_all(mux.websocket, [f"{S}SUBSCRIBE{S}{same}"] * n)
@@ -589,6 +608,10 @@ async def test_ten_thousand_subscribes_on_one_socket(running: Running) -> None:
     leaves = await _leaves_of(running, id_, 64)
     assert {leave.code for leave in leaves} == {1000}
     await assert_back_to(running.port, baseline)
+
+
+MIN_BYSTANDER_SAMPLES = 3
+"""Round trips of the bystander during the 10,000 SUBSCRIBEs, at least."""
 
 
 async def _send_all(websocket: Any, frames: list[str]) -> None:
@@ -627,37 +650,46 @@ async def test_subscribe_unsubscribe_churn_leaves_nothing_behind(running: Runnin
 
 
 async def test_a_flood_over_the_rate_limit_closes_1008_and_is_not_handled() -> None:
-    limit = 50
-    with running_app(rate_limit=(limit, 1.0)) as running:
-        id_ = new_id()
-        client = await asyncio.to_thread(RawClient.connect, running.port, f"/text?id={id_}")
-        try:
-            started = time.monotonic()
-            # 10,000 messages in one write, as fast as the socket takes them.
-            burst = b"".join(client_frame(OP_TEXT, f"m{i}".encode()) for i in range(10_000))
-            with contextlib.suppress(OSError):  # the server may close before it has read them all
-                await asyncio.to_thread(client.send, burst)
-            closed = await asyncio.to_thread(client.read_until_close, 10)
-            elapsed = time.monotonic() - started
-        finally:
-            client.close()
-        assert (closed.code, closed.reason) == (1008, "rate limit exceeded")
-        assert (await exactly_once(running.probe, id_)).code == 1008
-        # The bucket holds `limit` messages and refills `limit` a second: nothing beyond that ran.
-        assert len(running.handled) <= limit + limit * elapsed + 1, (len(running.handled), elapsed)
-        assert running.handled[:3] == ["m0", "m1", "m2"]
+    limit, per = 50, 1.0
+    with running_app(rate_limit=(limit, per)) as running:
+        async with clean(running.port):
+            id_ = new_id()
+            client = await asyncio.to_thread(RawClient.connect, running.port, f"/text?id={id_}")
+            try:
+                # 10,000 messages in one write, as fast as the socket takes them.
+                burst = b"".join(client_frame(OP_TEXT, f"m{i}".encode()) for i in range(10_000))
+                sent = time.monotonic()
+                with contextlib.suppress(OSError):  # the server may close before it has read them all
+                    await asyncio.to_thread(client.send, burst)
+                closed = await asyncio.to_thread(client.read_until_close, 10)
+            finally:
+                client.close()
+            assert (closed.code, closed.reason) == (1008, "rate limit exceeded")
+            assert (await exactly_once(running.probe, id_)).code == 1008
+        handled, at = running.handled, running.handled_at
+        # The first messages ran, in order, and none after the first one over the limit.
+        assert handled == [f"m{i}" for i in range(len(handled))], handled
+        # The bucket starts full, holds `limit` and refills `limit` per `per` seconds: over the
+        # span the handler ran (the server's clock, read as each message reached it), no more
+        # than that ran (+1: the bucket is read just before the handler), and no fewer than a
+        # full bucket.
+        span = at[-1] - at[0]
+        allowed = limit + limit / per * span
+        window = closed.at - sent  # the client's first send to the close frame, for the message
+        assert limit <= len(handled) <= allowed + 1, (len(handled), allowed, span, window)
 
 
 async def test_a_multiplexed_flood_closes_the_socket_1008_and_every_topic_leaves() -> None:
     with running_app(rate_limit=(20, 1.0)) as running:
-        id_ = new_id()
-        async with MultiplexClient.connect(f"{running.url}/rooms/a?id={id_}") as mux:
-            assert isinstance(await mux.subscribe(f"/rooms/b?id={id_}"), Ok)
-            for i in range(200):
-                with contextlib.suppress(ConnectionClosed):
-                    await mux.send(f"/rooms/b?id={id_}", str(i))
-            assert (await close_seen(mux.websocket))[0] == 1008
-        leaves = await _leaves_of(running, id_, 2)
+        async with clean(running.port):
+            id_ = new_id()
+            async with MultiplexClient.connect(f"{running.url}/rooms/a?id={id_}") as mux:
+                assert isinstance(await mux.subscribe(f"/rooms/b?id={id_}"), Ok)
+                for i in range(200):
+                    with contextlib.suppress(ConnectionClosed):
+                        await mux.send(f"/rooms/b?id={id_}", str(i))
+                assert (await close_seen(mux.websocket))[0] == 1008
+            leaves = await _leaves_of(running, id_, 2)
         assert {leave.code for leave in leaves} == {1008}
 
 

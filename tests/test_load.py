@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import resource
 import socket
@@ -69,11 +70,14 @@ CONNECTIONS = int(os.environ.get("WSROUTE_LOAD_CONNECTIONS", "5000"))
 WS_PROTOCOL = os.environ.get("WSROUTE_LOAD_WS", "websockets-sansio")
 ROUNDS = 4
 """Batches per condition (baseline, non-reader), alternating."""
-BATCH = 6
-"""Broadcasts per batch."""
 INTERVAL = max(0.02, CONNECTIONS / 12_500)
 """Seconds between broadcasts: the server fans out 20,000-50,000 messages a second here
 (less when the machine is shared), so one broadcast's fan-out ends well before the next."""
+EVICTION_SPAN = 2.0
+"""Seconds a batch's broadcasts span at least: the eviction starts 1.5 ``INTERVAL`` in and its
+close waits up to 1 s for the never-reading client before the leaves run, all within the batch."""
+BATCH = max(6, 1 + math.ceil(EVICTION_SPAN / INTERVAL))
+"""Broadcasts per batch (6 at the default 5,000 connections)."""
 RSS_PER_CONNECTION = 64 * 1024
 """Bound on the server's memory growth per connected client, in bytes."""
 FLOOD = (160, 64 * 1024)
@@ -269,6 +273,9 @@ async def _load_test() -> str:
         batch_p99s: dict[str, list[float]] = {"baseline": [], "non-reader": []}
         gc_seconds: list[float] = []
         pooled: dict[str, list[int]] = {"baseline": [], "non-reader": []}
+        fills: list[int] = []  # publishes of 8 to /flood before each non-reader's queue grew
+        eviction_ms: list[float] = []  # when each non-reader's last leave ran, from its batch's start
+        feed_ms: list[float] = []  # how long each non-reader batch's feed took
         for round_ in range(ROUNDS):
             for condition in ("baseline", "non-reader"):
                 # A full collection pauses this server for about half a second at 5,000
@@ -282,8 +289,8 @@ async def _load_test() -> str:
                     await until(lambda: _topic_count(server, "/flood", 1), 10, "the non-reader's /flood")
                     # Fill its socket buffers until its queue grows: a slow consumer with a
                     # backlog, in the fan-out of every broadcast of the batch.
-                    while (await server.stats())["flood_queue"] < 1:
-                        await server.publish("/flood", count=8, size=FLOOD[1])
+                    fills.append(await _fill_until_queued(server, evicted=2 * round_))
+                feed_started = time.monotonic_ns()
                 feed = asyncio.ensure_future(server.publish(count=BATCH, interval=INTERVAL, size=32))
                 if slow is not None:
                     # Two broadcasts in, its queue overflows: it is evicted, and its close
@@ -291,6 +298,22 @@ async def _load_test() -> str:
                     await asyncio.sleep(INTERVAL * 1.5)
                     await server.publish("/flood", count=FLOOD[0], size=FLOOD[1])
                 expected += await feed
+                fed = time.monotonic_ns()
+                if slow is not None:
+                    # Read at once: the eviction (both its sessions' 1008 leaves) already happened,
+                    # after the batch's feed began and before it returned, so the batch's
+                    # latencies were measured with the non-reader in the fan-out and then being
+                    # evicted, not after.
+                    now = await server.stats()
+                    evictions = int(now["leaves"].get("1008", 0))
+                    assert evictions == 2 * (round_ + 1), (
+                        f"batch {round_}: {evictions} evictions (1008 leaves) when its feed ended, "
+                        f"expected {2 * (round_ + 1)}: the eviction did not happen during the batch"
+                    )
+                    evicted_at = int(now["last_leave_ns"]["1008"])
+                    assert feed_started <= evicted_at <= fed, (feed_started, evicted_at, fed)
+                    eviction_ms.append((evicted_at - feed_started) / 1e6)
+                    feed_ms.append((fed - feed_started) / 1e6)
                 total = len(expected)
                 await until(
                     lambda n=total: _all_received(trackers, n),
@@ -340,7 +363,8 @@ async def _load_test() -> str:
         f"{rss_after / 2**20:.0f} MiB after the broadcasts. Automatic full GC pauses: "
         f"{len(stats['gc_pauses'])}, longest {max(stats['gc_pauses'], default=0) * 1000:.0f} ms; "
         f"a full collection between batches took {max(gc_seconds) * 1000:.0f} ms at most. "
-        f"Leaves by code {stats['leaves']}. "
+        f"Leaves by code {stats['leaves']}. Non-reader: /flood filled in {fills} rounds of 8, evicted "
+        f"(both leaves done) at {_ms(eviction_ms)} ms into batches whose feed took {_ms(feed_ms)} ms. "
         "Timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
     )
     assert stats["leaves"] == {"1000": CONNECTIONS + len(warm), "1008": 2 * ROUNDS}, report
@@ -349,6 +373,28 @@ async def _load_test() -> str:
     assert (rss_after - rss_before) / CONNECTIONS < RSS_PER_CONNECTION, report
     assert with_slow <= 2 * baseline, report
     return report
+
+
+async def _fill_until_queued(server: Server, evicted: int, rounds: int = 64, timeout: float = 30) -> int:
+    """Publish 64 KiB messages to ``/flood`` in rounds of 8 (512 KiB, half its queue's byte
+    limit) until the never-reading client's queue holds one; the rounds it took.
+
+    Fails if the client was evicted meanwhile (more than `evicted` 1008 leaves): the eviction
+    must happen during the batch, not while filling."""
+    deadline = time.monotonic() + timeout
+    for done in range(rounds + 1):
+        stats = await server.stats()
+        leaves = int(stats["leaves"].get("1008", 0))
+        assert leaves == evicted, f"the non-reader was evicted while filling /flood ({leaves} != {evicted})"
+        if stats["flood_queue"] >= 1:
+            return done
+        if done == rounds or time.monotonic() > deadline:
+            break
+        await server.publish("/flood", count=8, size=FLOOD[1])
+    raise AssertionError(
+        f"the non-reader's /flood queue still empty after {done} rounds of 8 x 64 KiB "
+        f"({time.monotonic() - deadline + timeout:.1f}s): its socket buffers never filled"
+    )
 
 
 async def _topic_count(server: Server, topic: str, count: int) -> bool:

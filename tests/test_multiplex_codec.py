@@ -397,12 +397,62 @@ err_reasons = st.sampled_from([Reason.ALREADY_SUBSCRIBED, Reason.TOO_MANY_TOPICS
 client_codes = st.one_of(st.just(1000), st.integers(3000, 4999))
 
 
+def _utf8_bytes(text: str) -> int:
+    # A lone surrogate counts 3 bytes (the U+FFFD a browser would send for it).
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _spellings(frame: Frame, canonical: str) -> set[str]:
+    """Every text that may parse to `frame`, given its `canonical` encoding (spec §6).
+
+    A data frame has one spelling: the payload is kept whole. A control frame
+    (``S ACTION (S PARAM)* [S]``) may also end with one more separator; a server UNSUBSCRIBE
+    with an empty reason may also write that reason out as an empty field, which then needs
+    the trailing separator (the encoder leaves an empty reason out, the parser reads a
+    missing one as ``""``).
+    """
+    if not canonical.startswith(SEP):
+        return {canonical}
+    forms = {canonical, canonical + SEP}
+    if isinstance(frame, ServerUnsubscribe) and frame.reason == "":
+        forms.add(canonical + SEP + SEP)
+    return forms
+
+
+def _topics(frame: Frame) -> list[str]:
+    if isinstance(frame, DataFrame | Subscribe | Unsubscribe | ServerUnsubscribe):
+        return [frame.topic]
+    if isinstance(frame, Ok | Err) and frame.action in ("SUBSCRIBE", "UNSUBSCRIBE") and frame.params:
+        return [frame.params[0]]
+    return []
+
+
+# Frames at the size limits: data frames whose topic is about 100 bytes, control frames of
+# about 512 bytes (ending in ASCII, a separator, 2-byte characters or a lone surrogate).
+near_limits = st.one_of(
+    st.builds(
+        lambda n, tail, payload: "/" + "a" * n + tail + SEP + payload,
+        st.integers(90, 105),
+        st.text(topic_chars, max_size=3),
+        st.text(any_char, max_size=5),
+    ),
+    st.builds(
+        lambda head, n, tail: head + "a" * n + tail,
+        st.sampled_from(
+            [f"{SEP}SUBSCRIBE{SEP}/", f"{SEP}UNSUBSCRIBE{SEP}/r{SEP}4000{SEP}", f"{SEP}OK{SEP}x{SEP}"]
+        ),
+        st.integers(480, 505),
+        st.sampled_from(["", SEP, "é", "é" * 5, "\ud800", "é" + SEP]),
+    ),
+)
+
+
 @BOUNDED
-@given(st.one_of(frames, control_frames, st.text(any_char)))
+@given(st.one_of(frames, control_frames, st.text(any_char), near_limits))
 def test_any_text_raises_only_protocol_error(text: str) -> None:
     for parse in (parse_client_frame, parse_server_frame):
         try:
-            parse(text, None)
+            frame = parse(text, None)
         except ProtocolError as exc:
             assert exc.reason in {
                 Reason.NOT_SUBSCRIBED,
@@ -410,6 +460,23 @@ def test_any_text_raises_only_protocol_error(text: str) -> None:
                 Reason.CONTROL_TOO_LONG,
                 Reason.INVALID_CONTROL,
             }
+            continue
+        # What was parsed is what was sent: encoding it gives the input back, up to the
+        # spellings the grammar allows, and the canonical encoding parses to the same frame.
+        canonical = _encode(frame, binary=False)
+        assert isinstance(canonical, str)
+        assert text in _spellings(frame, canonical), (frame, canonical)
+        assert parse(canonical, None) == frame
+        for topic in _topics(frame):
+            assert SEP not in topic, frame
+        if isinstance(frame, DataFrame):
+            # A data frame's topic could have been subscribed: 1 to 100 bytes. (A SUBSCRIBE's
+            # topic is returned as sent, whatever its size: the server answers a long one with
+            # ERR Invalid Topic, spec §6, which needs it parsed.)
+            assert frame.text is not None and 0 < _utf8_bytes(frame.topic) <= MAX_TOPIC_BYTES, frame
+        elif parse is parse_client_frame:
+            # The 512-byte limit is on what a client sends (a server's ERR echoes its params).
+            assert _utf8_bytes(text) <= MAX_CONTROL_BYTES, frame
 
 
 @BOUNDED
@@ -430,13 +497,22 @@ def test_any_bytes_raise_only_protocol_error(data: bytes) -> None:
             assert encode_binary(frame.topic, frame.data or b"") == data
 
 
+# Topics that pass every other rule, around the 100-byte limit (91 to 117 bytes).
+long_topics = st.builds(
+    lambda n, tail: "/" + "a" * n + tail,
+    st.integers(90, 105),
+    st.text(st.one_of(st.sampled_from("az/?=%"), topic_chars), max_size=3),
+)
+
+
 @BOUNDED
-@given(st.text(any_char, max_size=150))
+@given(st.one_of(st.text(any_char, max_size=150), long_topics))
 def test_check_and_split_topic_raise_only_invalid_topic(topic: str) -> None:
     try:
         path, raw_path, query = split_topic(topic)
     except InvalidTopic:
         return
+    assert len(topic.encode()) <= MAX_TOPIC_BYTES, topic
     assert SEP not in path
     assert raw_path.isascii() and query.isascii()
 
