@@ -262,10 +262,8 @@ async def asgi_echo(n: int, reps: int, suspend: bool) -> dict[str, Any]:
 
 async def fanout(subs: int, broadcasts: int, reps: int) -> dict[str, Any]:
     """µs per delivery: the naive ConnectionManager loop (Starlette WebSocket.send_text) vs
-    wsroute's Broker.broadcast_to into per-connection outboxes, current and `eager_push`."""
+    wsroute's Broker.broadcast_to into per-connection outboxes."""
     from starlette.websockets import WebSocket, WebSocketState
-
-    from bench.experiments import eager_outbox_class
 
     delivered = 0
 
@@ -288,7 +286,7 @@ async def fanout(subs: int, broadcasts: int, reps: int) -> dict[str, Any]:
 
     routers: dict[str, WsRouter] = {}
     boxes: list[Outbox] = []
-    for name, cls in (("wsroute", Outbox), ("wsroute_eager_push", eager_outbox_class())):
+    for name, cls in (("wsroute", Outbox),):
         router = WsRouter()
 
         @router.message("/fan/{room}")
@@ -328,7 +326,7 @@ async def fanout(subs: int, broadcasts: int, reps: int) -> dict[str, Any]:
         assert delivered == subs * broadcasts, (name, delivered)
         return elapsed / (subs * broadcasts) * 1e6
 
-    names = ["naive", "wsroute", "wsroute_eager_push"]
+    names = ["naive", "wsroute"]
     samples: dict[str, list[float]] = {name: [] for name in names}
     for name in names:
         await run(name)

@@ -1,7 +1,7 @@
 """Server CPU per operation, split by where it is spent, from `run.py --profile` output.
 
     python bench/profile_breakdown.py echo100-raw echo100-wsroute_bare echo100-wsroute
-    python bench/profile_breakdown.py fanout5000-naive fanout5000-wsroute fanout5000-exp_eager_push
+    python bench/profile_breakdown.py fanout5000-naive fanout5000-wsroute
 
 Each profile's samples (py-spy, on-CPU, the measured window only) are attributed to the
 innermost Python frame and scaled by the run's server CPU per message/delivery (the first

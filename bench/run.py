@@ -435,12 +435,6 @@ def fanout_variants(cfg: Config, subs: int) -> list[Variant]:
     if (ROOT / "wsroute" / "fastlane.py").exists():
         # wsroute's opt-in uvicorn protocol (websockets-sansio + a shared pre-encoded frame)
         variants.append(Variant("wsroute_fastlane", ServerSpec("bench.apps.wsroute_app", ws=FASTLANE)))
-    if cfg.experiments:
-        variants.append(
-            Variant(
-                "exp:eager_push", ServerSpec("bench.apps.wsroute_app", {"BENCH_EXPERIMENT": "eager_push"})
-            )
-        )
     return variants
 
 
@@ -1115,11 +1109,6 @@ def profile(cfg: Config) -> None:
         (
             "fanout5000-wsroute",
             ServerSpec("bench.apps.wsroute_app"),
-            {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout5000-exp_eager_push",
-            ServerSpec("bench.apps.wsroute_app", {"BENCH_EXPERIMENT": "eager_push"}),
             {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
         ),
         (
