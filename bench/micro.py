@@ -199,7 +199,9 @@ async def drive(app: Any, path: str, n: int, suspend: bool = False) -> float:
 def own_task_app() -> Any:
     """The echo app again, with the experiment `own_task` (bench/experiments.py) on it only."""
     from fastapi import FastAPI
+    from starlette.middleware import Middleware
 
+    from wsroute.routes import route_path
     from wsroute.routing import _WebSocketEntry
 
     router = WsRouter()
@@ -209,12 +211,18 @@ def own_task_app() -> Any:
         await channel.send(data)
 
     class OwnTask(_WebSocketEntry):
-        async def handle(self, scope: Any, receive: Any, send: Any) -> None:
-            await asyncio.ensure_future(self.router(scope, receive, send))
+        def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
+            if scope["type"] == "websocket" and self.ws.table.matches_any(route_path(scope)):
+                return self.in_task(scope, receive, send)
+            return self.app(scope, receive, send)
+
+        async def in_task(self, scope: Any, receive: Any, send: Any) -> None:
+            await asyncio.ensure_future(self.ws.connect(scope, receive, send))
 
     app = FastAPI()
     router.install(app)
-    app.router.routes[0] = OwnTask(router)
+    entry = app.user_middleware[-1]
+    app.user_middleware[-1] = Middleware(OwnTask, *entry.args, **entry.kwargs)
     return app
 
 

@@ -1101,6 +1101,32 @@ def profile(cfg: Config) -> None:
             ServerSpec("bench.apps.wsroute_app", {"BENCH_WSROUTE_BARE": "1"}),
             {"scenario": "echo", "conns": 100, "path": "/echo"},
         ),
+        ("echo10-raw", ServerSpec("bench.apps.raw"), {"scenario": "echo", "conns": 10, "path": "/echo"}),
+        (
+            "echo10-wsroute",
+            ServerSpec("bench.apps.wsroute_app"),
+            {"scenario": "echo", "conns": 10, "path": "/echo"},
+        ),
+        (
+            "echo10-starlette",
+            ServerSpec("bench.apps.starlette_app"),
+            {"scenario": "echo", "conns": 10, "path": "/echo"},
+        ),
+        (
+            "fanout1000-fastlane",
+            ServerSpec("bench.apps.wsroute_app", ws=FASTLANE),
+            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
+        ),
+        (
+            "fanout5000-fastlane",
+            ServerSpec("bench.apps.wsroute_app", ws=FASTLANE),
+            {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
+        ),
+        (
+            "fanout1000-naive",
+            ServerSpec("bench.apps.fastapi_app"),
+            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
+        ),
         (
             "fanout5000-naive",
             ServerSpec("bench.apps.fastapi_app"),
@@ -1126,6 +1152,9 @@ def profile(cfg: Config) -> None:
     if os.environ.get("BENCH_PROFILE_JOBS"):
         wanted = os.environ["BENCH_PROFILE_JOBS"].split(",")
         jobs = [job for job in jobs if job[0] in wanted]
+    else:
+        # The default set: the ones the notes discuss (the others on demand).
+        jobs = [job for job in jobs if not job[0].startswith(("echo10-", "fanout1000-", "fanout5000-fast"))]
     try:
         for name, server_spec, spec in jobs:
             server = servers.get(server_spec)

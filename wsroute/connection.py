@@ -105,6 +105,10 @@ async def deny(scope: Scope, send: Send, reject: Reject) -> None:
         await send({"type": "websocket.close", "code": status.POLICY_VIOLATION})
 
 
+# How a connection ends unless something says otherwise (shared: idle sockets hold it).
+_DROPPED = WebSocketStatus(status.ABNORMAL, "")
+
+
 class BaseConnection:
     """One physical WebSocket: accept or deny, the receive loop, the outbox, and the end.
 
@@ -159,7 +163,8 @@ class BaseConnection:
         self.direct: Session | None = None
         self._task: asyncio.Task[Any] | None = None
         self._evicted = False
-        self._joins: dict[Session, asyncio.Task[None]] = {}
+        # Join bodies running beside the receive loop (most sockets never have one).
+        self._joins: dict[Session, asyncio.Task[None]] | None = None
 
     def new_session(self, scope: Scope, closer: Closer, frame: Framer | None = None) -> Session:
         """A session on this socket's outbox."""
@@ -181,7 +186,7 @@ class BaseConnection:
         # The serve body lives here rather than in its own coroutine: one frame fewer per
         # idle socket.
         self._task = asyncio.current_task()
-        end = WebSocketStatus(status.ABNORMAL, "")
+        end = _DROPPED
         # The caller's own cancellation, re-raised as is: the server (or a test client's
         # cancel scope) recognises it by identity and message.
         cancellation: asyncio.CancelledError | None = None
@@ -262,7 +267,6 @@ class BaseConnection:
 
     async def _loop(self) -> WebSocketStatus:
         receive = self.receive
-        on_frame = self.on_frame
         direct = self.direct
         rate = self.settings.rate_limit
         loop = asyncio.get_running_loop()
@@ -286,7 +290,7 @@ class BaseConnection:
                 if direct is not None and direct.pending is None:
                     await direct.on_message(text, event.get("bytes") if text is None else None)
                 else:
-                    await on_frame(text, event.get("bytes") if text is None else None)
+                    await self.on_frame(text, event.get("bytes") if text is None else None)
                 if self.close_status is not None:
                     return self.close_status
             elif kind == "websocket.disconnect":
@@ -299,6 +303,8 @@ class BaseConnection:
         if session.join_handler is None:
             return
         session.pending = deque()
+        if self._joins is None:
+            self._joins = {}
         self._joins[session] = asyncio.ensure_future(self._join_then_drain(session))
 
     async def _join_then_drain(self, session: Session) -> None:
@@ -310,7 +316,8 @@ class BaseConnection:
                 await session.on_message(text, data)
         finally:
             session.pending = None
-            self._joins.pop(session, None)
+            if self._joins is not None:
+                self._joins.pop(session, None)
 
     async def dispatch(self, session: Session, text: str | None, data: bytes | None) -> None:
         """Give a message to `session`: now, or after its join body returns."""
@@ -324,7 +331,7 @@ class BaseConnection:
 
     async def finish_session(self, session: Session, end: WebSocketStatus) -> None:
         """End one session: stop its join body, then unsubscribe and leave (once)."""
-        join = self._joins.pop(session, None)
+        join = None if self._joins is None else self._joins.pop(session, None)
         if join is not None and not join.done() and join is not asyncio.current_task():
             join.cancel()
             await asyncio.wait({join})

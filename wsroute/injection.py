@@ -46,16 +46,23 @@ Scope = Literal["connection", "event"]
 class Context:
     """What resolution reads and keeps for one connection (or multiplexed topic)."""
 
-    __slots__ = ("_exit_stack", "broker", "channel", "dependencies", "request")
+    __slots__ = ("_dependencies", "_exit_stack", "broker", "channel", "request")
 
     def __init__(self, request: HandshakeRequest, channel: Channel[Any], broker: Broker) -> None:
         self.request = request
         self.channel = channel
         self.broker = broker
-        self.dependencies: dict[object, Any] = {}
+        self._dependencies: dict[object, Any] | None = None
         # Made on first use: most connections have no connection-scoped teardown, and an
         # idle connection's memory is what a server with many of them pays for.
         self._exit_stack: AsyncExitStack | None = None
+
+    @property
+    def dependencies(self) -> dict[object, Any]:
+        """Values of connection-scoped dependencies, made on first use (most handlers have none)."""
+        if self._dependencies is None:
+            self._dependencies = {}
+        return self._dependencies
 
     @property
     def exit_stack(self) -> AsyncExitStack:

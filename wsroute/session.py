@@ -130,11 +130,11 @@ class Session:
             self._subscriber_id = new_subscriber_id()
         return self._subscriber_id
 
-    async def send_event(self, event: Message) -> None:
+    def send_event(self, event: Message) -> Awaitable[None]:
         """Send an encoded event to this client (in order with queued broadcasts)."""
         if self.close_status is not None or self._finished:
             raise ChannelClosed(f"the WebSocket connection to {self.topic} is closed")
-        await self.outbox.send(event if self._frame is None else self._frame(event))
+        return self.outbox.send(event if self._frame is None else self._frame(event))
 
     async def broadcast_event(self, event: Message, exclude_self: bool) -> None:
         """Publish an encoded event to this session's topic."""
