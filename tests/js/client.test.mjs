@@ -594,6 +594,37 @@ describe("reconnection", () => {
     assert.deepEqual(a.events, ["open", "close:1006::false"]);
   });
 
+  test("the shared socket reports each state change, never from inside its own step", async () => {
+    const w = world();
+    const a = w.open("/a");
+    const seen = [];
+    a.socket.addEventListener("statechange", (event) => seen.push([event.state, a.socket.state]));
+    w.sockets[0].accept();
+    w.sockets[0].drop(1006);
+    assert.deepEqual(seen, []); // dispatched later, from microtasks
+    await flushMicrotasks();
+    assert.deepEqual(seen, [
+      ["connecting", "waiting"],
+      ["open", "waiting"],
+      ["waiting", "waiting"],
+    ]);
+    w.tick();
+    w.sockets[1].accept();
+    // A listener may act on the socket: closing the last topic from it is safe.
+    a.socket.addEventListener("statechange", (event) => {
+      if (event.state === "open") a.close();
+    });
+    await flushMicrotasks();
+    w.sockets[1].deliver(encodeOk("UNSUBSCRIBE", "/a"));
+    await flushMicrotasks();
+    assert.deepEqual(
+      seen.slice(3).map(([state]) => state),
+      ["connecting", "open", "closed"],
+    );
+    assert.deepEqual(a.events, ["open", "open", "close:1000::true"]);
+    assert.equal(w.timers.length, 0);
+  });
+
   test("closing every topic during the backoff cancels the reconnect", async () => {
     const w = world();
     const a = w.open("/a");

@@ -134,18 +134,54 @@ export interface MultiplexOptions {
  * The physical socket shared by the topics of one origin (created by
  * {@link MultiplexWebSocket}; exported for inspection and tests).
  */
-export class MultiplexSocket {
+export class MultiplexSocket extends EventTarget {
   constructor(origin: string, options?: MultiplexOptions);
   /** The origin its topics share, e.g. `"wss://example.com"`. */
   readonly origin: string;
-  /** `waiting` = backing off before a reconnect; `closed` = discarded. */
-  readonly state: "idle" | "connecting" | "open" | "waiting" | "closed";
+  /**
+   * `waiting` = backing off before a reconnect; `closed` = discarded. Each change fires a
+   * `statechange` event ({@link MultiplexStateEvent}) soon after, from a microtask.
+   */
+  readonly state: MultiplexSocketState;
   /** Failed connections in a row; reset once a connection opens. */
   readonly attempt: number;
   /** Topics wanted on this socket, the next connect URL's first. */
   readonly topics: string[];
   /** The physical WebSocket now in use, if any. */
   readonly webSocket: WebSocket | null;
+  addEventListener<K extends keyof MultiplexSocketEventMap>(
+    type: K,
+    listener: (this: MultiplexSocket, event: MultiplexSocketEventMap[K]) => unknown,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | AddEventListenerOptions,
+  ): void;
+  removeEventListener<K extends keyof MultiplexSocketEventMap>(
+    type: K,
+    listener: (this: MultiplexSocket, event: MultiplexSocketEventMap[K]) => unknown,
+    options?: boolean | EventListenerOptions,
+  ): void;
+  removeEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject,
+    options?: boolean | EventListenerOptions,
+  ): void;
+}
+
+/** The states of the physical socket shared by an origin's topics. */
+export type MultiplexSocketState = "idle" | "connecting" | "open" | "waiting" | "closed";
+
+/** The `statechange` event of a {@link MultiplexSocket}. */
+export interface MultiplexStateEvent extends Event {
+  /** The state the socket changed to. */
+  readonly state: MultiplexSocketState;
+}
+
+export interface MultiplexSocketEventMap {
+  statechange: MultiplexStateEvent;
 }
 
 export interface MultiplexWebSocketEventMap {

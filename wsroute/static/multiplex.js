@@ -468,12 +468,13 @@ function resolveUrl(url) {
  * it subscribes, unsubscribes, routes frames and reconnects. Created and discarded by
  * {@link MultiplexWebSocket}; exported for inspection and tests.
  */
-export class MultiplexSocket {
+export class MultiplexSocket extends EventTarget {
   /**
    * @param {string} origin e.g. `"wss://example.com"`
    * @param {import("./multiplex.js").MultiplexOptions} [options]
    */
   constructor(origin, options = {}) {
+    super();
     /** The origin all its topics share. */
     this.origin = origin;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
@@ -486,8 +487,7 @@ export class MultiplexSocket {
     this._backoffBase = options.backoffBase ?? 250;
     this._backoffCap = options.backoffCap ?? 10_000;
     this._stopCodes = new Set(options.stopCodes ?? DEFAULT_STOP_CODES);
-    /** `"idle" | "connecting" | "open" | "waiting" | "closed"`; waiting = backoff before a reconnect. */
-    this.state = "idle";
+    this._state = "idle";
     /** Failed connections in a row; reset once a connection opens. */
     this.attempt = 0;
     this._ws = null;
@@ -501,6 +501,25 @@ export class MultiplexSocket {
     this._server = new Map();
     // User closes waiting for the server's OK: topic -> { target, code, reason }.
     this._closing = new Map();
+  }
+
+  /**
+   * `"idle" | "connecting" | "open" | "waiting" | "closed"`; waiting = backoff before a
+   * reconnect. Each change fires a `statechange` event on the socket (soon after, from a
+   * microtask), whose `state` is the state it changed to.
+   */
+  get state() {
+    return this._state;
+  }
+
+  _setState(state) {
+    if (state === this._state) return;
+    this._state = state;
+    // From a microtask, like the browser's own events from a task: a listener never runs in
+    // the middle of a step of this state machine (it may open or close topics).
+    const event = new Event("statechange");
+    event.state = state;
+    queueMicrotask(() => this.dispatchEvent(event));
   }
 
   /** Topics wanted on this socket, the next connect URL's first. @returns {string[]} */
@@ -540,7 +559,7 @@ export class MultiplexSocket {
       return;
     }
     this._connectTopic = first._topic;
-    this.state = "connecting";
+    this._setState("connecting");
     let ws;
     try {
       ws = new this._WebSocket(first.url, [SUBPROTOCOL]);
@@ -586,7 +605,7 @@ export class MultiplexSocket {
 
   _onOpen(ws) {
     if (ws !== this._ws) return;
-    this.state = "open";
+    this._setState("open");
     this.attempt = 0;
     const first = this._connectTopic;
     // The server subscribes the connect URL itself.
@@ -697,7 +716,7 @@ export class MultiplexSocket {
     else {
       const ceiling = Math.min(this._backoffCap, this._backoffBase * 2 ** this.attempt);
       this.attempt += 1;
-      this.state = "waiting";
+      this._setState("waiting");
       this._timer = this._setTimeout(() => this._connect(), this._random() * ceiling);
     }
     for (const request of closing) request.target._closed(1006, "", false);
@@ -723,7 +742,7 @@ export class MultiplexSocket {
   /** Leave the registry first, so that a topic opened from an event handler gets a fresh socket. */
   _finish() {
     if (this.state === "closed") return;
-    this.state = "closed";
+    this._setState("closed");
     const sockets = registry.get(this.origin) ?? [];
     const index = sockets.indexOf(this);
     if (index >= 0) sockets.splice(index, 1);

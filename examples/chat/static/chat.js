@@ -466,6 +466,8 @@ window.addEventListener("popstate", () => {
   switchTo(name, { history: "none" });
 });
 
+// Status changes arrive as events ("state"); this tick only ages what depends on time
+// (an outage that lasts too long sends us to check the session).
 function tick() {
   if (!state.me) return;
   for (const room of state.rooms.values()) updateRoomItem(room);

@@ -43,6 +43,8 @@ export class Room extends EventTarget {
     socket.addEventListener("open", () => this._opened());
     socket.addEventListener("message", (event) => this._received(event.data));
     socket.addEventListener("close", (event) => this._closed(event));
+    // The shared physical socket connecting, open, or backing off: the room's status too.
+    socket.socket.addEventListener("statechange", () => this._emit("state"));
     this.socket = socket;
   }
 
