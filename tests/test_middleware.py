@@ -7,6 +7,7 @@ middleware and router are skipped.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import httpx
@@ -112,3 +113,37 @@ async def test_install_after_the_app_served_a_request_is_an_error() -> None:
         assert (await client.get("/nothing")).status_code == 404
     with pytest.raises(RegistrationError, match="before serving it"):
         WsRouter().install(app)
+
+
+async def test_trusted_host_middleware_refuses_a_socket_with_a_foreign_host() -> None:
+    """The DNS-rebinding defence the guards page recommends works for sockets."""
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    app = FastAPI()
+    ws = WsRouter()
+
+    @ws.message("/echo")
+    async def echo(data: str, channel: Channel) -> None:
+        await channel.send(data)
+
+    ws.install(app)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1"])
+    with serve(app) as address:
+        host, port = address.rsplit(":", 1)
+        # Same-origin to wsroute's own check (Origin matches Host), but not a host we serve:
+        # what a DNS-rebinding page sends. (A raw request: clients set Host themselves.)
+        rebound = (
+            f"GET /echo HTTP/1.1\r\nHost: evil.example:{port}\r\nOrigin: http://evil.example:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(rebound.encode())
+            status_line = await asyncio.wait_for(reader.readline(), 5)
+        finally:
+            writer.close()
+        assert status_line.split()[1] == b"400", status_line
+        async with connect(f"ws://{address}/echo") as client:
+            await client.send("ok")
+            assert await client.recv() == "ok"
