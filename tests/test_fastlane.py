@@ -92,3 +92,91 @@ async def test_fastlane_never_negotiates_compression() -> None:
             assert client.protocol.extensions == []
             await client.send("x")
             assert await client.recv() == "x"
+
+
+# --- coalescing: frames of one loop iteration leave in one write, in call order ---------------
+
+
+class FakeTransport:
+    """Records writes; the real one is uvloop's (exercised by the server tests above)."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed or self.aborted
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+    def get_extra_info(self, name: str) -> str:
+        return f"info:{name}"
+
+
+async def test_frames_of_one_iteration_leave_in_one_write_and_other_writes_keep_order() -> None:
+    from wsroute.fastlane import _MAX_HELD, _CoalescingTransport, _Flusher
+
+    raw = FakeTransport()
+    transport = _CoalescingTransport(raw, _Flusher(asyncio.get_running_loop()))  # type: ignore[arg-type]
+    transport.hold(b"a")
+    transport.hold(b"b")
+    assert raw.writes == []  # held until the end of this iteration
+    await asyncio.sleep(0)
+    assert raw.writes == [b"ab"]
+    # Another write (uvicorn's own send, a pong, a close frame) sends what is held first.
+    transport.hold(b"c")
+    transport.write(b"own")
+    transport.hold(b"d")
+    await asyncio.sleep(0)
+    assert raw.writes == [b"ab", b"c", b"own", b"d"]
+    # Past the high-water mark the held bytes go at once, so flow control sees them.
+    transport.hold(b"x" * (_MAX_HELD - 1))
+    transport.hold(b"y")
+    assert raw.writes[-1] == b"x" * (_MAX_HELD - 1) + b"y"
+    await asyncio.sleep(0)
+    assert len(raw.writes) == 5
+    # close writes what is held; abort drops it; anything else is the transport's own.
+    transport.hold(b"last")
+    transport.close()
+    assert raw.writes[-1] == b"last" and raw.closed
+    transport.hold(b"dropped")
+    transport.abort()
+    await asyncio.sleep(0)
+    assert raw.writes[-1] == b"last" and raw.aborted
+    assert transport.get_extra_info("peername") == "info:peername"
+
+
+async def test_a_burst_of_broadcasts_then_a_close_arrives_whole_and_in_order() -> None:
+    ws = WsRouter()
+
+    @ws.message("/burst")
+    async def burst(data: str, channel: Channel) -> None:
+        # All in one loop iteration: 50 broadcasts, a reply to this client alone, a close.
+        for n in range(25):
+            await channel.broadcast(f"b{n}")
+        await channel.send("own")
+        for n in range(25, 50):
+            await channel.broadcast(f"b{n}")
+        await channel.close(4000, "done")
+
+    app = FastAPI()
+    ws.install(app)
+    with serve(app, ws=FASTLANE) as url:
+        async with connect(f"ws://{url}/burst") as sender, connect(f"ws://{url}/burst") as other:
+            await eventually(lambda: ws.broker.local_topics().get("/burst") == 2, what="subscribed")
+            await sender.send("go")
+            got = [await asyncio.wait_for(sender.recv(), 5) for _ in range(51)]
+            seen = [await asyncio.wait_for(other.recv(), 5) for _ in range(50)]
+            await asyncio.wait_for(sender.wait_closed(), 5)
+            assert sender.close_code == 4000 and sender.close_reason == "done"
+    expected = [f"b{n}" for n in range(50)]
+    assert got == [*expected[:25], "own", *expected[25:]]
+    assert seen == expected

@@ -10,11 +10,15 @@ uvicorn app:app --ws wsroute.fastlane:FastlaneProtocol
 
 It is uvicorn's own ``websockets-sansio`` protocol with one addition: the ASGI extension
 ``wsroute.fastlane`` in the connection scope, ``{"write": write(frame: bytes) -> bool}``.
-`write` puts pre-encoded frame bytes on the transport and returns True, or returns False
-when the connection cannot take them right now (not open, closing, transport paused by
+`write` takes pre-encoded frame bytes and returns True, or returns False when the
+connection cannot take them right now (not open, closing, transport paused by
 backpressure) — wsroute then takes the normal queued ASGI path, so correctness never
 depends on the fast path and the slow-consumer policy still holds. Handshake, receive,
 close and ping/pong stay uvicorn's.
+
+Frames taken in one event-loop iteration leave in **one write** at its end (broadcasts
+published together cost one send syscall per subscriber, which is most of a delivery's
+cost); any other write on the connection sends them first, so the wire keeps call order.
 
 The extension also carries ``abort()``: a client evicted as a slow consumer whose close
 frame cannot be written is dropped at once instead of holding its socket open.
@@ -25,6 +29,8 @@ connection's compression context and cannot be shared between sockets.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -36,6 +42,99 @@ from wsroute.frames import EXTENSION
 __all__ = ["EXTENSION", "FastlaneProtocol"]
 
 
+# Held bytes past which a transport is written at once (uvloop's default high-water mark).
+_MAX_HELD = 64 * 1024
+
+
+class _Flusher:
+    """Writes the frames held by this loop's transports, once per event-loop iteration."""
+
+    __slots__ = ("due", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: list[_CoalescingTransport] = []
+
+    def add(self, transport: _CoalescingTransport) -> None:
+        if not self.due:
+            self.loop.call_soon(self.run)
+        self.due.append(transport)
+
+    def run(self) -> None:
+        due, self.due = self.due, []
+        for transport in due:
+            transport.flush()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = weakref.WeakKeyDictionary()
+
+
+class _CoalescingTransport:
+    """The connection's transport, coalescing fastlane frames within one loop iteration.
+
+    Fastlane frames are held until the end of the event-loop iteration and leave in one
+    write, so broadcasts sent together cost one syscall per subscriber, not one each (the
+    send syscall is most of a delivery's cost). Every other write (uvicorn's sends, pongs,
+    close frames) and `close` write the held frames first, so the order on the wire is the
+    order of the calls; past `_MAX_HELD` bytes they are written at once, so the transport's
+    own flow control (pause at its high-water mark) still sees them.
+    """
+
+    __slots__ = ("_flusher", "_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, flusher: _Flusher) -> None:
+        self._transport = transport
+        self._flusher = flusher
+        # None: no frame in this iteration (not registered with the flusher); else the
+        # bytes held, maybe b"". Bytes, not a list: a container per socket and iteration
+        # would survive young-generation collections and bring the full ones sooner.
+        self._held: bytes | None = None
+
+    def hold(self, frame: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._flusher.add(self)
+            held = frame
+        else:
+            held += frame
+        if len(held) >= _MAX_HELD:
+            self._held = b""
+            self._transport.write(held)
+        else:
+            self._held = held
+
+    def flush(self) -> None:
+        held = self._held
+        self._held = None
+        if held and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            self._transport.write(held)
+        self._transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        held = self._held
+        if held:
+            self._held = b""
+            self._transport.write(held)
+        self._transport.close()
+
+    def abort(self) -> None:
+        if self._held:
+            self._held = b""
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class FastlaneProtocol(WebSocketsSansIOProtocol):
     """uvicorn's websockets-sansio protocol plus the ``wsroute.fastlane`` scope extension."""
 
@@ -43,6 +142,15 @@ class FastlaneProtocol(WebSocketsSansIOProtocol):
         super().__init__(*args, **kwargs)
         # Same settings as uvicorn's, minus compression (see the module docstring).
         self.conn = ServerProtocol(extensions=[], max_size=self.config.ws_max_size, logger=self.conn.logger)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """uvicorn's, with the transport wrapped to coalesce fastlane frames."""
+        super().connection_made(transport)
+        loop = self.loop
+        flusher = _flushers.get(loop)
+        if flusher is None:
+            flusher = _flushers[loop] = _Flusher(loop)
+        self.transport = _CoalescingTransport(self.transport, flusher)  # type: ignore[assignment]
 
     def handle_connect(self, event: Any) -> None:
         """Build the scope as uvicorn does, then offer the extension (before the app runs)."""
@@ -75,7 +183,8 @@ class FastlaneProtocol(WebSocketsSansIOProtocol):
         self.transport.abort()
 
     def fastlane_write(self, frame: bytes) -> bool:
-        """Write pre-encoded frame bytes now, or return False to make the caller queue them."""
+        """Take pre-encoded frame bytes (written with any others at the end of this loop
+        iteration), or return False to make the caller queue them."""
         if (
             not self.handshake_complete
             or self.close_sent
@@ -86,5 +195,5 @@ class FastlaneProtocol(WebSocketsSansIOProtocol):
             or self.transport.is_closing()
         ):
             return False
-        self.transport.write(frame)
+        self.transport.hold(frame)  # type: ignore[attr-defined]
         return True
