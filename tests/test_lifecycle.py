@@ -266,6 +266,38 @@ async def test_send_after_close_raises_channel_closed(ws_impl: str) -> None:
     assert seen and "closed" in seen[0]
 
 
+async def test_send_errors_surface_when_awaited_so_gather_still_sends_the_rest(ws_impl: str) -> None:
+    """`channel.send` is a coroutine like any other: a closed channel or an unsendable value
+    fails when awaited, so gather(return_exceptions=True) reports it and sends the rest."""
+    ws = WsRouter()
+    channels: dict[str, Channel] = {}
+    results: list[object] = []
+
+    @ws.message("/fanout/{name}")
+    async def fanout(data: str, name: str, channel: Channel) -> None:
+        channels[name] = channel
+        if data == "closed":
+            await channel.close(4000, "bye")
+        elif data == "go":
+            sends = [channels[n].send(f"to {n}") for n in sorted(channels)]  # a, then b (closed)
+            sends.append(channel.send(object()))  # not sendable
+            results.extend(await asyncio.gather(*sends, return_exceptions=True))
+
+    app = FastAPI()
+    ws.install(app)
+    with serve(app, ws=ws_impl) as url:
+        async with connect(f"ws://{url}/fanout/a") as a, connect(f"ws://{url}/fanout/b") as b:
+            await b.send("closed")
+            with pytest.raises(ConnectionClosed):
+                await b.recv()
+            await a.send("go")
+            assert await a.recv() == "to a"
+            await eventually(lambda: len(results) == 3, what="the gather")
+    assert results[0] is None
+    assert isinstance(results[1], ChannelClosed)
+    assert isinstance(results[2], TypeError)
+
+
 async def test_server_shutdown_runs_leave_for_every_connection(ws_impl: str) -> None:
     ws = WsRouter()
     leaves: list[int] = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 from pydantic_core import core_schema
@@ -37,8 +37,8 @@ class ChannelTarget(Protocol):
         """True once the connection is closing or closed."""
         ...
 
-    def send_event(self, event: Message) -> Awaitable[None]:
-        """Send an encoded event to this client (raises `ChannelClosed` at once when closed)."""
+    def send_event(self, event: Message) -> Coroutine[Any, Any, None]:
+        """Send an encoded event to this client (the coroutine raises `ChannelClosed` when closed)."""
         ...
 
     async def broadcast_event(self, event: Message, exclude_self: bool) -> None:
@@ -48,6 +48,11 @@ class ChannelTarget(Protocol):
     async def close(self, code: int, reason: str) -> None:
         """Close this connection (or this topic only, when multiplexed)."""
         ...
+
+
+async def raise_when_awaited(exc: BaseException) -> None:
+    """A coroutine that raises `exc`: an error of a coroutine-returning call, kept for the await."""
+    raise exc
 
 
 class Channel(Generic[M]):
@@ -77,15 +82,20 @@ class Channel(Generic[M]):
         """True once the connection is closing or closed; `send` would raise `ChannelClosed`."""
         return self._target.closed
 
-    def send(self, message: M) -> Awaitable[None]:
+    def send(self, message: M) -> Coroutine[Any, Any, None]:
         """Send `message` to this client only: ``await channel.send(message)``.
 
-        Raises `TypeError` for a type that cannot be sent and `ChannelClosed` when the
-        connection is closed.
+        Awaiting it raises `TypeError` for a type that cannot be sent and `ChannelClosed`
+        when the connection is closed.
         """
-        # Not a coroutine function: the send of the outbox is returned as is, one frame
-        # less on the hottest path (an echo handler does nothing else).
-        return self._target.send_event(encode(message))
+        # Not a coroutine function: the outbox's send coroutine is returned as is, one
+        # frame less on the hottest path (an echo handler does nothing else). Errors still
+        # surface when awaited, as from any coroutine (gather, create_task).
+        try:
+            event = encode(message)
+        except TypeError as exc:
+            return raise_when_awaited(exc)
+        return self._target.send_event(event)
 
     async def broadcast(self, message: M, *, exclude_self: bool = False) -> None:
         """Send `message` to every subscriber of this channel's topic, this client included

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -21,7 +21,7 @@ from starlette.types import Message, Scope
 from wsroute import status
 from wsroute.broker import Broker
 from wsroute.broker.hub import new_subscriber_id
-from wsroute.channel import Channel
+from wsroute.channel import Channel, raise_when_awaited
 from wsroute.errors import BrokerUnavailable, ChannelClosed, MessageError, MessageTooLarge, Unhandled
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
 from wsroute.injection import Context, EventState
@@ -130,10 +130,10 @@ class Session:
             self._subscriber_id = new_subscriber_id()
         return self._subscriber_id
 
-    def send_event(self, event: Message) -> Awaitable[None]:
+    def send_event(self, event: Message) -> Coroutine[Any, Any, None]:
         """Send an encoded event to this client (in order with queued broadcasts)."""
         if self.close_status is not None or self._finished:
-            raise ChannelClosed(f"the WebSocket connection to {self.topic} is closed")
+            return raise_when_awaited(ChannelClosed(f"the WebSocket connection to {self.topic} is closed"))
         return self.outbox.send(event if self._frame is None else self._frame(event))
 
     async def broadcast_event(self, event: Message, exclude_self: bool) -> None:
