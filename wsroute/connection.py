@@ -290,6 +290,8 @@ class BaseConnection:
                 if direct is not None and direct.pending is None:
                     await direct.on_message(text, event.get("bytes") if text is None else None)
                 else:
+                    # Looked up per message (multiplexed sockets only): a bound method kept
+                    # in this frame would cost every idle socket 64 bytes.
                     await self.on_frame(text, event.get("bytes") if text is None else None)
                 if self.close_status is not None:
                     return self.close_status
@@ -331,7 +333,9 @@ class BaseConnection:
 
     async def finish_session(self, session: Session, end: WebSocketStatus) -> None:
         """End one session: stop its join body, then unsubscribe and leave (once)."""
-        join = None if self._joins is None else self._joins.pop(session, None)
+        # get, not pop: a second caller (the socket's teardown after this one was cancelled
+        # here) must also wait for the join to unwind before the leave runs.
+        join = None if self._joins is None else self._joins.get(session)
         if join is not None and not join.done() and join is not asyncio.current_task():
             join.cancel()
             await asyncio.wait({join})

@@ -228,23 +228,31 @@ class DependencySource(Source):
         )
 
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
-        if self.scope == "connection":
-            cache, stack = ctx.dependencies, ctx.exit_stack
+        connection_scoped = self.scope == "connection"
+        if connection_scoped:
+            cache = ctx.dependencies
         else:
             assert event is not None, "event-scoped dependency resolved outside an event"
-            cache, stack = event.cache, event.stack
+            cache = event.cache
         try:
             return cache[self.key]
         except KeyError:
             pass
         kwargs = {name: await source.resolve(ctx, event) for name, source in self.params}
         try:
-            if self.is_async_gen:
-                value = await stack.enter_async_context(asynccontextmanager(self.call)(**kwargs))
-            elif self.is_gen:
-                value = await stack.enter_async_context(
-                    contextmanager_in_threadpool(contextmanager(self.call)(**kwargs))
-                )
+            if self.is_async_gen or self.is_gen:
+                # Only a generator needs the exit stack (made on first use per connection).
+                if connection_scoped:
+                    stack = ctx.exit_stack
+                else:
+                    assert event is not None
+                    stack = event.stack
+                if self.is_async_gen:
+                    value = await stack.enter_async_context(asynccontextmanager(self.call)(**kwargs))
+                else:
+                    value = await stack.enter_async_context(
+                        contextmanager_in_threadpool(contextmanager(self.call)(**kwargs))
+                    )
             elif self.is_async:
                 value = await self.call(**kwargs)
             else:
