@@ -24,18 +24,18 @@ Wire format
 Every Redis message is one envelope, built once per publish:
 
 ```text
-byte 0        flags: high nibble = format version (1), bit 0 = binary frame (else
-              UTF-8 text), bit 1 = exclude id present, bit 2 = origin tag present
-[byte]        n = length of the exclude id (only when bit 1 is set)
-[n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>"
-[byte]        m = length of the origin tag (only when bit 2 is set)
-[m bytes]     origin tag, UTF-8: "<origin node>#<sequence>"
+byte 0        flags: high nibble = format version (1),
+              bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present
+[byte 1]      n = length of the exclude id (only when bit 1 is set)
+[n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>[#<sequence>]"
 rest          the payload: the text frame in UTF-8, or the binary frame as is
 ```
 
-The origin tag marks a broadcast the publishing process has also delivered to its own
-clients itself (published while its subscription was not confirmed by Redis): that
-process drops the copy Redis brings back. Other processes ignore it.
+A ``#<sequence>`` suffix (the subscriber id may then be empty) marks a broadcast the
+publishing process also delivered to its own clients itself, because it published while
+its subscription was not confirmed by Redis: that process drops the copy Redis brings back.
+Every other process ignores the whole exclude id (the node is not theirs), so the tag
+needs no new format version.
 
 So a text broadcast ``"hi"`` is ``b"\\x10hi"`` and a binary one ``b"\\x11\\x00\\x01"``. The
 exclude id is qualified by the publishing backend's random node id, because subscriber
@@ -71,39 +71,32 @@ logger = logging.getLogger("wsroute")
 _VERSION = 0x10
 _BINARY = 0x01
 _EXCLUDE = 0x02
-_ORIGIN = 0x04
-_KNOWN_FLAGS = _BINARY | _EXCLUDE | _ORIGIN
+_KNOWN_FLAGS = _BINARY | _EXCLUDE
 
-# How long a broadcast delivered locally waits for its copy from Redis (to drop it).
+# How long a broadcast delivered locally waits for its copy from Redis (to drop it), at
+# least: a publish may itself take up to `timeout`.
 _ECHO_WINDOW = 30.0
 
 # SUBSCRIBE many channels in a few commands of bounded size after a reconnect.
 _BATCH = 512
 
 
-def encode_envelope(event: Message, exclude: str | None = None, *, origin: str | None = None) -> bytes:
-    """Encode an ASGI ``websocket.send`` event (and an optional exclude id and origin tag)
-    as one envelope.
+def encode_envelope(event: Message, exclude: str | None = None) -> bytes:
+    """Encode an ASGI ``websocket.send`` event (and an optional exclude id) as one envelope.
 
-    Raises `ValueError` when the exclude id or origin tag is longer than 255 bytes in UTF-8.
+    Raises `ValueError` when the exclude id is longer than 255 bytes in UTF-8.
     """
     text: str | None = event.get("text")
     if text is not None:
         flags, payload = _VERSION, text.encode()
     else:
         flags, payload = _VERSION | _BINARY, bytes(event.get("bytes") or b"")
-    if exclude is None and origin is None:
+    if exclude is None:
         return bytes((flags,)) + payload
-    head = bytearray(1)
-    for bit, name, value in ((_EXCLUDE, "exclude id", exclude), (_ORIGIN, "origin tag", origin)):
-        if value is not None:
-            token = value.encode()
-            if len(token) > 255:
-                raise ValueError(f"{name} too long for the Redis envelope ({len(token)} > 255 bytes)")
-            flags |= bit
-            head += bytes((len(token),)) + token
-    head[0] = flags
-    return bytes(head) + payload
+    token = exclude.encode()
+    if len(token) > 255:
+        raise ValueError(f"exclude id too long for the Redis envelope ({len(token)} > 255 bytes)")
+    return bytes((flags | _EXCLUDE, len(token))) + token + payload
 
 
 def decode_envelope(data: bytes) -> tuple[Message, str | None]:
@@ -111,31 +104,21 @@ def decode_envelope(data: bytes) -> tuple[Message, str | None]:
 
     Raises `ValueError` for an empty message, an unknown format version or bad UTF-8.
     """
-    event, exclude, _ = _decode(data)
-    return event, exclude
-
-
-def _decode(data: bytes) -> tuple[Message, str | None, str | None]:
-    """The event, the exclude id and the origin tag of an envelope."""
     if not data:
         raise ValueError("empty message")
     flags = data[0]
     if flags & 0xF0 != _VERSION or flags & ~(_VERSION | _KNOWN_FLAGS):
         raise ValueError(f"unknown envelope header 0x{flags:02x}")
     start = 1
-    tokens: list[str | None] = []
-    for bit, name in ((_EXCLUDE, "exclude id"), (_ORIGIN, "origin tag")):
-        token = None
-        if flags & bit:
-            if len(data) < start + 1 or len(data) < start + 1 + data[start]:
-                raise ValueError(f"truncated {name}")
-            end = start + 1 + data[start]
-            token = data[start + 1 : end].decode()
-            start = end
-        tokens.append(token)
+    exclude = None
+    if flags & _EXCLUDE:
+        if len(data) < 2 or len(data) < 2 + data[1]:
+            raise ValueError("truncated exclude id")
+        start = 2 + data[1]
+        exclude = data[2:start].decode()
     if flags & _BINARY:
-        return {"type": "websocket.send", "bytes": data[start:]}, tokens[0], tokens[1]
-    return {"type": "websocket.send", "text": data[start:].decode()}, tokens[0], tokens[1]
+        return {"type": "websocket.send", "bytes": data[start:]}, exclude
+    return {"type": "websocket.send", "text": data[start:].decode()}, exclude
 
 
 def safe_url(url: str) -> str:
@@ -273,6 +256,7 @@ class RedisBackend(BrokerBackend):
         self._live = False
         self._live_target = 0
         self._echoes = _Echoes()
+        self._echo_window = max(_ECHO_WINDOW, 2 * timeout)
         self._wake = asyncio.Event()
         self._warned_malformed = False
 
@@ -354,7 +338,6 @@ class RedisBackend(BrokerBackend):
         A publish that failed mid-way (the connection broke after the command was written)
         may still have been delivered; one that raised never reached a subscriber otherwise.
         """
-        origin_exclude = None if exclude is None else f"{self.node_id}/{exclude}"
         conn = self._pub
         if conn is None:
             raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
@@ -364,13 +347,13 @@ class RedisBackend(BrokerBackend):
             async with asyncio.timeout(self.timeout), self._pub_lock:
                 try:
                     await self._ready_to_publish(conn)
+                    token = None if exclude is None else f"{self.node_id}/{exclude}"
                     if not self._live and self._deliver is not None and channel in self._wanted:
                         # Decided just before the write: only SUBSCRIBEs confirmed before it
                         # are sure to be ahead of this PUBLISH in Redis.
-                        echo = self._echoes.expect()
-                        data = encode_envelope(event, origin_exclude, origin=f"{self.node_id}#{echo}")
-                    else:
-                        data = encode_envelope(event, origin_exclude)
+                        echo = self._echoes.expect(self._echo_window)
+                        token = f"{self.node_id}/{exclude or ''}#{echo}"
+                    data = encode_envelope(event, token)
                     command = conn.pack_command(b"PUBLISH", channel, data)
                     await conn.send_packed_command(command, check_health=False)
                     await conn.read_response()
@@ -399,7 +382,10 @@ class RedisBackend(BrokerBackend):
                 time.monotonic() - self._pub_down_since,
             )
             self._pub_down_since = None
-        if echo is not None and self._echoes.delivered_here(echo) and self._deliver is not None:
+        echoes = self._echoes
+        if echoes.pending:
+            echoes.prune(self._echo_window)
+        if echo is not None and echoes.delivered_here(echo) and self._deliver is not None:
             # Redis may not bring this accepted message back to this process (its
             # subscription was not confirmed): deliver it here, once.
             self._deliver(topic, event, exclude)
@@ -595,7 +581,7 @@ class RedisBackend(BrokerBackend):
 
     def _on_message(self, topic: str, data: bytes) -> None:
         try:
-            event, exclude, origin = _decode(data)
+            event, exclude = decode_envelope(data)
         except ValueError as exc:
             if not self._warned_malformed:
                 self._warned_malformed = True
@@ -604,14 +590,16 @@ class RedisBackend(BrokerBackend):
                     "further ones are dropped silently", self.safe_url, topic, exc,
                 )
             return
-        if origin is not None:
-            node, _, seq = origin.partition("#")
-            if node == self.node_id and seq.isdigit() and not self._echoes.arrived(int(seq)):
-                return  # this process already delivered it itself
         if exclude is not None:
             node, _, subscriber = exclude.partition("/")
-            # Subscriber ids are unique per process only: exclude in the origin process alone.
-            exclude = subscriber if node == self.node_id else None
+            if node == self.node_id:
+                subscriber, tagged, seq = subscriber.partition("#")
+                if tagged and seq.isdigit() and not self._echoes.arrived(int(seq)):
+                    return  # this process already delivered it itself
+                exclude = subscriber or None
+            else:
+                # Subscriber ids are unique per process only: exclude in the origin process alone.
+                exclude = None
         assert self._deliver is not None
         try:
             self._deliver(topic, event, exclude)
@@ -634,15 +622,24 @@ class _Echoes:
         self._state: dict[int, int] = {}
         self._order: deque[tuple[float, int]] = deque()
 
-    def expect(self) -> int:
-        """A new sequence number for a broadcast about to be published."""
-        now = time.monotonic()
+    @property
+    def pending(self) -> bool:
+        """True while some broadcast still waits for its copy."""
+        return bool(self._order)
+
+    def prune(self, window: float) -> None:
+        """Forget broadcasts older than `window` seconds: Redis never brought them back."""
         order = self._order
-        while order and order[0][0] < now - _ECHO_WINDOW:
-            self._state.pop(order.popleft()[1], None)  # Redis never brought it back
+        limit = time.monotonic() - window
+        while order and order[0][0] < limit:
+            self._state.pop(order.popleft()[1], None)
+
+    def expect(self, window: float) -> int:
+        """A new sequence number for a broadcast about to be published."""
+        self.prune(window)
         self._seq += 1
         self._state[self._seq] = self._PENDING
-        order.append((now, self._seq))
+        self._order.append((time.monotonic(), self._seq))
         return self._seq
 
     def forget(self, seq: int) -> None:
