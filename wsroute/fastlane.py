@@ -86,15 +86,22 @@ class _CoalescingTransport:
         self._transport = transport
         self._flusher = flusher
         # None: no frame in this iteration (not registered with the flusher); else the
-        # bytes held, maybe b"". Bytes, not a list: a container per socket and iteration
-        # would survive young-generation collections and bring the full ones sooner.
-        self._held: bytes | None = None
+        # bytes held, maybe b"". Bytes or a bytearray, not a list: a GC-tracked container
+        # per socket and iteration would survive young-generation collections and bring the
+        # full ones sooner. A bytearray handed to the transport is never touched again.
+        self._held: bytes | bytearray | None = None
 
     def hold(self, frame: bytes) -> None:
         held = self._held
         if held is None:
             self._flusher.add(self)
             held = frame
+        elif not held:
+            held = frame
+        elif isinstance(held, bytes):
+            # From the second frame on, append in place (a bytes += would copy it all again).
+            held = bytearray(held)
+            held += frame
         else:
             held += frame
         if len(held) >= _MAX_HELD:
