@@ -104,33 +104,31 @@ class _CoalescingTransport:
             held += frame
         else:
             held += frame
+        self._held = held
         if len(held) >= _MAX_HELD:
-            self._held = b""
-            self._transport.write(held)
-        else:
-            self._held = held
+            self._write_held()
 
-    def flush(self) -> None:
-        held = self._held
-        self._held = None
-        if held and not self._transport.is_closing():
-            self._transport.write(held)
-
-    def write(self, data: bytes) -> None:
+    def _write_held(self) -> None:
         held = self._held
         if held:
             self._held = b""
             self._transport.write(held)
+
+    def flush(self) -> None:
+        if not self._transport.is_closing():
+            self._write_held()
+        self._held = None
+
+    def write(self, data: bytes) -> None:
+        if self._held:  # checked here: every uvicorn send comes through this write
+            self._write_held()
         self._transport.write(data)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
     def close(self) -> None:
-        held = self._held
-        if held:
-            self._held = b""
-            self._transport.write(held)
+        self._write_held()
         self._transport.close()
 
     def abort(self) -> None:

@@ -57,7 +57,6 @@ class Session:
     __slots__ = (
         "_closer",
         "_fast",
-        "_finished",
         "_forwarded",
         "_frame",
         "_leaving",
@@ -111,7 +110,7 @@ class Session:
         self._fast: tuple[Callable[..., Awaitable[Any]], dict[str, Any], Any, Any, int] | None = None
         self._subscriber_id: str | None = None
         self._subscribed = False
-        self._finished = False
+        # The leave, once started: from then on the session sends and receives nothing.
         self._leaving: asyncio.Future[None] | None = None
         # Messages that arrived while the join body runs (None when none is running).
         self.pending: deque[tuple[str | None, bytes | None]] | None = None
@@ -121,7 +120,7 @@ class Session:
     @property
     def closed(self) -> bool:
         """True once the session is closing or closed."""
-        return self.close_status is not None or self._finished or self.outbox.closed
+        return self.close_status is not None or self._leaving is not None or self.outbox.closed
 
     @property
     def subscriber_id(self) -> str:
@@ -132,7 +131,7 @@ class Session:
 
     def send_event(self, event: Message) -> Coroutine[Any, Any, None]:
         """Send an encoded event to this client (in order with queued broadcasts)."""
-        if self.close_status is not None or self._finished:
+        if self.close_status is not None or self._leaving is not None:
             return raise_when_awaited(ChannelClosed(f"the WebSocket connection to {self.topic} is closed"))
         return self.outbox.send(event if self._frame is None else self._frame(event))
 
@@ -142,14 +141,14 @@ class Session:
 
     def deliver(self, event: Message) -> None:
         """A broadcast for this topic arrived: queue it (never blocks)."""
-        if not self._finished:
+        if self._leaving is None:
             self.outbox.push(event if self._frame is None else self._frame(event))
 
     async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
         """Close this session with `code` and `reason` (once; later calls do nothing)."""
         if not (code in _SERVER_CLOSE_CODES or 3000 <= code <= 4999):
             raise ValueError(f"close code {code} cannot be sent: use 1000, 1001-1014 or 3000-4999")
-        if self.close_status is not None or self._finished:
+        if self.close_status is not None or self._leaving is not None:
             return
         reason = clip_reason(reason)
         self.close_status = WebSocketStatus(code, reason)
@@ -337,7 +336,6 @@ class Session:
         """
         leaving = self._leaving
         if leaving is None:
-            self._finished = True
             leaving = self._leaving = asyncio.ensure_future(self._leave(end))
         await asyncio.shield(leaving)
 
