@@ -103,6 +103,24 @@ def build_app(probe: Probe) -> tuple[FastAPI, WsRouter]:
     async def secure_message(data: str, user: User, channel: Channel) -> None:
         await channel.send(f"{user.name}: {data}")
 
+    # Every kind of parameter a Python signature allows gets its value (the first message of
+    # a connection and every later one take different call paths).
+    @ws.message("/kinds/middle/{room}")
+    async def message_in_the_middle(channel: Channel, data: str, room: str) -> None:
+        await channel.send(f"middle {room} {data}")
+
+    @ws.message("/kinds/positional-only/{room}")
+    async def positional_only(data: str, room: str, /, channel: Channel) -> None:
+        await channel.send(f"positional-only {room} {data}")
+
+    @ws.message("/kinds/keyword-only/{room}")
+    async def keyword_only(channel: Channel, *, data: str, room: str) -> None:
+        await channel.send(f"keyword-only {room} {data}")
+
+    @ws.message("/kinds/no-message/{room}")
+    async def no_message(channel: Channel, *, room: str) -> None:
+        await channel.send(f"no-message {room}")
+
     @ws.message("/model")
     async def model(data: Chat, channel: Channel[Chat]) -> None:
         await channel.send(Chat(user=data.user.upper(), text=data.text))
@@ -242,6 +260,15 @@ async def test_path_and_query_parameters(running: Running) -> None:
     async with connect(f"ws://{url}/typed-params/21?limit=3") as client:
         await client.send("go")
         assert await client.recv() == "42:3"
+
+
+async def test_parameters_of_every_kind_get_their_values(running: Running) -> None:
+    for kind in ("middle", "positional-only", "keyword-only", "no-message"):
+        async with connect(f"ws://{running.url}/kinds/{kind}/red") as client:
+            for text in ("one", "two", "three"):
+                await client.send(text)
+                expected = f"{kind} red" if kind == "no-message" else f"{kind} red {text}"
+                assert await client.recv() == expected
 
 
 async def test_invalid_query_parameter_is_refused_at_handshake(running: Running) -> None:

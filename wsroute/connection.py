@@ -1,11 +1,11 @@
 """A WebSocket connection's lifecycle: handshake, accept or deny, receive loop, the end.
 
-The ASGI task of the connection runs the receive loop and calls message handlers inline,
-one message at a time and in order. A join body runs in a task beside the receive loop (a
-send-only join handler still learns of a disconnect); messages for its session wait until
-it returns. Whatever ends the connection — client close, network drop, server close,
-handler error, eviction as a slow consumer, shutdown, cancellation — every session's
-leave runs exactly once.
+Each connection runs in a task of its own, which the server's task awaits. It runs the
+receive loop and calls message handlers inline, one message at a time and in order. A join
+body runs in a task beside the receive loop (a send-only join handler still learns of a
+disconnect); messages for its session wait until it returns. Whatever ends the
+connection — client close, network drop, server close, handler error, eviction as a slow
+consumer, shutdown, cancellation — every session's leave runs exactly once.
 """
 
 from __future__ import annotations
@@ -183,8 +183,8 @@ class BaseConnection:
         runs exactly once."""
         if not await self._handshake():
             return
-        # The serve body lives here rather than in its own coroutine: one frame fewer per
-        # idle socket.
+        # The receive loop lives here rather than in coroutines of its own: each would hold
+        # a frame per idle socket, and be resumed through on every message.
         self._task = asyncio.current_task()
         end = _DROPPED
         # The caller's own cancellation, re-raised as is: the server (or a test client's
@@ -192,7 +192,45 @@ class BaseConnection:
         cancellation: asyncio.CancelledError | None = None
         try:
             await self.start()
-            end = await self._loop()
+            receive = self.receive
+            direct = self.direct
+            rate = self.settings.rate_limit
+            loop = asyncio.get_running_loop()
+            tokens, last = (float(rate[0]), loop.time()) if rate else (0.0, 0.0)
+            while True:
+                event = await receive()
+                kind = event["type"]
+                if kind == "websocket.receive":
+                    if rate is not None:
+                        now = loop.time()
+                        tokens = min(float(rate[0]), tokens + (now - last) * rate[0] / rate[1])
+                        last = now
+                        if tokens < 1.0:
+                            # The message is dropped; the handler for RateLimited decides.
+                            await self.rate_limited()
+                            if self.close_status is not None:
+                                end = self.close_status
+                                break
+                            continue
+                        tokens -= 1.0
+                    text = event.get("text")
+                    data = event.get("bytes") if text is None else None
+                    if direct is not None and direct.pending is None:
+                        # The handler is awaited right here: no frame of ours per message.
+                        try:
+                            await direct.message_call(text, data)
+                        except Exception as exc:
+                            await direct.recover(exc, text, data)
+                    else:
+                        # Looked up per message (multiplexed sockets only): a bound method
+                        # kept in this frame would cost every idle socket 64 bytes.
+                        await self.on_frame(text, data)
+                    if self.close_status is not None:
+                        end = self.close_status
+                        break
+                elif kind == "websocket.disconnect":
+                    end = status_of(event)
+                    break
         except asyncio.CancelledError as exc:
             if self._evicted and self._task is not None:
                 self._task.uncancel()
@@ -264,39 +302,6 @@ class BaseConnection:
     async def rate_limited(self) -> None:
         """The client sent more than the rate limit allows: close the socket with 1008."""
         await self.close_socket(status.POLICY_VIOLATION, "rate limit exceeded")
-
-    async def _loop(self) -> WebSocketStatus:
-        receive = self.receive
-        direct = self.direct
-        rate = self.settings.rate_limit
-        loop = asyncio.get_running_loop()
-        tokens, last = (float(rate[0]), loop.time()) if rate else (0.0, 0.0)
-        while True:
-            event = await receive()
-            kind = event["type"]
-            if kind == "websocket.receive":
-                if rate is not None:
-                    now = loop.time()
-                    tokens = min(float(rate[0]), tokens + (now - last) * rate[0] / rate[1])
-                    last = now
-                    if tokens < 1.0:
-                        # The message is dropped; the handler for RateLimited decides the rest.
-                        await self.rate_limited()
-                        if self.close_status is not None:
-                            return self.close_status
-                        continue
-                    tokens -= 1.0
-                text = event.get("text")
-                if direct is not None and direct.pending is None:
-                    await direct.on_message(text, event.get("bytes") if text is None else None)
-                else:
-                    # Looked up per message (multiplexed sockets only): a bound method kept
-                    # in this frame would cost every idle socket 64 bytes.
-                    await self.on_frame(text, event.get("bytes") if text is None else None)
-                if self.close_status is not None:
-                    return self.close_status
-            elif kind == "websocket.disconnect":
-                return status_of(event)
 
     # --- sessions: join beside the receive loop, then messages in order -----------------
 

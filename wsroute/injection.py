@@ -353,6 +353,9 @@ class Plan:
     status_param: str | None = None
     sends: tuple[Any, ...] = ()
     """Types named by a typed ``Channel[T]`` parameter: what the handler sends (for docs)."""
+    positional: tuple[str, ...] = ()
+    """The parameters that can be given by position, in order: the per-message call passes
+    them so (a call by keyword costs about 0.2 µs more per message)."""
 
     async def connection_values(self, ctx: Context) -> dict[str, Any]:
         """Resolve the connection-level parameters (guards, params, cached dependencies)."""
@@ -441,6 +444,8 @@ class Analyzer:
             name = param.name
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise self.fail(name, "*args/**kwargs cannot be injected", "remove it")
+            if param.kind in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+                plan.positional += (name,)
             if name not in hints:
                 raise self.fail(
                     name,

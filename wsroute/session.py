@@ -50,6 +50,13 @@ def check_size(limit: int, text: str | None, data: bytes | None) -> None:
         raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
 
 
+_FastCall = tuple[
+    Callable[..., Awaitable[Any]], tuple[Any, ...], tuple[Any, ...], dict[str, Any], str | None, Any, int
+]
+# Shared by every fast call with no parameter given by name: only ever unpacked or copied.
+_NO_KWARGS: dict[str, Any] = {}
+
+
 class Session:
     """A (possibly virtual) connection: what handlers see through `Channel`."""
 
@@ -105,9 +112,10 @@ class Session:
         self.close_status: WebSocketStatus | None = None
         self._values: dict[Handler, dict[str, Any]] = {}
         self._forwarded: set[Handler] | None = None  # handlers whose guards forwarded
-        # (fn, connection values, message parameter, decoder, size limit) of the chosen
-        # message handler when it has no event-scoped dependencies.
-        self._fast: tuple[Callable[..., Awaitable[Any]], dict[str, Any], Any, Any, int] | None = None
+        # How to call the chosen message handler when it has no event-scoped dependencies:
+        # (fn, values before the message, values after it, values by name, the message's
+        # name when it is given by name, decoder, size limit).
+        self._fast: _FastCall | None = None
         self._subscriber_id: str | None = None
         self._subscribed = False
         # The leave, once started: from then on the session sends and receives nothing.
@@ -220,22 +228,49 @@ class Session:
     async def on_message(self, text: str | None, data: bytes | None) -> None:
         """Dispatch one received message; errors go to the exception handlers."""
         try:
-            fast = self._fast
-            if fast is not None:
-                # The common case, kept short: the handler is known, no event dependencies.
-                fn, values, param, decoder, limit = fast
-                check_size(limit, text, data)
-                kwargs = values.copy()
-                if decoder is not None:
-                    kwargs[param] = decoder(text, data)
-                try:
-                    await fn(**kwargs)
-                except Forward:
-                    await self._dispatch(text, data, after=self.message_handler)
-                return
-            await self._dispatch(text, data)
+            if self._fast is not None:
+                await self.message_call(text, data)
+            else:
+                await self._dispatch(text, data)
         except Exception as exc:
-            await self.handle_error(exc)
+            await self.recover(exc, text, data)
+
+    def message_call(self, text: str | None, data: bytes | None) -> Awaitable[Any]:
+        """What handles one message: the chosen handler's own coroutine when it needs no
+        event-scoped dependencies, else `on_message`.
+
+        For a dedicated socket's receive loop, which awaits the handler without a frame of
+        ours in between. Errors (raised here, or by the awaitable) go to `recover`.
+        """
+        fast = self._fast
+        if fast is None:
+            return self.on_message(text, data)
+        fn, head, tail, by_name, by_name_param, decoder, limit = fast
+        if text is not None:
+            # len(text) <= UTF-8 size <= 4 * len(text): the exact check only when in doubt.
+            if len(text) * 4 > limit:
+                check_size(limit, text, data)
+        elif data is not None and len(data) > limit:
+            check_size(limit, text, data)
+        if decoder is None:
+            return fn(*head, **by_name)
+        if by_name_param is None:
+            # Concatenated: faster than `fn(*head, message, *tail)`, which builds a list.
+            return fn(*(head + (decoder(text, data),) + tail), **by_name)  # noqa: RUF005
+        kwargs = by_name.copy()
+        kwargs[by_name_param] = decoder(text, data)
+        return fn(*head, **kwargs)
+
+    async def recover(self, exc: Exception, text: str | None, data: bytes | None) -> None:
+        """Handle an error of `message_call`: a `Forward` from the handler's body tries the
+        handlers ranked after it; anything else goes to the exception handlers."""
+        if isinstance(exc, Forward) and self.message_handler is not None:
+            try:
+                await self._dispatch(text, data, after=self.message_handler)
+                return
+            except Exception as again:
+                exc = again
+        await self.handle_error(exc)
 
     async def _dispatch(self, text: str | None, data: bytes | None, after: Handler | None = None) -> None:
         candidates = self.table.match("message", self.route_path)
@@ -260,12 +295,32 @@ class Session:
         raise Unhandled(f"no message handler accepted the message on {self.route_path}")
 
     def _choose(self, handler: Handler) -> None:
-        """`handler` takes this connection's messages from now on; prepare its fast call."""
+        """`handler` takes this connection's messages from now on; prepare its fast call:
+        the values before and after the message by position, the rest by name."""
         self.message_handler = handler
         plan = handler.plan
-        if not plan.event_params:
-            limit = handler.max_message_size or self.settings.max_message_size
-            self._fast = (plan.fn, self._values[handler], plan.message_param, plan.decoder, limit)
+        if plan.event_params:
+            return
+        values = self._values[handler]
+        order = plan.positional
+        param = plan.message_param
+        by_name_param = param
+        head: tuple[str, ...] = order
+        tail: tuple[str, ...] = ()
+        if param is not None and param in order:
+            at = order.index(param)
+            head, tail = order[:at], order[at + 1 :]
+            by_name_param = None
+        by_name = {name: value for name, value in values.items() if name not in order}
+        self._fast = (
+            plan.fn,
+            tuple(values[name] for name in head),
+            tuple(values[name] for name in tail),
+            by_name or _NO_KWARGS,
+            by_name_param,
+            plan.decoder,
+            handler.max_message_size or self.settings.max_message_size,
+        )
 
     async def _call(
         self,
