@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import httpx
 import pytest
@@ -19,9 +20,13 @@ from websockets.exceptions import InvalidStatus
 from server import WS_IMPLEMENTATIONS, connect, serve
 from wsroute import Channel, Guard, HandshakeRequest, RegistrationError, Reject, WsRouter
 
+# Set by middleware, read by handlers: how logging setups carry a request id.
+trace_id: ContextVar[str] = ContextVar("trace_id", default="unset")
+
 
 class Tenant:
-    """Pure ASGI middleware: puts the tenant from a header into the scope's state."""
+    """Pure ASGI middleware: puts the tenant from a header into the scope's state, and the
+    trace id into a context variable."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -30,6 +35,7 @@ class Tenant:
         if scope["type"] == "websocket":
             headers = dict(scope["headers"])
             scope.setdefault("state", {})["tenant"] = headers.get(b"x-tenant", b"none").decode()
+            trace_id.set(headers.get(b"x-trace", b"none").decode())
         await self.app(scope, receive, send)
 
 
@@ -72,7 +78,7 @@ def build_app() -> FastAPI:
 
     @ws.message("/whoami")
     async def whoami(data: str, channel: Channel, member: Member) -> None:
-        await channel.send(f"{member.tenant} {member.home} {data}")
+        await channel.send(f"{member.tenant} {member.home} {data} trace={trace_id.get()}")
 
     app.add_middleware(Tenant)  # before install
     ws.install(app)
@@ -87,9 +93,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 async def test_middleware_added_before_and_after_install_sees_the_socket(server: str) -> None:
-    async with connect(f"ws://{server}/whoami", additional_headers={"X-Tenant": "acme"}) as ws:
+    headers = {"X-Tenant": "acme", "X-Trace": "t-42"}
+    async with connect(f"ws://{server}/whoami", additional_headers=headers) as ws:
         await ws.send("hi")
-        assert await ws.recv() == "acme /tenants/acme hi"
+        # A context variable the middleware set is seen by the handler, message after message.
+        assert await ws.recv() == "acme /tenants/acme hi trace=t-42"
+        await ws.send("again")
+        assert await ws.recv() == "acme /tenants/acme again trace=t-42"
 
 
 async def test_guard_sees_what_middleware_left_and_rejects_without_it(server: str) -> None:

