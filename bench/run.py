@@ -397,6 +397,9 @@ def scenario_echo(rec: Recorder, cfg: Config, servers: Servers) -> None:
                     ServerSpec("bench.apps.wsroute_app", {"BENCH_EXPERIMENT": "own_task"}, ws=ws),
                 )
             )
+        for spin in [int(x) for x in os.environ.get("BENCH_RAW_SPINS", "").split(",") if x]:
+            spun = ServerSpec("bench.apps.raw", {"BENCH_RAW_SPIN_NS": str(spin)}, ws=ws)
+            variants.append(Variant(f"exp:raw+{spin}ns", spun))
         sizes = conns_list if ws == "websockets-sansio" else [10]
         if os.environ.get("BENCH_ECHO_SIZES"):
             sizes = [int(x) for x in os.environ["BENCH_ECHO_SIZES"].split(",")]

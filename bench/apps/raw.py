@@ -9,7 +9,13 @@
 
 from __future__ import annotations
 
+import os
+import time
 from typing import Any
+
+# BENCH_RAW_SPIN_NS: busy work added per echoed message (calibration: what N ns of server
+# Python per message costs end to end, compared with the same server without it).
+_SPIN_NS = int(os.environ.get("BENCH_RAW_SPIN_NS", "0"))
 
 _rooms: dict[str, dict[Any, None]] = {}
 
@@ -61,6 +67,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             event = await receive()
             if event["type"] == "websocket.receive":
+                if _SPIN_NS:
+                    end = time.perf_counter_ns() + _SPIN_NS
+                    while time.perf_counter_ns() < end:
+                        pass
                 text = event.get("text")
                 if text is not None:
                     await send({"type": "websocket.send", "text": text})
