@@ -127,10 +127,12 @@ class GuardSource(Source):
     def __init__(self, guard: type) -> None:
         self.guard = guard
         self.is_async = inspect.iscoroutinefunction(guard.from_request)  # type: ignore[attr-defined]
+        # One key for every connection: a tuple made per connection would be kept by each.
+        self.key = ("wsroute.guard", guard)
 
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
         cache = ctx.request._local
-        key = ("wsroute.guard", self.guard)
+        key = self.key
         try:
             return cache[key]
         except KeyError:

@@ -64,12 +64,14 @@ class Session:
     __slots__ = (
         "_closer",
         "_fast",
+        "_first_handler",
+        "_first_values",
         "_forwarded",
         "_frame",
         "_leaving",
+        "_more_values",
         "_subscribed",
         "_subscriber_id",
-        "_values",
         "broker",
         "channel",
         "close_status",
@@ -110,7 +112,11 @@ class Session:
         self.join_handler: Handler | None = None
         self.message_handler: Handler | None = None
         self.close_status: WebSocketStatus | None = None
-        self._values: dict[Handler, dict[str, Any]] = {}
+        # Connection-level values per handler, kept for the connection's life. Most
+        # connections prepare one handler: it gets two slots, not a dict (~200 bytes).
+        self._first_handler: Handler | None = None
+        self._first_values: dict[str, Any] | None = None
+        self._more_values: dict[Handler, dict[str, Any]] | None = None
         self._forwarded: set[Handler] | None = None  # handlers whose guards forwarded
         # How to call the chosen message handler when it has no event-scoped dependencies:
         # (fn, values before the message, values after it, values by name, the message's
@@ -164,15 +170,26 @@ class Session:
 
     # --- handshake ----------------------------------------------------------------------
 
+    def _values(self, handler: Handler) -> dict[str, Any] | None:
+        """The connection-level values prepared for `handler`, if any."""
+        if handler is self._first_handler:
+            return self._first_values
+        return None if self._more_values is None else self._more_values.get(handler)
+
     async def _prepare(self, handler: Handler, params: dict[str, Any]) -> dict[str, Any] | None:
         """Connection-level values of `handler` (guards, params, dependencies); None if it forwarded."""
-        values = self._values.get(handler)
+        values = self._values(handler)
         if values is not None:
             return values
         if self._forwarded is not None and handler in self._forwarded:
             return None
-        # A copy: the route table caches `params` for every connection to this path.
-        self.request.scope["path_params"] = dict(params)
+        # A copy: the route table caches `params` for every connection to this path. No key
+        # for a path without parameters (Starlette reads a missing key as {}): an idle
+        # socket keeps no empty dict.
+        if params:
+            self.request.scope["path_params"] = dict(params)
+        else:
+            self.request.scope.pop("path_params", None)
         try:
             values = await handler.plan.connection_values(self.ctx)
         except Forward:
@@ -182,7 +199,12 @@ class Session:
             return None
         except HTTPException as exc:
             raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
-        self._values[handler] = values
+        if self._first_handler is None:
+            self._first_handler, self._first_values = handler, values
+        else:
+            if self._more_values is None:
+                self._more_values = {}
+            self._more_values[handler] = values
         return values
 
     async def handshake(self) -> None:
@@ -219,7 +241,9 @@ class Session:
         if handler is None:
             return
         try:
-            await self._call(handler, self._values[handler], None, None)
+            values = self._values(handler)
+            assert values is not None  # prepared by the handshake
+            await self._call(handler, values, None, None)
         except BaseException as exc:
             if not isinstance(exc, Exception):
                 raise
@@ -301,7 +325,8 @@ class Session:
         plan = handler.plan
         if plan.event_params:
             return
-        values = self._values[handler]
+        values = self._values(handler)
+        assert values is not None  # prepared before it was chosen
         order = plan.positional
         param = plan.message_param
         by_name_param = param
