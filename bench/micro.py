@@ -196,36 +196,6 @@ async def drive(app: Any, path: str, n: int, suspend: bool = False) -> float:
     return elapsed / n * 1e6
 
 
-def own_task_app() -> Any:
-    """The echo app again, with the experiment `own_task` (bench/experiments.py) on it only."""
-    from fastapi import FastAPI
-    from starlette.middleware import Middleware
-
-    from wsroute.routes import route_path
-    from wsroute.routing import _WebSocketEntry
-
-    router = WsRouter()
-
-    @router.message("/echo")
-    async def echo(data: str, channel: Channel, user: User) -> None:
-        await channel.send(data)
-
-    class OwnTask(_WebSocketEntry):
-        def __call__(self, scope: Any, receive: Any, send: Any) -> Any:
-            if scope["type"] == "websocket" and self.ws.table.matches_any(route_path(scope)):
-                return self.in_task(scope, receive, send)
-            return self.app(scope, receive, send)
-
-        async def in_task(self, scope: Any, receive: Any, send: Any) -> None:
-            await asyncio.ensure_future(self.ws.connect(scope, receive, send))
-
-    app = FastAPI()
-    router.install(app)
-    entry = app.user_middleware[-1]
-    app.user_middleware[-1] = Middleware(OwnTask, *entry.args, **entry.kwargs)
-    return app
-
-
 async def asgi_echo(n: int, reps: int, suspend: bool) -> dict[str, Any]:
     import os
 
@@ -240,7 +210,6 @@ async def asgi_echo(n: int, reps: int, suspend: bool) -> dict[str, Any]:
         "fastapi": fastapi_app.app,
         "wsroute": wsroute_app.app,
         "wsroute_bare": wsroute_app._bare,
-        "wsroute_own_task": own_task_app(),
     }
     await wsroute_app.ws.broker.start()
     samples: dict[str, list[float]] = {name: [] for name in apps}

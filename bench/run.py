@@ -390,14 +390,10 @@ def scenario_echo(rec: Recorder, cfg: Config, servers: Servers) -> None:
                     "wsroute_bare", ServerSpec("bench.apps.wsroute_app", {"BENCH_WSROUTE_BARE": "1"}, ws=ws)
                 ),
             ]
-        if cfg.experiments:
-            variants.append(
-                Variant(
-                    "exp:own_task",
-                    ServerSpec("bench.apps.wsroute_app", {"BENCH_EXPERIMENT": "own_task"}, ws=ws),
-                )
-            )
-        for spin in [int(x) for x in os.environ.get("BENCH_RAW_SPINS", "").split(",") if x]:
+        # Calibration rows: the raw echo with N ns of busy work per message shows what a
+        # microsecond of server Python per message costs end to end.
+        spins = os.environ.get("BENCH_RAW_SPINS", "1000" if cfg.experiments else "")
+        for spin in [int(x) for x in spins.split(",") if x]:
             spun = ServerSpec("bench.apps.raw", {"BENCH_RAW_SPIN_NS": str(spin)}, ws=ws)
             variants.append(Variant(f"exp:raw+{spin}ns", spun))
         sizes = conns_list if ws == "websockets-sansio" else [10]
@@ -1256,7 +1252,7 @@ def main() -> None:
     parser.add_argument(
         "--experiments",
         action="store_true",
-        help="also run the bench-only patches of bench/experiments.py (default in full runs)",
+        help="also run the calibration and bench-only experiment rows (default in full runs)",
     )
     parser.add_argument(
         "--variants", help="comma-separated variant names to keep (baselines are always kept)"
