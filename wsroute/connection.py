@@ -105,6 +105,29 @@ async def deny(scope: Scope, send: Send, reject: Reject) -> None:
         await send({"type": "websocket.close", "code": status.POLICY_VIOLATION})
 
 
+class TokenBucket:
+    """At most `messages` per `seconds` on average, in bursts of up to `messages`."""
+
+    __slots__ = ("capacity", "clock", "last", "refill", "tokens")
+
+    def __init__(self, messages: int, seconds: float) -> None:
+        self.capacity = float(messages)
+        self.refill = messages / seconds
+        self.tokens = self.capacity
+        self.clock = asyncio.get_running_loop().time
+        self.last = self.clock()
+
+    def take(self) -> bool:
+        """Spend a token for one message; False when none is left (the message is over)."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.refill)
+        self.last = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
 # How a connection ends unless something says otherwise (shared: idle sockets hold it).
 _DROPPED = WebSocketStatus(status.ABNORMAL, "")
 
@@ -195,24 +218,18 @@ class BaseConnection:
             receive = self.receive
             direct = self.direct
             rate = self.settings.rate_limit
-            loop = asyncio.get_running_loop()
-            tokens, last = (float(rate[0]), loop.time()) if rate else (0.0, 0.0)
+            bucket = None if rate is None else TokenBucket(*rate)
             while True:
                 event = await receive()
                 kind = event["type"]
                 if kind == "websocket.receive":
-                    if rate is not None:
-                        now = loop.time()
-                        tokens = min(float(rate[0]), tokens + (now - last) * rate[0] / rate[1])
-                        last = now
-                        if tokens < 1.0:
-                            # The message is dropped; the handler for RateLimited decides.
-                            await self.rate_limited()
-                            if self.close_status is not None:
-                                end = self.close_status
-                                break
-                            continue
-                        tokens -= 1.0
+                    if bucket is not None and not bucket.take():
+                        # The message is dropped; the handler for RateLimited decides.
+                        await self.rate_limited()
+                        if self.close_status is not None:
+                            end = self.close_status
+                            break
+                        continue
                     text = event.get("text")
                     data = event.get("bytes") if text is None else None
                     if direct is not None and direct.pending is None:
@@ -235,12 +252,7 @@ class BaseConnection:
             if self._evicted and self._task is not None:
                 self._task.uncancel()
                 end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
-                if not await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0):
-                    # The close frame is stuck behind the full TCP window: drop the client
-                    # where the server lets us (the fastlane protocol does).
-                    abort = fast_abort(self.scope)
-                    if abort is not None:
-                        abort()
+                await self._close_evicted()
             else:
                 cancellation = exc
                 end = WebSocketStatus(status.GOING_AWAY, "server shutting down")
@@ -252,13 +264,20 @@ class BaseConnection:
             self._task = None
             self.outbox.abort()
             # Shielded: a cancellation must not cut the leave handlers short.
-            finish = asyncio.ensure_future(self._finish_all(end))
             try:
-                await asyncio.shield(finish)
+                await asyncio.shield(self._finish_all(end))
             except asyncio.CancelledError as exc:
                 cancellation = cancellation or exc
         if cancellation is not None:
             raise cancellation
+
+    async def _close_evicted(self) -> None:
+        if not await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0):
+            # The close frame is stuck behind the full TCP window: drop the client where
+            # the server lets us (the fastlane protocol does).
+            abort = fast_abort(self.scope)
+            if abort is not None:
+                abort()
 
     async def _handshake(self) -> bool:
         """Accept the socket or deny it; True when accepted."""
