@@ -7,8 +7,9 @@ wsroute's fastlane.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -120,6 +121,30 @@ def build_app(probe: Probe) -> tuple[FastAPI, WsRouter]:
     @ws.message("/kinds/no-message/{room}")
     async def no_message(channel: Channel, *, room: str) -> None:
         await channel.send(f"no-message {room}")
+
+    # With a join handler, no message handler is chosen at the handshake: every message
+    # before the first one that is handled takes the general path.
+    @ws.join("/kinds/joined/{room}")
+    async def joined(room: str) -> None:
+        pass
+
+    @ws.message("/kinds/joined/{room}")
+    async def joined_positional_only(data: str, room: str, /, channel: Channel) -> None:
+        await channel.send(f"joined {room} {data}")
+
+    def passes_by_name(fn: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        """A decorator as many are written: it takes and passes keyword arguments only."""
+
+        @functools.wraps(fn)
+        async def wrapper(**kwargs: Any) -> None:
+            await fn(**kwargs)
+
+        return wrapper
+
+    @ws.message("/kinds/wrapped/{room}")
+    @passes_by_name
+    async def wrapped(data: str, room: str, channel: Channel) -> None:
+        await channel.send(f"wrapped {room} {data}")
 
     @ws.message("/model")
     async def model(data: Chat, channel: Channel[Chat]) -> None:
@@ -263,7 +288,8 @@ async def test_path_and_query_parameters(running: Running) -> None:
 
 
 async def test_parameters_of_every_kind_get_their_values(running: Running) -> None:
-    for kind in ("middle", "positional-only", "keyword-only", "no-message"):
+    kinds = ("middle", "positional-only", "keyword-only", "no-message", "joined", "wrapped")
+    for kind in kinds:
         async with connect(f"ws://{running.url}/kinds/{kind}/red") as client:
             for text in ("one", "two", "three"):
                 await client.send(text)

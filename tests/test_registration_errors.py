@@ -116,3 +116,12 @@ def test_install_twice_is_refused() -> None:
 def test_path_must_start_with_slash() -> None:
     with pytest.raises(ValueError, match="must start with '/'"):
         WsRouter().message("echo")
+
+
+@pytest.mark.parametrize("rate_limit", [(0, 1.0), (10, 0), (10, -1.0)])
+def test_a_rate_limit_that_cannot_be_kept_is_refused_when_the_router_is_made(
+    rate_limit: tuple[int, float],
+) -> None:
+    # Not at the first connection (a division by zero there closed every socket with 1011).
+    with pytest.raises(ValueError, match="rate_limit"):
+        WsRouter(rate_limit=rate_limit)

@@ -231,7 +231,8 @@ class WsRouter:
         await self.connect(scope, receive, send)
 
     def connect(self, scope: Scope, receive: Receive, send: Send) -> asyncio.Task[None]:
-        """The task that serves one WebSocket scope, for callers that await it directly.
+        """The task that serves one WebSocket scope, already started: await it (as an ASGI
+        app's result), do not hand it to ``create_task`` as if it were a coroutine.
 
         A client that offers the ``rocket-multiplex`` subprotocol gets a multiplexed socket.
         """

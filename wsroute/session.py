@@ -24,7 +24,7 @@ from wsroute.broker.hub import new_subscriber_id
 from wsroute.channel import Channel, raise_when_awaited
 from wsroute.errors import BrokerUnavailable, ChannelClosed, MessageError, MessageTooLarge, Unhandled
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
-from wsroute.injection import Context, EventState
+from wsroute.injection import Context, EventState, Plan
 from wsroute.outbox import Outbox
 from wsroute.routes import Handler, RouteTable, route_path
 from wsroute.settings import Settings
@@ -55,6 +55,14 @@ _FastCall = tuple[
 ]
 # Shared by every fast call with no parameter given by name: only ever unpacked or copied.
 _NO_KWARGS: dict[str, Any] = {}
+
+
+def _by_name(plan: Plan, kwargs: dict[str, Any]) -> Awaitable[Any]:
+    """Call the handler with `kwargs` by name, but its positional-only parameters by position."""
+    if not plan.positional_only:
+        return plan.fn(**kwargs)
+    first = tuple(kwargs.pop(name) for name in plan.positional[: plan.positional_only])
+    return plan.fn(*first, **kwargs)
 
 
 class Session:
@@ -362,13 +370,13 @@ class Session:
         if plan.status_param is not None:
             kwargs[plan.status_param] = leave_status
         if not plan.event_params:
-            await plan.fn(**kwargs)
+            await _by_name(plan, kwargs)
             return
         async with AsyncExitStack() as stack:
             event = EventState(stack)
             for name, source in plan.event_params:
                 kwargs[name] = await source.resolve(self.ctx, event)
-            await plan.fn(**kwargs)
+            await _by_name(plan, kwargs)
 
     async def handle_error(self, exc: Exception) -> None:
         """Run the registered exception handler for `exc`, or the default (a close code)."""

@@ -49,6 +49,10 @@ class Settings:
             raise ValueError(
                 f"slow_consumer={self.slow_consumer!r}: use 'disconnect', 'drop_oldest' or 'drop_newest'"
             )
+        if self.rate_limit is not None and not (self.rate_limit[0] > 0 and self.rate_limit[1] > 0):
+            raise ValueError(
+                f"rate_limit={self.rate_limit!r}: use (messages, seconds), both positive, or None"
+            )
         self.allowed_origins = tuple(origin.rstrip("/").lower() for origin in self.allowed_origins)
 
     def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:
