@@ -1090,74 +1090,35 @@ def profile(cfg: Config) -> None:
     PROFILES.mkdir(exist_ok=True)
     py_spy = VENV / "bin" / "py-spy"
     servers = Servers(cfg.out)
+    apps = {
+        "raw": ServerSpec("bench.apps.raw"),
+        "wsroute": ServerSpec("bench.apps.wsroute_app"),
+        "wsroute_bare": ServerSpec("bench.apps.wsroute_app", {"BENCH_WSROUTE_BARE": "1"}),
+        "starlette": ServerSpec("bench.apps.starlette_app"),
+        "fastlane": ServerSpec("bench.apps.wsroute_app", ws=FASTLANE),
+        "naive": ServerSpec("bench.apps.fastapi_app"),
+        "raw_loop": ServerSpec("bench.apps.raw"),
+    }
+    scenarios: dict[str, tuple[str, dict[str, Any]]] = {
+        "echo100": ("raw wsroute wsroute_bare", {"scenario": "echo", "conns": 100, "path": "/echo"}),
+        "echo10": ("raw wsroute starlette", {"scenario": "echo", "conns": 10, "path": "/echo"}),
+        "fanout1000": (
+            "fastlane wsroute raw_loop naive",
+            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
+        ),
+        "fanout5000": (
+            "fastlane naive wsroute",
+            {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
+        ),
+        "connect": (
+            "raw wsroute",
+            {"scenario": "connect", "path": "/idle", "concurrency": 8, "max_conns": 20_000},
+        ),
+    }
     jobs = [
-        ("echo100-raw", ServerSpec("bench.apps.raw"), {"scenario": "echo", "conns": 100, "path": "/echo"}),
-        (
-            "echo100-wsroute",
-            ServerSpec("bench.apps.wsroute_app"),
-            {"scenario": "echo", "conns": 100, "path": "/echo"},
-        ),
-        (
-            "echo100-wsroute_bare",
-            ServerSpec("bench.apps.wsroute_app", {"BENCH_WSROUTE_BARE": "1"}),
-            {"scenario": "echo", "conns": 100, "path": "/echo"},
-        ),
-        ("echo10-raw", ServerSpec("bench.apps.raw"), {"scenario": "echo", "conns": 10, "path": "/echo"}),
-        (
-            "echo10-wsroute",
-            ServerSpec("bench.apps.wsroute_app"),
-            {"scenario": "echo", "conns": 10, "path": "/echo"},
-        ),
-        (
-            "echo10-starlette",
-            ServerSpec("bench.apps.starlette_app"),
-            {"scenario": "echo", "conns": 10, "path": "/echo"},
-        ),
-        (
-            "fanout1000-fastlane",
-            ServerSpec("bench.apps.wsroute_app", ws=FASTLANE),
-            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout5000-fastlane",
-            ServerSpec("bench.apps.wsroute_app", ws=FASTLANE),
-            {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout1000-wsroute",
-            ServerSpec("bench.apps.wsroute_app"),
-            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout1000-raw_loop",
-            ServerSpec("bench.apps.raw"),
-            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout1000-naive",
-            ServerSpec("bench.apps.fastapi_app"),
-            {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout5000-naive",
-            ServerSpec("bench.apps.fastapi_app"),
-            {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "fanout5000-wsroute",
-            ServerSpec("bench.apps.wsroute_app"),
-            {"scenario": "fanout", "subs": 5000, "window": 4, "payload": 64, "max_broadcasts": 100_000},
-        ),
-        (
-            "connect-raw",
-            ServerSpec("bench.apps.raw"),
-            {"scenario": "connect", "path": "/idle", "concurrency": 8, "max_conns": 20_000},
-        ),
-        (
-            "connect-wsroute",
-            ServerSpec("bench.apps.wsroute_app"),
-            {"scenario": "connect", "path": "/idle", "concurrency": 8, "max_conns": 20_000},
-        ),
+        (f"{scenario}-{app}", apps[app], spec)
+        for scenario, (names, spec) in scenarios.items()
+        for app in names.split()
     ]
     duration = 6.0
     if os.environ.get("BENCH_PROFILE_JOBS"):
