@@ -598,6 +598,21 @@ async def test_asyncapi_page_documents_every_route_and_message(chat: ChatServer)
 # --- several workers on Redis ---------------------------------------------------------------
 
 
+async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
+    """Wait until two worker processes have answered /api/health (each on a new connection)."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + timeout
+    for _ in range(2000):
+        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=2) as http:
+            seen.add((await http.get("/api/health")).json()["worker"])
+        if len(seen) >= 2:
+            return
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    pytest.fail(f"only worker(s) {sorted(seen)} answered within {timeout}s")
+
+
 async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
     from redis_support import require_redis
 
@@ -607,6 +622,8 @@ async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
     args = ("--workers", "2", "--broker", f"{url}?channel_prefix={prefix}")
     room = room_name()
     with chat_server(env, args) as server:
+        # The server answers once one worker is up; the other may still be starting.
+        await both_workers_answer(server.http)
         _, ann_token = await sign_in(server.http, "Ann")
         _, bob_token = await sign_in(server.http, "Bob")  # signed by one worker, checked by either
         async with enter(server.ws, room, ann_token) as (ann, ann_hello):
