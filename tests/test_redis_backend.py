@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from redis.asyncio.connection import parse_url
 from starlette.types import Message
 from websockets.asyncio.client import ClientConnection
 
@@ -45,7 +46,7 @@ from redis_support import (
 )
 from server import eventually, serve
 from wsroute import Broker, BrokerUnavailable
-from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url
+from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url, split_url
 from wsroute.messages import bytes_event, text_event
 
 CHAT_APP = "apps.redis_chat:app"
@@ -147,10 +148,38 @@ def test_envelope_rejects_what_wsroute_did_not_write() -> None:
         encode_envelope(text_event("x"), "n/" + "s" * 300)
 
 
+# (URL as the user writes it, the URL handed to redis-py, the channel prefix)
+URL_TABLE = [
+    ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0", None),
+    ("redis://127.0.0.1:6379/0?channel_prefix=app:", "redis://127.0.0.1:6379/0", "app:"),
+    ("redis://:pw@127.0.0.1:6379/2?channel_prefix=a%2Fb", "redis://:pw@127.0.0.1:6379/2", "a/b"),
+    ("redis://user:p%40ss@cache:6380/1?protocol=3&db=1", "redis://user:p%40ss@cache:6380/1?db=1", None),
+    ("rediss://app:pw@cache:6380/1?ssl_cert_reqs=none&channel_prefix=x",
+     "rediss://app:pw@cache:6380/1?ssl_cert_reqs=none", "x"),
+    ("rediss://cache:6380", "rediss://cache:6380", None),
+    ("unix:///run/redis.sock", "unix:///run/redis.sock", None),
+    ("unix:///run/redis.sock?db=0&channel_prefix=x", "unix:///run/redis.sock?db=0", "x"),
+    ("unix:///run/redis.sock?channel_prefix=x", "unix:///run/redis.sock", "x"),
+    ("unix://:pw@/run/redis.sock?db=3&channel_prefix=x&password=pw2",
+     "unix://:pw@/run/redis.sock?db=3&password=pw2", "x"),
+    ("unix://user:pw@/run/redis.sock?db=3", "unix://user:pw@/run/redis.sock?db=3", None),
+]
+
+
+@pytest.mark.parametrize(("url", "for_redis", "prefix"), URL_TABLE)
+def test_split_url_keeps_the_url_redis_py_is_given_in_its_form(
+    url: str, for_redis: str, prefix: str | None
+) -> None:
+    assert split_url(url) == (for_redis, prefix)
+    # redis-py takes what we hand it (8.2 refuses "unix:/path", the form urlunsplit made).
+    parse_url(for_redis)
+
+
 def test_urls_hide_passwords_and_carry_the_channel_prefix() -> None:
     assert safe_url("redis://:hunter2@127.0.0.1:6379/0") == "redis://:***@127.0.0.1:6379/0"
     assert safe_url("rediss://app:hunter2@cache:6380/1") == "rediss://app:***@cache:6380/1"
-    assert "hunter2" not in safe_url("unix:///run/redis.sock?db=0&password=hunter2")
+    assert safe_url("unix:///run/redis.sock?db=0&password=hunter2") == "unix:///run/redis.sock?db=0&password=***"
+    assert safe_url("unix://:hunter2@/run/redis.sock?db=0") == "unix://:***@/run/redis.sock?db=0"
     assert safe_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
     backend = RedisBackend("redis://127.0.0.1:6379/0?channel_prefix=app1:&protocol=3")
     assert backend.channel_prefix == "app1:"

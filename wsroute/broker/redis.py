@@ -55,7 +55,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit
 
 from redis.asyncio.connection import Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
@@ -124,32 +124,56 @@ def decode_envelope(data: bytes) -> tuple[Message, str | None]:
 def safe_url(url: str) -> str:
     """`url` with any password replaced by ``***`` (for error messages and logs)."""
     parts = urlsplit(url)
-    netloc = parts.netloc
     if parts.password is not None:
-        userinfo, _, hostinfo = netloc.rpartition("@")
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
         user = userinfo.partition(":")[0]
-        netloc = f"{user}:***@{hostinfo}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key == "password" for key, _ in pairs):
-            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*/:")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        # The netloc is the first thing after "scheme://": replace it there, in place.
+        url = url.replace(parts.netloc, f"{user}:***@{hostinfo}", 1)
+    pairs = _query_items(url)
+    if any(_query_key(item) == "password" for item in pairs):
+        masked = [
+            f"{item.partition('=')[0]}=***" if _query_key(item) == "password" else item for item in pairs
+        ]
+        url = _with_query(url, masked)
+    return url
 
 
-def _split_url(url: str) -> tuple[str, str | None]:
-    """Take wsroute's ``channel_prefix`` (and a ``protocol`` this backend fixes) out of the URL."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url, None
+def split_url(url: str) -> tuple[str, str | None]:
+    """Take wsroute's ``channel_prefix`` (and a ``protocol`` this backend fixes) out of the URL.
+
+    Returns the URL for redis-py and the prefix (None when the URL has none). Everything
+    else is kept exactly as written: ``urlunsplit`` would turn ``unix:///run/redis.sock``
+    into ``unix:/run/redis.sock``, which redis-py 8.2 and later refuse.
+    """
+    items = _query_items(url)
     prefix = None
     rest = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+    for item in items:
+        key = _query_key(item)
         if key == "channel_prefix":
-            prefix = value
+            prefix = unquote_plus(item.partition("=")[2])
         elif key != "protocol":
-            rest.append((key, value))
-    return urlunsplit(parts._replace(query=urlencode(rest))), prefix
+            rest.append(item)
+    if len(rest) == len(items):
+        return url, prefix
+    return _with_query(url, rest), prefix
+
+
+def _query_items(url: str) -> list[str]:
+    """The raw ``key=value`` items of the URL's query, as written."""
+    query = url.partition("#")[0].partition("?")[2]
+    return [item for item in query.split("&") if item]
+
+
+def _query_key(item: str) -> str:
+    return unquote_plus(item.partition("=")[0])
+
+
+def _with_query(url: str, items: list[str]) -> str:
+    """`url` with its query replaced by `items` (none: no ``?``), the rest untouched."""
+    head, hash_mark, fragment = url.partition("#")
+    base = head.partition("?")[0]
+    return base + ("?" + "&".join(items) if items else "") + hash_mark + fragment
 
 
 class _Connection(Protocol):
@@ -210,7 +234,7 @@ class RedisBackend(BrokerBackend):
         health_check_interval: float = 15.0,
         **redis_options: Any,
     ) -> None:
-        redis_url, url_prefix = _split_url(url)
+        redis_url, url_prefix = split_url(url)
         try:
             parse_url(redis_url)  # a bad URL fails here, when the router is built
         except ValueError as exc:
