@@ -321,7 +321,11 @@ async def clean(port: int, timeout: float = 5.0) -> AsyncIterator[dict[str, Any]
 
 
 async def exactly_once(probe: Probe, id_: str, settle: float = 0.1, timeout: float = 5.0) -> Leave:
-    """Wait for the leave of connection `id_`, then check no second one comes."""
+    """Wait for the leave of connection `id_`, then check no second one comes.
+
+    `settle` must be longer than the slowest leave handler a duplicate would run: a second
+    leave records only when its handler returns.
+    """
     await eventually(lambda: bool(probe.left(id_)), timeout, what=f"leave of {id_}")
     await asyncio.sleep(settle)
     leaves = probe.left(id_)

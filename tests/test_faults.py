@@ -57,6 +57,8 @@ from wsroute.broker.redis import RedisBackend
 from wsroute.multiplex.codec import Ok
 from wsroute.testing import MultiplexClient
 
+SLOW_LEAVE = 1.0
+"""Seconds the ``/slowleave`` leave handler works before it records its leave."""
 
 def new_id() -> str:
     return uuid.uuid4().hex[:10]
@@ -110,7 +112,7 @@ def build_app(probe: Probe, *, broker: Any = "memory://") -> tuple[FastAPI, WsRo
     @ws.leave("/slowleave/{name}")
     async def slow_leave(status: WebSocketStatus, channel: Channel) -> None:
         # A leave still at work when its socket is evicted.
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(SLOW_LEAVE)
         probe.record(channel.request.query_params.get("id", ""), channel.topic, status.code, status.reason)
 
     @ws.leave("/{rest:path}")
@@ -394,7 +396,10 @@ async def test_topic_closing_while_its_socket_is_evicted_still_leaves_once(runni
             slow.send(client_frame(OP_TEXT, f"/slowleave/x?id={closing}·close:4000:bye".encode()))
             await asyncio.sleep(0.1)
             assert await running.publish("/f/mxhome", count=600, size=16384) == 200
-            leaves = [await exactly_once(running.probe, id_, timeout=10) for id_ in (closing, home)]
+            # A second leave of the closing topic would start when the socket is torn down
+            # and record SLOW_LEAVE later: wait that long, and more, before counting.
+            settle = SLOW_LEAVE + 1.0
+            leaves = [await exactly_once(running.probe, id_, settle, timeout=10) for id_ in (closing, home)]
         finally:
             slow.close()
     assert [(leave.topic, leave.code, leave.reason) for leave in leaves] == [

@@ -153,6 +153,27 @@ async def test_guard_rejection_is_an_err_and_the_socket_stays(running: Running) 
         assert await mux.recv_data("/echo") == "alive"
 
 
+async def test_a_topic_refused_by_its_guard_is_not_subscribed(running: Running) -> None:
+    refused = "/rooms/guarded?name=mallory"
+    broker = running.router.broker
+    async with (
+        MultiplexClient.connect(f"ws://{running.url}/echo") as mux,
+        connect(f"ws://{running.url}/rooms/guarded?name=ann") as ann,
+    ):
+        assert await ann.recv() == "ann joined"
+        assert await mux.subscribe(refused) == Err("403 Forbidden", "SUBSCRIBE", (refused,))
+        # Only ann counts as a subscriber of the room, on the broker as on the socket.
+        assert len(list(broker.subscribers("/rooms/guarded"))) == 1
+        await ann.send("secret")
+        assert await ann.recv() == "ann: secret"
+        # Frames on one socket arrive in order: had the refused topic been subscribed, its
+        # copy of ann's broadcast (or a late OK) would come before this echo.
+        await mux.send("/echo", "after")
+        assert await mux.recv() == DataFrame("/echo", "after", None)
+        await mux.send(refused, "let me in")
+        assert await mux.recv() == Invalid("Not Subscribed")
+
+
 async def test_first_topic_rejection_refuses_the_socket(running: Running) -> None:
     from websockets.exceptions import InvalidStatus
 
