@@ -3,11 +3,14 @@
 A guard is any class with a classmethod ``from_request(cls, request)`` (sync or async)
 that returns an instance, rejects with `Reject` (or FastAPI's `HTTPException`), or passes
 the event to the next matching handler with `Forward`. Guards are built once per
-connection and kept in the connection's local cache.
+connection and kept in the connection's local cache. A guard that could not be built
+that way is refused when the handler is decorated (`guard_mistake`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 from collections.abc import Awaitable, Callable, Hashable
 from http import HTTPStatus
 from typing import Any, ClassVar, Self, TypeVar
@@ -119,5 +122,103 @@ class Guard:
 
 
 def is_guard(annotation: object) -> bool:
-    """True when `annotation` is a class that builds itself with `from_request`."""
-    return isinstance(annotation, type) and callable(getattr(annotation, "from_request", None))
+    """True when `annotation` is a class meant to be a guard.
+
+    That is a class with a callable `from_request`, a subclass of `Guard`, or a class that
+    declares a `security` scheme; `guard_mistake` says whether it can actually be built.
+    """
+    if not isinstance(annotation, type):
+        return False
+    return (
+        callable(getattr(annotation, "from_request", None))
+        or issubclass(annotation, Guard)
+        or isinstance(getattr(annotation, "security", None), SecurityScheme)
+    )
+
+
+def _raw_from_request(guard: type) -> object | None:
+    # The attribute as the class body defined it (function, classmethod, staticmethod…):
+    # `guard.from_request` has already bound it, hiding a missing @classmethod.
+    for klass in guard.__mro__:
+        if "from_request" in klass.__dict__:
+            raw: object = klass.__dict__["from_request"]
+            return raw
+    return None
+
+
+def _bare(signature: inspect.Signature) -> str:
+    # Names and defaults only: annotations (often strings) make the message hard to read.
+    empty = inspect.Parameter.empty
+    parameters = [p.replace(annotation=empty) for p in signature.parameters.values()]
+    return str(signature.replace(parameters=parameters, return_annotation=empty))
+
+
+def guard_mistake(guard: type) -> tuple[str, str] | None:
+    """Why `guard` cannot be built as ``guard.from_request(request)``, and the fix; None if it can.
+
+    Checked when a handler is decorated: each of these mistakes otherwise fails every
+    handshake with a 500, or (a `from_request` that yields) lets every client in with a
+    generator instead of the guard, its checks never run.
+    """
+    name = guard.__qualname__
+    raw = _raw_from_request(guard)
+    build = getattr(guard, "from_request", None)
+    if guard is Guard:
+        return (
+            "wsroute.Guard is the base class and has no from_request",
+            "annotate it with your subclass of Guard, which defines "
+            "`@classmethod def from_request(cls, request)`",
+        )
+    if raw is Guard.__dict__["from_request"] or not callable(build):
+        why = "subclasses wsroute.Guard" if issubclass(guard, Guard) else "declares a security scheme"
+        return (
+            f"{name} {why}, so it is a guard, but it has no from_request to build it",
+            f"in {name}, define `@classmethod def from_request(cls, request: HandshakeRequest) "
+            f"-> {name}` (or `async def`) returning an instance",
+        )
+    if inspect.isfunction(raw):
+        return (
+            f"{name}.from_request is a plain method, but guards are built with "
+            f"{name}.from_request(request), without an instance",
+            "decorate it with @classmethod: `@classmethod def from_request(cls, request)`",
+        )
+    # A callable instance yields through its __call__ (a function's is a method-wrapper).
+    call = getattr(build, "__call__", None)  # noqa: B004 - a callable instance's method
+    if inspect.isasyncgenfunction(build) or inspect.isasyncgenfunction(call):
+        kind = "an async generator"
+    elif inspect.isgeneratorfunction(build) or inspect.isgeneratorfunction(call):
+        kind = "a generator"
+    else:
+        kind = ""
+    if kind:
+        return (
+            f"{name}.from_request is {kind} (it yields): its body would never run, so no "
+            "check in it could refuse a client, and the handler would get the generator",
+            "`return` the instance instead of yielding it; a guard has no teardown "
+            "(a Depends that yields has one)",
+        )
+    try:
+        signature = inspect.signature(build)
+    except (TypeError, ValueError):
+        # A callable without a readable signature (a builtin, a C extension): trusted.
+        return None
+    try:
+        signature.bind(None)
+    except TypeError:
+        shown = _bare(signature)
+        if isinstance(raw, classmethod):
+            # Shown as written, with cls: the bound signature would hide it.
+            with contextlib.suppress(TypeError, ValueError):
+                shown = _bare(inspect.signature(raw.__func__))
+        first = next(iter(signature.parameters), None)
+        if isinstance(raw, staticmethod) and first == "cls":
+            return (
+                f"{name}.from_request{shown} is a staticmethod, so nothing passes it the class",
+                "make it a @classmethod: `@classmethod def from_request(cls, request)`",
+            )
+        return (
+            f"{name}.from_request{shown} cannot be called as {name}.from_request(request)",
+            "take exactly one parameter, the request, after cls; give any other parameter "
+            "a default, or read it from the request (request.app.state, request.local_cache)",
+        )
+    return None

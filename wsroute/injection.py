@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket
 from wsroute.broker import Broker
 from wsroute.channel import Channel
 from wsroute.errors import InvalidMessage, RegistrationError, UnsupportedFrame
-from wsroute.guards import HandshakeRequest, Reject, is_guard
+from wsroute.guards import HandshakeRequest, Reject, guard_mistake, is_guard
 from wsroute.messages import Data
 from wsroute.status import WebSocketStatus
 
@@ -475,11 +475,7 @@ class Analyzer:
                         "remove the message parameter, or handle messages in a @router.message handler",
                     )
                 if self.kind == "leave":
-                    raise self.fail(
-                        name,
-                        "a leave handler receives the close status, not a message",
-                        f"annotate it `{name}: WebSocketStatus`",
-                    )
+                    raise self.not_a_message(name)
                 message_params.append(name)
                 if len(message_params) > 1:
                     raise self.fail(
@@ -504,7 +500,7 @@ class Analyzer:
                 continue
             if _is_channel(annotation) and typing.get_args(annotation):
                 plan.sends += typing.get_args(annotation)
-            source = self.source(name, annotation, metadata, param.default)
+            source = self.source(name, annotation, metadata, param.default, of_handler=True)
             if source.scope == "event":
                 plan.event_params.append((name, source))
             else:
@@ -517,15 +513,21 @@ class Analyzer:
         if self.kind == "leave" and plan.message_param is None:
             for name, src in plan.connection_params:
                 if name == self.data and isinstance(src, ParamSource):
-                    raise self.fail(
-                        name,
-                        "a leave handler receives the close status, not a message",
-                        f"annotate it `{name}: WebSocketStatus`",
-                    )
+                    raise self.not_a_message(name)
         return plan
 
-    def source(self, name: str, annotation: Any, metadata: list[Any], default: Any) -> Source:
-        """Classify one parameter (of the handler or of a dependency)."""
+    def not_a_message(self, name: str) -> RegistrationError:
+        """The error for a leave handler's data parameter, which is not its close status."""
+        return self.fail(
+            name,
+            "a leave handler receives the close status, not a message",
+            f"annotate it `{name}: WebSocketStatus`",
+        )
+
+    def source(
+        self, name: str, annotation: Any, metadata: list[Any], default: Any, *, of_handler: bool = False
+    ) -> Source:
+        """Classify one parameter (of the handler itself when `of_handler`, else of a dependency)."""
         depends = next((m for m in metadata if isinstance(m, fastapi_params.Depends)), None)
         if depends is None and isinstance(default, fastapi_params.Depends):
             depends = default
@@ -546,6 +548,9 @@ class Analyzer:
         if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
             return _RequestSource()
         if is_guard(annotation):
+            mistake = guard_mistake(annotation)
+            if mistake is not None:
+                raise self.fail(name, *mistake)
             return GuardSource(annotation)
         if annotation is WebSocketStatus or annotation is Data:
             raise self.fail(
@@ -590,6 +595,10 @@ class Analyzer:
         if name in self.path_params:
             return ParamSource("path", name, name, constrained, value_default)
         if _is_non_scalar(annotation):
+            if of_handler and self.kind == "leave" and name == self.data:
+                # A model there is a message by habit; a dependency's `data` could not take
+                # the status, so only the handler's own parameter gets this advice.
+                raise self.not_a_message(name)
             if self.kind == "message":
                 raise self.fail(
                     name,
