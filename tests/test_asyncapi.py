@@ -19,15 +19,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 import jsonschema
 import pytest
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Security
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.applications import Starlette
 
 from apps import asyncapi_rich
@@ -339,6 +340,150 @@ def test_edge_cases_stay_valid(validator: jsonschema.protocols.Validator) -> Non
     custom = asyncapi_document(ws, servers={"prod": {"host": "example.com", "protocol": "wss"}})
     check(custom, validator)
     assert custom["servers"]["prod"]["host"] == "example.com"
+
+
+class Circle(BaseModel):
+    type: Literal["circle"]
+    radius: float = Field(gt=0)
+
+
+class Square(BaseModel):
+    type: Literal["square"]
+    side: float
+
+
+Shape = Annotated[Circle | Square, Field(discriminator="type")]
+
+
+class Drawing(BaseModel):
+    shapes: list[Shape]
+
+
+def test_message_constraints_and_discriminators(validator: jsonschema.protocols.Validator) -> None:
+    """A message's schema is its whole annotation's: Annotated constraints, discriminators."""
+    ws = WsRouter()
+
+    @ws.message("/count")
+    async def count(data: Annotated[int, Field(ge=0, le=9)]) -> None:
+        pass
+
+    @ws.message("/batch")
+    async def batch(data: Annotated[list[Annotated[int, Field(gt=0)]], Field(max_length=2)]) -> None:
+        pass
+
+    @ws.message("/shape")
+    async def shape(data: Shape, channel: Channel[Drawing]) -> None:
+        pass
+
+    @ws.message("/name")
+    async def name(data: Annotated[str, StringConstraints(min_length=1, max_length=3)]) -> None:
+        pass
+
+    @ws.message("/blob")
+    async def blob(data: Annotated[bytes, Field(max_length=4)]) -> None:
+        pass
+
+    document = asyncapi_document(ws)
+    check(document, validator)
+
+    def message(handler: str) -> dict[str, Any]:
+        (ref,) = document["operations"][handler]["messages"]
+        return dict(_pointer(document, ref["$ref"]))
+
+    counted = message("count")
+    assert counted["title"] == "int" and counted["contentType"] == "application/json"
+    assert counted["payload"] == {"type": "integer", "minimum": 0, "maximum": 9}
+    assert message("batch")["payload"] == {
+        "type": "array",
+        "items": {"type": "integer", "exclusiveMinimum": 0},
+        "maxItems": 2,
+    }
+    shaped = message("shape")
+    assert shaped["title"] == "Circle | Square"
+    # AsyncAPI's discriminator is the property's name (OpenAPI's object form is invalid there).
+    assert shaped["payload"] == {
+        "oneOf": [{"$ref": "#/components/schemas/Circle"}, {"$ref": "#/components/schemas/Square"}],
+        "discriminator": "type",
+    }
+    schemas = document["components"]["schemas"]
+    assert schemas["Circle"]["properties"]["radius"]["exclusiveMinimum"] == 0
+    # A discriminated union inside a model (here, one the handler sends) is converted too.
+    assert schemas["Drawing"]["properties"]["shapes"]["items"]["discriminator"] == "type"
+    named = message("name")
+    assert named["contentType"] == "text/plain"
+    assert named["payload"] == {"type": "string", "minLength": 1, "maxLength": 3}
+    blobbed = message("blob")
+    assert blobbed["contentType"] == "application/octet-stream"
+    assert blobbed["payload"]["format"] == "binary" and blobbed["payload"]["maxLength"] == 4
+
+
+def test_security_scopes_a_route_requires(validator: jsonschema.protocols.Validator) -> None:
+    """OAuth2 schemes list their scopes; each operation's requirement names those it needs."""
+    oauth2 = OAuth2PasswordBearer(
+        tokenUrl="/token", scopes={"items:read": "Read items.", "items:write": "Change items."}
+    )
+
+    def current_user(security_scopes: SecurityScopes, token: Annotated[str, Depends(oauth2)]) -> str:
+        return token
+
+    def writer(user: Annotated[str, Security(current_user, scopes=["items:write"])]) -> str:
+        return user
+
+    ws = WsRouter()
+
+    @ws.message("/read")
+    async def read(data: str, user: Annotated[str, Security(current_user, scopes=["items:read"])]) -> None:
+        pass
+
+    @ws.message("/write")
+    async def write(data: str, user: Annotated[str, Security(writer, scopes=["items:read"])]) -> None:
+        pass
+
+    @ws.message("/both")  # the same scheme under two Security: one requirement, both scopes
+    async def both(
+        data: str,
+        reader: Annotated[str, Security(current_user, scopes=["items:read"])],
+        changer: Annotated[str, Security(current_user, scopes=["items:write", "items:read"])],
+    ) -> None:
+        pass
+
+    @ws.join("/gated")
+    async def gated(user: Annotated[str, Security(current_user, scopes=["items:read"])]) -> None:
+        pass
+
+    @ws.message("/gated")  # the join handler's requirement applies to the route's messages
+    async def gated_message(data: str) -> None:
+        pass
+
+    @ws.message("/token")
+    async def token_only(data: str, user: Annotated[str, Depends(current_user)]) -> None:
+        pass
+
+    document = asyncapi_document(ws, host="api.example.com")
+    check(document, validator)
+    schemes = document["components"]["securitySchemes"]
+
+    def required(op_id: str) -> dict[str, Any]:
+        (ref,) = document["operations"][op_id]["security"]
+        return dict(_pointer(document, ref["$ref"]))
+
+    for op_id, scopes in (
+        ("read", ["items:read"]),
+        ("write", ["items:read", "items:write"]),
+        ("both", ["items:read", "items:write"]),
+        ("gated_message", ["items:read"]),
+    ):
+        scheme = required(op_id)
+        assert scheme["type"] == "oauth2" and scheme["scopes"] == scopes, op_id
+        assert scheme["flows"]["password"] == {
+            "availableScopes": {"items:read": "Read items.", "items:write": "Change items."},
+            "tokenUrl": "http://api.example.com/token",
+        }
+    # A token with no scope named: the scheme as declared, without a scopes list.
+    assert "scopes" not in required("token_only")
+    assert required("token_only") == schemes["OAuth2PasswordBearer"]
+    # Routes needing the same scopes share one component.
+    assert document["operations"]["read"]["security"] == document["operations"]["gated_message"]["security"]
 
 
 # --- served routes -----------------------------------------------------------------------

@@ -31,6 +31,7 @@ from websockets.typing import Subprotocol
 from browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from server import connect, eventually, serve
 from wsroute import RegistrationError
+from wsroute.asyncapi import asyncapi_for_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -174,6 +175,27 @@ async def test_typed_messages() -> None:
         async with connect(f"ws://{host}/sum") as client:
             await client.send("[1, 2, 3]")
             assert await recv(client) == "6"
+        async with connect(f"ws://{host}/commands") as client:
+            await client.send('{"type": "join", "room": "lobby"}')
+            assert await recv(client) == "joined lobby"
+            await client.send('{"type": "say", "text": "hi"}')
+            assert await recv(client) == "said hi"
+            await client.send('{"type": "join", "room": 5}')
+            reason = "invalid message: join.room: Input should be a valid string"
+            assert await closed_with(client) == (1007, reason)
+        async with connect(f"ws://{host}/commands") as client:
+            await client.send('{"type": "leave"}')
+            assert await closed_with(client) == (
+                1007,
+                "invalid message: Input tag 'leave' found using 'type' does not match any of the"
+                " expected tags: 'join', 'say'",
+            )
+        async with connect(f"ws://{host}/volume") as client:
+            await client.send("10")
+            assert await recv(client) == "volume 10"
+            await client.send("11")
+            reason = "invalid message: Input should be less than or equal to 10"
+            assert await closed_with(client) == (1007, reason)
 
 
 # --- broadcasts and rooms ---------------------------------------------------------------------
@@ -285,6 +307,32 @@ async def test_fastapi_security_dependencies() -> None:
             assert await recv(client) == "session s3"
         for path in ("/service", "/widget", "/app"):
             assert (await refused(f"ws://{host}{path}")).status_code == 401
+
+
+async def test_oauth2_scopes() -> None:
+    scopes = example("security_scopes")
+    ann, bob = ({"Authorization": f"Bearer t-{name}"} for name in ("ann", "bob"))
+    with serve(scopes.app) as host:
+        async with connect(f"ws://{host}/chat/read", additional_headers=bob) as client:
+            await client.send("x")
+            assert await recv(client) == "bob reads"
+        response = await refused(f"ws://{host}/chat/post", additional_headers=bob)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer scope="chat:read chat:write"'
+        assert response.body == b'{"detail":"not enough permissions"}'
+        async with connect(f"ws://{host}/chat/post", additional_headers=ann) as client:
+            await client.send("hi")
+            assert await recv(client) == "ann: hi"
+        eve = {"Authorization": "Bearer t-eve"}
+        response = await refused(f"ws://{host}/chat/read", additional_headers=eve)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Bearer scope="chat:read"'
+    document = asyncapi_for_app(scopes.app)
+    (post,) = document["operations"]["post"]["security"]
+    assert post["$ref"].endswith("/OAuth2PasswordBearer.chat_read.chat_write")
+    scheme = document["components"]["securitySchemes"]["OAuth2PasswordBearer.chat_read.chat_write"]
+    assert scheme["scopes"] == ["chat:read", "chat:write"]
+    assert set(scheme["flows"]["password"]["availableScopes"]) == {"chat:read", "chat:write"}
 
 
 async def test_origin_policy() -> None:
@@ -611,8 +659,6 @@ async def test_asyncapi_document_and_page() -> None:
 
 
 def test_asyncapi_command_line(tmp_path: Path) -> None:
-    from wsroute.asyncapi import asyncapi_for_app
-
     asyncapi_app = example("asyncapi_app")
     output = tmp_path / "asyncapi.json"
     command = [sys.executable, "-m", "wsroute", "asyncapi", "asyncapi_app:app"]

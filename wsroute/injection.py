@@ -18,13 +18,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import params as fastapi_params
 from fastapi.concurrency import contextmanager_in_threadpool
 from fastapi.security import SecurityScopes
+from fastapi.security.base import SecurityBase
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined
 from starlette.concurrency import run_in_threadpool
@@ -117,8 +118,14 @@ class _RequestSource(Source):
 
 
 class _SecurityScopesSource(Source):
+    """The scopes of every ``Security`` enclosing the dependency that asks for them."""
+
+    def __init__(self, scopes: list[str]) -> None:
+        self.scopes = tuple(scopes)
+
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
-        return SecurityScopes()
+        # A fresh object each time, as FastAPI gives: a dependency may change its list.
+        return SecurityScopes(scopes=list(self.scopes))
 
 
 class GuardSource(Source):
@@ -205,7 +212,14 @@ class ParamSource(Source):
 
 
 class DependencySource(Source):
-    """A FastAPI-style dependency (`Depends`), with its own parameters."""
+    """A FastAPI-style dependency (`Depends` or `Security`), with its own parameters.
+
+    `scopes` are the OAuth2 scopes in effect for it: those of every enclosing ``Security``,
+    outermost first, as FastAPI computes them. When the dependency depends on its scopes
+    (it or a sub-dependency takes `SecurityScopes`, is a security scheme, or declares
+    scopes), its cached value is kept per set of scopes, as FastAPI keys its cache: the
+    same dependency under two ``Security`` with different scopes runs for each.
+    """
 
     def __init__(
         self,
@@ -213,12 +227,22 @@ class DependencySource(Source):
         use_cache: bool,
         scope: Scope,
         params: list[tuple[str, Source]],
+        scopes: Sequence[str] = (),
+        uses_scopes: bool = False,
     ) -> None:
         self.call = call
         self.use_cache = use_cache
         self.scope = scope
         self.params = params
-        self.key: object = call if use_cache else object()
+        self.scopes = tuple(scopes)
+        self.uses_scopes = uses_scopes
+        self.key: object
+        if not use_cache:
+            self.key = object()
+        elif uses_scopes:
+            self.key = (call, tuple(sorted(set(self.scopes))))
+        else:
+            self.key = call
         self.is_async_gen = inspect.isasyncgenfunction(call) or inspect.isasyncgenfunction(
             getattr(call, "__call__", None)  # noqa: B004 - a callable instance's method
         )
@@ -296,16 +320,34 @@ def _validation_reason(exc: ValidationError) -> str:
     return f"invalid message: {loc}: {err['msg']}" if loc else f"invalid message: {err['msg']}"
 
 
+def _raw_decoder(base: Any) -> Decoder | None:
+    """The decoder of a type that takes the frame as it came, or None for a JSON type."""
+    if base is str:
+        return _decode_str
+    if base is bytes:
+        return _decode_bytes
+    if base is Data:
+        return _decode_data
+    if typing.get_origin(base) in (typing.Union, _UnionType) and set(typing.get_args(base)) == {str, bytes}:
+        return _decode_either
+    return None
+
+
 def make_decoder(annotation: Any) -> Decoder:
     """The function that turns a received frame into the handler's message type.
 
     `str` takes text frames, `bytes` binary frames, ``str | bytes`` either, `Data` either
-    (raw); any other type is JSON validated by pydantic.
+    (raw); any other type is JSON validated by pydantic. The whole annotation is what
+    validates: ``Annotated`` constraints (``Field(ge=0)``, ``max_length``, a union's
+    ``discriminator``) apply exactly as ``TypeAdapter(annotation)`` applies them.
     """
     base, metadata = _split_annotated(annotation)
-    if metadata and base in (str, bytes):
+    raw = _raw_decoder(base)
+    if raw is not None:
+        if not metadata or base is Data:
+            # Data is the frame itself: pydantic has nothing of it to constrain.
+            return raw
         # Annotated[str, Field(max_length=...)]: the frame kind of `base`, then its constraints.
-        raw = _decode_str if base is str else _decode_bytes
         check = TypeAdapter(annotation).validate_python
 
         def decode_constrained(text: str | None, data: bytes | None) -> Any:
@@ -315,18 +357,6 @@ def make_decoder(annotation: Any) -> Decoder:
                 raise InvalidMessage(_validation_reason(exc)) from exc
 
         return decode_constrained
-    annotation = base
-    if annotation is str:
-        return _decode_str
-    if annotation is bytes:
-        return _decode_bytes
-    if annotation is Data:
-        return _decode_data
-    if typing.get_origin(annotation) in (typing.Union, _UnionType) and set(typing.get_args(annotation)) == {
-        str,
-        bytes,
-    }:
-        return _decode_either
     adapter: TypeAdapter[Any] = TypeAdapter(annotation)
     validate_json = adapter.validate_json
 
@@ -352,6 +382,7 @@ class Plan:
     message_param: str | None = None
     decoder: Decoder | None = None
     message_annotation: Any = None
+    """The message parameter's annotation as written, ``Annotated`` metadata included."""
     status_param: str | None = None
     sends: tuple[Any, ...] = ()
     """Types named by a typed ``Channel[T]`` parameter: what the handler sends (for docs)."""
@@ -429,6 +460,11 @@ class Analyzer:
         self.path_params = path_params
         self.data = data
         self.where = _describe(handler)
+        # While a dependency's parameters are analyzed: the scopes of the Security
+        # declarations above them, concatenated (FastAPI's parent_oauth_scopes for its
+        # sub-dependencies), and the scopes in effect for the dependency itself.
+        self._scope_chain: list[str] = []
+        self._scopes: list[str] = []
 
     def fail(self, param: str, problem: str, fix: str) -> RegistrationError:
         """A registration error naming the function, the parameter and the fix."""
@@ -485,8 +521,9 @@ class Analyzer:
                         "(default 'data') or annotated Data",
                     )
                 plan.message_param = name
-                plan.message_annotation = annotation
-                # The full annotation: Annotated[str, StringConstraints(...)] keeps its rules.
+                # The full annotation, in the decoder and the docs alike: Annotated keeps
+                # its constraints and a union its discriminator.
+                plan.message_annotation = hints[name]
                 plan.decoder = make_decoder(hints[name])
                 continue
             if annotation is WebSocketStatus:
@@ -538,7 +575,7 @@ class Analyzer:
         if annotation is Broker:
             return _BrokerSource()
         if annotation is SecurityScopes:
-            return _SecurityScopesSource()
+            return _SecurityScopesSource(self._scopes)
         if isinstance(annotation, type) and issubclass(annotation, WebSocket):
             raise self.fail(
                 name,
@@ -618,17 +655,38 @@ class Analyzer:
         if not callable(call):
             raise self.fail(name, "Depends() has nothing to call", "pass the dependency: Depends(get_x)")
         hints = _hints(call, self.localns)
+        own = list(depends.scopes or ()) if isinstance(depends, fastapi_params.Security) else []
+        # As FastAPI: the scopes in effect are the enclosing ones, then this Security's own
+        # not already among them; its sub-dependencies inherit both, concatenated.
+        scopes = [*self._scope_chain]
+        scopes.extend(scope for scope in dict.fromkeys(own) if scope not in self._scope_chain)
+        outer = self._scope_chain, self._scopes
+        self._scope_chain, self._scopes = [*self._scope_chain, *own], scopes
         params: list[tuple[str, Source]] = []
-        for param in inspect.signature(call).parameters.values():
-            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                continue
-            if param.name not in hints:
-                raise RegistrationError(
-                    f"{self.where}: dependency {_describe(call)}: parameter {param.name!r} has no "
-                    f"type annotation. Fix: annotate it"
+        try:
+            for param in inspect.signature(call).parameters.values():
+                if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    continue
+                if param.name not in hints:
+                    raise RegistrationError(
+                        f"{self.where}: dependency {_describe(call)}: parameter {param.name!r} has no "
+                        f"type annotation. Fix: annotate it"
+                    )
+                sub_annotation, sub_metadata = _split_annotated(hints[param.name])
+                params.append(
+                    (param.name, self.source(param.name, sub_annotation, sub_metadata, param.default))
                 )
-            sub_annotation, sub_metadata = _split_annotated(hints[param.name])
-            params.append((param.name, self.source(param.name, sub_annotation, sub_metadata, param.default)))
+        finally:
+            self._scope_chain, self._scopes = outer
+        uses_scopes = (
+            bool(own)
+            or isinstance(call, SecurityBase)
+            or any(
+                isinstance(source, _SecurityScopesSource)
+                or (isinstance(source, DependencySource) and source.uses_scopes)
+                for _, source in params
+            )
+        )
         needs_event = any(source.scope == "event" for _, source in params)
         is_generator = (
             inspect.isgeneratorfunction(call)
@@ -657,7 +715,7 @@ class Analyzer:
             scope = "event"
         else:
             scope = "connection"
-        return DependencySource(call, depends.use_cache, scope, params)
+        return DependencySource(call, depends.use_cache, scope, params, scopes, uses_scopes)
 
 
 def _split_annotated(annotation: Any) -> tuple[Any, list[Any]]:

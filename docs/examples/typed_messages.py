@@ -1,9 +1,10 @@
 """What a message can be: text, bytes, raw Data, or anything pydantic validates."""
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from wsroute import Channel, Data, WsRouter
 
@@ -51,6 +52,37 @@ async def total(data: list[int], channel: Channel) -> None:  # '[1, 2, 3]'
 
 
 # --8<-- [end:kinds]
+
+
+# --8<-- [start:constraints]
+class Join(BaseModel):
+    type: Literal["join"]
+    room: str = Field(max_length=20)
+
+
+class Say(BaseModel):
+    type: Literal["say"]
+    text: str
+
+
+# The "type" field picks the model; a wrong or missing tag is named in the close reason.
+Command = Annotated[Join | Say, Field(discriminator="type")]
+
+
+@ws.message("/commands")
+async def command(data: Command, channel: Channel) -> None:
+    if isinstance(data, Join):
+        await channel.send(f"joined {data.room}")
+    else:
+        await channel.send(f"said {data.text}")
+
+
+@ws.message("/volume")
+async def volume(data: Annotated[int, Field(ge=0, le=10)], channel: Channel) -> None:
+    await channel.send(f"volume {data}")  # '11' closes the connection with 1007
+
+
+# --8<-- [end:constraints]
 
 
 app = FastAPI()

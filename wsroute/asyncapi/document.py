@@ -7,13 +7,16 @@ The mapping, in AsyncAPI terms ("the application" is the server):
   becomes ``{_0}``, ``{_1}``, …), its ``parameters`` are the path parameters, and its ``ws``
   binding holds the handshake's query and header parameters as JSON Schemas;
 * a **receive** operation per ``message`` handler: what clients send, its JSON Schema taken
-  from the message annotation (``str`` → text frame, ``bytes`` → binary frame, ``Data`` or
-  ``str | bytes`` → either, anything else → JSON validated by pydantic);
+  from the whole message annotation, ``Annotated`` constraints and discriminators included
+  (``str`` → text frame, ``bytes`` → binary frame, ``Data`` or ``str | bytes`` → either,
+  anything else → JSON validated by pydantic);
 * a **send** operation per handler that declares what it sends (``sends=`` on the decorator,
   or a typed ``Channel[T]`` parameter);
 * ``components.schemas`` holds every model, so each ``$ref`` resolves inside the document;
   ``components.securitySchemes`` the schemes of guards (their ``security`` attribute) and of
-  FastAPI security dependencies, referenced by the operations whose handlers use them;
+  FastAPI security dependencies, referenced by the operations whose handlers use them; an
+  OAuth2 or OpenID Connect scheme that a handler reaches through ``Security(..., scopes=…)``
+  is referenced as a copy listing those ``scopes``;
 * the server carries the ``rocket-multiplex`` sub-protocol as ``x-wsroute-multiplex`` and the
   router's limits as ``x-wsroute-limits``.
 
@@ -33,6 +36,7 @@ from typing import Any, Literal
 
 from fastapi.security.base import SecurityBase
 from pydantic import TypeAdapter
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from wsroute.injection import DependencySource, GuardSource, ParamSource, Plan, Source
@@ -142,6 +146,28 @@ def _path_schema(source: ParamSource) -> dict[str, Any]:
     if isinstance(ref, str):
         schema = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], schema)
     return schema
+
+
+def _unannotated(tp: Any) -> Any:
+    """`tp` without its ``Annotated`` metadata (the type that decides the frame kind)."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _raw_payload(frame: str, tp: Any, mode: Mode) -> dict[str, Any]:
+    """The payload schema of a raw text or binary frame, with the constraints `tp` states."""
+    plain = _TEXT if frame == "text" else _BINARY
+    if typing.get_origin(tp) is not typing.Annotated or _unannotated(tp) is Data:
+        return dict(plain)
+    kind = str if frame == "text" else bytes
+    metadata = typing.get_args(tp)[1:]
+    try:
+        constrained: Any = typing.Annotated[(kind, *metadata)]
+        schema: dict[str, Any] = TypeAdapter(constrained).json_schema(mode=mode)
+    except Exception:  # metadata pydantic cannot describe only costs precision in the docs
+        return dict(plain)
+    return {**plain, **schema}
 
 
 def _is_union(tp: Any) -> bool:
@@ -257,6 +283,24 @@ def _operation(
 # --- schemas -------------------------------------------------------------------------------
 
 
+class _AsyncApiJsonSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema in AsyncAPI's dialect.
+
+    Pydantic writes a discriminated union's discriminator as OpenAPI's object
+    (``{"propertyName": ..., "mapping": ...}``); an AsyncAPI Schema Object's
+    ``discriminator`` is the property's name, and the object form makes the document
+    invalid. Each member still states its tag (a ``const``), so the mapping is not lost.
+    """
+
+    def tagged_union_schema(self, schema: Any) -> JsonSchemaValue:
+        """The union's ``oneOf``, its discriminator as the tag property's name."""
+        json_schema = super().tagged_union_schema(schema)
+        discriminator = json_schema.get("discriminator")
+        if isinstance(discriminator, dict):
+            json_schema["discriminator"] = discriminator["propertyName"]
+        return json_schema
+
+
 class _Schemas:
     """JSON Schemas requested while building, generated together at the end.
 
@@ -277,7 +321,8 @@ class _Schemas:
         out: dict[str, Any] = {}
         try:
             adapter = target if isinstance(target, TypeAdapter) else TypeAdapter(target)
-            adapter.json_schema(mode=mode)  # fail here, not in the shared call
+            # Fail here, not in the shared call.
+            adapter.json_schema(mode=mode, schema_generator=_AsyncApiJsonSchema)
         except Exception as exc:
             out["description"] = f"{_type_title(target)} (no JSON Schema: {type(exc).__name__})"
             return out
@@ -289,7 +334,9 @@ class _Schemas:
         if not self._pending:
             return {}
         inputs = [(index, mode, adapter) for index, (_, adapter, mode) in enumerate(self._pending)]
-        by_key, shared = TypeAdapter.json_schemas(inputs, ref_template=SCHEMA_REF)
+        by_key, shared = TypeAdapter.json_schemas(
+            inputs, ref_template=SCHEMA_REF, schema_generator=_AsyncApiJsonSchema
+        )
         for index, (out, _, mode) in enumerate(self._pending):
             out.update(by_key[(index, mode)])
         defs: dict[str, Any] = shared.get("$defs", {})
@@ -562,10 +609,12 @@ class _Builder:
 
         Raw frames are described as such; ``Data`` (and ``str | bytes``) is two messages,
         one per frame kind, so that each has its own content type. A type already on the
-        channel (sent by two handlers) is one message.
+        channel (sent by two handlers) is one message. ``Annotated`` metadata shapes the
+        schema (constraints, a discriminator), not the frame kind or the title.
         """
-        title = _type_title(tp)
-        frames = _frames(tp) if mode == "validation" else _send_frames(tp)
+        base = _unannotated(tp)
+        title = _type_title(base)
+        frames = _frames(base) if mode == "validation" else _send_frames(base)
         found: list[tuple[str, str, dict[str, Any]]] = []
         if frames is None:
             way = "validated" if mode == "validation" else "serialized"
@@ -573,13 +622,13 @@ class _Builder:
             found.append(("json", name or title, _message(title, "json", self.schemas.of(tp, mode), text)))
         else:
             text = ""
-            if isinstance(tp, type) and tp not in (str, bytes, Data):
-                doc = (inspect.getdoc(tp) or "").partition("\n\n")[0]
-                text = f" `{tp.__name__}.into_message()`" + (f": {' '.join(doc.split())}" if doc else ".")
+            if isinstance(base, type) and base not in (str, bytes, Data):
+                doc = (inspect.getdoc(base) or "").partition("\n\n")[0]
+                text = f" `{base.__name__}.into_message()`" + (f": {' '.join(doc.split())}" if doc else ".")
             for frame in ("text", "binary"):
                 if frames in (frame, "either"):
                     key = f"{name or title}_{frame}" if frames == "either" else name or title
-                    payload = dict(_TEXT if frame == "text" else _BINARY)
+                    payload = _raw_payload(frame, tp, mode)
                     found.append((frame, key, _message(title, frame, payload, f"A {frame} frame.{text}")))
         messages: dict[str, Any] = self.channels[channel_id]["messages"]
         refs = []
@@ -636,16 +685,34 @@ class _Builder:
 
     def security(self, handler: Handler, gate: list[Handler]) -> list[dict[str, str]]:
         """References to the schemes `handler` needs, and those of the join handlers that
-        gate the connection on its route (they run at the handshake)."""
-        refs: list[dict[str, str]] = []
+        gate the connection on its route (they run at the handshake).
+
+        A scheme reached through ``Security(..., scopes=…)`` needs those scopes; reached
+        several times, the union of them (as FastAPI merges them in OpenAPI). AsyncAPI
+        states the scopes an operation needs in the scheme object's ``scopes``, so an
+        OAuth2 or OpenID Connect scheme that needs some is referenced as a copy listing
+        them, keyed by the scheme's name and its scopes.
+        """
+        needed: list[tuple[str, dict[str, Any], list[str]]] = []
         for owner in [handler, *(h for h in gate if h is not handler)]:
             for source in _sources(owner.plan):
                 named = self.scheme_of(source)
                 if named is None:
                     continue
-                ref = {"$ref": f"#/components/securitySchemes/{self.register_scheme(*named)}"}
-                if ref not in refs:
-                    refs.append(ref)
+                name, spec = named
+                scopes = list(source.scopes) if isinstance(source, DependencySource) else []
+                known = next((n for n in needed if n[0] == name and n[1] == spec), None)
+                if known is None:
+                    needed.append((name, spec, list(dict.fromkeys(scopes))))
+                else:
+                    known[2].extend(scope for scope in scopes if scope not in known[2])
+        refs: list[dict[str, str]] = []
+        for name, spec, scopes in needed:
+            if scopes and spec.get("type") in ("oauth2", "openIdConnect"):
+                name, spec = ".".join([name, *scopes]), {**spec, "scopes": scopes}
+            ref = {"$ref": f"#/components/securitySchemes/{self.register_scheme(name, spec)}"}
+            if ref not in refs:
+                refs.append(ref)
         return refs
 
     def scheme_of(self, source: Source) -> tuple[str, dict[str, Any]] | None:
