@@ -1,0 +1,240 @@
+"""What a run prints and writes: the per-run lines, the JSON-lines record, the markdown table,
+and docs/benchmarks.md (the table of the latest full run after the notes in bench/notes.md).
+"""
+
+# ruff: noqa: RUF001  (the multiplication signs and dashes in the strings are printed on purpose)
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from config import BENCH, DOCS, ROOT, Config
+from summary import CLEAN, Row, summarize
+
+
+class Recorder:
+    """Appends every measurement to the JSON-lines file and keeps them for the summary."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def add(self, record: dict[str, Any]) -> None:
+        record = {"time": time.time(), **record}
+        self.records.append(record)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+
+def result_line(scenario: str, r: dict[str, Any]) -> str:
+    """The console line of one run: its throughput or latency, and the CPU each side used."""
+    cpu = (
+        f"cpu srv {'+'.join(f'{u:.0%}' for u in r.get('server_cpu_util', []))} cli {r.get('client_cpu_util', 0):.0%}"  # noqa: E501
+        f" stolen {r.get('contention', 0):.0%}"
+    )
+    if scenario in ("echo", "multiplex"):
+        return f"{r['msg_per_s']:>9.0f} msg/s  p50 {r['rtt_us']['p50']:.0f}us p99 {r['rtt_us']['p99']:.0f}us  {cpu}"  # noqa: E501
+    if scenario in ("fanout", "redis_fanout"):
+        return (
+            f"{r['deliveries_per_s']:>9.0f} deliv/s  p99 {r['latency_us']['p99'] / 1000:.1f}ms "
+            f"lost {r['lost']}  {cpu}"
+        )
+    if scenario == "connect":
+        return f"{r['conns_per_s']:>7.0f} conn/s  failed {r['failed']}  {cpu}"
+    return json.dumps(r)[:200]
+
+
+def micro_rows(records: list[dict[str, Any]]) -> list[str]:
+    out: list[str] = []
+    for r in records:
+        if r.get("scenario") != "micro" or "injection" not in r:
+            continue
+        inj = r["injection"]
+        o = inj["overhead_three_us"]
+        us = inj["us_per_call"]
+        out.append(
+            f"| injection overhead, 3 params (Channel, guard, Broker) + `str` message | {o['median']:.2f} µs/event "  # noqa: E501
+            f"({o['min']:.2f}–{o['max']:.2f}) | ≤ 5 µs | {'PASS' if o['median'] <= 5 else 'FAIL'} | "
+            f"`Session.on_message` {us['wsroute_three']:.2f} µs vs awaiting the bare function {us['bare_three']:.2f} µs |"  # noqa: E501
+        )
+        out.append(
+            f"| injection overhead, message only | {inj['overhead_zero_us']['median']:.2f} µs/event | | | |"
+        )
+        out.append(
+            f"| injection overhead, 3 params + one `yield` dependency (event scope) | "
+            f"{inj['overhead_event_dep_us']['median']:.2f} µs/event | | | AsyncExitStack + asynccontextmanager per event |"  # noqa: E501
+        )
+        for key, label in (
+            ("asgi_echo", "receive never suspends"),
+            ("asgi_echo_suspending", "receive suspends once"),
+        ):
+            if key in r:
+                per = r[key]["us_per_msg"]
+                out.append(
+                    f"| in-process ASGI echo, µs/message ({label}) | "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
+                    + " | | | framework CPU only, no uvicorn or network |"
+                )
+        if "fanout" in r:
+            f = r["fanout"]
+            out.append(
+                f"| in-process fan-out to {f['subs']}, µs/delivery | "
+                + ", ".join(f"{k} {v:.2f}" for k, v in f["us_per_delivery"].items())
+                + " | | | no uvicorn: the framework's own cost per subscriber |"
+            )
+        if "memory" in r:
+            m = r["memory"]
+            parts = []
+            for k in ("raw", "fastapi", "wsroute"):
+                if k in m:
+                    owners = ", ".join(f"{o} {b}" for o, b in m[k]["by_owner"].items())
+                    parts.append(f"{k} {m[k]['bytes_per_conn']:,.0f} B ({owners})")
+            out.append(
+                f"| in-process memory per idle connection ({m['conns']} held; uvicorn's own objects excluded) | "  # noqa: E501
+                + "; ".join(parts)
+                + " | | | tracemalloc, by the innermost frame of each allocation |"
+            )
+    return out
+
+
+def render_markdown(rows: list[Row], records: list[dict[str, Any]], cfg: Config, elapsed: float) -> str:
+    lines = [
+        f"Run `{cfg.stamp}` ({'quick' if cfg.quick else 'smoke' if cfg.smoke else 'full'}): "
+        f"{cfg.reps} interleaved rounds of "
+        f"{cfg.duration:g} s per point, {elapsed / 60:.1f} min in all.",
+        "",
+        "Columns: *ratio* = median of the per-round ratios variant/baseline over all rounds (min–max); "
+        f"*clean* = the same over the rounds where no other process took more than {CLEAN:.0%} of the "
+        "window from our server or client (n = rounds kept); *CPU ratio* = baseline server CPU per "
+        "operation / variant's (> 1: the variant spends less CPU per message). The verdict uses *clean* "
+        "when it has ≥ 3 rounds, else *ratio* (marked noisy). *CPU* = server / client utilisation of one "
+        "core, and the share of the window stolen by other processes.",
+        "",
+        "| scenario | params | variant | median | ratio (min–max) | clean | CPU ratio | target | verdict | CPU srv / cli / stolen | notes |",  # noqa: E501
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row.scenario} | {row.params} | {row.variant} | {row.value} | {row.ratio} | {row.clean} | "
+            f"{row.cpu_ratio} | {row.target} | {row.verdict} | {row.cpu} | {row.extra} |"
+        )
+    micro = micro_rows(records)
+    if micro:
+        lines += [
+            "",
+            "| micro-benchmark | result | target | verdict | notes |",
+            "|---|---|---|---|---|",
+            *micro,
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    import psutil
+
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for pkg in (
+        "uvicorn",
+        "websockets",
+        "wsproto",
+        "starlette",
+        "fastapi",
+        "picows",
+        "uvloop",
+        "python-socketio",
+        "litestar",
+        "broadcaster",
+    ):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions.append(f"{pkg} {version(pkg)}")
+    load = os.getloadavg()
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run([*git, "status", "--porcelain", "wsroute"], capture_output=True, text=True)
+    head = commit.stdout.strip() + (" + uncommitted changes in wsroute/" if dirty.stdout.strip() else "")
+    return (
+        f"wsroute at {head}; {cpu}, {psutil.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB; "
+        f"{platform.system()} {platform.release()}; Python {platform.python_version()}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; " + ", ".join(versions)
+    )
+
+
+DOC_HEAD = """# Benchmarks
+
+The suite lives in `bench/` (see `bench/README.md`). Every figure that matters is a **ratio
+against a baseline measured in the same run**: the variants of a scenario run interleaved
+(A, B, A, B, … with the order reversed every other round), and the table gives the median of
+the per-round ratios with their spread (min–max). Absolute numbers are context only: the
+benchmark machine is small (2 cores) and shared with other work.
+
+## How to reproduce
+
+```sh
+python3 bench/run.py --setup     # bench/.venv: bench/requirements.txt + wsroute[redis], editable
+python3 bench/run.py --quick     # about two minutes, the targets only
+python3 bench/run.py             # the full suite (writes bench/results/ and this page)
+python3 bench/run.py --profile   # py-spy profiles of wsroute's echo and fan-out paths
+```
+
+Redis (for the cross-process scenario) is expected at 127.0.0.1:6379; without it that
+scenario is skipped.
+
+## Set-up
+
+- Servers: uvicorn, one worker, uvloop + httptools, `--ws websockets-sansio` (the targets;
+  `wsproto` rows are context), on 127.0.0.1, started and stopped by the runner, pinned to
+  CPU 0. Load client: picows on uvloop in a separate process pinned to CPU 1. The CPU column
+  is the share of one core each side used inside the measured window: a server at ~100% is
+  the bottleneck; a client near 100% means the figure is a lower bound.
+- Echo: closed loop, one message in flight per connection, 32-byte text.
+- Fan-out: one publisher, N subscribers on one topic, 64-byte text, a window of 4
+  broadcasts in flight (the next is published when the oldest reached every subscriber);
+  every delivery is counted and `lost` is sent × subscribers − delivered after a drain.
+  Latency is publisher send → subscriber receive, both in the client process.
+- Connect: 8 concurrent loops of open → accepted → close, through a guard (wsroute) or a
+  `Depends` (FastAPI).
+- Memory: a fresh server, warmed with 200 connect/close cycles, then 5000 idle connections;
+  (RSS held − RSS before) / 5000.
+- Multiplex: 10 closed-loop echo streams, as 10 topics of one `rocket-multiplex` socket vs
+  10 dedicated sockets, same server and handler.
+- Redis: 1000 subscribers on server B, publisher on server A, both `redis://127.0.0.1:6379/0`,
+  against wsroute's memory broker in one process and against encode/broadcaster's Redis
+  backend set up the same way.
+
+"""
+
+
+def write_outputs(
+    rec: Recorder, cfg: Config, elapsed: float, write_docs: bool, machine_line: str | None = None
+) -> str:
+    rows, _facts = summarize(rec.records)
+    table = render_markdown(rows, rec.records, cfg, elapsed)
+    rec.path.with_suffix(".md").write_text(table)
+    if write_docs:
+        DOCS.parent.mkdir(parents=True, exist_ok=True)
+        notes_path = BENCH / "notes.md"
+        notes = notes_path.read_text() if notes_path.exists() else ""
+        DOCS.write_text(
+            DOC_HEAD
+            + (notes + "\n" if notes else "")
+            + f"## Latest full run\n\nMachine: {machine_line or machine()}.\n\n"
+            + table
+        )
+    return table

@@ -1,0 +1,358 @@
+"""The scenarios: which servers compete in each (the first variant is the baseline), the client's
+load, and the rounds that run them interleaved.
+
+Each `scenario_*` records every run it makes as a JSON line; `SCENARIOS` is the order of a full run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from config import BENCH, ROOT, SERVER_CPU, VENV_PY, Config, log
+from report import Recorder, result_line
+from servers import FASTLANE, ClientError, Server, Servers, ServerSpec, run_client
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Variant:
+    """One contender in a scenario: a server (or two) and how the client talks to it."""
+
+    name: str
+    server: ServerSpec
+    client: dict[str, Any] = field(default_factory=dict)
+    sub_server: ServerSpec | None = None  # cross-process: subscribers on a second server
+
+
+def keep(cfg: Config, variants: list[Variant]) -> list[Variant]:
+    """Apply --variants; the first variant of every scenario is its baseline and always stays."""
+    if not cfg.variants:
+        return variants
+    return [v for i, v in enumerate(variants) if i == 0 or v.name in cfg.variants]
+
+
+def interleave(variants: list[Variant], rep: int) -> list[Variant]:
+    return variants if rep % 2 == 0 else list(reversed(variants))
+
+
+def run_rounds(
+    rec: Recorder,
+    cfg: Config,
+    servers: Servers,
+    scenario: str,
+    params: dict[str, Any],
+    variants: list[Variant],
+    client_spec: dict[str, Any],
+    reps: int,
+    timeout: float,
+) -> None:
+    """Interleaved rounds: each round runs every variant once against its warm server."""
+    variants = keep(cfg, variants)
+    for rep in range(reps):
+        for variant in interleave(variants, rep):
+            t0 = time.monotonic()
+            try:
+                server = servers.get(variant.server)
+                used = [server]
+                spec = {**client_spec, **variant.client, "url": server.url}
+                if variant.sub_server is not None:
+                    sub = servers.get(variant.sub_server, 1)
+                    used.append(sub)
+                    spec["sub_url"] = sub.url
+                result = run_client(spec, used, timeout)
+                error = None
+            except (ClientError, RuntimeError) as exc:
+                result, error = {}, str(exc)
+            rec.add(
+                {
+                    "scenario": scenario,
+                    "params": params,
+                    "variant": variant.name,
+                    "ws": variant.server.ws,
+                    "group_ws": variants[0].server.ws,
+                    "rep": rep,
+                    "wall_s": time.monotonic() - t0,
+                    "error": error,
+                    **result,
+                }
+            )
+            brief = result_line(scenario, result) if error is None else f"ERROR {error[:300]}"
+            log(f"  {scenario} {params} {variant.name:<22} r{rep}: {brief}")
+
+
+def scenario_echo(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    conns_list = [1, 10, 100]
+    for ws in cfg.ws_impls:
+        variants = [
+            Variant("raw", ServerSpec("bench.apps.raw", ws=ws)),
+            Variant("wsroute", ServerSpec("bench.apps.wsroute_app", ws=ws)),
+        ]
+        if not cfg.quick:
+            variants += [
+                Variant("starlette", ServerSpec("bench.apps.starlette_app", ws=ws)),
+                Variant("fastapi", ServerSpec("bench.apps.fastapi_app", ws=ws)),
+                Variant(
+                    "wsroute_bare", ServerSpec("bench.apps.wsroute_app", {"BENCH_WSROUTE_BARE": "1"}, ws=ws)
+                ),
+            ]
+        # Calibration rows: the raw echo with N ns of busy work per message shows what a
+        # microsecond of server Python per message costs end to end.
+        spins = os.environ.get("BENCH_RAW_SPINS", "1000" if cfg.experiments else "")
+        for spin in [int(x) for x in spins.split(",") if x]:
+            spun = ServerSpec("bench.apps.raw", {"BENCH_RAW_SPIN_NS": str(spin)}, ws=ws)
+            variants.append(Variant(f"exp:raw+{spin}ns", spun))
+        sizes = conns_list if ws == "websockets-sansio" else [10]
+        if cfg.smoke:
+            sizes = sizes[:1]
+        if os.environ.get("BENCH_ECHO_SIZES"):
+            sizes = [int(x) for x in os.environ["BENCH_ECHO_SIZES"].split(",")]
+        for conns in sizes:
+            chosen = variants
+            if cfg.quick and conns == 10:
+                chosen = [
+                    *variants,
+                    Variant("starlette", ServerSpec("bench.apps.starlette_app", ws=ws)),
+                    Variant("fastapi", ServerSpec("bench.apps.fastapi_app", ws=ws)),
+                ]
+            spec = {
+                "scenario": "echo",
+                "conns": conns,
+                "path": "/echo",
+                "duration": cfg.duration,
+                "max_msgs": 2_000_000,
+                "warmup": 0.3,
+            }
+            run_rounds(rec, cfg, servers, "echo", {"conns": conns}, chosen, spec, cfg.reps, cfg.duration + 40)
+    servers.stop_all()
+
+
+def fanout_variants(cfg: Config, subs: int) -> list[Variant]:
+    variants = [
+        Variant("naive", ServerSpec("bench.apps.fastapi_app")),
+        Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
+    ]
+    if not cfg.quick:
+        variants += [
+            Variant("raw_loop", ServerSpec("bench.apps.raw")),
+            Variant("broadcaster", ServerSpec("bench.apps.broadcaster_app")),
+            Variant("litestar", ServerSpec("bench.apps.litestar_app")),
+            Variant("socketio", ServerSpec("bench.apps.socketio_app"), {"protocol": "socketio"}),
+        ]
+    if (ROOT / "wsroute" / "fastlane.py").exists():
+        # wsroute's opt-in uvicorn protocol (websockets-sansio + a shared pre-encoded frame)
+        variants.append(Variant("wsroute_fastlane", ServerSpec("bench.apps.wsroute_app", ws=FASTLANE)))
+    return variants
+
+
+def scenario_fanout(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    sizes = [1000] if cfg.quick else [100, 1000, 5000]
+    if cfg.smoke:
+        sizes = sizes[:1]
+    if os.environ.get("BENCH_FANOUT_SIZES"):
+        sizes = [int(x) for x in os.environ["BENCH_FANOUT_SIZES"].split(",")]
+    for subs in sizes:
+        spec = {
+            "scenario": "fanout",
+            "subs": subs,
+            "room": f"b{os.getpid()}",
+            "duration": cfg.duration,
+            "max_broadcasts": 100_000,
+            "window": 4,
+            "payload": 64,
+            "warmup": 0.3,
+            "stall": 5.0,
+        }
+        run_rounds(
+            rec, cfg, servers, "fanout", {"subs": subs}, fanout_variants(cfg, subs), spec, cfg.reps, 180
+        )
+    servers.stop_all()
+
+
+def scenario_connect(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    variants = [
+        Variant("raw", ServerSpec("bench.apps.raw")),
+        Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
+        Variant("fastapi", ServerSpec("bench.apps.fastapi_app")),
+    ]
+    spec = {
+        "scenario": "connect",
+        "path": "/idle",
+        "duration": min(cfg.duration, 2.0),
+        "max_conns": 4000,
+        "concurrency": 8,
+        "warmup": 0.3,
+    }
+    run_rounds(rec, cfg, servers, "connect", {"concurrency": 8}, variants, spec, cfg.reps, 60)
+    servers.stop_all()
+
+
+def scenario_multiplex(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    server = ServerSpec("bench.apps.wsroute_app")
+    variants = [
+        Variant("10_sockets", server, {"conns": 10, "topic_fmt": "/mx/{}"}),
+        Variant("1_socket_10_topics", server, {"mux_topics": 10, "topic_fmt": "/mx/{}"}),
+    ]
+    spec = {"scenario": "echo", "duration": cfg.duration, "max_msgs": 2_000_000, "warmup": 0.3}
+    run_rounds(rec, cfg, servers, "multiplex", {"topics": 10}, variants, spec, cfg.reps, cfg.duration + 40)
+    servers.stop_all()
+
+
+def scenario_memory(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    conns = 200 if cfg.smoke else 5000
+    variants = [
+        Variant("raw", ServerSpec("bench.apps.raw")),
+        Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
+    ]
+    if not cfg.quick:
+        variants.append(Variant("fastapi", ServerSpec("bench.apps.fastapi_app")))
+    reps = 1 if cfg.quick or cfg.smoke else 3
+    variants = keep(cfg, variants)
+    for rep in range(reps):
+        for variant in interleave(variants, rep):
+            server = Server(variant.server, cfg.out)  # fresh process: a clean heap
+            try:
+                # Warm the code paths (imports, caches, first-connection allocations).
+                run_client(
+                    {
+                        "scenario": "connect",
+                        "url": server.url,
+                        "path": "/idle",
+                        "duration": 0.3,
+                        "max_conns": 200,
+                        "concurrency": 4,
+                        "warmup": 0.0,
+                    },
+                    [server],
+                    60,
+                )
+                time.sleep(0.5)
+                base = server.rss()
+
+                def on_ready(
+                    msg: dict[str, Any], server: Server = server, base: int = base
+                ) -> dict[str, Any]:
+                    time.sleep(1.0)
+                    held = server.rss()
+                    return {
+                        "rss_base": base,
+                        "rss_held": held,
+                        "bytes_per_conn": (held - base) / msg["open"],
+                        "connect_s": msg["connect_s"],
+                    }
+
+                result = run_client(
+                    {"scenario": "idle", "url": server.url, "path": "/idle", "conns": conns, "hold": 60},
+                    [server],
+                    120,
+                    on_ready,
+                )
+                error = None
+            except (ClientError, RuntimeError) as exc:
+                result, error = {}, str(exc)
+            finally:
+                server.stop()
+            rec.add(
+                {
+                    "scenario": "memory",
+                    "params": {"conns": conns},
+                    "variant": variant.name,
+                    "ws": variant.server.ws,
+                    "rep": rep,
+                    "error": error,
+                    **result,
+                }
+            )
+            shown = (
+                f"{result['bytes_per_conn'] / 1024:.1f} KiB/conn" if error is None else f"ERROR {error[:300]}"
+            )
+            log(f"  memory {conns} {variant.name:<22} r{rep}: {shown}")
+
+
+def redis_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), 1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def scenario_redis(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    if not redis_available():
+        log("  redis_fanout: skipped, no Redis answering at 127.0.0.1:6379")
+        return
+    if not (ROOT / "wsroute" / "broker" / "redis.py").exists():
+        log("  redis_fanout: skipped, wsroute/broker/redis.py does not exist yet")
+        return
+    redis_ws = ServerSpec("bench.apps.wsroute_app", {"BENCH_BROKER": REDIS_URL})
+    redis_bc = ServerSpec("bench.apps.broadcaster_app", {"BENCH_BROADCAST_URL": REDIS_URL})
+    variants = [
+        Variant("wsroute_memory", ServerSpec("bench.apps.wsroute_app")),
+        Variant("wsroute_redis_2proc", redis_ws, sub_server=redis_ws),
+        Variant("broadcaster_redis_2proc", redis_bc, sub_server=redis_bc),
+    ]
+    subs = 100 if cfg.smoke else 1000
+    spec = {
+        "scenario": "fanout",
+        "subs": subs,
+        "room": f"r{os.getpid()}",
+        "duration": cfg.duration,
+        "max_broadcasts": 100_000,
+        "window": 4,
+        "payload": 64,
+        "warmup": 0.3,
+        "stall": 5.0,
+    }
+    run_rounds(rec, cfg, servers, "redis_fanout", {"subs": subs}, variants, spec, cfg.reps, 180)
+    servers.stop_all()
+
+
+def scenario_micro(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    mode = "quick" if cfg.quick or cfg.smoke else "full"
+    proc = subprocess.run(
+        [str(VENV_PY), str(BENCH / "micro.py"), mode, str(SERVER_CPU)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if proc.returncode != 0:
+        rec.add({"scenario": "micro", "error": proc.stderr[-2000:]})
+        log(f"  micro: ERROR {proc.stderr[-500:]}")
+        return
+    result = json.loads(proc.stdout)
+    rec.add({"scenario": "micro", **result})
+    inj = result["injection"]
+    log(
+        f"  injection overhead, 3 params: {inj['overhead_three_us']['median']:.2f} us/event "
+        f"(0 params {inj['overhead_zero_us']['median']:.2f}, yield dep {inj['overhead_event_dep_us']['median']:.2f})"  # noqa: E501
+    )
+    for key in ("asgi_echo", "asgi_echo_suspending"):
+        log(
+            f"  {key} in-process us/msg: {json.dumps({k: round(v, 2) for k, v in result[key]['us_per_msg'].items()})}"  # noqa: E501
+        )
+    log(
+        f"  fan-out in-process us/delivery: {json.dumps({k: round(v, 2) for k, v in result['fanout']['us_per_delivery'].items()})}"  # noqa: E501
+    )
+    log(
+        f"  memory in-process bytes/conn: {json.dumps({k: round(v['bytes_per_conn']) for k, v in result['memory'].items() if isinstance(v, dict)})}"  # noqa: E501
+    )
+
+
+SCENARIOS = {
+    "micro": scenario_micro,
+    "echo": scenario_echo,
+    "fanout": scenario_fanout,
+    "connect": scenario_connect,
+    "multiplex": scenario_multiplex,
+    "memory": scenario_memory,
+    "redis": scenario_redis,
+}

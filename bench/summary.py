@@ -1,0 +1,265 @@
+"""From the recorded runs to the table's rows: per-round ratios, their medians, the verdicts.
+
+Every figure is a ratio of two variants measured back to back in the same round, so slow
+drifts of a shared machine cancel out. `SUMMARY_SPEC` holds each scenario's metric, baseline
+and targets.
+"""
+
+# ruff: noqa: RUF001  (the multiplication signs and dashes in the strings are printed on purpose)
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+CLEAN = 0.10
+"""A run is "clean" when no process kept our server or client off its CPU for more than
+this share of the measured window (from /proc/*/schedstat run-queue wait)."""
+
+
+def _get(record: dict[str, Any], metric: str) -> float | None:
+    value: Any = record
+    for part in metric.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return float(value)
+
+
+def cpu_per_op(record: dict[str, Any]) -> float | None:
+    """Server CPU µs per message (echo) or per delivery (fan-out), all server processes."""
+    ops = record.get("msgs") or record.get("deliveries") or record.get("conns")
+    if not ops or "server_cpu_s" not in record:
+        return None
+    return float(sum(record["server_cpu_s"])) / ops * 1e6
+
+
+def paired(
+    records: list[dict[str, Any]],
+    variant: str,
+    base: str,
+    metric: str,
+    *,
+    clean: bool = False,
+    inverse: bool = False,
+) -> list[float]:
+    """Per-round ratios variant/base (the two ran back to back in the same round).
+
+    `clean` keeps only rounds where neither run was disturbed; `inverse` gives base/variant
+    (for costs, so that > 1 still means "variant better").
+    """
+    by_rep: dict[int, dict[str, float]] = {}
+    for r in records:
+        v = cpu_per_op(r) if metric == "cpu_per_op" else _get(r, metric)
+        if r.get("error") is not None or v is None:
+            continue
+        if clean and r.get("contention", 0.0) > CLEAN:
+            continue
+        by_rep.setdefault(r["rep"], {})[r["variant"]] = v
+    out = []
+    for d in by_rep.values():
+        if variant in d and base in d and d[base] and d[variant]:
+            out.append(d[base] / d[variant] if inverse else d[variant] / d[base])
+    return out
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+@dataclass
+class Row:
+    scenario: str
+    params: str
+    variant: str
+    value: str
+    ratio: str
+    clean: str
+    cpu_ratio: str
+    target: str
+    verdict: str
+    cpu: str
+    extra: str
+
+
+def fmt_ratio(ratios: list[float], n: bool = False) -> str:
+    if not ratios:
+        return "n/a"
+    text = f"{med(ratios):.2f}× ({min(ratios):.2f}–{max(ratios):.2f})"
+    return f"{text} n={len(ratios)}" if n else text
+
+
+# scenario: (metric, unit, baseline, {variant: (target text, bound, ratio must be >= bound)})
+SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]] = {
+    "echo": ("msg_per_s", "msg/s", "raw", {"wsroute": ("≥ 0.90× raw", 0.90, True)}),
+    "fanout": ("deliveries_per_s", "deliveries/s", "naive", {"wsroute": ("≥ 0.95× naive", 0.95, True)}),
+    "connect": ("conns_per_s", "conn/s", "raw", {}),
+    "multiplex": (
+        "msg_per_s",
+        "msg/s",
+        "10_sockets",
+        {"1_socket_10_topics": ("≥ 0.91× (cost ≤ 1.1×)", 1 / 1.1, True)},
+    ),
+    "memory": ("bytes_per_conn", "KiB/conn", "raw", {"wsroute": ("≤ 1.2× raw", 1.2, False)}),
+    "redis_fanout": (
+        "deliveries_per_s",
+        "deliveries/s",
+        "wsroute_memory",
+        {"wsroute_redis_2proc": ("≥ 0.60× memory", 0.60, True)},
+    ),
+}
+
+
+def verdict_of(all_r: list[float], clean_r: list[float], bound: float, at_least: bool) -> str:
+    """PASS/FAIL on the clean rounds when there are at least 3 of them, else on all rounds."""
+    use, note = (clean_r, "") if len(clean_r) >= 3 else (all_r, " (noisy)")
+    if not use:
+        return "n/a"
+    m = med(use)
+    return ("PASS" if (m >= bound if at_least else m <= bound) else "FAIL") + note
+
+
+def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]:
+    rows: list[Row] = []
+    facts: dict[str, Any] = {}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("scenario") not in SUMMARY_SPEC:
+            continue
+        key = (
+            r["scenario"],
+            json.dumps(r.get("params", {}), sort_keys=True),
+            r.get("group_ws", r.get("ws", "")),
+        )
+        groups.setdefault(key, []).append(r)
+
+    for (scenario, params, ws), recs in groups.items():
+        metric, unit, base, targets = SUMMARY_SPEC[scenario]
+        label = params.replace('"', "").strip("{}")
+        if ws and ws != "websockets-sansio":
+            label += f", {ws}"
+        throughput = scenario != "memory"
+        for name in dict.fromkeys(r["variant"] for r in recs):
+            mine = [r for r in recs if r["variant"] == name and r.get("error") is None]
+            errors = [r for r in recs if r["variant"] == name and r.get("error")]
+            values = [v for v in (_get(r, metric) for r in mine) if v is not None]
+            if unit == "KiB/conn":
+                value = f"{med(values) / 1024:,.1f} {unit}"
+            else:
+                value = f"{med(values):,.0f} {unit}"
+            if errors:
+                value += f" ({len(errors)} failed)"
+            all_r = paired(recs, name, base, metric) if name != base else []
+            clean_r = paired(recs, name, base, metric, clean=True) if name != base and throughput else []
+            cpu_r = (
+                paired(recs, name, base, "cpu_per_op", inverse=True) if name != base and throughput else []
+            )
+            target, verdict = "", ""
+            if name in targets:
+                target, bound, at_least = targets[name]
+                verdict = verdict_of(all_r, clean_r, bound, at_least)
+                facts[f"{scenario}[{label}].{name}"] = {
+                    "all": med(all_r),
+                    "clean": med(clean_r),
+                    "clean_n": len(clean_r),
+                    "cpu": med(cpu_r),
+                }
+            extra = []
+            if scenario in ("echo", "multiplex") and mine:
+                p50 = med([r["rtt_us"]["p50"] for r in mine])
+                p99 = med([r["rtt_us"]["p99"] for r in mine])
+                extra.append(f"RTT p50 {p50:.0f} µs, p99 {p99:.0f} µs")
+            if scenario in ("fanout", "redis_fanout") and mine:
+                extra.append(f"p99 {med([r['latency_us']['p99'] for r in mine]) / 1000:.1f} ms")
+                extra.append(f"lost {sum(r['lost'] for r in mine)}")
+                if name != base:
+                    lat = paired(recs, name, base, "latency_us.p99")
+                    if lat:
+                        extra.append(f"p99 latency {med(lat):.2f}× {base}")
+            if throughput and mine:
+                per = [v for v in (cpu_per_op(r) for r in mine) if v is not None]
+                if per:
+                    what = (
+                        "conn" if scenario == "connect" else ("delivery" if "fanout" in scenario else "msg")
+                    )
+                    if scenario == "connect":
+                        per = [sum(r["server_cpu_s"]) / r["conns"] * 1e6 for r in mine if r.get("conns")]
+                    extra.append(f"server {med(per):.1f} µs CPU/{what}")
+            if scenario == "connect" and mine:
+                extra.append(f"handshake p50 {med([r['handshake_us']['p50'] for r in mine]) / 1000:.2f} ms")
+            cpu = ""
+            if mine and "server_cpu_util" in mine[0]:
+                srv = "+".join(
+                    f"{med([r['server_cpu_util'][i] for r in mine]):.0%}"
+                    for i in range(len(mine[0]["server_cpu_util"]))
+                )
+                stolen = med([r.get("contention", 0.0) for r in mine])
+                cpu = f"{srv} / {med([r['client_cpu_util'] for r in mine]):.0%} / {stolen:.0%}"
+            rows.append(
+                Row(
+                    scenario,
+                    label,
+                    name,
+                    value,
+                    "baseline" if name == base else fmt_ratio(all_r),
+                    "" if name == base or not throughput else fmt_ratio(clean_r, n=True),
+                    "" if name == base or not throughput else fmt_ratio(cpu_r),
+                    target,
+                    verdict,
+                    cpu,
+                    "; ".join(extra),
+                )
+            )
+        if scenario == "fanout":
+            # The issue's peer margins are for 1000 and 5000 subscribers; at 100, context only.
+            peer_target = json.loads(params).get("subs") in (1000, 5000)
+            for peer, bound in (("litestar", 1.6), ("broadcaster", 1.6), ("socketio", 4.5)):
+                all_r = paired(recs, "wsroute", peer, metric)
+                if not all_r:
+                    continue
+                clean_r = paired(recs, "wsroute", peer, metric, clean=True)
+                cpu_r = paired(recs, "wsroute", peer, "cpu_per_op", inverse=True)
+                rows.append(
+                    Row(
+                        scenario,
+                        label,
+                        f"wsroute vs {peer}",
+                        "",
+                        fmt_ratio(all_r),
+                        fmt_ratio(clean_r, n=True),
+                        fmt_ratio(cpu_r),
+                        f"≥ {bound}× {peer}" if peer_target else "",
+                        verdict_of(all_r, clean_r, bound, True) if peer_target else "",
+                        "",
+                        "",
+                    )
+                )
+                facts[f"fanout[{label}].wsroute_vs_{peer}"] = {"all": med(all_r), "clean": med(clean_r)}
+        if scenario == "redis_fanout":
+            pair = ("wsroute_redis_2proc", "broadcaster_redis_2proc")
+            all_r = paired(recs, *pair, metric)
+            if all_r:
+                clean_r = paired(recs, *pair, metric, clean=True)
+                cpu_r = paired(recs, *pair, "cpu_per_op", inverse=True)
+                rows.append(
+                    Row(
+                        scenario,
+                        label,
+                        "wsroute_redis vs broadcaster_redis",
+                        "",
+                        fmt_ratio(all_r),
+                        fmt_ratio(clean_r, n=True),
+                        fmt_ratio(cpu_r),
+                        "≥ 1.5× broadcaster redis",
+                        verdict_of(all_r, clean_r, 1.5, True),
+                        "",
+                        "",
+                    )
+                )
+                facts[f"redis_fanout[{label}].wsroute_vs_broadcaster"] = {
+                    "all": med(all_r),
+                    "clean": med(clean_r),
+                }
+    return rows, facts
