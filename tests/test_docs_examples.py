@@ -562,6 +562,36 @@ async def test_errors_limits_and_exception_handlers() -> None:
             assert await closed_with(client) == (4000, "board full")
 
 
+async def test_rate_limits_per_route_the_same_on_a_socket_and_on_a_topic() -> None:
+    limits = example("rate_limits")
+    from wsroute.multiplex.codec import SEP
+
+    over = '{"error":"rate limit exceeded"}'
+    with serve(limits.app) as host:
+        async with connect(f"ws://{host}/chat/lobby") as client:
+            for i in range(10):
+                await client.send(f"m{i}")
+                assert await recv(client) == f"m{i}"
+            await client.send("m10")  # dropped; the handler answers and the socket stays
+            assert await recv(client) == over
+            await client.send("m11")
+            assert await recv(client) == over
+        multiplex = [Subprotocol("rocket-multiplex")]
+        async with connect(f"ws://{host}/typing/lobby", subprotocols=multiplex) as mux:
+            await mux.send(f"{SEP}SUBSCRIBE{SEP}/chat/lobby")
+            assert await recv(mux) == f"{SEP}OK{SEP}SUBSCRIBE{SEP}/chat/lobby"
+            for i in range(10):
+                await mux.send(f"/chat/lobby{SEP}m{i}")
+                assert await recv(mux) == f"/chat/lobby{SEP}m{i}"
+            await mux.send(f"/chat/lobby{SEP}m10")
+            assert await recv(mux) == f"/chat/lobby{SEP}{over}"
+            for i in range(15):  # the other topic has its own allowance, untouched
+                await mux.send(f"/typing/lobby{SEP}t{i}")
+                assert await recv(mux) == f"/typing/lobby{SEP}t{i}"
+            await mux.send(f"{SEP}UNSUBSCRIBE{SEP}/chat/lobby")  # still open, until now
+            assert await recv(mux) == f"{SEP}OK{SEP}UNSUBSCRIBE{SEP}/chat/lobby"
+
+
 async def test_close_reasons_the_errors_page_lists() -> None:
     """The reasons in the close-code table that errors_limits.py does not produce."""
     myapp = example("myapp")

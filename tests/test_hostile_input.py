@@ -18,7 +18,8 @@ Each kind of input and its outcome:
 * 10,000 SUBSCRIBEs on one socket: every one answered, ``Too Many Topics`` past 64, bounded
   time and server state, other clients still served;
 * a flood over the per-connection rate limit: close 1008, the handler never sees what is over
-  the limit;
+  the limit; on a multiplexed socket the flooded topic is closed first (``·UNSUBSCRIBE·topic·
+  1008·…``), then the socket, once frames for no topic spend its own allowance;
 * a cross-origin handshake: 403, no handler runs;
 * a forged, tampered, expired or malformed token: 401, no handler runs (``ERR 401
   Unauthorized`` for a multiplexed SUBSCRIBE).
@@ -73,7 +74,7 @@ from server import WS_IMPLEMENTATIONS, connect, serve
 from wsroute import Channel, Data, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.errors import InvalidMessage, UnsupportedFrame
 from wsroute.injection import make_decoder
-from wsroute.multiplex.codec import SEP, Err, Invalid, Ok
+from wsroute.multiplex.codec import SEP, Err, Invalid, Ok, ServerUnsubscribe
 from wsroute.testing import MultiplexClient
 
 S = SEP
@@ -679,7 +680,9 @@ async def test_a_flood_over_the_rate_limit_closes_1008_and_is_not_handled() -> N
         assert limit <= len(handled) <= allowed + 1, (len(handled), allowed, span, window)
 
 
-async def test_a_multiplexed_flood_closes_the_socket_1008_and_every_topic_leaves() -> None:
+async def test_a_multiplexed_flood_closes_its_topic_then_the_socket_1008_and_every_topic_leaves() -> None:
+    """The flooded topic is closed first, over its own allowance; the flood goes on to a topic
+    no longer subscribed, which spends the socket's allowance, and the socket is closed."""
     with running_app(rate_limit=(20, 1.0)) as running:
         async with clean(running.port):
             id_ = new_id()
@@ -688,9 +691,16 @@ async def test_a_multiplexed_flood_closes_the_socket_1008_and_every_topic_leaves
                 for i in range(200):
                     with contextlib.suppress(ConnectionClosed):
                         await mux.send(f"/rooms/b?id={id_}", str(i))
-                assert (await close_seen(mux.websocket))[0] == 1008
+                seen: list[Any] = []
+                with pytest.raises(ConnectionClosed) as info:
+                    async with asyncio.timeout(5):
+                        while True:
+                            seen.append(await mux.recv())
+            assert ServerUnsubscribe(f"/rooms/b?id={id_}", 1008, "rate limit exceeded") in seen
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (1008, "rate limit exceeded")
             leaves = await _leaves_of(running, id_, 2)
-        assert {leave.code for leave in leaves} == {1008}
+        assert {(leave.topic, leave.code) for leave in leaves} == {("/rooms/a", 1008), ("/rooms/b", 1008)}
 
 
 # --- handshakes -------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wsroute import status
 from wsroute.broker import Broker
-from wsroute.errors import RateLimited
 from wsroute.frames import fast_abort, fast_writer
 from wsroute.guards import Reject
 from wsroute.outbox import Outbox
@@ -103,29 +102,6 @@ async def deny(scope: Scope, send: Send, reject: Reject) -> None:
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": status.POLICY_VIOLATION})
-
-
-class TokenBucket:
-    """At most `messages` per `seconds` on average, in bursts of up to `messages`."""
-
-    __slots__ = ("capacity", "clock", "last", "refill", "tokens")
-
-    def __init__(self, messages: int, seconds: float) -> None:
-        self.capacity = float(messages)
-        self.refill = messages / seconds
-        self.tokens = self.capacity
-        self.clock = asyncio.get_running_loop().time
-        self.last = self.clock()
-
-    def take(self) -> bool:
-        """Spend a token for one message; False when none is left (the message is over)."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.refill)
-        self.last = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
 
 
 # How a connection ends unless something says otherwise (shared: idle sockets hold it).
@@ -217,15 +193,16 @@ class BaseConnection:
             await self.start()
             receive = self.receive
             direct = self.direct
-            rate = self.settings.rate_limit
-            bucket = None if rate is None else TokenBucket(*rate)
+            # A multiplexed socket counts each frame for the topic it is addressed to.
+            bucket = None if direct is None else direct.bucket
             while True:
                 event = await receive()
                 kind = event["type"]
                 if kind == "websocket.receive":
                     if bucket is not None and not bucket.take():
                         # The message is dropped; the handler for RateLimited decides.
-                        await self.rate_limited()
+                        assert direct is not None  # only a dedicated socket has a bucket here
+                        await direct.rate_limited()
                         if self.close_status is not None:
                             end = self.close_status
                             break
@@ -317,10 +294,6 @@ class BaseConnection:
     def sessions(self) -> list[Session]:
         """Every live session of this socket."""
         raise NotImplementedError
-
-    async def rate_limited(self) -> None:
-        """The client sent more than the rate limit allows: close the socket with 1008."""
-        await self.close_socket(status.POLICY_VIOLATION, "rate limit exceeded")
 
     # --- sessions: join beside the receive loop, then messages in order -----------------
 
@@ -428,6 +401,3 @@ class Connection(BaseConnection):
     def sessions(self) -> list[Session]:
         return [self.session]
 
-    async def rate_limited(self) -> None:
-        """Raise `RateLimited` into the exception handlers (default: close 1008)."""
-        await self.session.handle_error(RateLimited("rate limit exceeded"))

@@ -60,6 +60,8 @@ class Handler:
     regex: re.Pattern[str]
     convertors: dict[str, Convertor[Any]]
     max_message_size: int | None = None
+    rate_limit: tuple[int, float] | None = None
+    """``(messages, seconds)`` for each connection this message handler takes; None: the router's."""
     http_fallback: bool = True
     query_in_topic: bool = False
     sends: tuple[Any, ...] = ()
@@ -103,6 +105,7 @@ def make_handler(
     data: str = "data",
     rank: int | None = None,
     max_message_size: int | None = None,
+    rate_limit: tuple[int, float] | None = None,
     http_fallback: bool = True,
     query_in_topic: bool = False,
     sends: Sequence[Any] = (),
@@ -117,6 +120,7 @@ def make_handler(
         "data": data,
         "rank": rank,
         "max_message_size": max_message_size,
+        "rate_limit": rate_limit,
         "http_fallback": http_fallback,
         "query_in_topic": query_in_topic,
         "sends": sends,
@@ -134,6 +138,7 @@ def make_handler(
         regex=regex,
         convertors=convertors,
         max_message_size=max_message_size,
+        rate_limit=None if rate_limit is None else (rate_limit[0], rate_limit[1]),
         http_fallback=http_fallback,
         query_in_topic=query_in_topic,
         sends=tuple(sends),

@@ -30,7 +30,7 @@ from wsroute.injection import EventKind
 from wsroute.multiplex import MultiplexConnection, negotiate_subprotocol
 from wsroute.outbox import SlowConsumerPolicy
 from wsroute.routes import RouteTable, compile_route, join_path, make_handler, route_path
-from wsroute.settings import ExceptionHandler, Settings
+from wsroute.settings import ExceptionHandler, Settings, check_rate_limit
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 H = TypeVar("H", bound=Callable[[Any, Any], Awaitable[None]])
@@ -106,6 +106,7 @@ class WsRouter:
         data: str = "data",
         rank: int | None = None,
         max_message_size: int | None = None,
+        rate_limit: tuple[int, float] | None = None,
         http_fallback: bool = True,
         query_in_topic: bool = False,
         sends: Sequence[Any] = (),
@@ -118,13 +119,18 @@ class WsRouter:
         text, `bytes` for binary, a pydantic model or other type for JSON. `sends` lists
         the types the handler sends, and `summary` (default: the docstring's first line)
         heads it, in the AsyncAPI document.
+
+        `max_message_size` and `rate_limit` (``(messages, seconds)`` per connection, a
+        multiplexed topic being one) replace the router's limits for this handler.
         """
+        check_rate_limit(rate_limit, f" on @message({path!r})")
         return self._register(
             "message",
             path,
             data=data,
             rank=rank,
             max_message_size=max_message_size,
+            rate_limit=rate_limit,
             http_fallback=http_fallback,
             query_in_topic=query_in_topic,
             sends=sends,

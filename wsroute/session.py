@@ -22,7 +22,14 @@ from wsroute import status
 from wsroute.broker import Broker
 from wsroute.broker.hub import new_subscriber_id
 from wsroute.channel import Channel, raise_when_awaited
-from wsroute.errors import BrokerUnavailable, ChannelClosed, MessageError, MessageTooLarge, Unhandled
+from wsroute.errors import (
+    BrokerUnavailable,
+    ChannelClosed,
+    MessageError,
+    MessageTooLarge,
+    RateLimited,
+    Unhandled,
+)
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
 from wsroute.injection import Context, EventState, Plan
 from wsroute.outbox import Outbox
@@ -48,6 +55,29 @@ def check_size(limit: int, text: str | None, data: bytes | None) -> None:
             raise MessageTooLarge(f"message too big: over {limit} bytes")
     elif data is not None and len(data) > limit:
         raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
+
+
+class TokenBucket:
+    """At most `messages` per `seconds` on average, in bursts of up to `messages`."""
+
+    __slots__ = ("capacity", "clock", "last", "refill", "tokens")
+
+    def __init__(self, messages: int, seconds: float) -> None:
+        self.capacity = float(messages)
+        self.refill = messages / seconds
+        self.tokens = self.capacity
+        self.clock = asyncio.get_running_loop().time
+        self.last = self.clock()
+
+    def take(self) -> bool:
+        """Spend a token for one message; False when none is left (the message is over)."""
+        now = self.clock()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.refill)
+        self.last = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
 
 
 _FastCall = tuple[
@@ -81,6 +111,7 @@ class Session:
         "_subscribed",
         "_subscriber_id",
         "broker",
+        "bucket",
         "channel",
         "close_status",
         "ctx",
@@ -120,6 +151,9 @@ class Session:
         self.join_handler: Handler | None = None
         self.message_handler: Handler | None = None
         self.close_status: WebSocketStatus | None = None
+        # The rate limit's state, made at accept; None without a limit. The socket reads it
+        # (once for a dedicated one, per frame for a topic) before giving a message here.
+        self.bucket: TokenBucket | None = None
         # Connection-level values per handler, kept for the connection's life. Most
         # connections prepare one handler: it gets two slots, not a dict (~200 bytes).
         self._first_handler: Handler | None = None
@@ -235,6 +269,15 @@ class Session:
         if handler.query_in_topic and self.request.scope.get("query_string"):
             self.topic = f"{self.topic}?{self.request.scope['query_string'].decode('latin-1')}"
         forget_parsed(self.request)
+        taker = self.message_handler
+        if taker is None:
+            # A join handler accepted: its messages will go to the first message handler by
+            # rank (whose guards have not run yet), so that one's limit is the connection's.
+            found = self.table.match("message", self.route_path)
+            taker = found[0][0] if found else None
+        rate = self.settings.rate_limit if taker is None or taker.rate_limit is None else taker.rate_limit
+        if rate is not None:
+            self.bucket = TokenBucket(*rate)
 
     async def subscribe(self) -> None:
         """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""
@@ -292,6 +335,11 @@ class Session:
         kwargs = by_name.copy()
         kwargs[by_name_param] = decoder(text, data)
         return fn(*head, **kwargs)
+
+    async def rate_limited(self) -> None:
+        """A message over this connection's rate limit was dropped: `RateLimited` goes to the
+        exception handlers (by default: close 1008 ``rate limit exceeded``)."""
+        await self.handle_error(RateLimited("rate limit exceeded"))
 
     async def recover(self, exc: Exception, text: str | None, data: bytes | None) -> None:
         """Handle an error of `message_call`: a `Forward` from the handler's body tries the

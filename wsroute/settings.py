@@ -14,6 +14,22 @@ ExceptionHandler = Callable[[Any, Any], Awaitable[None]]
 """``async def handler(channel: Channel, exc: SomeError) -> None``."""
 
 
+def check_rate_limit(rate_limit: Any, where: str = "") -> None:
+    """Raise `ValueError` unless `rate_limit` is None or ``(messages, seconds)``, both positive.
+
+    `where` names the route it was given to, for the message.
+    """
+    if rate_limit is None:
+        return
+    try:
+        messages, seconds = rate_limit
+        valid = messages > 0 and seconds > 0
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(f"rate_limit={rate_limit!r}{where}: use (messages, seconds), both positive, or None")
+
+
 @dataclasses.dataclass
 class Settings:
     """Router-wide limits. Every field is a keyword argument of `WsRouter`.
@@ -23,7 +39,10 @@ class Settings:
       same bound in bytes (None: no byte bound).
     - `slow_consumer`: what a full queue does: ``"disconnect"`` (close 1008, default),
       ``"drop_oldest"`` or ``"drop_newest"``.
-    - `rate_limit`: ``(messages, seconds)`` a client may send (None: unlimited); over it → 1008.
+    - `rate_limit`: ``(messages, seconds)`` each connection may send (None: unlimited), the
+      default of every route's own `rate_limit`. A multiplexed topic is a connection of its
+      own; the frames on such a socket that no topic counts (control actions, data for no
+      topic) have this allowance too. A message over it raises `RateLimited` (default: 1008).
     - `allowed_origins`: extra origins allowed to connect from browsers, as
       ``"https://example.com"``; ``["*"]`` allows any. Same-origin and no-Origin clients
       are always allowed.
@@ -49,10 +68,7 @@ class Settings:
             raise ValueError(
                 f"slow_consumer={self.slow_consumer!r}: use 'disconnect', 'drop_oldest' or 'drop_newest'"
             )
-        if self.rate_limit is not None and not (self.rate_limit[0] > 0 and self.rate_limit[1] > 0):
-            raise ValueError(
-                f"rate_limit={self.rate_limit!r}: use (messages, seconds), both positive, or None"
-            )
+        check_rate_limit(self.rate_limit)
         self.allowed_origins = tuple(origin.rstrip("/").lower() for origin in self.allowed_origins)
 
     def exception_handler_for(self, exc: BaseException) -> ExceptionHandler | None:

@@ -659,6 +659,9 @@ class _Builder:
         operation["x-wsroute-max-message-size"] = (
             handler.max_message_size or self.router.settings.max_message_size
         )
+        rate = handler.rate_limit or self.router.settings.rate_limit
+        if rate is not None:
+            operation["x-wsroute-rate-limit"] = {"messages": rate[0], "seconds": rate[1]}
         self.operations[_unique(_key(handler.name), self.operations)] = operation
 
     def send_operation(

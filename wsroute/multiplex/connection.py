@@ -20,6 +20,7 @@ from wsroute.errors import ChannelClosed
 from wsroute.guards import Reject
 from wsroute.messages import text_event
 from wsroute.multiplex.codec import (
+    ClientFrame,
     DataFrame,
     InvalidTopic,
     ProtocolError,
@@ -35,9 +36,9 @@ from wsroute.multiplex.codec import (
     split_topic,
 )
 from wsroute.routes import RouteTable
-from wsroute.session import Closer, Framer, Session
+from wsroute.session import Closer, Framer, Session, TokenBucket
 from wsroute.settings import Settings
-from wsroute.status import NORMAL, WebSocketStatus
+from wsroute.status import NORMAL, POLICY_VIOLATION, WebSocketStatus
 
 logger = logging.getLogger("wsroute")
 
@@ -67,7 +68,7 @@ def connect_topic(scope: Scope) -> str:
 class MultiplexConnection(BaseConnection):
     """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
 
-    __slots__ = ("_closing", "first", "first_topic", "topics")
+    __slots__ = ("_bucket", "_closing", "first", "first_topic", "topics")
 
     def __init__(
         self,
@@ -85,6 +86,8 @@ class MultiplexConnection(BaseConnection):
         # Topics taken out of `topics` whose leave has not finished, with their own end:
         # if the socket ends meanwhile (evicted, reset), its teardown still finishes them.
         self._closing: dict[Session, WebSocketStatus] = {}
+        # The router's rate limit, for the frames no topic counts; made at accept.
+        self._bucket: TokenBucket | None = None
         self.first_topic = connect_topic(scope)
         self.first = self._session(self.first_topic, scope)
 
@@ -106,6 +109,9 @@ class MultiplexConnection(BaseConnection):
             raise
 
     async def start(self) -> None:
+        rate = self.settings.rate_limit
+        if rate is not None:
+            self._bucket = TokenBucket(*rate)
         self.topics[self.first_topic] = self.first
         await self.first.subscribe()
         self.start_join(self.first)
@@ -115,17 +121,32 @@ class MultiplexConnection(BaseConnection):
             await self.outbox.send(text_event(text))
 
     async def on_frame(self, text: str | None, data: bytes | None) -> None:
+        frame: ClientFrame | ProtocolError
         try:
             frame = parse_client_frame(text, data)
         except ProtocolError as exc:
-            await self._reply(encode_invalid(exc.reason))
-            return
+            frame = exc
         if isinstance(frame, DataFrame):
             session = self.topics.get(frame.topic)
-            if session is None:
-                await self._reply(encode_invalid(Reason.NOT_SUBSCRIBED))
-            else:
-                await self.dispatch(session, frame.text, frame.data)
+            if session is not None:
+                # Counted for its topic, as for a dedicated socket: over the limit, the
+                # message is dropped and that topic's exception handlers decide.
+                bucket = session.bucket
+                if bucket is not None and not bucket.take():
+                    await session.rate_limited()
+                else:
+                    await self.dispatch(session, frame.text, frame.data)
+                return
+        # No topic counts this frame, and no topic's handlers are asked about it: control
+        # actions (each SUBSCRIBE runs guards) and frames for no topic have the router's
+        # allowance per socket, and over it the socket is closed.
+        bucket = self._bucket
+        if bucket is not None and not bucket.take():
+            await self.close_socket(POLICY_VIOLATION, "rate limit exceeded")
+        elif isinstance(frame, ProtocolError):
+            await self._reply(encode_invalid(frame.reason))
+        elif isinstance(frame, DataFrame):
+            await self._reply(encode_invalid(Reason.NOT_SUBSCRIBED))
         elif isinstance(frame, Subscribe):
             await self._subscribe(frame.topic)
         else:
