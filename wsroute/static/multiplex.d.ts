@@ -8,6 +8,9 @@
  *
  * Import it from the path the app serves it at:
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
+ *
+ * The codec's declarations are here too: multiplex.js re-exports multiplex-codec.js. The test
+ * suite checks that these declarations match the JS (tests/js/types.check.ts).
  */
 
 /** The separator, U+00B7 MIDDLE DOT. */

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * wsroute browser client for the `rocket-multiplex` WebSocket sub-protocol.
  *
@@ -11,430 +12,118 @@
  *   room.onmessage = (event) => console.log(event.data);
  *   room.send("hello");
  *
- * A dependency-free ES module: no build step. The pure codec functions are exported too; they
- * follow the same rules as wsroute/multiplex/codec.py and are tested against the same fixtures
- * (tests/fixtures/multiplex_frames.json).
+ * Dependency-free ES modules, no build step: this one is the client (the state machine of the
+ * shared socket and its topics); the frames are parsed and built by multiplex-codec.js, whose
+ * exports this module re-exports, and reconnects are timed by retry-timer.js. Their types are
+ * in multiplex.d.ts.
  */
 
-/** The separator, U+00B7 MIDDLE DOT; a URL cannot contain it unescaped. */
-export const SEP = "\u00b7";
-/** The `Sec-WebSocket-Protocol` token the physical socket offers. */
-export const SUBPROTOCOL = "rocket-multiplex";
-/** Longest topic, in UTF-8 bytes. */
-export const MAX_TOPIC_BYTES = 100;
-/** Longest control frame a client may send, in UTF-8 bytes. */
-export const MAX_CONTROL_BYTES = 512;
-/** Physical close codes after which the client does not reconnect (overridable per socket). */
-export const DEFAULT_STOP_CODES = Object.freeze([1008, 3000, 3003, 4401, 4403]);
+import {
+  DEFAULT_STOP_CODES,
+  ProtocolError,
+  SUBPROTOCOL,
+  closeCodeForError,
+  encodeBinary,
+  encodeSubscribe,
+  encodeText,
+  encodeUnsubscribe,
+  invalidTopicReason,
+  parseServerFrame,
+  utf8Length,
+} from "./multiplex-codec.js";
+import { RetryTimer } from "./retry-timer.js";
 
-/** REASON fields of `ERR` and `INVALID` replies, spelled exactly as on the wire. */
-export const Reason = Object.freeze({
-  ALREADY_SUBSCRIBED: "Already Subscribed",
-  NOT_SUBSCRIBED: "Not Subscribed",
-  TOO_MANY_TOPICS: "Too Many Topics",
-  INVALID_TOPIC: "Invalid Topic",
-  NO_CONTROL_CHARACTER: "No Control Character",
-  CONTROL_TOO_LONG: "Control Message Too Long",
-  INVALID_CONTROL: "Invalid Control Message",
-  INVALID_UTF8: "Invalid Utf-8",
-});
+export * from "./multiplex-codec.js";
 
-/** A malformed frame; `reason` is one of the `INVALID` reasons of {@link Reason}. */
-export class ProtocolError extends Error {
-  /**
-   * @param {string} reason
-   * @param {string} [detail] what exactly was wrong (for logs, not for the wire)
-   */
-  constructor(reason, detail = "") {
-    super(detail ? `${reason}: ${detail}` : reason);
-    this.name = "ProtocolError";
-    this.reason = reason;
-    this.detail = detail;
-  }
-}
-
-// ------------------------------------------------------------------------------------ codec
-
-const SEP_B0 = 0xc2;
-const SEP_B1 = 0xb7;
-const utf8Encoder = new TextEncoder();
-// fatal: a topic prefix that is not UTF-8 is an error, not U+FFFD; ignoreBOM: keep a leading
-// U+FEFF in the topic, as Python's decoder does, instead of silently stripping it.
-const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-// A topic of <= 100 UTF-8 bytes has <= 100 UTF-16 code units, so a separator ending a valid
-// topic starts at index <= 100: searching that window first spares a second scan of a large
-// payload on the common path.
-const TEXT_WINDOW = MAX_TOPIC_BYTES + SEP.length;
-const BYTES_WINDOW = MAX_TOPIC_BYTES + 2;
-// Spelled out rather than \s, whose set (U+FEFF) differs from Python's; codec.py uses this set.
-const FORBIDDEN_IN_TOPIC =
-  /[\u0000-\u0020\u007f-\u009f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/;
-// Actions whose parameter at this index is the rest of the frame (a close reason may hold S).
-const REST_PARAM = { UNSUBSCRIBE: 2 };
-
-/**
- * UTF-8 length of a string; a lone surrogate counts 3 bytes (the U+FFFD a browser sends).
- * @param {string} text
- * @returns {number}
- */
-export function utf8Length(text) {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const unit = text.charCodeAt(i);
-    if (unit < 0x80) bytes += 1;
-    else if (unit < 0x800) bytes += 2;
-    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else bytes += 3;
-    } else bytes += 3;
-  }
-  return bytes;
-}
-
-function missingSeparator(later) {
-  // A separator only past the window means a topic over MAX_TOPIC_BYTES: never subscribed.
-  return later
-    ? new ProtocolError(Reason.NOT_SUBSCRIBED, `topic over ${MAX_TOPIC_BYTES} bytes`)
-    : new ProtocolError(Reason.NO_CONTROL_CHARACTER, "no separator in the frame");
-}
-
-function invalid(detail) {
-  return new ProtocolError(Reason.INVALID_CONTROL, detail);
-}
-
-/** `[head, found, tail]` around the first separator, like Python's str.partition. */
-function partition(text) {
-  const i = text.indexOf(SEP);
-  return i < 0 ? [text, false, ""] : [text.slice(0, i), true, text.slice(i + SEP.length)];
-}
-
-/** Split at most `max` times, keeping the remainder whole (unlike `split(sep, n)`, which drops it). */
-function splitFields(text, max = Infinity) {
-  const fields = [];
-  let start = 0;
-  while (fields.length < max) {
-    const i = text.indexOf(SEP, start);
-    if (i < 0) break;
-    fields.push(text.slice(start, i));
-    start = i + SEP.length;
-  }
-  fields.push(text.slice(start));
-  return fields;
-}
-
-function stripTrailing(body) {
-  return body.endsWith(SEP) ? body.slice(0, -SEP.length) : body;
-}
-
-function params(action, tail) {
-  const restAt = Object.hasOwn(REST_PARAM, action) ? REST_PARAM[action] : Infinity;
-  return splitFields(tail, restAt);
-}
-
-function parseCode(text, lowestAppCode) {
-  // Exactly four ASCII digits, as codec.py: Number() would also take " 1e3", "0x3e8", ...
-  if (/^[0-9]{4}$/.test(text)) {
-    const code = Number(text);
-    if (code === 1000 || (code >= lowestAppCode && code <= 4999)) return code;
-  }
-  throw invalid(`invalid close code ${JSON.stringify(text)}`);
-}
-
-function parseTextData(text) {
-  const head = text.length > TEXT_WINDOW ? text.slice(0, TEXT_WINDOW) : text;
-  const i = head.indexOf(SEP);
-  if (i < 0) throw missingSeparator(text.indexOf(SEP, TEXT_WINDOW) >= 0);
-  const topic = text.slice(0, i);
-  // At most 3 UTF-8 bytes per UTF-16 code unit: short topics cannot be over the limit.
-  if (topic.length * 3 > MAX_TOPIC_BYTES && utf8Length(topic) > MAX_TOPIC_BYTES) {
-    throw missingSeparator(true);
-  }
-  return { type: "data", topic, text: text.slice(i + SEP.length), data: null };
-}
-
-function findSep(bytes, from, to) {
-  for (let i = bytes.indexOf(SEP_B0, from); i >= 0 && i + 1 < to; i = bytes.indexOf(SEP_B0, i + 1)) {
-    if (bytes[i + 1] === SEP_B1) return i;
-  }
-  return -1;
-}
-
-function toBytes(data) {
-  if (data instanceof Uint8Array) return data;
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  throw new TypeError("a frame is a string, an ArrayBuffer or an ArrayBuffer view");
-}
-
-function parseBinary(data) {
-  const bytes = toBytes(data);
-  if (bytes.length >= 2 && bytes[0] === SEP_B0 && bytes[1] === SEP_B1) {
-    throw invalid("control frames must be text frames");
-  }
-  const i = findSep(bytes, 0, Math.min(bytes.length, BYTES_WINDOW));
-  if (i < 0) throw missingSeparator(findSep(bytes, MAX_TOPIC_BYTES + 1, bytes.length) >= 0);
-  let topic;
-  try {
-    topic = strictDecoder.decode(bytes.subarray(0, i));
-  } catch {
-    throw new ProtocolError(Reason.INVALID_UTF8, "topic prefix is not UTF-8");
-  }
-  return { type: "data", topic, text: null, data: bytes.subarray(i + 2) };
-}
-
-function parseClientControl(text) {
-  if (text.length > MAX_CONTROL_BYTES || utf8Length(text) > MAX_CONTROL_BYTES) {
-    throw new ProtocolError(Reason.CONTROL_TOO_LONG, `over ${MAX_CONTROL_BYTES} bytes`);
-  }
-  let [action, found, tail] = partition(stripTrailing(text.slice(SEP.length)));
-  if (action === "SUBSCRIBE") {
-    if (!found || tail.includes(SEP)) throw invalid("SUBSCRIBE takes exactly one topic");
-    return { type: "subscribe", topic: tail };
-  }
-  if (action === "UNSUBSCRIBE") {
-    if (!found) throw invalid("UNSUBSCRIBE needs a topic");
-    let topic;
-    [topic, found, tail] = partition(tail);
-    if (!found) return { type: "unsubscribe", topic, code: null, reason: null };
-    const [codeText, hasReason, reason] = partition(tail);
-    // Codes a browser's WebSocket.close() accepts.
-    const code = parseCode(codeText, 3000);
-    return { type: "unsubscribe", topic, code, reason: hasReason ? reason : null };
-  }
-  throw invalid(`unknown client action ${JSON.stringify(action)}`);
-}
-
-function parseServerControl(text) {
-  // No size limit: an ERR echoes the client's parameters and may be a few bytes over 512.
-  let [kind, found, tail] = partition(stripTrailing(text.slice(SEP.length)));
-  if (!found) throw invalid(`server reply ${JSON.stringify(kind)} without fields`);
-  if (kind === "OK") {
-    const [action, hasParams, rest] = partition(tail);
-    return { type: "ok", action, params: hasParams ? params(action, rest) : [] };
-  }
-  if (kind === "ERR") {
-    let reason, action;
-    [reason, found, tail] = partition(tail);
-    if (!found) throw invalid("ERR needs a reason and an action");
-    [action, found, tail] = partition(tail);
-    return { type: "err", reason, action, params: found ? params(action, tail) : [] };
-  }
-  if (kind === "INVALID") {
-    if (tail.includes(SEP)) throw invalid("INVALID takes exactly one reason");
-    return { type: "invalid", reason: tail };
-  }
-  if (kind === "UNSUBSCRIBE") {
-    let topic;
-    [topic, found, tail] = partition(tail);
-    if (!found) throw invalid("server UNSUBSCRIBE needs a topic and a code");
-    const [codeText, , reason] = partition(tail);
-    return { type: "server_unsubscribe", topic, code: parseCode(codeText, 1000), reason };
-  }
-  throw invalid(`unknown server reply ${JSON.stringify(kind)}`);
-}
-
-/**
- * Parse a frame received from the server (a string, or binary data).
- * @param {string | ArrayBuffer | ArrayBufferView} frame
- * @returns {import("./multiplex.js").ServerFrame}
- * @throws {ProtocolError} for a malformed frame
- */
-export function parseServerFrame(frame) {
-  if (typeof frame !== "string") return parseBinary(frame);
-  return frame.startsWith(SEP) ? parseServerControl(frame) : parseTextData(frame);
-}
-
-/**
- * Parse a frame a client sent (what the server does; used by tests and fake servers).
- * @param {string | ArrayBuffer | ArrayBufferView} frame
- * @returns {import("./multiplex.js").ClientFrame}
- * @throws {ProtocolError} for a malformed frame
- */
-export function parseClientFrame(frame) {
-  if (typeof frame !== "string") return parseBinary(frame);
-  return frame.startsWith(SEP) ? parseClientControl(frame) : parseTextData(frame);
-}
-
-/**
- * Why a topic may not be subscribed, or `null` if it may: origin-form (`/path[?query]`, not
- * `//`, no `#`, no whitespace or control characters), at most 100 UTF-8 bytes, no raw `·`.
- * @param {string} topic
- * @returns {string | null}
- */
-export function invalidTopicReason(topic) {
-  if (!topic) return "empty";
-  try {
-    encodeURIComponent(topic); // throws URIError on a lone surrogate
-  } catch {
-    return "contains a lone surrogate";
-  }
-  const size = utf8Length(topic);
-  if (size > MAX_TOPIC_BYTES) return `${size} bytes, over the ${MAX_TOPIC_BYTES}-byte limit`;
-  if (topic.includes(SEP)) return `contains the separator ${SEP}`;
-  if (!topic.startsWith("/")) return "not origin-form: must start with '/'";
-  if (topic.startsWith("//")) return "not origin-form: '//' would start an authority";
-  if (topic.includes("#")) return "contains '#': a fragment is never sent to a server";
-  if (FORBIDDEN_IN_TOPIC.test(topic)) return "contains whitespace or a control character";
-  return null;
-}
-
-function checkPrefix(topic) {
-  // An empty topic would make the frame a control frame; a separator would move the split.
-  if (!topic || topic.includes(SEP)) throw new TypeError(`invalid topic ${JSON.stringify(topic)}`);
-}
-
-function control(fields, restLast = false) {
-  const checked = restLast ? fields.slice(0, -1) : fields;
-  for (const field of checked) {
-    if (field.includes(SEP)) {
-      throw new TypeError(`control field ${JSON.stringify(field)} contains ${SEP}`);
-    }
-  }
-  const last = fields[fields.length - 1];
-  // The parser drops one trailing separator, so give it one to drop.
-  return SEP + fields.join(SEP) + (last === "" || last.endsWith(SEP) ? SEP : "");
-}
-
-function replyRestLast(action, replyParams) {
-  if (!Object.hasOwn(REST_PARAM, action)) return false;
-  const restAt = REST_PARAM[action];
-  if (replyParams.length > restAt + 1) {
-    throw new TypeError(`${action} takes at most ${restAt + 1} parameters`);
-  }
-  return replyParams.length === restAt + 1;
-}
-
-/**
- * Text data frame `topic·payload`.
- * @param {string} topic
- * @param {string} payload
- * @returns {string}
- */
-export function encodeText(topic, payload) {
-  checkPrefix(topic);
-  return topic + SEP + payload;
-}
-
-/**
- * Binary data frame: UTF-8 topic, separator bytes, payload.
- * @param {string} topic
- * @param {ArrayBuffer | ArrayBufferView} payload
- * @returns {Uint8Array}
- */
-export function encodeBinary(topic, payload) {
-  checkPrefix(topic);
-  const prefix = utf8Encoder.encode(topic + SEP);
-  const body = toBytes(payload);
-  const frame = new Uint8Array(prefix.length + body.length);
-  frame.set(prefix, 0);
-  frame.set(body, prefix.length);
-  return frame;
-}
-
-/**
- * `·SUBSCRIBE·topic`.
- * @param {string} topic
- * @returns {string}
- */
-export function encodeSubscribe(topic) {
-  return control(["SUBSCRIBE", topic]);
-}
-
-/**
- * `·UNSUBSCRIBE·topic[·code[·reason]]`; the reason may contain `·`.
- * @param {string} topic
- * @param {number | null} [code]
- * @param {string | null} [reason]
- * @returns {string}
- */
-export function encodeUnsubscribe(topic, code = null, reason = null) {
-  if (code === null || code === undefined) {
-    if (reason !== null && reason !== undefined) {
-      throw new TypeError("an UNSUBSCRIBE reason needs a code");
-    }
-    return control(["UNSUBSCRIBE", topic]);
-  }
-  if (reason === null || reason === undefined) return control(["UNSUBSCRIBE", topic, String(code)]);
-  return control(["UNSUBSCRIBE", topic, String(code), reason], true);
-}
-
-/**
- * `·OK·ACTION·PARAMS…` (server reply; for tests and fake servers).
- * @param {string} action
- * @param {...string} replyParams
- * @returns {string}
- */
-export function encodeOk(action, ...replyParams) {
-  return control(["OK", action, ...replyParams], replyRestLast(action, replyParams));
-}
-
-/**
- * `·ERR·REASON·ACTION·PARAMS…` (server reply; for tests and fake servers).
- * @param {string} reason
- * @param {string} action
- * @param {...string} replyParams
- * @returns {string}
- */
-export function encodeErr(reason, action, ...replyParams) {
-  return control(["ERR", reason, action, ...replyParams], replyRestLast(action, replyParams));
-}
-
-/**
- * `·INVALID·REASON` (server reply; for tests and fake servers).
- * @param {string} reason
- * @returns {string}
- */
-export function encodeInvalid(reason) {
-  return control(["INVALID", reason]);
-}
-
-/**
- * `·UNSUBSCRIBE·topic·code·reason` (server closes one topic; for tests and fake servers).
- * @param {string} topic
- * @param {number} code 1000-4999
- * @param {string} reason may contain `·`; left out when empty
- * @returns {string}
- */
-export function encodeServerUnsubscribe(topic, code, reason) {
-  if (!Number.isInteger(code) || code < 1000 || code > 4999) {
-    throw new TypeError(`close code ${code} is outside 1000-4999`);
-  }
-  if (!reason) return control(["UNSUBSCRIBE", topic, String(code)]);
-  return control(["UNSUBSCRIBE", topic, String(code), reason], true);
-}
-
-/**
- * Close code reported for a topic whose SUBSCRIBE got `ERR reason`: an HTTP status reason
- * (`"403 Forbidden"`) becomes 4000 + status (4403), as the 44xx convention the default stop
- * codes use; any other reason (`Too Many Topics`, `Invalid Topic`, ...) becomes 1008.
- * @param {string} reason
- * @returns {number}
- */
-export function closeCodeForError(reason) {
-  const match = /^([45][0-9]{2})(?: |$)/.exec(reason);
-  return match ? 4000 + Number(match[1]) : 1008;
-}
-
-// ------------------------------------------------------------------------------------ client
-
+// A topic's readyState, numbered as WebSocket's.
+/** @type {0} */
 const CONNECTING = 0;
+/** @type {1} */
 const OPEN = 1;
+/** @type {2} */
 const CLOSING = 2;
+/** @type {3} */
 const CLOSED = 3;
+/** @typedef {typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOSED} ReadyState */
 
-/** origin -> MultiplexSocket[]: normally one; a second only for a topic already open on the first. */
+/**
+ * The shared socket's `state`; `WAITING` = backing off before a reconnect. Public: the
+ * `statechange` event carries these strings.
+ */
+const SocketState = Object.freeze({
+  IDLE: "idle",
+  CONNECTING: "connecting",
+  OPEN: "open",
+  WAITING: "waiting",
+  CLOSED: "closed",
+});
+/** @typedef {typeof SocketState[keyof typeof SocketState]} MultiplexSocketState */
+/**
+ * The `statechange` event of a {@link MultiplexSocket}; `state` is the state it changed to.
+ * @typedef {Event & { readonly state: MultiplexSocketState }} MultiplexStateEvent
+ */
+
+/**
+ * What the server knows of a topic on the current connection; a topic it does not know has no
+ * state. Requests in flight have their own states, so that a reply always finds the state its
+ * request left.
+ */
+const TopicState = Object.freeze({
+  SUBSCRIBING: "subscribing",
+  SUBSCRIBED: "subscribed",
+  UNSUBSCRIBING: "unsubscribing",
+});
+/** @typedef {typeof TopicState[keyof typeof TopicState]} TopicStateName */
+
+// Reconnect delays, in ms: the first is at most BASE, each failure doubles that, up to CAP.
+const DEFAULT_BACKOFF_BASE = 250;
+const DEFAULT_BACKOFF_CAP = 10_000;
+
+/**
+ * Options of a topic's shared socket; only the first topic of an origin's socket sets them.
+ * @typedef {object} MultiplexOptions
+ * @property {new (url: string, protocols: string[]) => WebSocket} [WebSocket] WebSocket
+ *   constructor to use instead of `globalThis.WebSocket` (tests, Node)
+ * @property {() => number} [random] source of the backoff jitter, in [0, 1)
+ * @property {(callback: () => void, ms: number) => unknown} [setTimeout]
+ * @property {(id: any) => void} [clearTimeout]
+ * @property {number} [backoffBase] ms; delay = random() × min(backoffCap, backoffBase × 2^attempt)
+ * @property {number} [backoffCap] ms
+ * @property {Iterable<number>} [stopCodes] physical close codes after which it gives up
+ */
+
+/**
+ * A user's close waiting for the server's OK.
+ * @typedef {object} CloseRequest
+ * @property {MultiplexWebSocket} target
+ * @property {number | null} code
+ * @property {string | null} reason
+ */
+
+/**
+ * origin -> MultiplexSocket[]: normally one; a second only for a topic already open on the first.
+ * @type {Map<string, MultiplexSocket[]>}
+ */
 const registry = new Map();
 
+/**
+ * @param {string | ArrayBuffer | Blob} data
+ * @param {string} origin
+ * @returns {MessageEvent}
+ */
 function makeMessageEvent(data, origin) {
   if (typeof MessageEvent === "function") return new MessageEvent("message", { data, origin });
   const event = new Event("message");
   Object.defineProperties(event, { data: { value: data }, origin: { value: origin } });
-  return event;
+  return /** @type {MessageEvent} */ (event);
 }
 
+/**
+ * @param {number} code
+ * @param {string} reason
+ * @param {boolean} wasClean
+ * @returns {CloseEvent}
+ */
 function makeCloseEvent(code, reason, wasClean) {
   if (typeof CloseEvent === "function") return new CloseEvent("close", { code, reason, wasClean });
   const event = new Event("close");
@@ -443,9 +132,10 @@ function makeCloseEvent(code, reason, wasClean) {
     reason: { value: reason },
     wasClean: { value: wasClean },
   });
-  return event;
+  return /** @type {CloseEvent} */ (event);
 }
 
+/** @param {string | URL} url */
 function resolveUrl(url) {
   let parsed;
   try {
@@ -471,7 +161,7 @@ function resolveUrl(url) {
 export class MultiplexSocket extends EventTarget {
   /**
    * @param {string} origin e.g. `"wss://example.com"`
-   * @param {import("./multiplex.js").MultiplexOptions} [options]
+   * @param {MultiplexOptions} [options]
    */
   constructor(origin, options = {}) {
     super();
@@ -482,24 +172,37 @@ export class MultiplexSocket extends EventTarget {
       throw new TypeError("no WebSocket implementation: pass options.WebSocket");
     }
     this._random = options.random ?? Math.random;
-    this._setTimeout = options.setTimeout ?? ((callback, ms) => setTimeout(callback, ms));
-    this._clearTimeout = options.clearTimeout ?? ((id) => clearTimeout(id));
-    this._backoffBase = options.backoffBase ?? 250;
-    this._backoffCap = options.backoffCap ?? 10_000;
+    this._backoffBase = options.backoffBase ?? DEFAULT_BACKOFF_BASE;
+    this._backoffCap = options.backoffCap ?? DEFAULT_BACKOFF_CAP;
     this._stopCodes = new Set(options.stopCodes ?? DEFAULT_STOP_CODES);
-    this._state = "idle";
-    /** Failed connections in a row; reset once a connection opens. */
-    this.attempt = 0;
+    /** @type {MultiplexSocketState} */
+    this._state = SocketState.IDLE;
+    // Full jitter: a server back after an outage is not hit by every client at the same moment.
+    this._retry = new RetryTimer(
+      () => this._connect(),
+      (tries) => this._random() * Math.min(this._backoffCap, this._backoffBase * 2 ** tries),
+      { setTimeout: options.setTimeout, clearTimeout: options.clearTimeout },
+    );
+    /** @type {WebSocket | null} */
     this._ws = null;
-    this._timer = null;
+    /** @type {string | null} */
     this._connectTopic = null;
-    // Topics the user wants, in the order they are tried as the connect URL.
+    /**
+     * Topics the user wants, in the order they are tried as the connect URL.
+     * @type {Map<string, MultiplexWebSocket>}
+     */
     this._wanted = new Map();
-    // What the server knows: topic -> "subscribing" | "subscribed" | "unsubscribing". Kept apart
-    // from _wanted so that a reply always finds the state its request left, whatever the user
-    // did in between (close while subscribing, reopen while unsubscribing).
+    /**
+     * What the server knows of each topic. Kept apart from _wanted so that a reply always finds
+     * the state its request left, whatever the user did in between (close while subscribing,
+     * reopen while unsubscribing).
+     * @type {Map<string, TopicStateName>}
+     */
     this._server = new Map();
-    // User closes waiting for the server's OK: topic -> { target, code, reason }.
+    /**
+     * User closes waiting for the server's OK.
+     * @type {Map<string, CloseRequest>}
+     */
     this._closing = new Map();
   }
 
@@ -512,12 +215,18 @@ export class MultiplexSocket extends EventTarget {
     return this._state;
   }
 
+  /** Failed connections in a row; reset once a connection opens. */
+  get attempt() {
+    return this._retry.tries;
+  }
+
+  /** @param {MultiplexSocketState} state */
   _setState(state) {
     if (state === this._state) return;
     this._state = state;
     // From a microtask, like the browser's own events from a task: a listener never runs in
     // the middle of a step of this state machine (it may open or close topics).
-    const event = new Event("statechange");
+    const event = /** @type {Event & { state: MultiplexSocketState }} */ (new Event("statechange"));
     event.state = state;
     queueMicrotask(() => this.dispatchEvent(event));
   }
@@ -532,6 +241,11 @@ export class MultiplexSocket extends EventTarget {
     return this._ws;
   }
 
+  /**
+   * @param {MultiplexWebSocket} target
+   * @param {string} origin
+   * @param {MultiplexOptions} options
+   */
   static _acquire(target, origin, options) {
     const sockets = registry.get(origin) ?? [];
     let socket = sockets.find((candidate) => !candidate._wanted.has(target._topic));
@@ -544,22 +258,22 @@ export class MultiplexSocket extends EventTarget {
     return socket;
   }
 
+  /** @param {MultiplexWebSocket} target */
   _add(target) {
     this._wanted.set(target._topic, target);
-    if (this.state === "idle") this._connect(true);
+    if (this.state === SocketState.IDLE) this._connect(true);
     else this._reconcile(target._topic);
     // "connecting" and "waiting": every wanted topic is subscribed once the socket opens.
   }
 
   _connect(fromConstructor = false) {
-    this._timer = null;
     const first = this._wanted.values().next().value;
     if (!first) {
       this._finish();
       return;
     }
     this._connectTopic = first._topic;
-    this._setState("connecting");
+    this._setState(SocketState.CONNECTING);
     let ws;
     try {
       ws = new this._WebSocket(first.url, [SUBPROTOCOL]);
@@ -571,7 +285,7 @@ export class MultiplexSocket extends EventTarget {
         this._finish();
         throw error;
       }
-      this._stop(1006, String(error?.message ?? error), false, true);
+      this._stop(1006, String(/** @type {any} */ (error)?.message ?? error), false, true);
       return;
     }
     ws.binaryType = "arraybuffer";
@@ -582,38 +296,49 @@ export class MultiplexSocket extends EventTarget {
     this._ws = ws;
   }
 
+  /** @param {string | Uint8Array} frame */
   _send(frame) {
-    this._ws.send(frame);
+    // Every Uint8Array the codec builds has its own ArrayBuffer, never a SharedArrayBuffer.
+    const data = /** @type {string | Uint8Array<ArrayBuffer>} */ (frame);
+    /** @type {WebSocket} */ (this._ws).send(data);
   }
 
-  /** Send whatever brings the server's view of `topic` one step closer to the user's. */
+  /**
+   * Send whatever brings the server's view of `topic` one step closer to the user's.
+   * @param {string} topic
+   */
   _reconcile(topic) {
-    if (this.state !== "open") return;
+    if (this.state !== SocketState.OPEN) return;
     const status = this._server.get(topic);
     if (this._wanted.has(topic)) {
       if (status === undefined) {
-        this._server.set(topic, "subscribing");
+        this._server.set(topic, TopicState.SUBSCRIBING);
         this._send(encodeSubscribe(topic));
       }
-    } else if (status === "subscribed") {
+    } else if (status === TopicState.SUBSCRIBED) {
       const request = this._closing.get(topic);
-      this._server.set(topic, "unsubscribing");
+      this._server.set(topic, TopicState.UNSUBSCRIBING);
       this._send(encodeUnsubscribe(topic, request?.code ?? null, request?.reason ?? null));
     }
-    // "subscribing" / "unsubscribing": wait for the reply, which calls back here.
+    // SUBSCRIBING / UNSUBSCRIBING: wait for the reply, which calls back here.
   }
 
+  /** @param {WebSocket} ws */
   _onOpen(ws) {
     if (ws !== this._ws) return;
-    this._setState("open");
-    this.attempt = 0;
-    const first = this._connectTopic;
+    this._setState(SocketState.OPEN);
+    this._retry.reset();
+    const first = /** @type {string} */ (this._connectTopic);
     // The server subscribes the connect URL itself.
-    this._server.set(first, "subscribed");
+    this._server.set(first, TopicState.SUBSCRIBED);
     for (const topic of [first, ...this._wanted.keys()]) this._reconcile(topic);
     this._wanted.get(first)?._open();
   }
 
+  /**
+   * @param {WebSocket} ws
+   * @param {MessageEvent} event
+   */
   _onMessage(ws, event) {
     if (ws !== this._ws) return;
     let frame;
@@ -646,16 +371,18 @@ export class MultiplexSocket extends EventTarget {
     }
   }
 
+  /** @param {string} topic */
   _subscribed(topic) {
-    if (this._server.get(topic) !== "subscribing") return;
-    this._server.set(topic, "subscribed");
+    if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
+    this._server.set(topic, TopicState.SUBSCRIBED);
     const target = this._wanted.get(topic);
     if (target) target._open();
     else this._reconcile(topic); // closed while subscribing: undo it now
   }
 
+  /** @param {string} topic */
   _unsubscribed(topic) {
-    if (this._server.get(topic) !== "unsubscribing") return;
+    if (this._server.get(topic) !== TopicState.UNSUBSCRIBING) return;
     this._server.delete(topic);
     const request = this._closing.get(topic);
     this._closing.delete(topic);
@@ -664,8 +391,12 @@ export class MultiplexSocket extends EventTarget {
     request?.target._closed(request.code ?? 1000, request.reason ?? "", true);
   }
 
+  /**
+   * @param {string} topic
+   * @param {string} reason
+   */
   _refused(topic, reason) {
-    if (this._server.get(topic) !== "subscribing") return;
+    if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
     this._server.delete(topic);
     const target = this._wanted.get(topic);
     this._wanted.delete(topic); // no retry: not even after a reconnect
@@ -673,6 +404,11 @@ export class MultiplexSocket extends EventTarget {
     target?._fail(reason);
   }
 
+  /**
+   * @param {string} topic
+   * @param {number} code
+   * @param {string} reason
+   */
   _serverClosed(topic, code, reason) {
     if (this._server.get(topic) === undefined) return;
     this._server.delete(topic);
@@ -690,9 +426,13 @@ export class MultiplexSocket extends EventTarget {
     target?._closed(code, reason, true);
   }
 
+  /**
+   * @param {WebSocket} ws
+   * @param {Partial<CloseEvent> | undefined} event
+   */
   _onClose(ws, event) {
     if (ws !== this._ws) return;
-    const wasOpen = this.state === "open";
+    const wasOpen = this.state === SocketState.OPEN;
     this._ws = null;
     this._server.clear();
     const { code = 1006, reason = "", wasClean = false } = event ?? {};
@@ -703,26 +443,30 @@ export class MultiplexSocket extends EventTarget {
     const closing = [...this._closing.values()];
     this._closing.clear();
     for (const target of this._wanted.values()) target._lost();
-    const first = this._connectTopic;
+    const first = /** @type {string} */ (this._connectTopic);
     if (!wasOpen && this._wanted.has(first)) {
       // A refused handshake (e.g. a guard on the connect URL) would otherwise block every other
       // topic forever: try the next one, and this one again by SUBSCRIBE, which reports the
       // server's real reason as ERR.
-      const target = this._wanted.get(first);
+      const target = /** @type {MultiplexWebSocket} */ (this._wanted.get(first));
       this._wanted.delete(first);
       this._wanted.set(first, target);
     }
     if (this._wanted.size === 0) this._finish();
     else {
-      const ceiling = Math.min(this._backoffCap, this._backoffBase * 2 ** this.attempt);
-      this.attempt += 1;
-      this._setState("waiting");
-      this._timer = this._setTimeout(() => this._connect(), this._random() * ceiling);
+      this._setState(SocketState.WAITING);
+      this._retry.scheduleTimeout();
     }
     for (const request of closing) request.target._closed(1006, "", false);
   }
 
-  /** The server said "do not come back" (or the socket cannot be built): close every topic. */
+  /**
+   * The server said "do not come back" (or the socket cannot be built): close every topic.
+   * @param {number} code
+   * @param {string} reason
+   * @param {boolean} wasClean
+   * @param {boolean} withError
+   */
   _stop(code, reason, wasClean, withError) {
     const targets = [...this._closing.values()].map((request) => request.target);
     targets.push(...this._wanted.values());
@@ -741,14 +485,13 @@ export class MultiplexSocket extends EventTarget {
 
   /** Leave the registry first, so that a topic opened from an event handler gets a fresh socket. */
   _finish() {
-    if (this.state === "closed") return;
-    this._setState("closed");
+    if (this.state === SocketState.CLOSED) return;
+    this._setState(SocketState.CLOSED);
     const sockets = registry.get(this.origin) ?? [];
     const index = sockets.indexOf(this);
     if (index >= 0) sockets.splice(index, 1);
     if (sockets.length === 0) registry.delete(this.origin);
-    if (this._timer !== null) this._clearTimeout(this._timer);
-    this._timer = null;
+    this._retry.cancel();
     const ws = this._ws;
     this._ws = null;
     if (ws) {
@@ -757,7 +500,10 @@ export class MultiplexSocket extends EventTarget {
     }
   }
 
-  /** The user closed a topic that is not open: forget it. */
+  /**
+   * The user closed a topic that is not open: forget it.
+   * @param {MultiplexWebSocket} target
+   */
   _drop(target) {
     if (this._wanted.get(target._topic) !== target) return;
     this._wanted.delete(target._topic);
@@ -765,7 +511,12 @@ export class MultiplexSocket extends EventTarget {
     this._maybeFinish();
   }
 
-  /** The user closed an open topic: UNSUBSCRIBE, and report the close on the server's OK. */
+  /**
+   * The user closed an open topic: UNSUBSCRIBE, and report the close on the server's OK.
+   * @param {MultiplexWebSocket} target
+   * @param {number | null} code
+   * @param {string | null} reason
+   */
   _unsubscribe(target, code, reason) {
     this._wanted.delete(target._topic);
     this._closing.set(target._topic, { target, code, reason });
@@ -785,7 +536,7 @@ export class MultiplexWebSocket extends EventTarget {
   /**
    * @param {string | URL} url `ws:`/`wss:` URL, or a URL relative to `location` in a browser.
    *   Its path and query (as the URL parser normalises them) name the topic on the wire.
-   * @param {import("./multiplex.js").MultiplexOptions} [options] used when this topic's origin
+   * @param {MultiplexOptions} [options] used when this topic's origin
    *   has no socket yet; later topics of the origin share that socket and its options.
    */
   constructor(url, options = {}) {
@@ -801,8 +552,14 @@ export class MultiplexWebSocket extends EventTarget {
     this._topic = parsed.pathname + parsed.search;
     const why = invalidTopicReason(this._topic);
     if (why !== null) throw new DOMException(`invalid topic ${this._topic}: ${why}`, "SyntaxError");
+    /** @type {ReadyState} */
     this._readyState = CONNECTING;
+    /** @type {"arraybuffer" | "blob"} */
     this._binaryType = "arraybuffer";
+    /**
+     * Frames sent while CONNECTING, in order.
+     * @type {(string | Uint8Array)[]}
+     */
     this._buffer = [];
     /** @type {((event: Event) => void) | null} */
     this.onopen = null;
@@ -812,9 +569,9 @@ export class MultiplexWebSocket extends EventTarget {
     this.onclose = null;
     /** @type {((event: Event) => void) | null} */
     this.onerror = null;
-    for (const type of ["open", "message", "close", "error"]) {
+    for (const type of /** @type {const} */ (["open", "message", "close", "error"])) {
       this.addEventListener(type, (event) => {
-        const handler = this[`on${type}`];
+        const handler = /** @type {((event: Event) => unknown) | null} */ (this[`on${type}`]);
         if (typeof handler === "function") handler.call(this, event);
       });
     }
@@ -836,12 +593,15 @@ export class MultiplexWebSocket extends EventTarget {
     return this._readyState;
   }
 
-  /** Always `""`: the physical socket's subprotocol is the multiplexing one. */
+  /**
+   * Always `""`: the physical socket's subprotocol is the multiplexing one.
+   * @returns {""}
+   */
   get protocol() {
     return "";
   }
 
-  /** Always `""`. */
+  /** @returns {""} always */
   get extensions() {
     return "";
   }
@@ -860,6 +620,7 @@ export class MultiplexWebSocket extends EventTarget {
     return this._binaryType;
   }
 
+  /** @param {"arraybuffer" | "blob"} value */
   set binaryType(value) {
     // Like WebSocket: an unknown value is ignored.
     if (value === "arraybuffer" || value === "blob") this._binaryType = value;
@@ -873,9 +634,10 @@ export class MultiplexWebSocket extends EventTarget {
   /**
    * Send a text (string) or binary (ArrayBuffer, typed array, DataView) message on this topic.
    * Buffered while CONNECTING; discarded once CLOSING or CLOSED, as WebSocket does.
-   * @param {string | ArrayBuffer | ArrayBufferView} data
+   * @param {unknown} data any other value but a Blob is sent as text, as `String(data)`
    */
   send(data) {
+    /** @type {string | Uint8Array} */
     let frame;
     if (typeof data === "string") {
       frame = encodeText(this._topic, data);
@@ -934,17 +696,22 @@ export class MultiplexWebSocket extends EventTarget {
     if (this._readyState === OPEN) this._readyState = CONNECTING;
   }
 
+  /** @param {import("./multiplex-codec.js").DataFrame} frame */
   _message(frame) {
-    let data = frame.text;
-    if (data === null) {
-      data =
-        this._binaryType === "blob" && typeof Blob === "function"
-          ? new Blob([frame.data])
-          : frame.data.slice().buffer; // a copy: the frame's buffer also holds the topic
+    /** @type {string | ArrayBuffer | Blob} */
+    let data;
+    if (frame.text !== null) {
+      data = frame.text;
+    } else if (this._binaryType === "blob" && typeof Blob === "function") {
+      // The physical socket's binaryType is "arraybuffer": its frames are never shared memory.
+      data = new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (frame.data)]);
+    } else {
+      data = frame.data.slice().buffer; // a copy: the frame's buffer also holds the topic
     }
     this.dispatchEvent(makeMessageEvent(data, this._origin));
   }
 
+  /** @param {string} reason */
   _fail(reason) {
     this._readyState = CLOSED;
     this._buffer = [];
@@ -952,6 +719,11 @@ export class MultiplexWebSocket extends EventTarget {
     this.dispatchEvent(makeCloseEvent(closeCodeForError(reason), reason, false));
   }
 
+  /**
+   * @param {number} code
+   * @param {string} reason
+   * @param {boolean} wasClean
+   */
   _closed(code, reason, wasClean) {
     if (this._readyState === CLOSED) return;
     this._readyState = CLOSED;
@@ -960,7 +732,13 @@ export class MultiplexWebSocket extends EventTarget {
   }
 }
 
-for (const [name, value] of Object.entries({ CONNECTING, OPEN, CLOSING, CLOSED })) {
-  Object.defineProperty(MultiplexWebSocket, name, { value, enumerable: true });
-  Object.defineProperty(MultiplexWebSocket.prototype, name, { value, enumerable: true });
-}
+// Read-only data properties of both the class and its prototype, as WebSocket's constants are;
+// spelled out rather than looped over, so that the type checker sees them.
+Object.defineProperty(MultiplexWebSocket, "CONNECTING", { value: CONNECTING, enumerable: true });
+Object.defineProperty(MultiplexWebSocket, "OPEN", { value: OPEN, enumerable: true });
+Object.defineProperty(MultiplexWebSocket, "CLOSING", { value: CLOSING, enumerable: true });
+Object.defineProperty(MultiplexWebSocket, "CLOSED", { value: CLOSED, enumerable: true });
+Object.defineProperty(MultiplexWebSocket.prototype, "CONNECTING", { value: CONNECTING, enumerable: true });
+Object.defineProperty(MultiplexWebSocket.prototype, "OPEN", { value: OPEN, enumerable: true });
+Object.defineProperty(MultiplexWebSocket.prototype, "CLOSING", { value: CLOSING, enumerable: true });
+Object.defineProperty(MultiplexWebSocket.prototype, "CLOSED", { value: CLOSED, enumerable: true });
