@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wsroute.connection import origin_allowed, status_of
+from wsroute.connection import status_of
+from wsroute.origins import origin_allowed
 from wsroute.routes import compile_route, default_rank, route_path
 
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Iterable
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 from starlette.types import Message, Receive, Scope, Send
@@ -24,6 +21,8 @@ from wsroute import status
 from wsroute.broker import Broker
 from wsroute.frames import fast_abort, fast_writer
 from wsroute.guards import Reject
+from wsroute.lifecycle import ConnectionState, SessionState, check_connection_move
+from wsroute.origins import origin_allowed
 from wsroute.outbox import Outbox
 from wsroute.routes import RouteTable
 from wsroute.session import Closer, Framer, Session
@@ -31,43 +30,6 @@ from wsroute.settings import Settings
 from wsroute.status import WebSocketStatus
 
 logger = logging.getLogger("wsroute")
-
-_DEFAULT_PORTS = {"http": "80", "ws": "80", "https": "443", "wss": "443"}
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def origin_allowed(scope: Scope, allowed: Iterable[str]) -> bool:
-    """Same-origin, listed, or no Origin at all (a non-browser client): allowed.
-
-    Same origin means the Origin's host:port equals the request's Host header.
-    """
-    origin = _header(scope, b"origin")
-    if origin is None:
-        return True
-    origin = origin.strip().lower().rstrip("/")
-    allowed = tuple(allowed)
-    if "*" in allowed or origin in allowed:
-        return True
-    host = _header(scope, b"host")
-    if not host:
-        return False
-    parts = urlsplit(origin)
-    netloc = parts.netloc
-    default = _DEFAULT_PORTS.get(parts.scheme)
-    if default and netloc.endswith(":" + default):
-        netloc = netloc[: -len(default) - 1]
-    host = host.strip().lower()
-    for port in ("80", "443"):
-        if host.endswith(":" + port) and default == port:
-            host = host[: -len(port) - 1]
-    return bool(netloc) and netloc == host
-
 
 def status_of(event: Message) -> WebSocketStatus:
     """The leave status for a ``websocket.disconnect`` event.
@@ -104,6 +66,16 @@ async def deny(scope: Scope, send: Send, reject: Reject) -> None:
         await send({"type": "websocket.close", "code": status.POLICY_VIOLATION})
 
 
+# Module-level names: the receive loop reads them without an attribute lookup per message.
+_CONNECTING = ConnectionState.CONNECTING
+_HANDSHAKE = ConnectionState.HANDSHAKE
+_DENIED = ConnectionState.DENIED
+_OPEN = ConnectionState.OPEN
+_CLOSING = ConnectionState.CLOSING
+_EVICTED = ConnectionState.EVICTED
+_ENDED = ConnectionState.ENDED
+_SESSION_OPEN = SessionState.OPEN
+
 # How a connection ends unless something says otherwise (shared: idle sockets hold it).
 _DROPPED = WebSocketStatus(status.ABNORMAL, "")
 
@@ -117,7 +89,6 @@ class BaseConnection:
 
     # Slots: thousands of these live at once, one per idle socket.
     __slots__ = (
-        "_evicted",
         "_joins",
         "_task",
         "broker",
@@ -128,6 +99,7 @@ class BaseConnection:
         "scope",
         "send",
         "settings",
+        "state",
         "subprotocol",
         "table",
     )  # fmt: skip
@@ -155,15 +127,23 @@ class BaseConnection:
             on_overflow=self._evict,
             fast=fast_writer(scope),
         )
+        self.state = _CONNECTING
+        # How the server closed it (state CLOSING and on); None until then.
         self.close_status: WebSocketStatus | None = None
         self.subprotocol: str | None = None
         # The one session that takes every message (a dedicated connection), called
         # without the `on_frame` hop while no join body is running.
         self.direct: Session | None = None
+        # The task running the receive loop (state OPEN to EVICTED): eviction cancels it.
         self._task: asyncio.Task[Any] | None = None
-        self._evicted = False
         # Join bodies running beside the receive loop (most sockets never have one).
         self._joins: dict[Session, asyncio.Task[None]] | None = None
+
+    def _to(self, state: ConnectionState) -> None:
+        """Move to `state`: the one place the socket's state changes."""
+        if __debug__:
+            check_connection_move(self.state, state)
+        self.state = state
 
     def new_session(self, scope: Scope, closer: Closer, frame: Framer | None = None) -> Session:
         """A session on this socket's outbox."""
@@ -203,13 +183,13 @@ class BaseConnection:
                         # The message is dropped; the handler for RateLimited decides.
                         assert direct is not None  # only a dedicated socket has a bucket here
                         await direct.rate_limited()
-                        if self.close_status is not None:
-                            end = self.close_status
+                        if self.state is _CLOSING:
+                            end = self.close_status or _DROPPED
                             break
                         continue
                     text = event.get("text")
                     data = event.get("bytes") if text is None else None
-                    if direct is not None and direct.pending is None:
+                    if direct is not None and direct.state is _SESSION_OPEN:
                         # The handler is awaited right here: no frame of ours per message.
                         try:
                             await direct.message_call(text, data)
@@ -219,14 +199,14 @@ class BaseConnection:
                         # Looked up per message (multiplexed sockets only): a bound method
                         # kept in this frame would cost every idle socket 64 bytes.
                         await self.on_frame(text, data)
-                    if self.close_status is not None:
-                        end = self.close_status
+                    if self.state is _CLOSING:
+                        end = self.close_status or _DROPPED
                         break
                 elif kind == "websocket.disconnect":
                     end = status_of(event)
                     break
         except asyncio.CancelledError as exc:
-            if self._evicted and self._task is not None:
+            if self.state is _EVICTED and self._task is not None:
                 self._task.uncancel()
                 end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
                 await self._close_evicted()
@@ -239,6 +219,7 @@ class BaseConnection:
             await self._send_close(status.INTERNAL_ERROR, "Internal Error", timeout=1.0)
         finally:
             self._task = None
+            self._to(_ENDED)
             self.outbox.abort()
             # Shielded: a cancellation must not cut the leave handlers short.
             try:
@@ -260,16 +241,21 @@ class BaseConnection:
         """Accept the socket or deny it; True when accepted."""
         first = await self.receive()
         if first["type"] != "websocket.connect":
+            self._to(_DENIED)
             return False
+        self._to(_HANDSHAKE)
         if not origin_allowed(self.scope, self.settings.allowed_origins):
+            self._to(_DENIED)
             await deny(self.scope, self.send, Reject(403, "cross-origin WebSocket not allowed"))
             return False
         try:
             await self.open()
         except Reject as reject:
+            self._to(_DENIED)
             await deny(self.scope, self.send, reject)
             return False
         except Exception:
+            self._to(_DENIED)
             logger.exception("exception during the WebSocket handshake of %s", self.scope["path"])
             await deny(self.scope, self.send, Reject(500, "Internal Server Error"))
             return False
@@ -277,6 +263,7 @@ class BaseConnection:
             await self.send({"type": "websocket.accept"})
         else:
             await self.send({"type": "websocket.accept", "subprotocol": self.subprotocol})
+        self._to(_OPEN)
         return True
 
     async def open(self) -> None:
@@ -298,35 +285,19 @@ class BaseConnection:
     # --- sessions: join beside the receive loop, then messages in order -----------------
 
     def start_join(self, session: Session) -> None:
-        """Run the session's join body in its own task; its messages wait until it returns."""
-        if session.join_handler is None:
+        """Run the session's join body in a task of its own; its messages wait until it returns."""
+        if not session.start_join():
             return
-        session.pending = deque()
         if self._joins is None:
             self._joins = {}
-        self._joins[session] = asyncio.ensure_future(self._join_then_drain(session))
+        self._joins[session] = asyncio.ensure_future(self._join(session))
 
-    async def _join_then_drain(self, session: Session) -> None:
+    async def _join(self, session: Session) -> None:
         try:
-            await session.run_join()
-            pending = session.pending
-            while pending and not session.closed:
-                text, data = pending.popleft()
-                await session.on_message(text, data)
+            await session.join_then_drain()
         finally:
-            session.pending = None
             if self._joins is not None:
                 self._joins.pop(session, None)
-
-    async def dispatch(self, session: Session, text: str | None, data: bytes | None) -> None:
-        """Give a message to `session`: now, or after its join body returns."""
-        pending = session.pending
-        if pending is None:
-            await session.on_message(text, data)
-        elif len(pending) < self.settings.max_queue:
-            pending.append((text, data))
-        else:
-            await session.close(status.POLICY_VIOLATION, "too many messages before join returned")
 
     async def finish_session(self, session: Session, end: WebSocketStatus) -> None:
         """End one session: stop its join body, then unsubscribe and leave (once)."""
@@ -346,9 +317,10 @@ class BaseConnection:
 
     async def close_socket(self, code: int, reason: str) -> None:
         """Server-side close: flush what is queued (bounded in time), then the close frame."""
-        if self.close_status is not None:
+        if self.state is not _OPEN:
             return
         self.close_status = WebSocketStatus(code, reason)
+        self._to(_CLOSING)
         await self.outbox.drain(self.settings.close_timeout)
         self.outbox.abort()
         await self._send_close(code, reason, timeout=self.settings.close_timeout)
@@ -368,8 +340,8 @@ class BaseConnection:
 
     def _evict(self) -> None:
         """The outgoing queue overflowed under the disconnect policy: end the socket (1008)."""
-        if self._task is not None and not self._evicted:
-            self._evicted = True
+        if self._task is not None and (self.state is _OPEN or self.state is _CLOSING):
+            self._to(_EVICTED)
             self._task.cancel()
 
 
@@ -381,22 +353,14 @@ class Connection(BaseConnection):
 
     async def open(self) -> None:
         self.session = self.direct = self.new_session(self.scope, self.close_socket)
-        try:
-            await self.session.handshake()
-        except BaseException:
-            await self.session.ctx.aclose()
-            raise
+        await self.session.handshake()
 
     async def start(self) -> None:
         await self.session.subscribe()
         self.start_join(self.session)
 
     async def on_frame(self, text: str | None, data: bytes | None) -> None:
-        session = self.session
-        if session.pending is None:
-            await session.on_message(text, data)
-        else:
-            await self.dispatch(session, text, data)
+        await self.session.receive(text, data)
 
     def sessions(self) -> list[Session]:
         return [self.session]

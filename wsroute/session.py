@@ -32,7 +32,9 @@ from wsroute.errors import (
 )
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
 from wsroute.injection import Context, EventState, Plan
+from wsroute.lifecycle import SessionState, check_session_move
 from wsroute.outbox import Outbox
+from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler, RouteTable, route_path
 from wsroute.settings import Settings
 from wsroute.status import WebSocketStatus, clip_reason
@@ -57,28 +59,16 @@ def check_size(limit: int, text: str | None, data: bytes | None) -> None:
         raise MessageTooLarge(f"message too big: {len(data)} bytes, limit {limit}")
 
 
-class TokenBucket:
-    """At most `messages` per `seconds` on average, in bursts of up to `messages`."""
-
-    __slots__ = ("capacity", "clock", "last", "refill", "tokens")
-
-    def __init__(self, messages: int, seconds: float) -> None:
-        self.capacity = float(messages)
-        self.refill = messages / seconds
-        self.tokens = self.capacity
-        self.clock = asyncio.get_running_loop().time
-        self.last = self.clock()
-
-    def take(self) -> bool:
-        """Spend a token for one message; False when none is left (the message is over)."""
-        now = self.clock()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.refill)
-        self.last = now
-        if self.tokens < 1.0:
-            return False
-        self.tokens -= 1.0
-        return True
-
+# Module-level names: the per-message and per-delivery checks read them without an
+# attribute lookup on the enum class.
+_HANDSHAKE = SessionState.HANDSHAKE
+_REFUSED = SessionState.REFUSED
+_ACCEPTED = SessionState.ACCEPTED
+_OPEN = SessionState.OPEN
+_JOINING = SessionState.JOINING
+_CLOSING = SessionState.CLOSING
+_LEAVING = SessionState.LEAVING
+_LEFT = SessionState.LEFT
 
 _FastCall = tuple[
     Callable[..., Awaitable[Any]], tuple[Any, ...], tuple[Any, ...], dict[str, Any], str | None, Any, int
@@ -108,7 +98,7 @@ class Session:
         "_frame",
         "_leaving",
         "_more_values",
-        "_subscribed",
+        "_pending",
         "_subscriber_id",
         "broker",
         "bucket",
@@ -118,10 +108,10 @@ class Session:
         "join_handler",
         "message_handler",
         "outbox",
-        "pending",
         "request",
         "route_path",
         "settings",
+        "state",
         "table",
         "topic",
     )
@@ -150,6 +140,8 @@ class Session:
         self.topic = scope["path"]
         self.join_handler: Handler | None = None
         self.message_handler: Handler | None = None
+        self.state = _HANDSHAKE
+        # How the server closed it (state CLOSING and on); None until then.
         self.close_status: WebSocketStatus | None = None
         # The rate limit's state, made at accept; None without a limit. The socket reads it
         # (once for a dedicated one, per frame for a topic) before giving a message here.
@@ -165,18 +157,23 @@ class Session:
         # name when it is given by name, decoder, size limit).
         self._fast: _FastCall | None = None
         self._subscriber_id: str | None = None
-        self._subscribed = False
-        # The leave, once started: from then on the session sends and receives nothing.
+        # The leave's task, once started: later callers of `finish` wait for it.
         self._leaving: asyncio.Future[None] | None = None
-        # Messages that arrived while the join body runs (None when none is running).
-        self.pending: deque[tuple[str | None, bytes | None]] | None = None
+        # Messages that arrived while the join body runs (only in state JOINING).
+        self._pending: deque[tuple[str | None, bytes | None]] | None = None
+
+    def _to(self, state: SessionState) -> None:
+        """Move to `state`: the one place the session's state changes."""
+        if __debug__:
+            check_session_move(self.state, state)
+        self.state = state
 
     # --- ChannelTarget and Subscriber ------------------------------------------------
 
     @property
     def closed(self) -> bool:
         """True once the session is closing or closed."""
-        return self.close_status is not None or self._leaving is not None or self.outbox.closed
+        return self.state >= _CLOSING or self.outbox.closed
 
     @property
     def subscriber_id(self) -> str:
@@ -187,7 +184,7 @@ class Session:
 
     def send_event(self, event: Message) -> Coroutine[Any, Any, None]:
         """Send an encoded event to this client (in order with queued broadcasts)."""
-        if self.close_status is not None or self._leaving is not None:
+        if self.state >= _CLOSING:
             return raise_when_awaited(ChannelClosed(f"the WebSocket connection to {self.topic} is closed"))
         return self.outbox.send(event if self._frame is None else self._frame(event))
 
@@ -197,17 +194,24 @@ class Session:
 
     def deliver(self, event: Message) -> None:
         """A broadcast for this topic arrived: queue it (never blocks)."""
-        if self._leaving is None:
+        if self.state < _LEAVING:
             self.outbox.push(event if self._frame is None else self._frame(event))
 
     async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
         """Close this session with `code` and `reason` (once; later calls do nothing)."""
         if not (code in _SERVER_CLOSE_CODES or 3000 <= code <= 4999):
             raise ValueError(f"close code {code} cannot be sent: use 1000, 1001-1014 or 3000-4999")
-        if self.close_status is not None or self._leaving is not None:
+        state = self.state
+        if state >= _CLOSING:
             return
+        if state < _OPEN:
+            raise RuntimeError(
+                f"the WebSocket connection to {self.topic} cannot be closed before it is accepted: "
+                "to refuse it, raise Reject(status, detail) in a guard or dependency"
+            )
         reason = clip_reason(reason)
         self.close_status = WebSocketStatus(code, reason)
+        self._to(_CLOSING)
         await self._closer(code, reason)
 
     # --- handshake ----------------------------------------------------------------------
@@ -251,19 +255,28 @@ class Session:
 
     async def handshake(self) -> None:
         """Choose who accepts the connection: a `join` handler, else a `message` handler
-        ("join mode"). Raises `Reject` (404 when no handler is left)."""
-        path = self.route_path
-        for handler, params in self.table.match("join", path):
-            if await self._prepare(handler, params) is not None:
-                self.join_handler = handler
-                self._accepted(handler)
-                return
-        for handler, params in self.table.match("message", path):
-            if await self._prepare(handler, params) is not None:
-                self._choose(handler)
-                self._accepted(handler)
-                return
-        raise Reject(404, f"no WebSocket handler for {path}")
+        ("join mode"). Raises `Reject` (404 when no handler is left).
+
+        Whatever ends it otherwise (a `Reject`, a bug, a cancellation), the session is
+        refused and the dependencies the guards already set up are torn down.
+        """
+        try:
+            path = self.route_path
+            for handler, params in self.table.match("join", path):
+                if await self._prepare(handler, params) is not None:
+                    self.join_handler = handler
+                    self._accepted(handler)
+                    return
+            for handler, params in self.table.match("message", path):
+                if await self._prepare(handler, params) is not None:
+                    self._choose(handler)
+                    self._accepted(handler)
+                    return
+            raise Reject(404, f"no WebSocket handler for {path}")
+        except BaseException:
+            self._to(_REFUSED)
+            await self.ctx.aclose()
+            raise
 
     def _accepted(self, handler: Handler) -> None:
         if handler.query_in_topic and self.request.scope.get("query_string"):
@@ -278,27 +291,58 @@ class Session:
         rate = self.settings.rate_limit if taker is None or taker.rate_limit is None else taker.rate_limit
         if rate is not None:
             self.bucket = TokenBucket(*rate)
+        self._to(_ACCEPTED)
 
     async def subscribe(self) -> None:
         """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""
         await self.broker.subscribe(self.topic, self)
-        self._subscribed = True
+        self._to(_OPEN)
 
     # --- events -------------------------------------------------------------------------
 
-    async def run_join(self) -> None:
-        """Run the join body, if a join handler accepted the connection."""
+    def start_join(self) -> bool:
+        """Enter JOINING when a join handler accepted the session: messages queue until
+        `join_then_drain` has run the join body. False when there is no join body."""
+        if self.join_handler is None:
+            return False
+        self._pending = deque()
+        self._to(_JOINING)
+        return True
+
+    async def join_then_drain(self) -> None:
+        """Run the join body, then the messages that arrived meanwhile, in order; then OPEN."""
         handler = self.join_handler
-        if handler is None:
-            return
+        assert handler is not None and self.state is _JOINING
         try:
-            values = self._values(handler)
-            assert values is not None  # prepared by the handshake
-            await self._call(handler, values, None, None)
-        except BaseException as exc:
-            if not isinstance(exc, Exception):
-                raise
-            await self.handle_error(exc)
+            try:
+                values = self._values(handler)
+                assert values is not None  # prepared by the handshake
+                await self._call(handler, values, None, None)
+            except Exception as exc:
+                await self.handle_error(exc)
+            pending = self._pending
+            # Messages arriving while these run join the end of the queue: order holds.
+            while pending and self.state is _JOINING and not self.outbox.closed:
+                text, data = pending.popleft()
+                await self.on_message(text, data)
+            if self.state is _JOINING:
+                self._to(_OPEN)
+        finally:
+            self._pending = None
+
+    async def receive(self, text: str | None, data: bytes | None) -> None:
+        """A message for this session: handled now, queued while the join body runs, and
+        dropped once the session is closing (nothing may handle it any more)."""
+        state = self.state
+        if state is _OPEN:
+            await self.on_message(text, data)
+        elif state is _JOINING:
+            pending = self._pending
+            assert pending is not None
+            if len(pending) < self.settings.max_queue:
+                pending.append((text, data))
+            else:
+                await self.close(status.POLICY_VIOLATION, "too many messages before join returned")
 
     async def on_message(self, text: str | None, data: bytes | None) -> None:
         """Dispatch one received message; errors go to the exception handlers."""
@@ -472,18 +516,19 @@ class Session:
         """
         leaving = self._leaving
         if leaving is None:
-            leaving = self._leaving = asyncio.ensure_future(self._leave(end))
+            subscribed = _OPEN <= self.state <= _CLOSING
+            self._to(_LEAVING)
+            leaving = self._leaving = asyncio.ensure_future(self._leave(end, subscribed))
         await asyncio.shield(leaving)
 
     @property
     def left(self) -> bool:
         """True once the leave has run to its end (unsubscribed, handler run, torn down)."""
-        return self._leaving is not None and self._leaving.done()
+        return self.state is _LEFT
 
-    async def _leave(self, end: WebSocketStatus) -> None:
+    async def _leave(self, end: WebSocketStatus, subscribed: bool) -> None:
         try:
-            if self._subscribed:
-                self._subscribed = False
+            if subscribed:
                 await self.broker.unsubscribe(self.topic, self)
         except Exception:
             logger.exception("unsubscribing %s failed", self.topic)
@@ -507,3 +552,5 @@ class Session:
                 await self.ctx.aclose()
             except Exception:
                 logger.exception("tearing down dependencies of %s failed", self.route_path)
+            finally:
+                self._to(_LEFT)

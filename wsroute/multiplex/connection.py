@@ -35,8 +35,9 @@ from wsroute.multiplex.codec import (
     parse_client_frame,
     split_topic,
 )
+from wsroute.ratelimit import TokenBucket
 from wsroute.routes import RouteTable
-from wsroute.session import Closer, Framer, Session, TokenBucket
+from wsroute.session import Closer, Framer, Session
 from wsroute.settings import Settings
 from wsroute.status import NORMAL, POLICY_VIOLATION, WebSocketStatus
 
@@ -102,11 +103,7 @@ class MultiplexConnection(BaseConnection):
         return list(self.topics.values())
 
     async def open(self) -> None:
-        try:
-            await self.first.handshake()
-        except BaseException:
-            await self.first.ctx.aclose()
-            raise
+        await self.first.handshake()
 
     async def start(self) -> None:
         rate = self.settings.rate_limit
@@ -135,7 +132,7 @@ class MultiplexConnection(BaseConnection):
                 if bucket is not None and not bucket.take():
                     await session.rate_limited()
                 else:
-                    await self.dispatch(session, frame.text, frame.data)
+                    await session.receive(frame.text, frame.data)
                 return
         # No topic counts this frame, and no topic's handlers are asked about it: control
         # actions (each SUBSCRIBE runs guards) and frames for no topic have the router's
@@ -185,12 +182,10 @@ class MultiplexConnection(BaseConnection):
         try:
             await session.handshake()
         except Reject as reject:
-            await session.ctx.aclose()
             await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", topic))
             return
         except Exception:
             logger.exception("exception while subscribing to %s", topic)
-            await session.ctx.aclose()
             await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", topic))
             return
         self.topics[topic] = session
