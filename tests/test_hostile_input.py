@@ -73,7 +73,7 @@ from hardening_support import (
 from server import WS_IMPLEMENTATIONS, connect, serve
 from wsroute import Channel, Data, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.errors import InvalidMessage, UnsupportedFrame
-from wsroute.injection import make_decoder
+from wsroute.messages import make_decoder
 from wsroute.multiplex.codec import SEP, Err, Invalid, Ok, ServerUnsubscribe
 from wsroute.testing import MultiplexClient
 

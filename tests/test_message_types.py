@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from server import connect, serve
 from wsroute import Channel, InvalidMessage, WsRouter
-from wsroute.injection import make_decoder
+from wsroute.messages import make_decoder
 
 
 class Circle(BaseModel):

@@ -1,14 +1,15 @@
-"""Unit tests: what `encode` makes of each value, and `Data`."""
+"""Unit tests: what `encode` makes of each value, the frame kinds stated for types, and `Data`."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from wsroute import Data, IntoMessage, InvalidMessage
-from wsroute.messages import encode
+from wsroute.messages import FrameKind, encode, received_frame_kind, sent_frame_kind
 
 
 class Point(BaseModel):
@@ -59,6 +60,52 @@ class Liar:
 )
 def test_encode(value: object, expected: dict[str, object]) -> None:
     assert encode(value) == {"type": "websocket.send", **expected}
+
+
+class Name(str):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        ("hi", "text"),
+        (Name("n"), "text"),
+        (b"\x01", "binary"),
+        (bytearray(b"ab"), "binary"),
+        (memoryview(b"cd"), "binary"),
+        ({"a": 1}, "json"),
+        ([1], "json"),
+        (Point(x=1, y=2), "json"),
+        (Pair(1, "z"), "json"),
+        (42, "json"),
+        (Ping(), "text"),
+        (Blob(), "binary"),
+        (Data(text="t"), "either"),
+    ],
+)
+def test_sent_frame_kind_is_what_encode_sends(value: object, kind: FrameKind) -> None:
+    # The AsyncAPI document reads sent_frame_kind; what clients get is encode's.
+    assert sent_frame_kind(type(value)) == kind
+    if kind != "either":
+        assert ("bytes" in encode(value)) == (kind == "binary")
+
+
+@pytest.mark.parametrize(
+    ("annotation", "kind"),
+    [
+        (str, "text"),
+        (Annotated[str, Field(max_length=3)], "text"),
+        (bytes, "binary"),
+        (str | bytes, "either"),
+        (Data, "either"),
+        (Point, "json"),
+        (bytearray, "json"),
+        (Name, "json"),
+    ],
+)
+def test_received_frame_kind(annotation: Any, kind: FrameKind) -> None:
+    assert received_frame_kind(annotation) == kind
 
 
 def test_encode_unsupported_type_names_it() -> None:

@@ -1,14 +1,19 @@
-"""Unit tests of registration: prefixes, included routers and constrained text messages."""
+"""Unit tests of registration: prefixes, included routers, route options, class dependencies
+and constrained text messages."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from typing import Annotated, Any, cast
 
 import pytest
+from fastapi import Depends, HTTPException
 from pydantic import Field
 
-from wsroute import Channel, InvalidMessage, UnsupportedFrame, WsRouter
-from wsroute.injection import ParamSource, make_decoder
+from wsroute import Channel, HandshakeRequest, InvalidMessage, Reject, UnsupportedFrame, WsRouter
+from wsroute.injection import Context, analyze
+from wsroute.messages import make_decoder
+from wsroute.routes import RouteOptions
 
 
 def test_prefix_without_trailing_slash() -> None:
@@ -27,15 +32,15 @@ def test_include_router_with_a_parameter_prefix_reanalyzes_handlers() -> None:
     @tenants.message("/chat")
     async def chat(data: str, tenant: str, channel: Channel) -> None: ...
 
-    assert isinstance(tenants.table.handlers[0].plan.connection_params[0][1], ParamSource)
-    assert tenants.table.handlers[0].plan.connection_params[0][1].where == "query"
+    (param,) = tenants.table.handlers[0].plan.interface.params
+    assert (param.where, param.key) == ("query", "tenant")
     app_router = WsRouter()
     app_router.include_router(tenants, prefix="/{tenant}")
     handler = app_router.table.handlers[0]
     assert handler.path == "/{tenant}/chat"
     assert handler.rank == 1  # it has a parameter now: ranked after static paths
-    source = dict(handler.plan.connection_params)["tenant"]
-    assert isinstance(source, ParamSource) and source.where == "path"
+    (param,) = handler.plan.interface.params
+    assert (param.where, param.key) == ("path", "tenant")
     (matched, params), = app_router.table.match("message", "/acme/chat")
     assert matched is handler and params == {"tenant": "acme"}
 
@@ -89,3 +94,46 @@ def test_exception_handler_decorators_stack() -> None:
     async def bad_input(channel: Channel, exc: Exception) -> None: ...
 
     assert set(ws.settings.exception_handlers) == {InvalidMessage, UnsupportedFrame}
+
+
+def test_route_options_survive_include_router_and_are_checked_once() -> None:
+    inner = WsRouter()
+
+    @inner.message("/chat", rate_limit=[5, 1.0], sends=[str], name="talk")  # type: ignore[arg-type]
+    async def chat(data: str) -> None: ...
+
+    outer = WsRouter()
+    outer.include_router(inner, prefix="/v1")
+    (handler,) = outer.table.handlers
+    assert handler.options == RouteOptions(rate_limit=(5, 1.0), sends=(str,), name="talk")
+    assert (handler.path, handler.name, handler.rate_limit) == ("/v1/chat", "talk", (5, 1.0))
+    with pytest.raises(ValueError, match=r"^rate_limit=\(0, 1\) on @message\('/x'\): use"):
+        RouteOptions(rate_limit=(0, 1), decorator="@message('/x')")
+
+
+class _Yields:
+    def __call__(self) -> Iterator[int]:
+        yield 1
+
+
+class _Awaits:
+    async def __call__(self) -> int:
+        return 1
+
+
+async def test_a_class_dependency_builds_an_instance_whatever_its_call_does() -> None:
+    # Depends(cls) calls the class, as FastAPI does: its instances' __call__ is not what runs.
+    async def handler(
+        data: str, a: Annotated[_Yields, Depends()], b: Annotated[_Awaits, Depends()]
+    ) -> None: ...
+
+    plan = analyze(handler, "message", set())
+    scope = {"type": "websocket", "path": "/x", "query_string": b"", "headers": []}
+    values = await plan.connection_values(Context(HandshakeRequest(scope), cast(Any, None), cast(Any, None)))
+    assert isinstance(values["a"], _Yields) and isinstance(values["b"], _Awaits)
+
+
+def test_an_http_exception_refuses_with_its_status_detail_and_headers() -> None:
+    reject = Reject.from_http(HTTPException(401, "no token", {"WWW-Authenticate": "Bearer"}))
+    assert (reject.status_code, reject.detail) == (401, "no token")
+    assert reject.headers == {"WWW-Authenticate": "Bearer"}

@@ -1,5 +1,6 @@
 """wsroute: typed WebSocket event handlers for FastAPI — message, join, leave, topics, broadcasts."""
 
+from wsroute.asyncapi.page import mount_docs as _mount_docs
 from wsroute.broker import Broker, BrokerBackend, MemoryBackend
 from wsroute.channel import Channel
 from wsroute.errors import (
@@ -15,9 +16,13 @@ from wsroute.errors import (
 )
 from wsroute.guards import Forward, Guard, HandshakeRequest, Reject
 from wsroute.messages import Data, IntoMessage
-from wsroute.routing import AppBroker, WsRouter
+from wsroute.routing import AppBroker, WsRouter, serve_docs_with
 from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
+
+# The AsyncAPI docs sit below routing in the module layering (they read routers): the
+# package root, above both, gives `WsRouter.install` the docs it serves.
+serve_docs_with(_mount_docs)
 
 __all__ = [
     "AppBroker",

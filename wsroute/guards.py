@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from http import HTTPStatus
 from typing import Any, ClassVar, Self, TypeVar
 
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
@@ -42,6 +43,12 @@ class Reject(Exception):
         self.status_code = status_code
         self.detail = detail
         self.headers = headers
+
+    @classmethod
+    def from_http(cls, exc: HTTPException) -> Reject:
+        """The refusal that FastAPI's (or Starlette's) `HTTPException` means at a handshake:
+        the same status, detail and headers. Raise it ``from exc``."""
+        return cls(exc.status_code, exc.detail, dict(exc.headers or {}))
 
 
 class Forward(Exception):

@@ -16,9 +16,10 @@ handshake (so its `HTTPException` refuses the connection), cached, torn down at 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Annotated, Any, Literal
 
@@ -35,9 +36,10 @@ from starlette.websockets import WebSocket
 
 from wsroute.broker import Broker
 from wsroute.channel import Channel
-from wsroute.errors import InvalidMessage, RegistrationError, UnsupportedFrame
+from wsroute.errors import RegistrationError
 from wsroute.guards import HandshakeRequest, Reject, guard_mistake, is_guard
-from wsroute.messages import Data
+from wsroute.messages import Data, Decoder, make_decoder, split_annotated
+from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
 
 EventKind = Literal["message", "join", "leave"]
@@ -89,6 +91,58 @@ class EventState:
         self.stack = stack
 
 
+# --- what a handler needs, as the AsyncAPI document reads it ---------------------------
+
+ParamWhere = Literal["path", "query", "header", "cookie"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestParam:
+    """A value read from the handshake request: a path, query, header or cookie parameter."""
+
+    where: ParamWhere
+    key: str
+    """Its name in the request: the alias, or the header name (``x-token`` for ``x_token``)."""
+    adapter: TypeAdapter[Any]
+    """Validates the raw value (with the marker's and ``Annotated`` constraints); its
+    ``json_schema()`` describes it."""
+    required: bool
+    default: Any
+    """The value when the request has none (meaningful only when not `required`)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SecurityRequirement:
+    """Credentials checked at the handshake by a guard or a dependency.
+
+    `scheme` is the guard's (or dependency's) `SecurityScheme`, or FastAPI's security
+    dependency itself (``APIKeyHeader``, ``OAuth2PasswordBearer``…). `name` is the guard
+    class's name, the dependency's, or FastAPI's ``scheme_name``: the scheme's key unless a
+    `SecurityScheme` names its own. `scopes` are the OAuth2 scopes in effect for it (those
+    of every enclosing ``Security``), empty for a guard.
+    """
+
+    scheme: SecurityScheme | SecurityBase
+    name: str
+    scopes: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Interface:
+    """What a handler needs and gives, read from its signature and its dependencies'.
+
+    `params` and `security` are in the order the handler's parameters declare them,
+    each dependency's own before its sub-dependencies'. `message` is the message
+    parameter's annotation as written (``Annotated`` metadata included), None without one;
+    `sends` the types named by typed ``Channel[T]`` parameters.
+    """
+
+    params: tuple[RequestParam, ...]
+    security: tuple[SecurityRequirement, ...]
+    message: Any
+    sends: tuple[Any, ...]
+
+
 # --- sources: where one parameter's value comes from -----------------------------------
 
 
@@ -100,6 +154,10 @@ class Source:
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
         """The value for this parameter."""
         raise NotImplementedError
+
+    def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
+        """What resolving it reads from the request or checks, for `Interface`."""
+        return iter(())
 
 
 class _ChannelSource(Source):
@@ -153,12 +211,14 @@ class GuardSource(Source):
                 if inspect.isawaitable(value):
                     value = await value
         except HTTPException as exc:
-            raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
+            raise Reject.from_http(exc) from exc
         cache[key] = value
         return value
 
-
-ParamWhere = Literal["path", "query", "header", "cookie"]
+    def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
+        scheme = getattr(self.guard, "security", None)
+        if isinstance(scheme, SecurityScheme):
+            yield SecurityRequirement(scheme, self.guard.__name__)
 
 
 class ParamSource(Source):
@@ -210,6 +270,32 @@ class ParamSource(Source):
                 ],
             ) from exc
 
+    def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
+        yield RequestParam(self.where, self.key, self.adapter, self.required, self.default)
+
+
+_CallKind = Literal["async_generator", "generator", "coroutine", "function"]
+
+
+def _call_kind(call: Callable[..., Any]) -> _CallKind:
+    """How calling a dependency gives its value: it yields (async or not), it is awaited, or
+    it returns. The one place that decides both a dependency's scope (one that yields is
+    event-scoped) and how it is run.
+
+    As FastAPI decides: by the callable itself, then by a callable instance's ``__call__``;
+    a class builds an instance, so its instances' ``__call__`` is not what runs.
+    """
+    targets: list[Any] = [call]
+    if not isinstance(call, type):
+        targets.append(getattr(call, "__call__", None))  # noqa: B004 - a callable instance's method
+    if any(inspect.isasyncgenfunction(target) for target in targets):
+        return "async_generator"
+    if any(inspect.isgeneratorfunction(target) for target in targets):
+        return "generator"
+    if any(inspect.iscoroutinefunction(target) for target in targets):
+        return "coroutine"
+    return "function"
+
 
 class DependencySource(Source):
     """A FastAPI-style dependency (`Depends` or `Security`), with its own parameters.
@@ -243,15 +329,10 @@ class DependencySource(Source):
             self.key = (call, tuple(sorted(set(self.scopes))))
         else:
             self.key = call
-        self.is_async_gen = inspect.isasyncgenfunction(call) or inspect.isasyncgenfunction(
-            getattr(call, "__call__", None)  # noqa: B004 - a callable instance's method
-        )
-        self.is_gen = inspect.isgeneratorfunction(call) or inspect.isgeneratorfunction(
-            getattr(call, "__call__", None)  # noqa: B004
-        )
-        self.is_async = inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(
-            getattr(call, "__call__", None)  # noqa: B004
-        )
+        kind = _call_kind(call)
+        self.is_async_gen = kind == "async_generator"
+        self.is_gen = kind == "generator"
+        self.is_async = kind == "coroutine"
 
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
         connection_scoped = self.scope == "connection"
@@ -284,89 +365,21 @@ class DependencySource(Source):
             else:
                 value = await run_in_threadpool(self.call, **kwargs)
         except HTTPException as exc:
-            raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
+            raise Reject.from_http(exc) from exc
         cache[self.key] = value
         return value
 
-
-# --- message decoding -------------------------------------------------------------------
-
-Decoder = Callable[[str | None, bytes | None], Any]
-
-
-def _decode_str(text: str | None, data: bytes | None) -> str:
-    if text is None:
-        raise UnsupportedFrame("this handler takes text messages, not binary")
-    return text
-
-
-def _decode_bytes(text: str | None, data: bytes | None) -> bytes:
-    if data is None:
-        raise UnsupportedFrame("this handler takes binary messages, not text")
-    return data
-
-
-def _decode_either(text: str | None, data: bytes | None) -> str | bytes:
-    return text if text is not None else data  # type: ignore[return-value]
-
-
-def _decode_data(text: str | None, data: bytes | None) -> Data:
-    return Data(text, data)
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
-    loc = ".".join(str(part) for part in err["loc"])
-    return f"invalid message: {loc}: {err['msg']}" if loc else f"invalid message: {err['msg']}"
-
-
-def _raw_decoder(base: Any) -> Decoder | None:
-    """The decoder of a type that takes the frame as it came, or None for a JSON type."""
-    if base is str:
-        return _decode_str
-    if base is bytes:
-        return _decode_bytes
-    if base is Data:
-        return _decode_data
-    if typing.get_origin(base) in (typing.Union, _UnionType) and set(typing.get_args(base)) == {str, bytes}:
-        return _decode_either
-    return None
-
-
-def make_decoder(annotation: Any) -> Decoder:
-    """The function that turns a received frame into the handler's message type.
-
-    `str` takes text frames, `bytes` binary frames, ``str | bytes`` either, `Data` either
-    (raw); any other type is JSON validated by pydantic. The whole annotation is what
-    validates: ``Annotated`` constraints (``Field(ge=0)``, ``max_length``, a union's
-    ``discriminator``) apply exactly as ``TypeAdapter(annotation)`` applies them.
-    """
-    base, metadata = _split_annotated(annotation)
-    raw = _raw_decoder(base)
-    if raw is not None:
-        if not metadata or base is Data:
-            # Data is the frame itself: pydantic has nothing of it to constrain.
-            return raw
-        # Annotated[str, Field(max_length=...)]: the frame kind of `base`, then its constraints.
-        check = TypeAdapter(annotation).validate_python
-
-        def decode_constrained(text: str | None, data: bytes | None) -> Any:
-            try:
-                return check(raw(text, data))
-            except ValidationError as exc:
-                raise InvalidMessage(_validation_reason(exc)) from exc
-
-        return decode_constrained
-    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-    validate_json = adapter.validate_json
-
-    def decode(text: str | None, data: bytes | None) -> Any:
-        try:
-            return validate_json(text if text is not None else data)  # type: ignore[arg-type]
-        except ValidationError as exc:
-            raise InvalidMessage(_validation_reason(exc)) from exc
-
-    return decode
+    def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
+        call = self.call
+        if isinstance(call, SecurityBase):
+            yield SecurityRequirement(call, call.scheme_name, self.scopes)
+        else:
+            scheme = getattr(call, "security", None)
+            if isinstance(scheme, SecurityScheme):
+                name = getattr(call, "__name__", type(call).__name__)
+                yield SecurityRequirement(scheme, name, self.scopes)
+        for _, source in self.params:
+            yield from source.needs()
 
 
 # --- plans -------------------------------------------------------------------------------
@@ -392,6 +405,19 @@ class Plan:
     function: the wrapper is what is called, and many take keyword arguments only."""
     positional_only: int = 0
     """How many of `positional` are positional-only: every call gives those by position."""
+
+    @functools.cached_property
+    def interface(self) -> Interface:
+        """What the handler needs and gives, for the AsyncAPI document (made on first use)."""
+        params: list[RequestParam] = []
+        security: list[SecurityRequirement] = []
+        for _, source in (*self.connection_params, *self.event_params):
+            for need in source.needs():
+                if isinstance(need, RequestParam):
+                    params.append(need)
+                else:
+                    security.append(need)
+        return Interface(tuple(params), tuple(security), self.message_annotation, self.sends)
 
     async def connection_values(self, ctx: Context) -> dict[str, Any]:
         """Resolve the connection-level parameters (guards, params, cached dependencies)."""
@@ -500,7 +526,7 @@ class Analyzer:
                     f"annotate it, e.g. `{name}: str`"
                     + ("" if name == self.data else f" or `{name}: Channel`"),
                 )
-            annotation, metadata = _split_annotated(hints[name])
+            annotation, metadata = split_annotated(hints[name])
             if annotation is Data or (
                 self.kind != "leave" and name == self.data and not _marker(metadata, param.default)
             ):
@@ -672,7 +698,7 @@ class Analyzer:
                         f"{self.where}: dependency {_describe(call)}: parameter {param.name!r} has no "
                         f"type annotation. Fix: annotate it"
                     )
-                sub_annotation, sub_metadata = _split_annotated(hints[param.name])
+                sub_annotation, sub_metadata = split_annotated(hints[param.name])
                 params.append(
                     (param.name, self.source(param.name, sub_annotation, sub_metadata, param.default))
                 )
@@ -688,18 +714,7 @@ class Analyzer:
             )
         )
         needs_event = any(source.scope == "event" for _, source in params)
-        is_generator = (
-            inspect.isgeneratorfunction(call)
-            or inspect.isasyncgenfunction(call)
-            or (
-                not inspect.isfunction(call)
-                and not isinstance(call, type)
-                and (
-                    inspect.isgeneratorfunction(getattr(call, "__call__", None))  # noqa: B004
-                    or inspect.isasyncgenfunction(getattr(call, "__call__", None))  # noqa: B004
-                )
-            )
-        )
+        is_generator = _call_kind(call) in ("generator", "async_generator")
         declared = getattr(depends, "scope", None)
         scope: Scope
         if declared == "request":
@@ -716,13 +731,6 @@ class Analyzer:
         else:
             scope = "connection"
         return DependencySource(call, depends.use_cache, scope, params, scopes, uses_scopes)
-
-
-def _split_annotated(annotation: Any) -> tuple[Any, list[Any]]:
-    if typing.get_origin(annotation) is Annotated:
-        base, *metadata = typing.get_args(annotation)
-        return base, metadata
-    return annotation, []
 
 
 def _marker(metadata: list[Any], default: Any) -> fastapi_params.Param | None:

@@ -1,21 +1,30 @@
-"""Messages in and out: `Data` for what arrives, `IntoMessage` and `encode` for what is sent.
+"""Messages in and out: `Data` and the decoders for what arrives, `IntoMessage` and `encode`
+for what is sent, and the frame kinds both imply.
 
 An encoded message is the ASGI ``websocket.send`` event itself, built once and handed
-unchanged to every subscriber of a broadcast.
+unchanged to every subscriber of a broadcast. The frame-kind functions state the same rules
+for a type instead of a value, for the AsyncAPI document: `received_frame_kind` is the rule
+`make_decoder` applies, `sent_frame_kind` the one `encode` applies.
 """
 
 from __future__ import annotations
 
 import builtins
 import dataclasses
-from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.types import Message
 
-from wsroute.errors import InvalidMessage
+from wsroute.errors import InvalidMessage, UnsupportedFrame
+
+FrameKind = Literal["text", "binary", "either", "json"]
+"""How a message travels: a text frame, a binary frame, either (the raw frame as it came),
+or JSON (validated or serialized by pydantic; sent as text, accepted as text or binary)."""
 
 
 class Data:
@@ -168,3 +177,139 @@ def encode(value: object) -> Message:
         f"cannot send a {kind.__qualname__}: send str, bytes, a pydantic model, a JSON-able "
         "value, or implement IntoMessage (a method into_message() -> str | bytes)"
     )
+
+
+def split_annotated(annotation: Any) -> tuple[Any, list[Any]]:
+    """``Annotated[T, *metadata]`` as ``(T, [*metadata])``; any other annotation as ``(it, [])``.
+
+    Nested ``Annotated`` is flattened by `typing` itself, so one level is all there is.
+    """
+    if typing.get_origin(annotation) is Annotated:
+        base, *metadata = typing.get_args(annotation)
+        return base, metadata
+    return annotation, []
+
+
+def _is_str_or_bytes(tp: Any) -> bool:
+    union = typing.get_origin(tp) in (typing.Union, types.UnionType)
+    return union and set(typing.get_args(tp)) == {str, bytes}
+
+
+def received_frame_kind(annotation: Any) -> FrameKind:
+    """The frames a handler whose message is annotated `annotation` accepts (`make_decoder`).
+
+    `str` takes text frames, `bytes` binary frames, ``str | bytes`` and `Data` either, any
+    other type JSON. ``Annotated`` metadata constrains the value, not the frame kind.
+    """
+    base, _ = split_annotated(annotation)
+    if base is str:
+        return "text"
+    if base is bytes:
+        return "binary"
+    if base is Data or _is_str_or_bytes(base):
+        return "either"
+    return "json"
+
+
+def sent_frame_kind(tp: Any) -> FrameKind:
+    """The frames `encode` sends a value of type `tp` as.
+
+    The same order of rules as `encode`, read from the type: `Data` and ``str | bytes``
+    either; an `IntoMessage` type what its ``into_message`` return annotation names
+    (either when it names neither `str` nor `bytes`, or cannot be read); then subclasses of
+    `str` text and of `bytes`, `bytearray`, `memoryview` binary; anything else JSON.
+    """
+    tp, _ = split_annotated(tp)
+    if tp is Data or _is_str_or_bytes(tp):
+        return "either"
+    if not isinstance(tp, type):
+        return "json"
+    method = getattr(tp, "into_message", None)
+    if method is not None and callable(method):
+        try:
+            returns = typing.get_type_hints(method).get("return")
+        except Exception:  # an unresolvable annotation only costs precision in the docs
+            returns = None
+        kind = received_frame_kind(returns)
+        return kind if kind in ("text", "binary") else "either"
+    if issubclass(tp, str):
+        return "text"
+    if issubclass(tp, bytes | bytearray | memoryview):
+        return "binary"
+    return "json"
+
+
+# --- decoding ----------------------------------------------------------------------------
+
+Decoder = Callable[[str | None, bytes | None], Any]
+"""Turns a received frame (its text, or its bytes) into the handler's message."""
+
+
+def _decode_str(text: str | None, data: bytes | None) -> str:
+    if text is None:
+        raise UnsupportedFrame("this handler takes text messages, not binary")
+    return text
+
+
+def _decode_bytes(text: str | None, data: bytes | None) -> bytes:
+    if data is None:
+        raise UnsupportedFrame("this handler takes binary messages, not text")
+    return data
+
+
+def _decode_either(text: str | None, data: bytes | None) -> str | bytes:
+    return text if text is not None else data  # type: ignore[return-value]
+
+
+def _decode_data(text: str | None, data: bytes | None) -> Data:
+    return Data(text, data)
+
+
+_RAW_DECODERS: dict[FrameKind, Decoder] = {
+    "text": _decode_str,
+    "binary": _decode_bytes,
+    "either": _decode_either,
+}
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(part) for part in err["loc"])
+    return f"invalid message: {loc}: {err['msg']}" if loc else f"invalid message: {err['msg']}"
+
+
+def make_decoder(annotation: Any) -> Decoder:
+    """The function that turns a received frame into the handler's message type.
+
+    The frame kinds it takes are `received_frame_kind`'s; a JSON type is validated by
+    pydantic. The whole annotation is what validates: ``Annotated`` constraints
+    (``Field(ge=0)``, ``max_length``, a union's ``discriminator``) apply exactly as
+    ``TypeAdapter(annotation)`` applies them.
+    """
+    base, metadata = split_annotated(annotation)
+    kind = received_frame_kind(annotation)
+    if kind != "json":
+        raw = _decode_data if base is Data else _RAW_DECODERS[kind]
+        if not metadata or base is Data:
+            # Data is the frame itself: pydantic has nothing of it to constrain.
+            return raw
+        # Annotated[str, Field(max_length=...)]: the frame kind of `base`, then its constraints.
+        check = TypeAdapter(annotation).validate_python
+
+        def decode_constrained(text: str | None, data: bytes | None) -> Any:
+            try:
+                return check(raw(text, data))
+            except ValidationError as exc:
+                raise InvalidMessage(_validation_reason(exc)) from exc
+
+        return decode_constrained
+    adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+    validate_json = adapter.validate_json
+
+    def decode(text: str | None, data: bytes | None) -> Any:
+        try:
+            return validate_json(text if text is not None else data)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise InvalidMessage(_validation_reason(exc)) from exc
+
+    return decode

@@ -20,9 +20,13 @@ from starlette.routing import compile_path
 from starlette.types import Scope
 
 from wsroute.injection import EventKind, Plan, analyze
+from wsroute.settings import check_rate_limit
 
 _ANONYMOUS = re.compile(r"\{_(:[a-zA-Z_][a-zA-Z0-9_]*)?\}")
-_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(:[a-zA-Z_][a-zA-Z0-9_]*)?\}")
+
+PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?\}")
+"""A parameter of a route path: group 1 its name (``_`` for an anonymous one), group 2 its
+convertor without the colon (``path`` in ``{rest:path}``), or None."""
 
 
 def _name_anonymous(path: str) -> str:
@@ -41,10 +45,42 @@ def route_path(scope: Scope) -> str:
 
 def default_rank(path: str) -> int:
     """0 for a static path, 1 with parameters, 2 with a catch-all ``:path`` parameter."""
-    params = _PARAM.findall(path)
+    params = PATH_PARAM.findall(path)
     if not params:
         return 0
-    return 2 if any(conv == ":path" for _, conv in params) else 1
+    return 2 if any(convertor == "path" for _, convertor in params) else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RouteOptions:
+    """The options of a `message`, `join` or `leave` decorator (see `WsRouter.message`),
+    checked when they are made.
+
+    `decorator` (``"@message('/x')"``) only names the declaration in error messages. A
+    `rate_limit` is normalized to a tuple, `sends` to a tuple.
+    """
+
+    data: str = "data"
+    rank: int | None = None
+    """None: `default_rank` of the path."""
+    max_message_size: int | None = None
+    """None: the router's."""
+    rate_limit: tuple[int, float] | None = None
+    """``(messages, seconds)`` for each connection this message handler takes; None: the router's."""
+    http_fallback: bool = True
+    query_in_topic: bool = False
+    sends: Sequence[Any] = ()
+    name: str | None = None
+    """None: the function's name."""
+    summary: str | None = None
+    """None: the docstring's first line."""
+    decorator: dataclasses.InitVar[str] = ""
+
+    def __post_init__(self, decorator: str) -> None:
+        check_rate_limit(self.rate_limit, f" on {decorator}" if decorator else "")
+        if self.rate_limit is not None:
+            object.__setattr__(self, "rate_limit", (self.rate_limit[0], self.rate_limit[1]))
+        object.__setattr__(self, "sends", tuple(self.sends))
 
 
 @dataclasses.dataclass(eq=False)
@@ -55,21 +91,34 @@ class Handler:
     path: str
     fn: Callable[..., Any]
     plan: Plan
+    options: RouteOptions
     rank: int
+    """`options.rank`, or the path's `default_rank`."""
+    name: str
+    """`options.name`, or the function's name."""
     order: int
     regex: re.Pattern[str]
     convertors: dict[str, Convertor[Any]]
-    max_message_size: int | None = None
-    rate_limit: tuple[int, float] | None = None
-    """``(messages, seconds)`` for each connection this message handler takes; None: the router's."""
-    http_fallback: bool = True
-    query_in_topic: bool = False
-    sends: tuple[Any, ...] = ()
-    name: str = ""
-    summary: str | None = None
-    options: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
-    """The decorator's arguments (and the names that resolve its annotations), to rebuild it
-    under another path prefix."""
+    localns: Mapping[str, Any] | None = dataclasses.field(default=None, repr=False)
+    """The names that resolve the function's annotations, to analyze it again under
+    another path prefix."""
+
+    # What a connection reads of its handler (session.py), when it is accepted and on the
+    # per-message path that is not the prepared fast call.
+    @property
+    def max_message_size(self) -> int | None:
+        """`options.max_message_size`: None for the router's."""
+        return self.options.max_message_size
+
+    @property
+    def rate_limit(self) -> tuple[int, float] | None:
+        """`options.rate_limit`: None for the router's."""
+        return self.options.rate_limit
+
+    @property
+    def query_in_topic(self) -> bool:
+        """`options.query_in_topic`."""
+        return self.options.query_in_topic
 
     @property
     def path_params(self) -> set[str]:
@@ -100,51 +149,30 @@ def make_handler(
     kind: EventKind,
     path: str,
     fn: Callable[..., Any],
+    options: RouteOptions,
     *,
     order: int | None = None,
-    data: str = "data",
-    rank: int | None = None,
-    max_message_size: int | None = None,
-    rate_limit: tuple[int, float] | None = None,
-    http_fallback: bool = True,
-    query_in_topic: bool = False,
-    sends: Sequence[Any] = (),
-    name: str | None = None,
-    summary: str | None = None,
     localns: Mapping[str, Any] | None = None,
 ) -> Handler:
-    """Analyze `fn` for `path` and build its `Handler` (raises `RegistrationError`)."""
+    """Analyze `fn` for `path` and build its `Handler` (raises `RegistrationError`).
+
+    `localns` resolves postponed annotations that name classes local to the function that
+    declared the handler.
+    """
     regex, convertors = compile_route(path)
-    plan = analyze(fn, kind, set(convertors), data, localns)
-    options: dict[str, Any] = {
-        "data": data,
-        "rank": rank,
-        "max_message_size": max_message_size,
-        "rate_limit": rate_limit,
-        "http_fallback": http_fallback,
-        "query_in_topic": query_in_topic,
-        "sends": sends,
-        "name": name,
-        "summary": summary,
-        "localns": localns,
-    }
+    plan = analyze(fn, kind, set(convertors), options.data, localns)
     return Handler(
         kind=kind,
         path=path,
         fn=fn,
         plan=plan,
-        rank=default_rank(path) if rank is None else rank,
+        options=options,
+        rank=default_rank(path) if options.rank is None else options.rank,
+        name=options.name or str(getattr(fn, "__name__", kind)),
         order=next(_order) if order is None else order,
         regex=regex,
         convertors=convertors,
-        max_message_size=max_message_size,
-        rate_limit=None if rate_limit is None else (rate_limit[0], rate_limit[1]),
-        http_fallback=http_fallback,
-        query_in_topic=query_in_topic,
-        sends=tuple(sends),
-        name=name or str(getattr(fn, "__name__", kind)),
-        summary=summary,
-        options=options,
+        localns=localns,
     )
 
 
@@ -191,7 +219,7 @@ class RouteTable:
     def matches_any(self, path: str, *, http_fallback_only: bool = False) -> bool:
         """True when some handler of any kind matches `path`."""
         for handler in self.handlers:
-            if http_fallback_only and not handler.http_fallback:
+            if http_fallback_only and not handler.options.http_fallback:
                 continue
             if handler.regex.match(path):
                 return True

@@ -11,7 +11,7 @@ import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import Depends
 from starlette.applications import Starlette
@@ -29,8 +29,8 @@ from wsroute.guards import Reject
 from wsroute.injection import EventKind
 from wsroute.multiplex import MultiplexConnection, negotiate_subprotocol
 from wsroute.outbox import SlowConsumerPolicy
-from wsroute.routes import RouteTable, compile_route, join_path, make_handler, route_path
-from wsroute.settings import ExceptionHandler, Settings, check_rate_limit
+from wsroute.routes import RouteOptions, RouteTable, compile_route, join_path, make_handler, route_path
+from wsroute.settings import ExceptionHandler, Settings
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 H = TypeVar("H", bound=Callable[[Any, Any], Awaitable[None]])
@@ -38,6 +38,37 @@ H = TypeVar("H", bound=Callable[[Any, Any], Awaitable[None]])
 
 STATIC_DIR = Path(__file__).parent / "static"
 """The package's browser files: ``multiplex.js`` (the rocket-multiplex client) and its ``.d.ts``."""
+
+
+class DocsMount(Protocol):
+    """What `WsRouter.install` calls to serve the AsyncAPI document and its page
+    (``wsroute.asyncapi.page.mount_docs``)."""
+
+    def __call__(
+        self,
+        app: Starlette,
+        router: WsRouter,
+        *,
+        json_url: str | None,
+        docs_url: str | None,
+        cdn: str | None,
+        multiplex_client: str | None,
+    ) -> None:
+        """Append the docs routes of `router` to `app`."""
+
+
+_docs_mount: DocsMount | None = None
+
+
+def serve_docs_with(mount: DocsMount) -> None:
+    """Make `mount` what `WsRouter.install` calls to serve the AsyncAPI docs.
+
+    The docs read routers, so they sit below this module and it cannot import them; the
+    package root (``wsroute/__init__.py``), above both, connects them when ``wsroute`` is
+    imported, which any import of this module does first.
+    """
+    global _docs_mount
+    _docs_mount = mount
 
 
 class WsRouter:
@@ -123,10 +154,7 @@ class WsRouter:
         `max_message_size` and `rate_limit` (``(messages, seconds)`` per connection, a
         multiplexed topic being one) replace the router's limits for this handler.
         """
-        check_rate_limit(rate_limit, f" on @message({path!r})")
-        return self._register(
-            "message",
-            path,
+        options = RouteOptions(
             data=data,
             rank=rank,
             max_message_size=max_message_size,
@@ -136,7 +164,9 @@ class WsRouter:
             sends=sends,
             name=name,
             summary=summary,
+            decorator=f"@message({path!r})",
         )
+        return self._register("message", path, options)
 
     def join(
         self,
@@ -154,16 +184,16 @@ class WsRouter:
         Its guards and dependencies decide whether the connection is accepted; its body
         runs after the client is subscribed to its topic. It has no message parameter.
         """
-        return self._register(
-            "join",
-            path,
+        options = RouteOptions(
             rank=rank,
             http_fallback=http_fallback,
             query_in_topic=query_in_topic,
             sends=sends,
             name=name,
             summary=summary,
+            decorator=f"@join({path!r})",
         )
+        return self._register("join", path, options)
 
     def leave(
         self,
@@ -178,11 +208,12 @@ class WsRouter:
 
         Annotate a parameter `WebSocketStatus` to get the close code and reason.
         """
-        return self._register(
-            "leave", path, rank=rank, http_fallback=http_fallback, name=name, summary=summary
+        options = RouteOptions(
+            rank=rank, http_fallback=http_fallback, name=name, summary=summary, decorator=f"@leave({path!r})"
         )
+        return self._register("leave", path, options)
 
-    def _register(self, kind: EventKind, path: str, **options: Any) -> Callable[[F], F]:
+    def _register(self, kind: EventKind, path: str, options: RouteOptions) -> Callable[[F], F]:
         full_path = join_path(self.prefix, path)
         compile_route(full_path)  # a malformed path fails at the decorator call
 
@@ -192,7 +223,7 @@ class WsRouter:
             caller = sys._getframe(1)
             localns = dict(caller.f_locals)
             del caller
-            self.table.add(make_handler(kind, full_path, fn, localns=localns, **options))
+            self.table.add(make_handler(kind, full_path, fn, options, localns=localns))
             return fn
 
         return decorator
@@ -223,8 +254,9 @@ class WsRouter:
                     handler.kind,
                     join_path(prefix, handler.path),
                     handler.fn,
+                    handler.options,
                     order=handler.order,
-                    **handler.options,
+                    localns=handler.localns,
                 )
             self.table.add(handler)
         for exc_class, fn in other.settings.exception_handlers.items():
@@ -295,10 +327,8 @@ class WsRouter:
         if static_path is not None:
             router.routes.append(Mount(static_path.rstrip("/"), app=StaticFiles(directory=STATIC_DIR)))
         if asyncapi_url is not None or asyncapi_docs_url is not None:
-            # Imported on use: the docs sit below routing in the module layering.
-            from wsroute.asyncapi.page import mount_docs
-
-            mount_docs(
+            assert _docs_mount is not None, "set by wsroute/__init__.py, which any import runs first"
+            _docs_mount(
                 app,
                 self,
                 json_url=asyncapi_url,

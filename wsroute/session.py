@@ -244,7 +244,7 @@ class Session:
             self._forwarded.add(handler)
             return None
         except HTTPException as exc:
-            raise Reject(exc.status_code, exc.detail, dict(exc.headers or {})) from exc
+            raise Reject.from_http(exc) from exc
         if self._first_handler is None:
             self._first_handler, self._first_values = handler, values
         else:

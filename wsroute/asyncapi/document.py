@@ -31,7 +31,7 @@ import itertools
 import re
 import types
 import typing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from fastapi.security.base import SecurityBase
@@ -39,18 +39,17 @@ from pydantic import TypeAdapter
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from wsroute.injection import DependencySource, GuardSource, ParamSource, Plan, Source
-from wsroute.messages import Data
+from wsroute.injection import RequestParam, SecurityRequirement
+from wsroute.messages import Data, FrameKind, received_frame_kind, sent_frame_kind, split_annotated
 from wsroute.multiplex import codec
-from wsroute.routes import Handler
+from wsroute.routes import PATH_PARAM, Handler
 from wsroute.routing import WsRouter
-from wsroute.security import SecurityScheme, from_fastapi
+from wsroute.security import from_fastapi
 
 ASYNCAPI_VERSION = "3.0.0"
 SCHEMA_REF = "#/components/schemas/{model}"
 Mode = Literal["validation", "serialization"]
 
-_PATH_PARAM = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)(?::([a-zA-Z_][a-zA-Z0-9_]*))?\}")
 _UNSAFE_KEY = re.compile(r"[^\w.\-]+")
 _CONVERTOR_TEXT = {
     "str": "any text without `/`",
@@ -123,45 +122,27 @@ def _docstring(handler: Handler) -> tuple[str | None, str | None]:
     """(summary, description) from the handler's `summary` and docstring."""
     doc = inspect.getdoc(handler.fn) or ""
     first, _, rest = doc.partition("\n\n")
-    summary = handler.summary or " ".join(first.split()) or None
-    body = doc if handler.summary else rest.strip()
+    summary = handler.options.summary or " ".join(first.split()) or None
+    body = doc if handler.options.summary else rest.strip()
     return summary, body or None
 
 
-def _sources(plan: Plan) -> Iterator[Source]:
-    """Every source of a plan, dependencies' own parameters included (depth first)."""
-    stack: list[Source] = [src for _, src in (*plan.connection_params, *plan.event_params)]
-    stack.reverse()
-    while stack:
-        source = stack.pop()
-        yield source
-        if isinstance(source, DependencySource):
-            stack.extend(src for _, src in reversed(source.params))
-
-
-def _path_schema(source: ParamSource) -> dict[str, Any]:
+def _path_schema(param: RequestParam) -> dict[str, Any]:
     """The JSON Schema of a path parameter, its own ``$ref`` (an Enum) resolved."""
-    schema: dict[str, Any] = source.adapter.json_schema()
+    schema: dict[str, Any] = param.adapter.json_schema()
     ref = schema.get("$ref")
     if isinstance(ref, str):
         schema = schema.get("$defs", {}).get(ref.rsplit("/", 1)[-1], schema)
     return schema
 
 
-def _unannotated(tp: Any) -> Any:
-    """`tp` without its ``Annotated`` metadata (the type that decides the frame kind)."""
-    while typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
 def _raw_payload(frame: str, tp: Any, mode: Mode) -> dict[str, Any]:
     """The payload schema of a raw text or binary frame, with the constraints `tp` states."""
     plain = _TEXT if frame == "text" else _BINARY
-    if typing.get_origin(tp) is not typing.Annotated or _unannotated(tp) is Data:
+    base, metadata = split_annotated(tp)
+    if not metadata or base is Data:
         return dict(plain)
     kind = str if frame == "text" else bytes
-    metadata = typing.get_args(tp)[1:]
     try:
         constrained: Any = typing.Annotated[(kind, *metadata)]
         schema: dict[str, Any] = TypeAdapter(constrained).json_schema(mode=mode)
@@ -199,33 +180,6 @@ def _split_union(tp: Any) -> list[Any]:
     return [tp]
 
 
-def _frames(tp: Any) -> Literal["text", "binary", "either"] | None:
-    """The raw frame kind of a message type, or None when it is JSON."""
-    if tp is Data or (_is_union(tp) and set(typing.get_args(tp)) == {str, bytes}):
-        return "either"
-    if tp is str:
-        return "text"
-    if tp in (bytes, bytearray, memoryview):
-        return "binary"
-    return None
-
-
-def _send_frames(tp: Any) -> Literal["text", "binary", "either"] | None:
-    """The frame kind `encode` sends a value of type `tp` as, or None when it sends JSON."""
-    frames = _frames(tp)
-    if frames is not None or not isinstance(tp, type):
-        return frames
-    # encode() tries into_message before pydantic models and str/bytes subclasses.
-    into = _into_message_frames(tp)
-    if into is not None:
-        return into
-    if issubclass(tp, str):
-        return "text"
-    if issubclass(tp, bytes | bytearray | memoryview):
-        return "binary"
-    return None
-
-
 def _identity(tp: Any) -> Any:
     """`tp` as a dict key (an unhashable annotation by its id: it is kept alive meanwhile)."""
     try:
@@ -233,18 +187,6 @@ def _identity(tp: Any) -> Any:
     except TypeError:
         return id(tp)
     return tp
-
-
-def _into_message_frames(tp: Any) -> Literal["text", "binary", "either"] | None:
-    """For a type implementing ``into_message``: the frame kind its return annotation names."""
-    method = getattr(tp, "into_message", None) if isinstance(tp, type) else None
-    if method is None or not callable(method):
-        return None
-    try:
-        returns = typing.get_type_hints(method).get("return")
-    except Exception:  # an unresolvable annotation only costs precision in the docs
-        returns = None
-    return _frames(returns) or "either"
 
 
 def _message(title: str, frame: str, payload: dict[str, Any], text: str) -> dict[str, Any]:
@@ -432,7 +374,7 @@ class _Builder:
         return limits
 
     def multiplex(self, client: str | None) -> dict[str, Any]:
-        """The ``rocket-multiplex`` sub-protocol (spec §6), for clients that implement it."""
+        """The ``rocket-multiplex`` sub-protocol (docs/protocol.md), for clients that implement it."""
         sep = codec.SEP
         reason = codec.Reason
         described: dict[str, Any] = {
@@ -503,21 +445,21 @@ class _Builder:
             security = self.security(handler, gate)
             if handler.kind == "message":
                 self.receive_operation(channel_id, handler, security)
-            sends = [*handler.sends, *handler.plan.sends]
+            sends = [*handler.options.sends, *handler.plan.interface.sends]
             if sends:
                 self.send_operation(channel_id, handler, sends, security)
 
     def address(self, path: str, handlers: list[Handler]) -> tuple[str, dict[str, Any]]:
         """The address template and its parameters (anonymous ``{_}`` named ``_0``, ``_1``…)."""
-        declared: dict[str, ParamSource] = {}
+        declared: dict[str, RequestParam] = {}
         for handler in handlers:
-            for source in _sources(handler.plan):
-                if isinstance(source, ParamSource) and source.where == "path":
+            for param in handler.plan.interface.params:
+                if param.where == "path":
                     # Several handlers take the parameter: keep the most detailed declaration.
-                    known = declared.get(source.key)
-                    if known is None or len(_path_schema(source)) > len(_path_schema(known)):
-                        declared[source.key] = source
-        names = {name for name, _ in _PATH_PARAM.findall(path)}
+                    known = declared.get(param.key)
+                    if known is None or len(_path_schema(param)) > len(_path_schema(known)):
+                        declared[param.key] = param
+        names = {name for name, _ in PATH_PARAM.findall(path)}
         # names is read lazily: each anonymous name skips those taken so far.
         anonymous = (f"_{n}" for n in itertools.count() if f"_{n}" not in names)
         parameters: dict[str, Any] = {}
@@ -534,12 +476,12 @@ class _Builder:
                 parameters[name] = self.path_parameter(name, kind, declared.get(name))
             return "{" + name + "}"
 
-        return _PATH_PARAM.sub(rename, path), parameters
+        return PATH_PARAM.sub(rename, path), parameters
 
-    def path_parameter(self, name: str, kind: str, source: ParamSource | None) -> dict[str, Any]:
-        if source is None:
+    def path_parameter(self, name: str, kind: str, param: RequestParam | None) -> dict[str, Any]:
+        if param is None:
             return {"description": f"`{name}`: {kind}. No handler of this route takes it."}
-        schema = _path_schema(source)
+        schema = _path_schema(param)
         parameter: dict[str, Any] = {}
         text = f"`{name}`: {kind}"
         if isinstance(schema.get("type"), str):
@@ -553,8 +495,8 @@ class _Builder:
         values = schema.get("enum") or ([schema["const"]] if "const" in schema else None)
         if values:
             parameter["enum"] = [str(value) for value in values]
-        if not source.required and source.default is not None:
-            parameter["default"] = str(to_jsonable_python(source.default, fallback=str))
+        if not param.required and param.default is not None:
+            parameter["default"] = str(to_jsonable_python(param.default, fallback=str))
         return parameter
 
     def binding(self, handlers: list[Handler]) -> dict[str, Any]:
@@ -562,20 +504,20 @@ class _Builder:
         groups: dict[str, dict[str, Any]] = {}
         required: dict[str, list[str]] = {}
         for handler in handlers:
-            for source in _sources(handler.plan):
-                if not isinstance(source, ParamSource) or source.where == "path":
+            for param in handler.plan.interface.params:
+                if param.where == "path":
                     continue
-                props = groups.setdefault(source.where, {})
-                if source.key in props:
+                props = groups.setdefault(param.where, {})
+                if param.key in props:
                     continue
-                schema = self.schemas.of(source.adapter, "validation")
-                if not source.required and source.default is not None:
-                    default = to_jsonable_python(source.default, fallback=lambda _: PydanticUndefined)
+                schema = self.schemas.of(param.adapter, "validation")
+                if not param.required and param.default is not None:
+                    default = to_jsonable_python(param.default, fallback=lambda _: PydanticUndefined)
                     if default is not PydanticUndefined:
                         schema["default"] = default
-                props[source.key] = schema
-                if source.required:
-                    required.setdefault(source.where, []).append(source.key)
+                props[param.key] = schema
+                if param.required:
+                    required.setdefault(param.where, []).append(param.key)
         binding: dict[str, Any] = {"method": "GET"}
         for where, field in (("query", "query"), ("header", "headers"), ("cookie", "x-cookies")):
             if where in groups:
@@ -594,7 +536,7 @@ class _Builder:
             line = f"- **{handler.kind}** `{handler.name}` ({event[handler.kind]})"
             lines.append(f"{line}: {summary}" if summary else line)
         lines.append("")
-        if any(h.query_in_topic for h in handlers):
+        if any(h.options.query_in_topic for h in handlers):
             lines.append("Broadcast topic: the path the client connected to, with its query string.")
         else:
             lines.append("Broadcast topic: the path the client connected to (without the query string).")
@@ -612,11 +554,11 @@ class _Builder:
         channel (sent by two handlers) is one message. ``Annotated`` metadata shapes the
         schema (constraints, a discriminator), not the frame kind or the title.
         """
-        base = _unannotated(tp)
+        base, _ = split_annotated(tp)
         title = _type_title(base)
-        frames = _frames(base) if mode == "validation" else _send_frames(base)
+        frames: FrameKind = received_frame_kind(tp) if mode == "validation" else sent_frame_kind(tp)
         found: list[tuple[str, str, dict[str, Any]]] = []
-        if frames is None:
+        if frames == "json":
             way = "validated" if mode == "validation" else "serialized"
             text = f"JSON text (or binary) frame, {way} as `{title}`."
             found.append(("json", name or title, _message(title, "json", self.schemas.of(tp, mode), text)))
@@ -642,7 +584,7 @@ class _Builder:
         return refs
 
     def receive_operation(self, channel_id: str, handler: Handler, security: list[dict[str, str]]) -> None:
-        annotation = handler.plan.message_annotation
+        annotation = handler.plan.interface.message
         # A message handler without a message parameter still consumes messages: any frame.
         message = Data if annotation is None else annotation
         refs = self.add_messages(channel_id, message, "validation", name=handler.name)
@@ -657,9 +599,9 @@ class _Builder:
             security,
         )
         operation["x-wsroute-max-message-size"] = (
-            handler.max_message_size or self.router.settings.max_message_size
+            handler.options.max_message_size or self.router.settings.max_message_size
         )
-        rate = handler.rate_limit or self.router.settings.rate_limit
+        rate = handler.options.rate_limit or self.router.settings.rate_limit
         if rate is not None:
             operation["x-wsroute-rate-limit"] = {"messages": rate[0], "seconds": rate[1]}
         self.operations[_unique(_key(handler.name), self.operations)] = operation
@@ -698,12 +640,12 @@ class _Builder:
         """
         needed: list[tuple[str, dict[str, Any], list[str]]] = []
         for owner in [handler, *(h for h in gate if h is not handler)]:
-            for source in _sources(owner.plan):
-                named = self.scheme_of(source)
+            for requirement in owner.plan.interface.security:
+                named = self.scheme_of(requirement)
                 if named is None:
                     continue
                 name, spec = named
-                scopes = list(source.scopes) if isinstance(source, DependencySource) else []
+                scopes = list(requirement.scopes)
                 known = next((n for n in needed if n[0] == name and n[1] == spec), None)
                 if known is None:
                     needed.append((name, spec, list(dict.fromkeys(scopes))))
@@ -718,21 +660,13 @@ class _Builder:
                 refs.append(ref)
         return refs
 
-    def scheme_of(self, source: Source) -> tuple[str, dict[str, Any]] | None:
-        """(name, AsyncAPI scheme) that `source` requires, if any."""
-        if isinstance(source, GuardSource):
-            scheme = getattr(source.guard, "security", None)
-            if isinstance(scheme, SecurityScheme):
-                return scheme.named(source.guard.__name__)
-        elif isinstance(source, DependencySource):
-            call = source.call
-            if isinstance(call, SecurityBase):
-                spec = from_fastapi(call.model, base_url=self.http_base)
-                return None if spec is None else (call.scheme_name, spec)
-            scheme = getattr(call, "security", None)
-            if isinstance(scheme, SecurityScheme):
-                return scheme.named(getattr(call, "__name__", type(call).__name__))
-        return None
+    def scheme_of(self, requirement: SecurityRequirement) -> tuple[str, dict[str, Any]] | None:
+        """(name, AsyncAPI scheme) of `requirement`; None for a FastAPI model it cannot convert."""
+        scheme = requirement.scheme
+        if isinstance(scheme, SecurityBase):
+            spec = from_fastapi(scheme.model, base_url=self.http_base)
+            return None if spec is None else (requirement.name, spec)
+        return scheme.named(requirement.name)
 
     def register_scheme(self, name: str, spec: dict[str, Any]) -> str:
         """The components key of `spec`: its `name`, suffixed if another scheme has it."""
