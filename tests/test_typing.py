@@ -35,7 +35,7 @@ def test_user_code_type_checks_and_decorators_keep_signatures() -> None:
     ) in result.stdout, result.stdout
     assert (
         'Revealed type is "def (room: str, status: wsroute.status.WebSocketStatus, '
-        'broker: wsroute.broker.hub.Broker) -> typing.Coroutine[Any, Any, None]"'
+        'broker: wsroute.broker.broker.Broker) -> typing.Coroutine[Any, Any, None]"'
     ) in result.stdout, result.stdout
 
 

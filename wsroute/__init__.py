@@ -16,7 +16,7 @@ from wsroute.errors import (
 )
 from wsroute.guards import Forward, Guard, HandshakeRequest, Reject
 from wsroute.messages import Data, IntoMessage
-from wsroute.routing import AppBroker, WsRouter, serve_docs_with
+from wsroute.router import AppBroker, WsRouter, serve_docs_with
 from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
 

@@ -20,7 +20,7 @@ from starlette.types import Message, Scope
 
 from wsroute import status
 from wsroute.broker import Broker
-from wsroute.broker.hub import new_subscriber_id
+from wsroute.broker.broker import new_subscriber_id
 from wsroute.channel import Channel, raise_when_awaited
 from wsroute.errors import (
     BrokerUnavailable,

@@ -42,8 +42,8 @@ from pydantic_core import PydanticUndefined, to_jsonable_python
 from wsroute.injection import RequestParam, SecurityRequirement
 from wsroute.messages import Data, FrameKind, received_frame_kind, sent_frame_kind, split_annotated
 from wsroute.multiplex import codec
+from wsroute.router import WsRouter
 from wsroute.routes import PATH_PARAM, Handler
-from wsroute.routing import WsRouter
 from wsroute.security import from_fastapi
 
 ASYNCAPI_VERSION = "3.0.0"

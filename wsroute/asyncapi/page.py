@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from wsroute.asyncapi.document import asyncapi_document
-from wsroute.routing import WsRouter
+from wsroute.router import WsRouter
 
 BUNDLE_DIR = Path(__file__).parent.parent / "static" / "asyncapi"
 """The vendored ``@asyncapi/react-component`` files (``index.js``, ``default.min.css``, licenses)."""

@@ -1,7 +1,7 @@
 """Broker facade and backends."""
 
 from wsroute.broker.base import BrokerBackend, Deliver
-from wsroute.broker.hub import Broker, Subscriber, backend_from_url
+from wsroute.broker.broker import Broker, Subscriber, backend_from_url
 from wsroute.broker.memory import MemoryBackend
 
 __all__ = ["Broker", "BrokerBackend", "Deliver", "MemoryBackend", "Subscriber", "backend_from_url"]
