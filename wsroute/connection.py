@@ -35,7 +35,7 @@ def status_of(event: Message) -> WebSocketStatus:
     """The leave status for a ``websocket.disconnect`` event.
 
     uvicorn reports a dropped TCP connection as 1005 with no reason key; a real close
-    frame always carries one. The drop is reported as 1006, as the spec says.
+    frame always carries one. The drop is reported as 1006, as docs/join-leave.md says.
     """
     # int(): servers may pass their close-code enum; handlers get a plain int.
     code = int(event.get("code", status.NO_STATUS))

@@ -1,4 +1,4 @@
-"""Limits and policies every route has, with their defaults (spec §9)."""
+"""Limits and policies every route has, with their defaults (docs/errors.md)."""
 
 from __future__ import annotations
 

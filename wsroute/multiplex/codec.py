@@ -1,4 +1,4 @@
-"""Sans-I/O codec of the ``rocket-multiplex`` WebSocket sub-protocol (spec §6).
+"""Sans-I/O codec of the ``rocket-multiplex`` WebSocket sub-protocol (reference: docs/protocol.md).
 
 Wire format, with ``S`` = U+00B7 MIDDLE DOT (``·``):
 
@@ -77,7 +77,7 @@ SUBPROTOCOL: Final = "rocket-multiplex"
 
 
 class Reason:
-    """The REASON field of ``ERR`` and ``INVALID`` replies, spelled exactly as in spec §6."""
+    """The REASON field of ``ERR`` and ``INVALID`` replies, spelled exactly as docs/protocol.md lists them."""
 
     ALREADY_SUBSCRIBED: Final = "Already Subscribed"
     """``ERR``: SUBSCRIBE to a topic this socket already has."""
