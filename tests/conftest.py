@@ -1,4 +1,5 @@
-"""Shared fixtures: which uvicorn WebSocket implementations the integration tests run on."""
+"""Shared fixtures: which uvicorn WebSocket implementations the integration tests run on, and
+(from `support.browser`) a headless Chromium."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from server import WS_IMPLEMENTATIONS
+
+pytest_plugins = ["support.browser"]
 
 
 @pytest.fixture(params=WS_IMPLEMENTATIONS)

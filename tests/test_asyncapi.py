@@ -32,8 +32,8 @@ from pydantic import BaseModel, Field, StringConstraints
 from starlette.applications import Starlette
 
 from apps import asyncapi_rich
-from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
 from server import serve
+from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
 from wsroute import Channel, Data, Guard, HandshakeRequest, WsRouter
 from wsroute.asyncapi import UNPKG, SecurityScheme, asyncapi_document, asyncapi_for_app
 

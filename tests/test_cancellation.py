@@ -9,63 +9,15 @@ drives it: plain ASGI calls on one event loop, then ``task.cancel()``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from starlette.types import Message
 
+from support.asgi import AsgiServer, lifespan
 from wsroute import Channel, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import encode_subscribe
-
-
-class AsgiServer:
-    """One WebSocket connection to `app`, spoken as raw ASGI events."""
-
-    def __init__(self, app: FastAPI, path: str, subprotocols: tuple[str, ...] = ()) -> None:
-        self.inbox: asyncio.Queue[Message] = asyncio.Queue()
-        self.sent: list[Message] = []
-        self._changed = asyncio.Event()
-        scope = {
-            "type": "websocket",
-            "asgi": {"version": "3.0", "spec_version": "2.4"},
-            "http_version": "1.1",
-            "scheme": "ws",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 50000),
-            "root_path": "",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": b"",
-            "headers": [(b"host", b"127.0.0.1:8000")],
-            "subprotocols": list(subprotocols),
-            "extensions": {},
-            "state": {},
-        }
-        self.inbox.put_nowait({"type": "websocket.connect"})
-        self.task = asyncio.ensure_future(app(scope, self.inbox.get, self._send))
-
-    async def _send(self, message: Message) -> None:
-        self.sent.append(message)
-        self._changed.set()
-
-    async def wait_for(self, check: Callable[[Message], bool], timeout: float = 5.0) -> Message:
-        """The first sent event that passes `check`, waiting up to `timeout` seconds for it."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for message in self.sent:
-                    if check(message):
-                        return message
-                self._changed.clear()
-                await self._changed.wait()
-
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    async with app.router.lifespan_context(app):
-        yield
 
 
 def build(leaves: list[tuple[str, int, str]]) -> FastAPI:

@@ -17,15 +17,15 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_example_chat import SECRET, ChatServer, chat_env
 
-from browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
+from support.browser import ARTIFACTS
+from support.chat import SECRET, ChatServer, chat_env, chat_server
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -66,26 +66,11 @@ def watch(page: Any) -> Watched:
     return watched
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    require_chromium()
-    async with playwright_api.async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
     db = tmp_path_factory.mktemp("chat-browser") / "chat.sqlite3"
-    server = ChatServer(chat_env(db, WSROUTE_BROKER="memory://"))
-    try:
-        server.start()
+    with chat_server(chat_env(db, WSROUTE_BROKER="memory://")) as server:
         yield server
-    finally:
-        server.close()
 
 
 def room_name() -> str:

@@ -22,6 +22,7 @@ from starlette.exceptions import WebSocketException
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server import WS_IMPLEMENTATIONS, connect, eventually, serve
+from support.running import Running, serving
 from wsroute import (
     AppBroker,
     Broker,
@@ -225,33 +226,25 @@ def build_app(probe: Probe) -> tuple[FastAPI, WsRouter]:
     return app, ws
 
 
-@dataclass
-class Running:
-    url: str
-    probe: Probe
-    router: WsRouter
-
-
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
 def running(request: pytest.FixtureRequest) -> Iterator[Running]:
     probe = Probe()
-    app, router = build_app(probe)
-    with serve(app, ws=request.param) as url:
-        yield Running(url, probe, router)
+    with serving(*build_app(probe), probe, request.param) as served:
+        yield served
 
 
 async def test_echo(running: Running) -> None:
-    async with connect(f"ws://{running.url}/echo") as client:
+    async with connect(f"ws://{running.host}/echo") as client:
         for text in ("hello", "", "ünïcødé ·"):
             await client.send(text)
             assert await client.recv() == text
 
 
 async def test_binary_and_raw_data_keep_their_kind(running: Running) -> None:
-    async with connect(f"ws://{running.url}/bin") as client:
+    async with connect(f"ws://{running.host}/bin") as client:
         await client.send(b"\x00\x01")
         assert await client.recv() == b"\x00\x01"
-    async with connect(f"ws://{running.url}/raw") as client:
+    async with connect(f"ws://{running.host}/raw") as client:
         await client.send("text")
         assert await client.recv() == "text"
         await client.send(b"bin")
@@ -259,7 +252,7 @@ async def test_binary_and_raw_data_keep_their_kind(running: Running) -> None:
 
 
 async def test_broadcast_reaches_room_and_rooms_are_isolated(running: Running) -> None:
-    url = running.url
+    url = running.host
     async with (
         connect(f"ws://{url}/lobby") as a,
         connect(f"ws://{url}/lobby") as b,
@@ -273,7 +266,7 @@ async def test_broadcast_reaches_room_and_rooms_are_isolated(running: Running) -
 
 
 async def test_path_and_query_parameters(running: Running) -> None:
-    url = running.url
+    url = running.host
     async with (
         connect(f"ws://{url}/rooms/red?shout=true") as red,
         connect(f"ws://{url}/rooms/blue") as blue,
@@ -290,7 +283,7 @@ async def test_path_and_query_parameters(running: Running) -> None:
 async def test_parameters_of_every_kind_get_their_values(running: Running) -> None:
     kinds = ("middle", "positional-only", "keyword-only", "no-message", "joined", "wrapped")
     for kind in kinds:
-        async with connect(f"ws://{running.url}/kinds/{kind}/red") as client:
+        async with connect(f"ws://{running.host}/kinds/{kind}/red") as client:
             for text in ("one", "two", "three"):
                 await client.send(text)
                 expected = f"{kind} red" if kind == "no-message" else f"{kind} red {text}"
@@ -299,16 +292,16 @@ async def test_parameters_of_every_kind_get_their_values(running: Running) -> No
 
 async def test_invalid_query_parameter_is_refused_at_handshake(running: Running) -> None:
     with pytest.raises(InvalidStatus) as info:
-        async with connect(f"ws://{running.url}/typed-params/1?limit=0"):
+        async with connect(f"ws://{running.host}/typed-params/1?limit=0"):
             pass
     assert info.value.response.status_code == 422
     assert b"limit" in info.value.response.body
 
 
 async def test_broker_from_http_route(running: Running) -> None:
-    async with connect(f"ws://{running.url}/rooms/news") as client:
+    async with connect(f"ws://{running.host}/rooms/news") as client:
         async with httpx.AsyncClient(trust_env=False) as http:
-            response = await http.post(f"http://{running.url}/announce/news", params={"text": "extra"})
+            response = await http.post(f"http://{running.host}/announce/news", params={"text": "extra"})
         assert response.status_code == 200
         assert await asyncio.wait_for(client.recv(), 5) == "news|extra"
 
@@ -317,7 +310,7 @@ async def test_guard_rejects_with_real_status_and_no_body_runs(running: Running)
     before = list(running.probe.bodies)
     for query, code, detail in (("", 401, b"missing token"), ("?token=banned", 403, b"banned")):
         with pytest.raises(InvalidStatus) as info:
-            async with connect(f"ws://{running.url}/secure{query}"):
+            async with connect(f"ws://{running.host}/secure{query}"):
                 pass
         assert info.value.response.status_code == code
         assert detail in info.value.response.body
@@ -326,7 +319,7 @@ async def test_guard_rejects_with_real_status_and_no_body_runs(running: Running)
 
 
 async def test_guard_is_built_once_per_connection(running: Running) -> None:
-    async with connect(f"ws://{running.url}/secure?token=carol") as client:
+    async with connect(f"ws://{running.host}/secure?token=carol") as client:
         assert await client.recv() == "welcome carol"
         for i in range(5):
             await client.send(str(i))
@@ -337,21 +330,21 @@ async def test_guard_is_built_once_per_connection(running: Running) -> None:
 
 
 async def test_leave_status_client_close_with_code_and_reason(running: Running) -> None:
-    async with connect(f"ws://{running.url}/closer1") as client:
+    async with connect(f"ws://{running.host}/closer1") as client:
         await client.close(4321, "see you")
     await eventually(lambda: bool(running.probe.left("/closer1")), what="leave")
     assert running.probe.left("/closer1") == [("/closer1", 4321, "see you")]
 
 
 async def test_leave_status_tcp_drop_is_1006(running: Running) -> None:
-    client = await connect(f"ws://{running.url}/dropper")
+    client = await connect(f"ws://{running.host}/dropper")
     client.transport.abort()
     await eventually(lambda: bool(running.probe.left("/dropper")), what="leave")
     assert running.probe.left("/dropper") == [("/dropper", 1006, "")]
 
 
 async def test_handler_exception_closes_1011_and_leave_sees_it(running: Running) -> None:
-    async with connect(f"ws://{running.url}/boom") as client:
+    async with connect(f"ws://{running.host}/boom") as client:
         await client.send("x")
         with pytest.raises(ConnectionClosed) as info:
             await client.recv()
@@ -362,7 +355,7 @@ async def test_handler_exception_closes_1011_and_leave_sees_it(running: Running)
 
 async def test_websocket_exception_and_server_close_codes(running: Running) -> None:
     for path, code, reason in (("/wsexc", 4001, "custom reason"), ("/close", 4000, "bye")):
-        async with connect(f"ws://{running.url}{path}") as client:
+        async with connect(f"ws://{running.host}{path}") as client:
             await client.send("x")
             with pytest.raises(ConnectionClosed) as info:
                 await client.recv()
@@ -381,7 +374,7 @@ async def test_invalid_payload_1007_wrong_kind_1003_too_big_1009(running: Runnin
         ("/small", "x" * 17, 1009, "too big"),
     ]
     for path, message, code, words in cases:
-        async with connect(f"ws://{running.url}{path}") as client:
+        async with connect(f"ws://{running.host}{path}") as client:
             await client.send(message)
             with pytest.raises(ConnectionClosed) as info:
                 await client.recv()
@@ -391,13 +384,13 @@ async def test_invalid_payload_1007_wrong_kind_1003_too_big_1009(running: Runnin
 
 
 async def test_typed_model_in_and_out(running: Running) -> None:
-    async with connect(f"ws://{running.url}/model") as client:
+    async with connect(f"ws://{running.host}/model") as client:
         await client.send('{"user": "bob", "text": "hi"}')
         assert await client.recv() == '{"user":"BOB","text":"hi"}'
 
 
 async def test_size_limit_counts_utf8_bytes(running: Running) -> None:
-    async with connect(f"ws://{running.url}/small") as client:
+    async with connect(f"ws://{running.host}/small") as client:
         await client.send("é" * 8)  # 8 characters, 16 bytes: at the limit
         assert await client.recv() == "é" * 8
         await client.send("é" * 9)  # 18 bytes
@@ -407,7 +400,7 @@ async def test_size_limit_counts_utf8_bytes(running: Running) -> None:
 
 
 async def test_fastapi_security_dependencies(running: Running) -> None:
-    url = running.url
+    url = running.host
     async with connect(f"ws://{url}/oauth", additional_headers={"Authorization": "Bearer good"}) as c:
         await c.send("x")
         assert await c.recv() == "alice:x"
@@ -432,7 +425,7 @@ async def test_fastapi_security_dependencies(running: Running) -> None:
 
 async def test_event_scoped_dependency_runs_and_tears_down_per_message(running: Running) -> None:
     start = len(running.probe.teardowns)
-    async with connect(f"ws://{running.url}/db") as client:
+    async with connect(f"ws://{running.host}/db") as client:
         for _ in range(3):
             await client.send("q")
             await client.recv()
@@ -442,24 +435,24 @@ async def test_event_scoped_dependency_runs_and_tears_down_per_message(running: 
 
 async def test_http_get_gets_426_unless_an_http_route_matches(running: Running) -> None:
     async with httpx.AsyncClient(trust_env=False) as http:
-        response = await http.get(f"http://{running.url}/echo")
+        response = await http.get(f"http://{running.host}/echo")
         assert response.status_code == 426
         assert response.headers["upgrade"].lower() == "websocket"
-        special = await http.get(f"http://{running.url}/rooms/special")
+        special = await http.get(f"http://{running.host}/rooms/special")
         assert special.status_code == 200 and special.json() == {"http": "wins"}
-        missing = await http.get(f"http://{running.url}/no/such/path/here")
+        missing = await http.get(f"http://{running.host}/no/such/path/here")
         assert missing.status_code == 404
 
 
 async def test_unknown_path_is_refused_with_404(running: Running) -> None:
     with pytest.raises(InvalidStatus) as info:
-        async with connect(f"ws://{running.url}/no/such/path"):
+        async with connect(f"ws://{running.host}/no/such/path"):
             pass
     assert info.value.response.status_code == 404
 
 
 async def test_origin_policy(running: Running) -> None:
-    url = running.url
+    url = running.host
     with pytest.raises(InvalidStatus) as info:
         async with connect(f"ws://{url}/echo", origin="http://evil.example"):  # type: ignore[arg-type]
             pass
@@ -474,7 +467,7 @@ async def test_origin_policy(running: Running) -> None:
 
 async def test_broker_counts_drop_back_after_clients_leave(running: Running) -> None:
     broker: Broker = running.router.broker
-    async with connect(f"ws://{running.url}/counted") as client:
+    async with connect(f"ws://{running.host}/counted") as client:
         await client.send("x")
         await client.recv()
         assert broker.local_topics().get("/counted") == 1

@@ -25,11 +25,12 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from server import connect, eventually, serve
+from support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from support.clients import assert_silent, recv, refused
 from wsroute import RegistrationError
 from wsroute.asyncapi import asyncapi_for_app
 
@@ -69,27 +70,13 @@ def _load_hooks() -> ModuleType:
     return module
 
 
-async def recv(client: Any, timeout: float = 5.0) -> Any:
-    return await asyncio.wait_for(client.recv(), timeout)
-
-
-async def silent(client: Any, wait: float = 0.2) -> None:
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(client.recv(), wait)
-
-
 async def closed_with(client: Any) -> tuple[int, str]:
+    """The server's close frame as (code, reason); it must come next: unlike `close_seen`,
+    which skips messages, a message before it fails the test."""
     with pytest.raises(ConnectionClosed) as info:
         await recv(client)
     assert info.value.rcvd is not None
     return info.value.rcvd.code, info.value.rcvd.reason
-
-
-async def refused(url: str, **options: Any) -> httpx.Response | Any:
-    with pytest.raises(InvalidStatus) as info:
-        async with connect(url, **options):
-            pass
-    return info.value.response
 
 
 # --- every file is used, imports, and is an app -------------------------------------------
@@ -215,7 +202,7 @@ async def test_broadcast_and_rooms() -> None:
         ):
             await a.send("hi lobby")
             assert await recv(a) == "hi lobby" and await recv(b) == "hi lobby"
-            await silent(other)
+            await assert_silent(other, 0.2)
         async with (
             connect(f"ws://{host}/rooms/red?name=ann") as ann,
             connect(f"ws://{host}/rooms/red?name=bob") as bob,
@@ -227,7 +214,7 @@ async def test_broadcast_and_rooms() -> None:
             assert await recv(ann) == "ann in red: hello"
             await ann_typing.send("")
             assert await recv(bob_typing) == "ann is typing"
-            await silent(ann_typing)  # exclude_self
+            await assert_silent(ann_typing, 0.2)  # exclude_self
 
 
 async def test_query_in_topic() -> None:
@@ -246,7 +233,7 @@ async def test_query_in_topic() -> None:
             assert await recv(init) == "watching /prices?symbol=INIT"
             await publisher.send("101.5")
             assert await recv(acme) == "ACME 101.5"
-            await silent(init)
+            await assert_silent(init, 0.2)
 
 
 async def test_ranks_forward_and_catch_all_leave(caplog: pytest.LogCaptureFixture) -> None:
@@ -420,7 +407,7 @@ async def test_broker_in_handlers_http_routes_and_tasks() -> None:
 
 
 async def test_write_only_publisher() -> None:
-    from redis_support import require_redis
+    from support.redis_server import require_redis
 
     url = require_redis()
     publisher = example("publisher")
@@ -467,7 +454,7 @@ async def test_the_protocol_transcript_replays() -> None:
                     await client.send(frame)
                 else:
                     assert await recv(client) == frame
-            await silent(client)
+            await assert_silent(client, 0.2)
 
 
 async def test_the_js_client_is_served() -> None:

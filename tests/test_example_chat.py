@@ -16,21 +16,21 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
 from server import connect, serve
+from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
+from support.processes import free_port
 from wsroute.multiplex.codec import Err, Ok
 from wsroute.testing import MultiplexClient
 
@@ -39,110 +39,6 @@ sys.path.insert(0, str(ROOT))
 
 from examples.chat import auth  # noqa: E402
 from examples.chat.models import User  # noqa: E402
-
-HOST = "127.0.0.1"
-SECRET = "test-secret-for-the-chat-example"
-ADMIN = "test-admin-token"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def chat_env(db: Path, **extra: str) -> dict[str, str]:
-    """The environment for a chat server: ours minus any WSROUTE_* setting, plus `extra`."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WSROUTE_")}
-    env.update(
-        {
-            "WSROUTE_CHAT_SECRET": SECRET,
-            "WSROUTE_CHAT_ADMIN_TOKEN": ADMIN,
-            "WSROUTE_CHAT_DB": str(db),
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
-
-
-class ChatServer:
-    """``python -m examples.chat`` in a subprocess on a fixed port; can be stopped and started again."""
-
-    def __init__(self, env: dict[str, str], args: tuple[str, ...] = (), port: int | None = None) -> None:
-        self.env = env
-        self.args = args
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-
-    @property
-    def http(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://{HOST}:{self.port}"
-
-    def output(self) -> str:
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")
-
-    def start(self, timeout: float = 20) -> None:
-        assert self.process is None
-        command = [sys.executable, "-m", "examples.chat", "--host", HOST, "--port", str(self.port)]
-        command += [*self.args, "--log-level", "warning"]
-        # A file, not a pipe: a chatty server never blocks on a full pipe. A new session, so
-        # stop() reaches uvicorn's workers too.
-        self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.http}/api/health", timeout=1, trust_env=False).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"the chat example did not start:\n{self.output()}")
-            time.sleep(0.05)
-
-    def stop(self) -> int | None:
-        """SIGTERM the server (and its workers); SIGKILL if it lingers. Returns its exit code."""
-        process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        return process.returncode
-
-    def close(self) -> None:
-        self.stop()
-        self._log.close()
-
-
-@contextlib.contextmanager
-def chat_server(env: dict[str, str], args: tuple[str, ...] = ()) -> Iterator[ChatServer]:
-    server = ChatServer(env, args)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -614,7 +510,7 @@ async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
 
 
 async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
-    from redis_support import require_redis
+    from support.redis_server import require_redis
 
     url = require_redis()
     prefix = f"wsroute-chat-test-{secrets.token_hex(4)}:"
@@ -664,7 +560,7 @@ async def test_a_broker_outage_is_told_to_the_sender(tmp_path: Path) -> None:
     stays open); the admin endpoint answers 503."""
     from examples.chat.app import create_app
     from examples.chat.config import ChatConfig
-    from redis_support import private_redis
+    from support.redis_server import private_redis
 
     with private_redis() as redis_server:
         config = ChatConfig(

@@ -1,4 +1,4 @@
-"""Faults (issue 7): however a connection ends, leave runs exactly once with the right status,
+"""Faults: however a connection ends, leave runs exactly once with the right status,
 and nothing is left behind.
 
 Each test ends a connection one way — client close, TCP reset, handler exception,
@@ -9,7 +9,7 @@ queued), then checks:
 * the leave of every session ran exactly once (a second one would show up within the
   settle time), with the close code and reason the spec gives for that ending;
 * the server is back to its state from before the test (``GET /_debug/state``, see
-  `hardening_support.server_state`): the same asyncio tasks by name (no join body, outbox
+  `support.probe.server_state`): the same asyncio tasks by name (no join body, outbox
   writer or connection task left), the same broker topics and subscriber counts, no open
   outbox and no unfinished session anywhere in the process.
 
@@ -22,36 +22,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from websockets.exceptions import ConnectionClosed
 
-from hardening_support import (
-    HOST,
-    OP_TEXT,
+from server import FASTLANE, WS_IMPLEMENTATIONS, ThreadServer, connect, eventually
+from support.clients import close_seen
+from support.probe import (
     Probe,
-    RawClient,
     assert_back_to,
-    client_frame,
-    eventually,
+    clean,
     exactly_once,
     get_state,
     install_state_route,
-    open_clients,
+    new_id,
     server_state,
 )
-from redis_support import private_redis
-from server import WS_IMPLEMENTATIONS, connect
+from support.raw import HOST, OP_TEXT, RawClient, client_frame, open_clients
+from support.redis_server import private_redis
+from support.running import Running
 from wsroute import BrokerUnavailable, Channel, WebSocketStatus, WsRouter
 from wsroute.broker.redis import RedisBackend
 from wsroute.multiplex.codec import Ok
@@ -59,9 +55,6 @@ from wsroute.testing import MultiplexClient
 
 SLOW_LEAVE = 1.0
 """Seconds the ``/slowleave`` leave handler works before it records its leave."""
-
-def new_id() -> str:
-    return uuid.uuid4().hex[:10]
 
 
 def build_app(probe: Probe, *, broker: Any = "memory://") -> tuple[FastAPI, WsRouter]:
@@ -140,92 +133,32 @@ def build_app(probe: Probe, *, broker: Any = "memory://") -> tuple[FastAPI, WsRo
 
 
 @dataclass
-class Running:
-    port: int
-    probe: Probe
-    router: WsRouter
-    ws_impl: str
-
-    @property
-    def url(self) -> str:
-        return f"ws://{HOST}:{self.port}"
+class FaultApp(Running):
+    """The fault app, served; `publish` broadcasts through its ``/_debug/publish`` route."""
 
     async def publish(self, topic: str, count: int = 1, size: int = 10, interval: float = 0.0) -> int:
         async with httpx.AsyncClient(trust_env=False, timeout=30) as http:
             response = await http.post(
-                f"http://{HOST}:{self.port}/_debug/publish",
+                f"http://{self.host}/_debug/publish",
                 params={"topic": topic, "count": count, "size": size, "interval": interval},
             )
         return response.status_code
 
 
-class ThreadServer:
-    """uvicorn in a thread (like `server.serve`), telling whether it stopped in time."""
-
-    def __init__(self, app: Any, ws_impl: str, **options: Any) -> None:
-        config = uvicorn.Config(
-            app, host=HOST, port=0, ws=ws_impl, log_level="warning", lifespan="on", **options
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self) -> int:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return int(self.server.servers[0].sockets[0].getsockname()[1])
-
-    def stop(self, timeout: float = 15.0) -> float:
-        """Ask uvicorn to shut down; how long it took (AssertionError if it did not stop)."""
-        started = time.monotonic()
-        self.server.should_exit = True
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), f"uvicorn did not shut down within {timeout}s"
-        return time.monotonic() - started
-
-
-@contextlib.contextmanager
-def running_server(app: Any, ws_impl: str) -> Iterator[ThreadServer]:
-    server = ThreadServer(app, ws_impl)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.thread.is_alive():
-            server.server.should_exit = True
-            server.thread.join(15)
-
-
-FASTLANE = "wsroute.fastlane:FastlaneProtocol"
-
-
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
-def running(request: pytest.FixtureRequest) -> Iterator[Running]:
+def running(request: pytest.FixtureRequest) -> Iterator[FaultApp]:
     probe = Probe()
     app, router = build_app(probe)
-    with running_server(app, request.param) as server:
-        port = int(server.server.servers[0].sockets[0].getsockname()[1])
-        yield Running(port, probe, router, request.param)
-
-
-@contextlib.asynccontextmanager
-async def clean(running: Running) -> AsyncIterator[dict[str, Any]]:
-    """Take the server's state before the block; after it, require that state again."""
-    baseline = await get_state(running.port)
-    assert baseline["topics"] == {} and baseline["open_outboxes"] == 0, baseline
-    yield baseline
-    await assert_back_to(running.port, baseline)
+    with ThreadServer(app, ws=request.param) as server:
+        yield FaultApp(f"{HOST}:{server.port}", probe, router, request.param)
 
 
 # --- dedicated connections ---------------------------------------------------------------------
 
 
-async def test_client_close_leaves_once_with_its_code_and_reason(running: Running) -> None:
+async def test_client_close_leaves_once_with_its_code_and_reason(running: FaultApp) -> None:
     id_ = new_id()
-    async with clean(running):
+    async with clean(running.port):
         async with connect(f"{running.url}/stream/a?id={id_}") as client:
             assert (await client.recv()).startswith("tick")
             # The probe sees what a connection holds (so it would see it left behind).
@@ -238,9 +171,9 @@ async def test_client_close_leaves_once_with_its_code_and_reason(running: Runnin
     assert (leave.topic, leave.code, leave.reason) == ("/stream/a", 4321, "see you")
 
 
-async def test_tcp_reset_mid_stream_leaves_once_as_1006(running: Running) -> None:
+async def test_tcp_reset_mid_stream_leaves_once_as_1006(running: FaultApp) -> None:
     id_ = new_id()
-    async with clean(running):
+    async with clean(running.port):
         client = RawClient.connect(running.port, f"/stream/r?id={id_}")
         assert client.status == 101
         frame = client.read_frame()
@@ -254,9 +187,9 @@ async def test_tcp_reset_mid_stream_leaves_once_as_1006(running: Running) -> Non
     assert (leave.code, leave.reason) == (1006, "")
 
 
-async def test_handler_exception_closes_1011_and_leaves_once(running: Running) -> None:
+async def test_handler_exception_closes_1011_and_leaves_once(running: FaultApp) -> None:
     id_ = new_id()
-    async with clean(running):
+    async with clean(running.port):
         async with connect(f"{running.url}/f/e?id={id_}") as client:
             # Broadcasts queue up in the outbox (its writer task runs) when the handler fails.
             publishing = asyncio.ensure_future(running.publish("/f/e", count=50, interval=0.005))
@@ -269,9 +202,9 @@ async def test_handler_exception_closes_1011_and_leaves_once(running: Running) -
     assert (leave.code, leave.reason) == (1011, "Internal Error")
 
 
-async def test_server_side_close_sends_its_code_and_leaves_once(running: Running) -> None:
+async def test_server_side_close_sends_its_code_and_leaves_once(running: FaultApp) -> None:
     id_ = new_id()
-    async with clean(running):
+    async with clean(running.port):
         async with connect(f"{running.url}/f/c?id={id_}") as client:
             publishing = asyncio.ensure_future(running.publish("/f/c", count=50, interval=0.005))
             assert (await client.recv()).startswith("0:")
@@ -283,19 +216,9 @@ async def test_server_side_close_sends_its_code_and_leaves_once(running: Running
     assert (leave.code, leave.reason) == (4242, "go away")
 
 
-async def close_seen(client: Any, timeout: float = 5.0) -> tuple[int, str]:
-    """Read until the server's close frame; its (code, reason)."""
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(timeout):
-            while True:
-                await client.recv()
-    assert info.value.rcvd is not None, "no close frame from the server"
-    return info.value.rcvd.code, info.value.rcvd.reason
-
-
-async def test_slow_consumer_is_evicted_1008_and_leaves_once(running: Running) -> None:
+async def test_slow_consumer_is_evicted_1008_and_leaves_once(running: FaultApp) -> None:
     id_ = new_id()
-    async with clean(running):
+    async with clean(running.port):
         # Completes the handshake, then never reads: the server's writes back up.
         slow = RawClient.connect(running.port, f"/f/slow?id={id_}", rcvbuf=4096)
         try:
@@ -308,7 +231,7 @@ async def test_slow_consumer_is_evicted_1008_and_leaves_once(running: Running) -
 
 
 async def test_evicted_slow_consumer_is_disconnected(
-    running: Running, request: pytest.FixtureRequest
+    running: FaultApp, request: pytest.FixtureRequest
 ) -> None:
     if running.ws_impl != FASTLANE:
         request.applymarker(
@@ -353,9 +276,9 @@ def server_side_established(server_port: int, client_port: int) -> bool:
 # --- multiplexed sockets --------------------------------------------------------------------------
 
 
-async def test_multiplex_unsubscribe_leaves_once_with_its_code_and_reason(running: Running) -> None:
+async def test_multiplex_unsubscribe_leaves_once_with_its_code_and_reason(running: FaultApp) -> None:
     first, a, b, c = (new_id() for _ in range(4))
-    async with clean(running):
+    async with clean(running.port):
         async with MultiplexClient.connect(f"{running.url}/f/home?id={first}") as mux:
             topics = {a: f"/stream/u1?id={a}", b: f"/f/u2?id={b}", c: f"/f/u3?id={c}"}
             for topic in topics.values():
@@ -374,9 +297,9 @@ async def test_multiplex_unsubscribe_leaves_once_with_its_code_and_reason(runnin
     assert (home.code, home.reason) == (1000, "")
 
 
-async def test_topic_closing_while_its_socket_is_evicted_still_leaves_once(running: Running) -> None:
+async def test_topic_closing_while_its_socket_is_evicted_still_leaves_once(running: FaultApp) -> None:
     home, closing = new_id(), new_id()
-    async with clean(running):
+    async with clean(running.port):
         # A multiplexed client that never reads.
         slow = RawClient.connect(
             running.port,
@@ -408,9 +331,9 @@ async def test_topic_closing_while_its_socket_is_evicted_still_leaves_once(runni
     ]
 
 
-async def test_socket_reset_ends_every_multiplexed_topic_once(running: Running) -> None:
+async def test_socket_reset_ends_every_multiplexed_topic_once(running: FaultApp) -> None:
     ids = [new_id() for _ in range(4)]
-    async with clean(running), MultiplexClient.connect(f"{running.url}/stream/s0?id={ids[0]}") as mux:
+    async with clean(running.port), MultiplexClient.connect(f"{running.url}/stream/s0?id={ids[0]}") as mux:
         topics = [f"/stream/s0?id={ids[0]}", f"/stream/s1?id={ids[1]}", f"/f/s2?id={ids[2]}"]
         topics.append(f"/f/s3?id={ids[3]}")
         for topic in topics[1:]:
@@ -453,8 +376,8 @@ async def test_server_shutdown_closes_1012_and_every_session_leaves_once(ws_impl
     probe = Probe()
     app, _ = shutdown_app(probe)
     ids = [new_id() for _ in range(4)]
-    with running_server(app, ws_impl) as server:
-        port = int(server.server.servers[0].sockets[0].getsockname()[1])
+    with ThreadServer(app, ws=ws_impl) as server:
+        port = server.port
         url = f"ws://{HOST}:{port}"
         baseline = await get_state(port)
         async with (
@@ -487,8 +410,8 @@ async def test_graceful_shutdown_under_load_closes_every_connection_1012(ws_impl
     app, router = shutdown_app(probe)
     stop_feed = asyncio.Event()
 
-    with running_server(app, ws_impl) as server:
-        port = int(server.server.servers[0].sockets[0].getsockname()[1])
+    with ThreadServer(app, ws=ws_impl) as server:
+        port = server.port
         ids = [new_id() for _ in range(n)]
         received = [0] * n
 
@@ -550,12 +473,12 @@ async def test_shutdown_is_not_held_up_by_an_evicted_client_that_never_reads(
     probe = Probe()
     app, router = build_app(probe)
     id_ = new_id()
-    with running_server(app, ws_impl) as server:
-        port = int(server.server.servers[0].sockets[0].getsockname()[1])
+    with ThreadServer(app, ws=ws_impl) as server:
+        port = server.port
         slow = RawClient.connect(port, f"/f/stuck?id={id_}", rcvbuf=4096)
         try:
             assert slow.status == 101
-            running = Running(port, probe, router, ws_impl)
+            running = FaultApp(f"{HOST}:{port}", probe, router, ws_impl)
             assert await running.publish("/f/stuck", count=600, size=16384) == 200
             assert (await exactly_once(probe, id_, timeout=10)).code == 1008
             took = await asyncio.to_thread(server.stop, 5.0)
@@ -568,7 +491,7 @@ async def test_shutdown_is_not_held_up_by_an_evicted_client_that_never_reads(
 
 
 @contextlib.asynccontextmanager
-async def redis_app(**backend_options: Any) -> AsyncIterator[tuple[Running, Any]]:
+async def redis_app(**backend_options: Any) -> AsyncIterator[tuple[FaultApp, Any]]:
     """The fault app on a private redis-server (yielded too, to kill and restart it)."""
     with private_redis() as redis_server:
         backend = RedisBackend(
@@ -580,9 +503,8 @@ async def redis_app(**backend_options: Any) -> AsyncIterator[tuple[Running, Any]
         )
         probe = Probe()
         app, router = build_app(probe, broker=backend)
-        with running_server(app, "websockets-sansio") as server:
-            port = int(server.server.servers[0].sockets[0].getsockname()[1])
-            yield Running(port, probe, router, "websockets-sansio"), redis_server
+        with ThreadServer(app) as server:
+            yield FaultApp(f"{HOST}:{server.port}", probe, router, "websockets-sansio"), redis_server
 
 
 def sequence_reader(into: list[int]) -> Any:

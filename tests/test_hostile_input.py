@@ -1,4 +1,4 @@
-"""Hostile input (issue 7): every kind of bad input has one defined outcome, and the server
+"""Hostile input: every kind of bad input has one defined outcome, and the server
 keeps serving everyone else.
 
 Each kind of input and its outcome:
@@ -56,21 +56,19 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field, StringConstraints
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from hardening_support import (
-    HOST,
-    OP_CONT,
-    OP_TEXT,
+from server import WS_IMPLEMENTATIONS, connect, eventually, serve
+from support.clients import close_seen
+from support.probe import (
     Probe,
-    RawClient,
     assert_back_to,
     clean,
-    client_frame,
-    eventually,
     exactly_once,
     get_state,
     install_state_route,
+    new_id,
 )
-from server import WS_IMPLEMENTATIONS, connect, serve
+from support.raw import HOST, OP_CONT, OP_TEXT, RawClient, client_frame
+from support.running import Running
 from wsroute import Channel, Data, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.errors import InvalidMessage, UnsupportedFrame
 from wsroute.messages import make_decoder
@@ -323,46 +321,25 @@ def build_app(probe: Probe, **settings_: Any) -> tuple[FastAPI, WsRouter]:
 
 
 @dataclass
-class Running:
-    port: int
-    probe: Probe
-    router: WsRouter
-    handled: list[str]
-    handled_at: list[float]
-    ws_impl: str
+class HostileApp(Running):
+    """The app, served; what its ``/text`` handler received, and when."""
 
-    @property
-    def url(self) -> str:
-        return f"ws://{HOST}:{self.port}"
+    handled: list[str]
+    handled_at: list[float]  # time.monotonic() as each message reached the handler
 
 
 @contextlib.contextmanager
-def running_app(ws_impl: str = "websockets-sansio", **settings_: Any) -> Iterator[Running]:
+def running_app(ws_impl: str = "websockets-sansio", **settings_: Any) -> Iterator[HostileApp]:
     probe = Probe()
     app, router = build_app(probe, **settings_)
-    with serve(app, ws=ws_impl) as address:
-        port = int(address.rpartition(":")[2])
-        yield Running(port, probe, router, app.state.handled, app.state.handled_at, ws_impl)
+    with serve(app, ws=ws_impl) as host:
+        yield HostileApp(host, probe, router, ws_impl, app.state.handled, app.state.handled_at)
 
 
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
-def running(request: pytest.FixtureRequest) -> Iterator[Running]:
+def running(request: pytest.FixtureRequest) -> Iterator[HostileApp]:
     with running_app(request.param) as app:
         yield app
-
-
-def new_id() -> str:
-    return os.urandom(5).hex()
-
-
-async def close_seen(client: Any, timeout: float = 5.0) -> tuple[int, str]:
-    """Read until the server's close frame; its (code, reason)."""
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(timeout):
-            while True:
-                await client.recv()
-    assert info.value.rcvd is not None, "no close frame from the server"
-    return info.value.rcvd.code, info.value.rcvd.reason
 
 
 # --- sizes, encodings, kinds -----------------------------------------------------------------------
@@ -383,7 +360,7 @@ MiB = 1024 * 1024
     ids=["1MiB-text", "1MiB+1-text", "1MiB-utf8", "1MiB+1-utf8", "1MiB+1-binary", "17MiB"],
 )
 async def test_oversized_messages_close_1009(
-    running: Running, path: str, message: str | bytes, code: int | None
+    running: HostileApp, path: str, message: str | bytes, code: int | None
 ) -> None:
     id_ = new_id()
     async with clean(running.port):
@@ -416,7 +393,7 @@ async def test_oversized_messages_close_1009(
     ids=["ff", "truncated", "overlong", "surrogate", "too-high", "fragmented"],
 )
 async def test_invalid_utf8_in_a_text_frame_closes_1007(
-    running: Running, frames: list[tuple[int, bool, bytes]]
+    running: HostileApp, frames: list[tuple[int, bool, bytes]]
 ) -> None:
     id_ = new_id()
     before = len(running.handled)
@@ -470,7 +447,7 @@ async def test_invalid_utf8_in_a_text_frame_closes_1007(
     ],
 )
 async def test_invalid_json_and_failed_validation_close_1007(
-    running: Running, message: str, reason: str
+    running: HostileApp, message: str, reason: str
 ) -> None:
     id_ = new_id()
     async with clean(running.port):
@@ -489,7 +466,9 @@ async def test_invalid_json_and_failed_validation_close_1007(
     [("/text", b"binary"), ("/text", b""), ("/bin", "text"), ("/rooms/a", b"\x00")],
     ids=["binary-to-text", "empty-binary-to-text", "text-to-binary", "binary-to-path-param-handler"],
 )
-async def test_the_wrong_kind_of_frame_closes_1003(running: Running, path: str, message: str | bytes) -> None:
+async def test_the_wrong_kind_of_frame_closes_1003(
+    running: HostileApp, path: str, message: str | bytes
+) -> None:
     id_ = new_id()
     async with clean(running.port):
         async with connect(f"{running.url}{path}?id={id_}") as client:
@@ -499,7 +478,7 @@ async def test_the_wrong_kind_of_frame_closes_1003(running: Running, path: str, 
     assert leave.code == 1003
 
 
-async def test_binary_json_to_a_model_handler_is_validated_like_text(running: Running) -> None:
+async def test_binary_json_to_a_model_handler_is_validated_like_text(running: HostileApp) -> None:
     # The defined outcome for a JSON handler: the frame kind does not matter, the JSON does.
     async with connect(f"{running.url}/model") as client:
         await client.send(b'{"user": "a", "text": "hi"}')
@@ -511,7 +490,7 @@ async def test_binary_json_to_a_model_handler_is_validated_like_text(running: Ru
 # --- multiplex limits -------------------------------------------------------------------------------
 
 
-async def test_control_frames_over_512_bytes_are_invalid_and_the_socket_stays(running: Running) -> None:
+async def test_control_frames_over_512_bytes_are_invalid_and_the_socket_stays(running: HostileApp) -> None:
     async with MultiplexClient.connect(f"{running.url}/rooms/home") as mux:
         head = f"{S}SUBSCRIBE{S}/"
         at_limit = head + "a" * (512 - len(head.encode()))
@@ -530,7 +509,7 @@ async def test_control_frames_over_512_bytes_are_invalid_and_the_socket_stays(ru
         assert await mux.recv_data("/rooms/home") == "still here"
 
 
-async def test_topics_over_100_bytes_or_with_the_separator_are_refused(running: Running) -> None:
+async def test_topics_over_100_bytes_or_with_the_separator_are_refused(running: HostileApp) -> None:
     async with MultiplexClient.connect(f"{running.url}/rooms/home") as mux:
         ok = "/rooms/" + "a" * (100 - len("/rooms/"))
         assert len(ok) == 100
@@ -559,7 +538,7 @@ async def test_topics_over_100_bytes_or_with_the_separator_are_refused(running: 
         assert await mux.recv_data("/rooms/home") == "still here"
 
 
-async def test_ten_thousand_subscribes_on_one_socket(running: Running) -> None:
+async def test_ten_thousand_subscribes_on_one_socket(running: HostileApp) -> None:
     n = 10_000
     baseline = await get_state(running.port)
     id_ = new_id()
@@ -622,7 +601,7 @@ async def _send_all(websocket: Any, frames: list[str]) -> None:
             await asyncio.sleep(0)
 
 
-async def _leaves_of(running: Running, id_: str, count: int) -> list[Any]:
+async def _leaves_of(running: HostileApp, id_: str, count: int) -> list[Any]:
     await eventually(lambda: len(running.probe.left(id_)) >= count, what=f"{count} leaves")
     await asyncio.sleep(0.2)
     leaves = running.probe.left(id_)
@@ -630,7 +609,7 @@ async def _leaves_of(running: Running, id_: str, count: int) -> list[Any]:
     return leaves
 
 
-async def test_subscribe_unsubscribe_churn_leaves_nothing_behind(running: Running) -> None:
+async def test_subscribe_unsubscribe_churn_leaves_nothing_behind(running: HostileApp) -> None:
     baseline = await get_state(running.port)
     id_ = new_id()
     cycles = 2000
@@ -721,7 +700,7 @@ def hostile_origins(port: int) -> list[str]:
     ]
 
 
-async def test_cross_origin_handshakes_are_refused_403_and_run_nothing(running: Running) -> None:
+async def test_cross_origin_handshakes_are_refused_403_and_run_nothing(running: HostileApp) -> None:
     before = list(running.probe.leaves)
     for origin in hostile_origins(running.port):
         for options in ({}, {"subprotocols": ["rocket-multiplex"]}):
@@ -763,7 +742,7 @@ def forged_tokens() -> dict[str, str]:
     }
 
 
-async def test_forged_and_expired_tokens_are_refused_401(running: Running) -> None:
+async def test_forged_and_expired_tokens_are_refused_401(running: HostileApp) -> None:
     joins_before = [leave for leave in running.probe.leaves if leave.id.startswith("join:")]
     cases = {**forged_tokens(), "expired": token("mallory", -1)}
     for name, bad in cases.items():
@@ -794,7 +773,9 @@ async def test_forged_and_expired_tokens_are_refused_401(running: Running) -> No
     assert [j.id for j in joins[len(joins_before) :]] == ["join:ann"]  # no refused one ran
 
 
-async def test_a_refused_handshake_logs_no_error(running: Running, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_refused_handshake_logs_no_error(
+    running: HostileApp, caplog: pytest.LogCaptureFixture
+) -> None:
     # Refusing an attacker is routine: it must not page anyone (ERROR logs feed alerting).
     # Stock websockets-sansio logs one when the app returns before its handshake is marked
     # complete (uvicorn#3138); wsroute's connection task ends a loop turn before the app
@@ -813,7 +794,7 @@ async def test_a_refused_handshake_logs_no_error(running: Running, caplog: pytes
     assert errors == []
 
 
-async def test_the_server_serves_after_all_of_it(running: Running) -> None:
+async def test_the_server_serves_after_all_of_it(running: HostileApp) -> None:
     # Runs last in the module: after everything above, the same server still answers.
     async with connect(f"{running.url}/text") as client:
         await client.send("still serving")

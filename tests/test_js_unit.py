@@ -6,12 +6,11 @@ where a silently skipped JS suite would hide a broken client.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from support.ci import unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,9 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_node_unit_tests() -> None:
     node = shutil.which("node")
     if node is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("node is not on PATH, and CI=true: the JS client tests must run in CI")
-        pytest.skip("node is not on PATH: install Node.js 20+ to run tests/js/")
+        unavailable(
+            "node is not on PATH: install Node.js 20+ to run tests/js/",
+            ci_message="node is not on PATH, and CI=true: the JS client tests must run in CI",
+        )
     result = subprocess.run(
         [node, "--test", "tests/js/"],
         cwd=ROOT,

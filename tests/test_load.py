@@ -1,9 +1,9 @@
-"""Load (issue 7): thousands of connections on one uvicorn process receiving broadcasts.
+"""Load: thousands of connections on one uvicorn process receiving broadcasts.
 
 One uvicorn **subprocess** (so its memory can be read from ``/proc``) serves
-`hardening_support.create_load_app`; this process opens ``WSROUTE_LOAD_CONNECTIONS``
+`support.load_app.create_load_app`; this process opens ``WSROUTE_LOAD_CONNECTIONS``
 (default 5,000) WebSocket connections to ``/feed`` with a minimal client on uvloop
-(`hardening_support.StreamClient`: handshake, frame parsing, pongs — the `websockets`
+(`support.raw.StreamClient`: handshake, frame parsing, pongs — the `websockets`
 client is too heavy for thousands of sockets on a 2-core machine), all to 127.0.0.1.
 
 One test, in phases, because connecting 5,000 clients is the expensive part:
@@ -62,8 +62,8 @@ import httpx
 import pytest
 import uvloop
 
-from hardening_support import HOST, OP_TEXT, StreamClient, client_frame, handshake_request, open_clients
-from redis_support import ROOT, TESTS_DIR, free_port, stop_process
+from support.processes import ROOT, TESTS_DIR, free_port, stop_process
+from support.raw import HOST, OP_TEXT, StreamClient, client_frame, handshake_request, open_clients
 from wsroute.multiplex.codec import SUBPROTOCOL, encode_subscribe
 
 CONNECTIONS = int(os.environ.get("WSROUTE_LOAD_CONNECTIONS", "5000"))
@@ -137,7 +137,7 @@ async def load_server() -> AsyncIterator[Server]:
         "-m",
         "uvicorn",
         "--factory",
-        "hardening_support:create_load_app",
+        "support.load_app:create_load_app",
         "--app-dir",
         str(TESTS_DIR),
         "--host",

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -30,11 +30,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from support.processes import HOST, free_port, stop_process
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
-HOST = "127.0.0.1"
 TOPICS = ("/rooms/a", "/rooms/b", "/echo")
 # Chromium logs a failed WebSocket handshake as a console error; while the server is down that
 # is the expected result of each reconnection attempt (and nothing else is).
@@ -45,12 +44,6 @@ TOLERATED_CONSOLE_ERROR = re.compile(
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 class ServerProcess:
@@ -87,6 +80,7 @@ class ServerProcess:
             cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 15
         while True:
@@ -102,12 +96,7 @@ class ServerProcess:
         process, self.process = self.process, None
         if process is None:
             return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process)
 
 
 @dataclass
@@ -125,17 +114,6 @@ def watch(page: Any, observed: Observed) -> None:
     page.on("console", lambda msg: observed.console.append((observed.phase, msg.type, msg.text)))
     page.on("pageerror", lambda error: observed.page_errors.append(str(error)))
     page.on("websocket", lambda ws: observed.websockets.append((time.monotonic(), ws.url)))
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    require_chromium()
-    async with playwright_api.async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from websockets.typing import Subprotocol
 
 from server import WS_IMPLEMENTATIONS, connect, eventually, serve
+from support.running import Running, serving
 from wsroute import Channel, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import SEP, DataFrame, Err, Invalid, Ok, ServerUnsubscribe
 from wsroute.testing import MultiplexClient
@@ -77,19 +78,11 @@ def build(probe: Probe) -> tuple[FastAPI, WsRouter]:
     return app, ws
 
 
-@dataclass
-class Running:
-    url: str
-    probe: Probe
-    router: WsRouter
-
-
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
 def running(request: pytest.FixtureRequest) -> Iterator[Running]:
     probe = Probe()
-    app, router = build(probe)
-    with serve(app, ws=request.param) as url:
-        yield Running(url, probe, router)
+    with serving(*build(probe), probe, request.param) as served:
+        yield served
 
 
 MUX = [Subprotocol("rocket-multiplex")]
@@ -97,12 +90,12 @@ MUX = [Subprotocol("rocket-multiplex")]
 
 async def test_subprotocol_token_is_echoed_exactly(running: Running) -> None:
     for token in ("rocket-multiplex", "Rocket-Multiplex"):
-        async with connect(f"ws://{running.url}/echo", subprotocols=[Subprotocol(token)]) as ws:
+        async with connect(f"ws://{running.host}/echo", subprotocols=[Subprotocol(token)]) as ws:
             assert ws.subprotocol == token
 
 
 async def test_by_hand_subscribe_data_both_ways_and_replies(running: Running) -> None:
-    async with connect(f"ws://{running.url}/echo", subprotocols=MUX) as ws:
+    async with connect(f"ws://{running.host}/echo", subprotocols=MUX) as ws:
         await ws.send(f"/echo{S}hi{S}there")  # the payload keeps its separator
         assert await ws.recv() == f"/echo{S}hi{S}there"
         await ws.send(f"/echo{S}".encode() + b"\x00\xff")
@@ -141,7 +134,7 @@ async def test_by_hand_subscribe_data_both_ways_and_replies(running: Running) ->
 
 
 async def test_guard_rejection_is_an_err_and_the_socket_stays(running: Running) -> None:
-    async with MultiplexClient.connect(f"ws://{running.url}/echo") as mux:
+    async with MultiplexClient.connect(f"ws://{running.host}/echo") as mux:
         assert await mux.subscribe("/rooms/b") == Err("401 Unauthorized", "SUBSCRIBE", ("/rooms/b",))
         assert await mux.subscribe("/rooms/b?name=mallory") == Err(
             "403 Forbidden", "SUBSCRIBE", ("/rooms/b?name=mallory",)
@@ -157,8 +150,8 @@ async def test_a_topic_refused_by_its_guard_is_not_subscribed(running: Running) 
     refused = "/rooms/guarded?name=mallory"
     broker = running.router.broker
     async with (
-        MultiplexClient.connect(f"ws://{running.url}/echo") as mux,
-        connect(f"ws://{running.url}/rooms/guarded?name=ann") as ann,
+        MultiplexClient.connect(f"ws://{running.host}/echo") as mux,
+        connect(f"ws://{running.host}/rooms/guarded?name=ann") as ann,
     ):
         assert await ann.recv() == "ann joined"
         assert await mux.subscribe(refused) == Err("403 Forbidden", "SUBSCRIBE", (refused,))
@@ -178,13 +171,13 @@ async def test_first_topic_rejection_refuses_the_socket(running: Running) -> Non
     from websockets.exceptions import InvalidStatus
 
     with pytest.raises(InvalidStatus) as info:
-        async with MultiplexClient.connect(f"ws://{running.url}/rooms/c"):
+        async with MultiplexClient.connect(f"ws://{running.host}/rooms/c"):
             pass
     assert info.value.response.status_code == 401
 
 
 async def test_too_many_topics_counts_the_connect_topic(running: Running) -> None:
-    async with MultiplexClient.connect(f"ws://{running.url}/echo") as mux:
+    async with MultiplexClient.connect(f"ws://{running.host}/echo") as mux:
         for n in range(3):
             assert isinstance(await mux.subscribe(f"/rooms/r{n}?name=x"), Ok)
         assert await mux.subscribe("/rooms/r9?name=x") == Err(
@@ -195,7 +188,7 @@ async def test_too_many_topics_counts_the_connect_topic(running: Running) -> Non
 
 
 async def test_naked_and_multiplexed_clients_share_topics(running: Running) -> None:
-    url = running.url
+    url = running.host
     async with (
         connect(f"ws://{url}/rooms/shared?name=naked") as naked,
         MultiplexClient.connect(f"ws://{url}/echo") as mux,
@@ -213,7 +206,7 @@ async def test_naked_and_multiplexed_clients_share_topics(running: Running) -> N
 
 async def test_each_topic_has_its_own_request_and_local_cache(running: Running) -> None:
     before = len(running.probe.caches)
-    async with MultiplexClient.connect(f"ws://{running.url}/rooms/p?name=pat") as mux:
+    async with MultiplexClient.connect(f"ws://{running.host}/rooms/p?name=pat") as mux:
         assert await mux.recv_data("/rooms/p?name=pat") == "pat joined"
         assert isinstance(await mux.subscribe("/rooms/q?name=quinn"), Ok)
         assert await mux.recv_data("/rooms/q?name=quinn") == "quinn joined"
@@ -223,7 +216,7 @@ async def test_each_topic_has_its_own_request_and_local_cache(running: Running) 
 
 
 async def test_server_side_topic_close_and_errors_keep_the_socket(running: Running) -> None:
-    async with MultiplexClient.connect(f"ws://{running.url}/echo") as mux:
+    async with MultiplexClient.connect(f"ws://{running.host}/echo") as mux:
         assert isinstance(await mux.subscribe("/kick"), Ok)
         await mux.send("/kick", "x")
         assert await mux.recv() == ServerUnsubscribe("/kick", 4000, "kicked")
@@ -240,7 +233,7 @@ async def test_server_side_topic_close_and_errors_keep_the_socket(running: Runni
 
 async def test_leave_runs_for_every_topic_when_the_socket_ends(running: Running) -> None:
     before = len(running.probe.leaves)
-    async with MultiplexClient.connect(f"ws://{running.url}/rooms/x1?name=a") as mux:
+    async with MultiplexClient.connect(f"ws://{running.host}/rooms/x1?name=a") as mux:
         for room in ("x2", "x3"):
             assert isinstance(await mux.subscribe(f"/rooms/{room}?name=a"), Ok)
         await mux.websocket.close(4100, "done")
@@ -276,8 +269,8 @@ async def test_the_app_serves_the_browser_client(running: Running) -> None:
     import httpx
 
     async with httpx.AsyncClient(trust_env=False) as http:
-        script = await http.get(f"http://{running.url}/wsroute/multiplex.js")
-        types = await http.get(f"http://{running.url}/wsroute/multiplex.d.ts")
+        script = await http.get(f"http://{running.host}/wsroute/multiplex.js")
+        types = await http.get(f"http://{running.host}/wsroute/multiplex.d.ts")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "export class MultiplexWebSocket" in script.text
     assert types.status_code == 200 and "MultiplexWebSocket" in types.text

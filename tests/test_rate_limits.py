@@ -12,7 +12,6 @@ Windows are generous (3 messages a minute) so nothing here depends on timing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +19,10 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from websockets.exceptions import ConnectionClosed
 
 from server import WS_IMPLEMENTATIONS, connect, eventually, serve
+from support.clients import close_seen
+from support.running import Running, serving
 from wsroute import Channel, RateLimited, WebSocketStatus, WsRouter
 from wsroute.asyncapi import asyncapi_document
 from wsroute.multiplex.codec import SEP, DataFrame, Invalid, Ok, ServerUnsubscribe
@@ -42,19 +42,13 @@ class Probe:
         return [(code, reason) for who, code, reason in self.leaves if who == topic]
 
 
-@dataclass
-class Running:
-    host: str
-    probe: Probe
-
-
 def build(
     probe: Probe,
     *,
     rate_limit: tuple[int, float] | None = None,
     route_limits: bool = True,
     lenient: bool = False,
-) -> FastAPI:
+) -> tuple[FastAPI, WsRouter]:
     """`/echo` has no limit of its own; `/limited` and `/room` (with a join) allow 3 a minute."""
     ws = WsRouter(rate_limit=rate_limit)
     limited: dict[str, Any] = {"rate_limit": LIMIT} if route_limits else {}
@@ -91,24 +85,14 @@ def build(
 
     app = FastAPI()
     ws.install(app)
-    return app
+    return app, ws
 
 
 @contextmanager
 def running(ws_impl: str = "websockets-sansio", **options: Any) -> Iterator[Running]:
     probe = Probe()
-    with serve(build(probe, **options), ws=ws_impl) as host:
-        yield Running(host, probe)
-
-
-async def closed_with(client: Any) -> tuple[int, str]:
-    """Read until the server's close frame (bounded); its code and reason."""
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(5):
-            while True:
-                await client.recv()
-    assert info.value.rcvd is not None, "no close frame from the server"
-    return info.value.rcvd.code, info.value.rcvd.reason
+    with serving(*build(probe, **options), probe, ws_impl) as served:
+        yield served
 
 
 async def echoes(mux: MultiplexClient, topic: str, *payloads: str) -> None:
@@ -133,7 +117,7 @@ async def test_a_route_limit_closes_a_dedicated_socket_1008_and_leave_sees_it() 
                 await client.send(text)
                 assert await client.recv() == text
             await client.send("d")
-            assert await closed_with(client) == OVER
+            assert await close_seen(client) == OVER
         await eventually(lambda: bool(app.probe.left("/limited")), what="the leave")
         # /echo has no limit (the router has none): the same burst is fine there.
         async with connect(f"ws://{app.host}/echo") as client:
@@ -152,7 +136,7 @@ async def test_a_route_limit_applies_on_a_path_with_a_join_handler() -> None:
                 await client.send(text)
                 assert await client.recv() == text
             await client.send("d")
-            assert await closed_with(client) == OVER
+            assert await close_seen(client) == OVER
         await eventually(lambda: bool(app.probe.left("/room")), what="the leave")
     assert app.probe.left("/room") == [OVER]
 
@@ -179,7 +163,7 @@ async def test_a_route_limit_overrides_the_routers_either_way() -> None:
                 await client.send(text)
                 assert await client.recv() == text
             await client.send("d")
-            assert await closed_with(client) == OVER
+            assert await close_seen(client) == OVER
     # The router allows 3 a minute; a route may allow more than that.
     ws = WsRouter(rate_limit=LIMIT)
 
@@ -195,7 +179,7 @@ async def test_a_route_limit_overrides_the_routers_either_way() -> None:
                 await client.send(str(i))
                 assert await client.recv() == str(i)
             await client.send("over")
-            assert await closed_with(client) == OVER
+            assert await close_seen(client) == OVER
 
 
 # --- multiplexed sockets: the same, per topic ----------------------------------------------------
@@ -297,7 +281,7 @@ async def test_frames_no_topic_counts_are_bounded_by_the_routers_limit_for_the_s
             await mux.send("/nowhere", "x")  # 3
             assert await mux.recv() == Invalid("Not Subscribed")
             await mux.send_raw(f"{S}SUBSCRIBE{S}/echo?n=3")  # one too many
-            assert await closed_with(mux.websocket) == OVER
+            assert await close_seen(mux.websocket) == OVER
         await eventually(lambda: bool(app.probe.left("/echo?n=1")), what="the first topic's leave")
     # No exception handler ran for the socket's limit (no topic was addressed): "slow down"
     # was never sent, and the topic still open ended with the socket's code.

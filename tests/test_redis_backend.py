@@ -1,4 +1,4 @@
-"""The Redis broker backend against a real Redis and real uvicorn servers (issue 4).
+"""The Redis broker backend against a real Redis and real uvicorn servers.
 
 Tests that need Redis use the shared one at 127.0.0.1:6379 (skipped when it is down,
 failed when CI=true), each under its own channel prefix so they never see each other's
@@ -30,21 +30,10 @@ from starlette.types import Message
 from websockets.asyncio.client import ClientConnection
 
 from apps.redis_chat import create_app
-from redis_support import (
-    HOST,
-    TESTS_DIR,
-    assert_silent,
-    client,
-    connections_named,
-    free_port,
-    http,
-    private_redis,
-    recv,
-    require_redis,
-    uvicorn_processes,
-    ws_connect,
-)
 from server import eventually, serve
+from support.clients import assert_silent, http, recv, ws_connect
+from support.processes import HOST, TESTS_DIR, free_port, uvicorn_processes
+from support.redis_server import client, connections_named, private_redis, require_redis
 from wsroute import Broker, BrokerUnavailable
 from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url, split_url
 from wsroute.messages import bytes_event, text_event

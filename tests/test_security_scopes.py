@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated
 
 import httpx
 import pytest
 from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
-from websockets.exceptions import InvalidStatus
 
 from server import connect, serve
+from support.clients import refused
 from wsroute import Channel, WsRouter
 
 oauth2 = OAuth2PasswordBearer(
@@ -183,13 +183,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def refused(url: str, token: str) -> Any:
-    with pytest.raises(InvalidStatus) as info:
-        async with connect(url, additional_headers=bearer(token)):
-            pass
-    return info.value.response
-
-
 ROUTES = {
     "/read": [["items:read"]],
     "/write": [["items:read", "items:write"]],
@@ -219,7 +212,7 @@ async def test_scopes_are_fastapis(host: str, path: str) -> None:
 
 
 async def test_a_token_lacking_a_scope_is_refused_at_the_handshake(host: str) -> None:
-    response = await refused(f"ws://{host}/write", "t-reader")
+    response = await refused(f"ws://{host}/write", additional_headers=bearer("t-reader"))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer scope="items:read items:write"'
     async with connect(f"ws://{host}/write", additional_headers=bearer("t-writer")) as client:
@@ -229,8 +222,8 @@ async def test_a_token_lacking_a_scope_is_refused_at_the_handshake(host: str) ->
         await client.send("x")
         assert await client.recv() == "reader"
     # Each of the two scope sets is checked: the writer has items:read but not admin.
-    response = await refused(f"ws://{host}/both", "t-writer")
+    response = await refused(f"ws://{host}/both", additional_headers=bearer("t-writer"))
     assert response.headers["www-authenticate"] == 'Bearer scope="admin"'
-    assert (await refused(f"ws://{host}/read", "t-nobody")).status_code == 401
-    response = await refused(f"ws://{host}/admin", "t-writer")
+    assert (await refused(f"ws://{host}/read", additional_headers=bearer("t-nobody"))).status_code == 401
+    response = await refused(f"ws://{host}/admin", additional_headers=bearer("t-writer"))
     assert response.status_code == 403 and json.loads(response.body) == {"detail": "missing scopes: admin"}

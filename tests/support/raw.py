@@ -1,38 +1,23 @@
-"""Helpers for the fault, hostile-input and load tests (issue 7).
+"""WebSocket clients that send exactly what a test says, to 127.0.0.1.
 
-* A raw WebSocket client on a plain socket: it sends frames exactly as given (invalid
-  UTF-8, fragmented, oversized…), can stop reading, and can end with a TCP reset.
-* A probe installed in a test app: it records every leave, and an HTTP route
-  ``GET /_debug/state`` reports what is alive on the server's event loop — asyncio tasks
-  (by coroutine name), broker topics with their subscriber counts, open outboxes and
-  unfinished sessions — so a test can assert that nothing was left behind.
-
-All traffic goes to 127.0.0.1.
+* `RawClient`: blocking, on a plain socket: frames no real client would send (invalid
+  UTF-8, fragmented, oversized…), a client that stops reading, an end by TCP reset.
+* `StreamClient`: an asyncio protocol for thousands of connections on one loop; it does
+  the handshake, answers pings and the close, and counts (or hands over) text frames.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import collections
 import contextlib
-import gc
 import os
 import socket
 import struct
-import threading
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, cast
-
-import httpx
-from fastapi import FastAPI
-
-from server import eventually
-from wsroute import WebSocketStatus, WsRouter
-from wsroute.outbox import Outbox
-from wsroute.session import Session
 
 HOST = "127.0.0.1"
 
@@ -213,126 +198,6 @@ class RawClient:
         self.sock.close()
 
 
-# --- the server-side probe ------------------------------------------------------------------
-
-
-@dataclass
-class Leave:
-    """One leave seen by the server."""
-
-    id: str
-    topic: str
-    code: int
-    reason: str
-
-
-@dataclass
-class Probe:
-    """What the server saw, read by the tests (the server may run in another thread)."""
-
-    leaves: list[Leave] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    shutdown_state: dict[str, Any] | None = None
-
-    def left(self, id_: str) -> list[Leave]:
-        with self.lock:
-            return [leave for leave in self.leaves if leave.id == id_]
-
-    def record(self, id_: str, topic: str, code: int, reason: str) -> None:
-        with self.lock:
-            self.leaves.append(Leave(id_, topic, code, reason))
-
-
-def task_names(exclude: asyncio.Task[Any] | None = None) -> dict[str, int]:
-    """Live asyncio tasks of the running loop, counted by coroutine name."""
-    counts: collections.Counter[str] = collections.Counter()
-    for task in asyncio.all_tasks():
-        if task is exclude:
-            continue
-        coro = task.get_coro()
-        counts[getattr(coro, "__qualname__", repr(coro))] += 1
-    return dict(counts)
-
-
-def session_left(session: Session) -> bool:
-    """Whether the session's leave has run to its end (not merely started)."""
-    return session.left
-
-
-def live_objects() -> dict[str, int]:
-    """Outboxes still open and sessions whose leave has not completed, anywhere in this process."""
-    gc.collect()
-    outboxes = sessions = 0
-    for obj in gc.get_objects():
-        if isinstance(obj, Outbox):
-            if not obj.closed:
-                outboxes += 1
-        elif isinstance(obj, Session) and not session_left(obj):
-            sessions += 1
-    return {"open_outboxes": outboxes, "unfinished_sessions": sessions}
-
-
-def server_state(router: WsRouter) -> dict[str, Any]:
-    """What is alive on the server's loop (call it on that loop)."""
-    return {
-        "tasks": task_names(exclude=asyncio.current_task()),
-        "topics": router.broker.local_topics(),
-        **live_objects(),
-    }
-
-
-def install_state_route(app: FastAPI, router: WsRouter) -> None:
-    """``GET /_debug/state``: `server_state` of the running server."""
-
-    @app.get("/_debug/state")
-    async def state() -> dict[str, Any]:
-        return server_state(router)
-
-
-async def get_state(port: int) -> dict[str, Any]:
-    """The server's `server_state`, over HTTP."""
-    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
-        response = await http.get(f"http://{HOST}:{port}/_debug/state")
-        response.raise_for_status()
-        state: dict[str, Any] = response.json()
-        return state
-
-
-async def assert_back_to(port: int, baseline: Mapping[str, Any], timeout: float = 5.0) -> None:
-    """Wait until the server's state equals `baseline` (no task, queue or subscription left)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        state = await get_state(port)
-        if state == baseline:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"server state did not return to the baseline:\n{state}\n!=\n{baseline}")
-        await asyncio.sleep(0.05)
-
-
-@contextlib.asynccontextmanager
-async def clean(port: int, timeout: float = 5.0) -> AsyncIterator[dict[str, Any]]:
-    """Take the server's state before the block (no topic, no open outbox); after it, require
-    that state again: no task, queue, subscription or session left behind."""
-    baseline = await get_state(port)
-    assert baseline["topics"] == {} and baseline["open_outboxes"] == 0, baseline
-    yield baseline
-    await assert_back_to(port, baseline, timeout)
-
-
-async def exactly_once(probe: Probe, id_: str, settle: float = 0.1, timeout: float = 5.0) -> Leave:
-    """Wait for the leave of connection `id_`, then check no second one comes.
-
-    `settle` must be longer than the slowest leave handler a duplicate would run: a second
-    leave records only when its handler returns.
-    """
-    await eventually(lambda: bool(probe.left(id_)), timeout, what=f"leave of {id_}")
-    await asyncio.sleep(settle)
-    leaves = probe.left(id_)
-    assert len(leaves) == 1, leaves
-    return leaves[0]
-
-
 # --- many clients on one event loop -----------------------------------------------------------
 
 
@@ -458,105 +323,3 @@ async def open_clients(
 
     clients = list(await asyncio.gather(*(one(path) for path in paths)))
     return clients
-
-
-# --- the load-test app (served by a uvicorn subprocess) -------------------------------------------
-
-
-def create_load_app() -> FastAPI:
-    """The app of `test_load.py` (``uvicorn --factory hardening_support:create_load_app``).
-
-    * ``/feed``: receive-only clients; ``/flood``: a second topic for the client that never
-      reads (it subscribes over a multiplexed socket); leaves are counted by close code.
-    * ``POST /publish?topic=&count=&interval=&size=``: broadcasts ``count`` messages
-      ``"<seq>:<due>:<padding>"`` ``interval`` seconds apart (``due``: the monotonic time in
-      ns the message was scheduled for), then answers with the sequence numbers it used (one
-      counter for all topics).
-    * ``POST /gc``: a full garbage collection now (how long it took).
-    * ``GET /stats``: topics, leaves by code (and when the latest of each code ran), live
-      tasks, the queue length of ``/flood``'s subscriber, the pause of each automatic full
-      garbage collection so far.
-    """
-    router = WsRouter(
-        max_queue=int(os.environ.get("WSROUTE_LOAD_MAX_QUEUE", "256")),
-        max_queue_bytes=int(os.environ.get("WSROUTE_LOAD_MAX_QUEUE_BYTES", str(1 << 20))),
-    )
-    leaves: collections.Counter[int] = collections.Counter()
-    # When the latest leave of each code ran (monotonic ns, the clock the test process reads too).
-    last_leave_ns: dict[int, int] = {}
-    sequence = {"next": 0}
-    # Pauses of the cyclic garbage collector's automatic full (generation 2) collections, in s.
-    gc_pauses: list[float] = []
-    gc_started = [0.0]
-    explicit = [False]
-
-    def gc_timer(phase: str, info: dict[str, int]) -> None:
-        if info["generation"] == 2 and not explicit[0]:
-            if phase == "start":
-                gc_started[0] = time.perf_counter()
-            else:
-                gc_pauses.append(time.perf_counter() - gc_started[0])
-
-    gc.callbacks.append(gc_timer)
-
-    @router.message("/feed")
-    async def feed(data: str) -> None:
-        pass
-
-    @router.message("/flood")
-    async def flood(data: str) -> None:
-        pass
-
-    @router.leave("/{rest:path}")
-    async def left(status: WebSocketStatus) -> None:
-        leaves[status.code] += 1
-        last_leave_ns[status.code] = time.monotonic_ns()
-
-    app = FastAPI()
-
-    @app.post("/publish")
-    async def publish(
-        topic: str = "/feed", count: int = 1, interval: float = 0.0, size: int = 0
-    ) -> dict[str, list[int]]:
-        pad = "x" * size
-        seqs = []
-        # Each message carries the time it was due, not the time it went out: a stall of
-        # the server delays the publishing too, and must still count as latency.
-        start = time.monotonic_ns()
-        for i in range(count):
-            due = start + int(i * interval * 1e9)
-            delay = (due - time.monotonic_ns()) / 1e9
-            if delay > 0:
-                await asyncio.sleep(delay)
-            seq = sequence["next"]
-            sequence["next"] += 1
-            seqs.append(seq)
-            await router.broker.broadcast_to(topic, f"{seq}:{due}:{pad}")
-        return {"seqs": seqs}
-
-    @app.post("/gc")
-    async def collect() -> dict[str, float]:
-        started = time.perf_counter()
-        explicit[0] = True
-        try:
-            gc.collect()
-        finally:
-            explicit[0] = False
-        return {"seconds": time.perf_counter() - started}
-
-    @app.get("/stats")
-    async def stats() -> dict[str, Any]:
-        return {
-            "topics": router.broker.local_topics(),
-            "leaves": {str(code): n for code, n in leaves.items()},
-            "last_leave_ns": {str(code): ns for code, ns in last_leave_ns.items()},
-            "tasks": task_names(exclude=asyncio.current_task()),
-            # Longest outgoing queue among /flood's subscribers (the client that never reads).
-            "gc_pauses": gc_pauses,
-            "flood_queue": max(
-                (len(getattr(sub, "outbox", ())) for sub in router.broker.subscribers("/flood")), default=0
-            ),
-        }
-
-    router.install(app)
-    return app
