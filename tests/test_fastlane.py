@@ -4,10 +4,15 @@ subscribers; everything else (and any busy subscriber) takes the normal ASGI pat
 from __future__ import annotations
 
 import asyncio
+import importlib
+import sys
 from typing import Any
 
+import pytest
+import uvicorn
 from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from server import connect, eventually, serve
 from wsroute import Channel, WsRouter
@@ -180,3 +185,107 @@ async def test_a_burst_of_broadcasts_then_a_close_arrives_whole_and_in_order() -
     expected = [f"b{n}" for n in range(50)]
     assert got == [*expected[:25], "own", *expected[25:]]
     assert seen == expected
+
+
+# --- the uvicorn it runs on: checked at import, so the server refuses to start ---------------
+
+
+def import_fastlane_afresh(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Import wsroute.fastlane again, as a server start does (monkeypatch restores the old one)."""
+    forget_fastlane(monkeypatch)
+    return importlib.import_module("wsroute.fastlane")
+
+
+def forget_fastlane(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next import of wsroute.fastlane run it again; the test's end restores it."""
+    importlib.import_module("wsroute.fastlane")  # so there is a module to restore
+    monkeypatch.delitem(sys.modules, "wsroute.fastlane")
+
+
+def assert_refusal(error: BaseException, version: str, *, names: str) -> None:
+    # A fresh import defines a fresh class, so it is recognised by name, not identity.
+    assert type(error).__name__ == "UnsupportedUvicorn" and isinstance(error, RuntimeError)
+    message = str(error)
+    assert f"installed uvicorn {version}:" in message
+    assert names in message
+    assert "supports uvicorn 0.52.1 and newer" in message
+    assert "pip install 'uvicorn>=0.52.1'" in message and "--ws websockets-sansio" in message
+
+
+def test_an_older_uvicorn_is_refused_when_the_server_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    forget_fastlane(monkeypatch)
+    monkeypatch.setattr(uvicorn, "__version__", "0.52.0")
+    config = uvicorn.Config(FastAPI(), ws=FASTLANE)
+    with pytest.raises(RuntimeError) as info:
+        config.load()
+    assert_refusal(info.value, "0.52.0", names="older than 0.52.1")
+
+
+@pytest.mark.parametrize(
+    ("change", "names"),
+    [
+        ("no pause_writing", "pause_writing()"),
+        ("handle_connect takes other parameters", "handle_connect(event)"),
+        ("send is not a coroutine", "async send(message)"),
+    ],
+)
+def test_a_newer_uvicorn_whose_internals_changed_is_refused(
+    monkeypatch: pytest.MonkeyPatch, change: str, names: str
+) -> None:
+    monkeypatch.setattr(uvicorn, "__version__", "9.0.0")
+    if change == "no pause_writing":
+        monkeypatch.delattr(WebSocketsSansIOProtocol, "pause_writing")
+    elif change == "handle_connect takes other parameters":
+        monkeypatch.setattr(WebSocketsSansIOProtocol, "handle_connect", lambda self, request, path: None)
+    else:
+        monkeypatch.setattr(WebSocketsSansIOProtocol, "send", lambda self, message: None)
+    with pytest.raises(RuntimeError) as info:
+        import_fastlane_afresh(monkeypatch)
+    assert_refusal(info.value, "9.0.0", names=names)
+
+
+def test_a_newer_uvicorn_whose_internals_match_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsroute import fastlane
+
+    monkeypatch.setattr(uvicorn, "__version__", "9.0.0")
+    fastlane._check_uvicorn("9.0.0", WebSocketsSansIOProtocol)  # no error, no warning
+
+
+class SansIOWithoutDisconnected(asyncio.Protocol):
+    """uvicorn's protocol as it was before it tracked a lost connection: every method the
+    fastlane overrides is there, but nothing sets ``disconnected``."""
+
+    def __init__(self) -> None:
+        self.config = self.conn = self.loop = self.transport = None
+        self.handshake_complete = self.close_sent = False
+        self.initial_response = None
+        self.writable = asyncio.Event()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def handle_connect(self, event: Any) -> None:
+        self.scope: dict[str, Any] = {}
+
+    async def send(self, message: Any) -> None:
+        pass
+
+    def pause_writing(self) -> None:
+        self.writable.clear()
+
+    def resume_writing(self) -> None:
+        self.writable.set()
+
+
+SansIOWithoutDisconnected.__module__ = "uvicorn.protocols.websockets.websockets_sansio_impl"
+
+
+def test_missing_connection_state_or_protocol_is_named() -> None:
+    from wsroute import fastlane
+
+    with pytest.raises(fastlane.UnsupportedUvicorn) as info:
+        fastlane._check_uvicorn("9.0.0", SansIOWithoutDisconnected)
+    assert_refusal(info.value, "9.0.0", names="lacks disconnected")
+    with pytest.raises(fastlane.UnsupportedUvicorn) as info:
+        fastlane._check_uvicorn("0.30.0", None)
+    assert_refusal(info.value, "0.30.0", names="has no websockets-sansio protocol")

@@ -25,21 +25,129 @@ frame cannot be written is dropped at once instead of holding its socket open.
 
 The protocol never negotiates permessage-deflate: a compressed frame depends on each
 connection's compression context and cannot be shared between sockets.
+
+Supported uvicorn: 0.52.1 and newer (tested up to 0.55.0). The protocol builds on the
+internals of uvicorn's ``WebSocketsSansIOProtocol``, so importing this module (which
+``--ws wsroute.fastlane:FastlaneProtocol`` does when the server starts) checks them and
+raises `UnsupportedUvicorn` when uvicorn is older than 0.52.1 or lacks any of them. A newer
+uvicorn whose internals still match runs without a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 import weakref
 from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+import uvicorn
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from wsroute.frames import EXTENSION
 
-__all__ = ["EXTENSION", "FastlaneProtocol"]
+try:
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+except ImportError:  # uvicorn before 0.35: refused with a clear message just below
+    WebSocketsSansIOProtocol = None  # type: ignore[assignment,misc]
+
+__all__ = ["EXTENSION", "MIN_UVICORN", "TESTED_UVICORN", "FastlaneProtocol", "UnsupportedUvicorn"]
+
+MIN_UVICORN = "0.52.1"
+"""The oldest uvicorn the fastlane runs on: the first whose websockets-sansio protocol tracks
+backpressure (``pause_writing``) and a lost connection (``disconnected``)."""
+
+TESTED_UVICORN = "0.55.0"
+"""The newest uvicorn the fastlane was tested on; newer ones run while their internals match."""
+
+# What FastlaneProtocol overrides or extends through super(), with the parameters it passes.
+# pause_writing/resume_writing are uvicorn's own only from 0.52.1 (before, asyncio's no-ops
+# left `writable` always set, and a slow client would have been written to without limit).
+_METHODS: dict[str, tuple[str, ...]] = {
+    "connection_made": ("transport",),
+    "handle_connect": ("event",),
+    "send": ("message",),
+    "pause_writing": (),
+    "resume_writing": (),
+}
+# Connection state it reads or replaces, set up by uvicorn's methods.
+_STATE = (
+    "config",
+    "conn",
+    "loop",
+    "transport",
+    "scope",
+    "handshake_complete",
+    "close_sent",
+    "disconnected",
+    "initial_response",
+    "writable",
+)
+
+
+class UnsupportedUvicorn(RuntimeError):
+    """The installed uvicorn lacks what the fastlane builds on; raised when it is imported."""
+
+
+def _version_tuple(version: str) -> tuple[int, int, int] | None:
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", version)
+    if match is None:
+        return None
+    major, minor, patch = match.groups()
+    return int(major), int(minor), int(patch or 0)
+
+
+def _missing_internals(base: type) -> list[str]:
+    """The methods and attributes of `base` (uvicorn's protocol) the fastlane needs but lacks."""
+    missing: list[str] = []
+    own = [klass for klass in base.__mro__ if klass.__module__.startswith("uvicorn.")]
+    for name, parameters in _METHODS.items():
+        # Only uvicorn's own definition counts: asyncio.Protocol has no-op defaults for some.
+        method = next((vars(klass)[name] for klass in own if name in vars(klass)), None)
+        try:
+            signature = inspect.signature(method) if method is not None else None
+        except (TypeError, ValueError):
+            signature = None
+        if signature is None or tuple(signature.parameters)[1:] != parameters:
+            missing.append(f"{name}({', '.join(parameters)})")
+        elif name == "send" and not inspect.iscoroutinefunction(method):
+            missing.append("async send(message)")
+    # Instance attributes exist only once a connection is made; the names uvicorn's code
+    # reads and assigns are the compiled functions' attribute names.
+    used: set[str] = set()
+    for klass in own:
+        for value in vars(klass).values():
+            code = getattr(value, "__code__", None)
+            if code is not None:
+                used.update(code.co_names)
+    missing.extend(name for name in _STATE if name not in used)
+    return missing
+
+
+def _check_uvicorn(version: str, base: type | None) -> None:
+    """Raise `UnsupportedUvicorn` unless uvicorn `version`, with protocol class `base`, is usable."""
+    parsed = _version_tuple(version)
+    minimum = _version_tuple(MIN_UVICORN)
+    if base is None:
+        problem = "it has no websockets-sansio protocol"
+    elif parsed is not None and minimum is not None and parsed < minimum:
+        problem = f"it is older than {MIN_UVICORN}"
+    else:
+        missing = _missing_internals(base)
+        if not missing:
+            return
+        problem = "its WebSocketsSansIOProtocol lacks " + ", ".join(missing)
+    raise UnsupportedUvicorn(
+        f"wsroute.fastlane cannot run on the installed uvicorn {version}: {problem}. "
+        f"The fastlane supports uvicorn {MIN_UVICORN} and newer (tested up to {TESTED_UVICORN}). "
+        f"Fix: pip install 'uvicorn>={MIN_UVICORN}', or serve with --ws websockets-sansio."
+    )
+
+
+# At import, so `--ws wsroute.fastlane:FastlaneProtocol` fails as the server starts rather
+# than with an AttributeError at the first broadcast.
+_check_uvicorn(uvicorn.__version__, WebSocketsSansIOProtocol)
 
 
 # Held bytes past which a transport is written at once (uvloop's default high-water mark).
