@@ -16,7 +16,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 
 from server import connect, eventually, serve
 from wsroute import Channel, WsRouter
-from wsroute.frames import EXTENSION, frame_bytes
+from wsroute.fastlane_extension import EXTENSION, frame_bytes
 
 FASTLANE = "wsroute.fastlane:FastlaneProtocol"
 

@@ -19,7 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wsroute import status
 from wsroute.broker import Broker
-from wsroute.frames import fast_abort, fast_writer
+from wsroute.fastlane_extension import fast_abort, fast_writer
 from wsroute.guards import Reject
 from wsroute.lifecycle import ConnectionState, SessionState, check_connection_move
 from wsroute.origins import origin_allowed

@@ -45,7 +45,7 @@ import uvicorn
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from wsroute.frames import EXTENSION
+from wsroute.fastlane_extension import EXTENSION
 
 try:
     from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from starlette.types import Message, Send
 
 from wsroute.errors import ChannelClosed
-from wsroute.frames import FastWrite
+from wsroute.fastlane_extension import FastWrite
 
 SlowConsumerPolicy = Literal["disconnect", "drop_oldest", "drop_newest"]
 """What happens to a client whose outgoing queue is full."""

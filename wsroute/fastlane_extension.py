@@ -1,4 +1,6 @@
-"""Server frames encoded once, for the fastlane (see `wsroute.fastlane`)."""
+"""The fastlane ASGI scope extension as the app sees it: frames encoded once, written straight
+to the transport when the server offers it (`wsroute.fastlane` is the server side).
+"""
 
 from __future__ import annotations
 
