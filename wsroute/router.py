@@ -37,7 +37,8 @@ H = TypeVar("H", bound=Callable[[Any, Any], Awaitable[None]])
 
 
 STATIC_DIR = Path(__file__).parent / "static"
-"""The package's browser files: ``multiplex.js`` (the rocket-multiplex client) and its ``.d.ts``."""
+"""The package's browser files: ``multiplex.js`` (the rocket-multiplex client, which imports
+``multiplex-codec.js`` and ``retry-timer.js``) and its ``.d.ts``."""
 
 
 class DocsMount(Protocol):

@@ -9,7 +9,7 @@ Parsers take the ``text`` / ``bytes`` of an ASGI ``websocket.receive`` event and
 dataclasses; encoders return the ``str`` / ``bytes`` to send. Nothing here touches a socket or
 an event loop, and nothing imports the rest of wsroute.
 
-Field rules shared by every parser and encoder (and by ``wsroute/static/multiplex.js``):
+Field rules shared by every parser and encoder (and by ``wsroute/static/multiplex-codec.js``):
 
 * fields are split off by position and the remainder is kept whole: a data payload, and the
   close reason of ``UNSUBSCRIBE`` (its third parameter), may contain ``S``;
@@ -205,7 +205,7 @@ _BYTES_WINDOW: Final = MAX_TOPIC_BYTES + len(SEP_BYTES)
 _RESCAN_FROM: Final = MAX_TOPIC_BYTES + 1
 
 # Whitespace is spelled out instead of using str.isspace() or \s, whose sets differ between
-# Python and JavaScript (U+FEFF) and between Unicode versions; multiplex.js uses the same class.
+# Python and JavaScript (U+FEFF) and between Unicode versions; multiplex-codec.js uses the same class.
 _FORBIDDEN_IN_TOPIC: Final = re.compile(
     "[\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 )
