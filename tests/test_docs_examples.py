@@ -7,7 +7,6 @@ So the guide cannot drift from the code: a change that breaks an example breaks 
 
 from __future__ import annotations
 
-import asyncio
 import html as html_lib
 import importlib
 import importlib.util
@@ -701,18 +700,30 @@ def test_the_embedded_chat_document_is_the_command_lines() -> None:
 
 
 def _guide_tests() -> list[str]:
-    source = (EXAMPLES / "test_myapp.py").read_text()
-    return re.findall(r"^(?:async )?def (test_\w+)", source, re.MULTILINE)
+    return sorted(path.name for path in EXAMPLES.glob("test_*.py"))
 
 
-@pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
-@pytest.mark.parametrize("name", _guide_tests())
-async def test_the_testing_guides_tests_pass(name: str) -> None:
-    function = getattr(example("test_myapp"), name)
-    if asyncio.iscoroutinefunction(function):
-        await function()
-    else:
-        await asyncio.to_thread(function)
+def test_the_testing_guides_tests_pass_with_its_pytest_recipe(tmp_path: Path) -> None:
+    """The guide's test files, run by plain pytest with the settings the guide gives (and the
+    plugin installed with wsroute), not with this suite's."""
+    page = (DOCS / "testing.md").read_text()
+    recipe = re.search(r"```toml\n(\[tool\.pytest\.ini_options\].*?)```", page, re.DOTALL)
+    assert recipe is not None and 'asyncio_mode = "auto"' in recipe.group(1)
+    (tmp_path / "pyproject.toml").write_text(recipe.group(1))
+    files = _guide_tests()
+    assert files == ["test_myapp.py", "test_myapp_unit.py"]
+    config = ["-c", str(tmp_path / "pyproject.toml"), "--rootdir", str(EXAMPLES)]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *config, *files],
+        cwd=EXAMPLES,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b\d+ passed\b", result.stdout) and " failed" not in result.stdout
 
 
 # --- the site ---------------------------------------------------------------------------------
