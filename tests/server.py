@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
-FASTLANE = "wsroute.fastlane:FastlaneProtocol"
-WS_IMPLEMENTATIONS = ("websockets-sansio", "wsproto", FASTLANE)
+from wsroute.testing import FASTLANE, WS_IMPLEMENTATIONS, eventually
+
+__all__ = ["FASTLANE", "WS_IMPLEMENTATIONS", "ThreadServer", "connect", "eventually", "serve"]
 
 
 class ThreadServer:
@@ -64,15 +64,6 @@ def serve(app: Any, *, ws: str = "websockets-sansio", **options: Any) -> Iterato
     """Serve `app` with uvicorn on a free port; yields ``"127.0.0.1:PORT"``; stops it after."""
     with ThreadServer(app, ws=ws, **options) as server:
         yield f"127.0.0.1:{server.port}"
-
-
-async def eventually(check: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Wait until `check()` is true, polling, for at most `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 def connect(url: str, **options: Any) -> Any:

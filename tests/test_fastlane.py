@@ -14,11 +14,9 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from server import connect, eventually, serve
+from server import FASTLANE, connect, eventually, serve
 from wsroute import Channel, WsRouter
 from wsroute.fastlane_extension import EXTENSION, frame_bytes
-
-FASTLANE = "wsroute.fastlane:FastlaneProtocol"
 
 
 class CountSends:

@@ -438,7 +438,7 @@ async def test_graceful_shutdown_under_load_closes_every_connection_1012(ws_impl
                         return  # the server is going away
 
         feeding = asyncio.ensure_future(feed())
-        await eventually(lambda: min(received) >= 20, 10, "the feed flowing to every client")
+        await eventually(lambda: min(received) >= 20, 10, what="the feed flowing to every client")
         took = await asyncio.to_thread(server.stop)
         stop_feed.set()
         await feeding
