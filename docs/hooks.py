@@ -7,6 +7,10 @@ loaded under the name ``app``, so messages read as they would for a handler in
 
 ``<!-- asyncapi-document: module:attribute -->`` becomes the AsyncAPI document of
 that app, as ``python -m wsroute asyncapi module:attribute`` prints it, collapsed.
+
+``<!-- snippet: path[:section] -->`` lines are dropped: they tie a code block to its
+source for ``docs/snippets.py``, and inside an admonition Markdown would wrap one in an
+empty paragraph.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MISTAKES = ROOT / "docs" / "examples" / "mistakes"
 _MARKER = re.compile(r"^<!-- registration-error: ([a-z0-9_]+) -->$", re.MULTILINE)
 _ASYNCAPI = re.compile(r"^<!-- asyncapi-document: ([\w.]+):([\w.]+) -->$", re.MULTILINE)
+_SNIPPET = re.compile(r"^[ \t]*<!-- snippet: \S+ -->[ \t]*\n", re.MULTILINE)
 
 
 def mistake_message(name: str) -> str:
@@ -76,5 +81,6 @@ def _asyncapi_block(match: re.Match[str]) -> str:
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """Replace every marker in a page with its generated block."""
+    markdown = _SNIPPET.sub("", markdown)
     markdown = _MARKER.sub(_error_block, markdown)
     return _ASYNCAPI.sub(_asyncapi_block, markdown)

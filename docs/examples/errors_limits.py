@@ -8,9 +8,9 @@ from wsroute import Channel, InvalidMessage, WsRouter
 
 # --8<-- [start:limits]
 ws = WsRouter(
-    max_message_size=64 * 1024,  # bytes; larger messages close the connection with 1009
+    max_message_size=64 * 1024,  # 64 KiB (default 1 MiB); larger messages close with 1009
     rate_limit=(20, 1.0),  # at most 20 messages per second per connection, else 1008
-    max_queue=256,  # outgoing messages queued per connection
+    max_queue=256,  # outgoing messages queued per connection (default 1024)
     slow_consumer="drop_oldest",  # when that queue is full: drop, don't disconnect
 )
 # --8<-- [end:limits]
