@@ -6,12 +6,14 @@ The mapping, in AsyncAPI terms ("the application" is the server):
   Its ``address`` is the path in template form (``/rooms/{room}``; an anonymous ``{_}``
   becomes ``{_0}``, ``{_1}``, …), its ``parameters`` are the path parameters, and its ``ws``
   binding holds the handshake's query and header parameters as JSON Schemas;
-* a **receive** operation per ``message`` handler: what clients send, its JSON Schema taken
-  from the whole message annotation, ``Annotated`` constraints and discriminators included
+* one **receive** operation per channel with ``message`` handlers: what clients send, its
+  messages those of every message handler on the path, each one's JSON Schema taken from
+  the whole message annotation, ``Annotated`` constraints and discriminators included
   (``str`` → text frame, ``bytes`` → binary frame, ``Data`` or ``str | bytes`` → either,
   anything else → JSON validated by pydantic);
-* a **send** operation per handler that declares what it sends (``sends=`` on the decorator,
-  or a typed ``Channel[T]`` parameter);
+* one **send** operation per channel whose handlers declare what they send (``sends=`` on
+  the decorator, or a typed ``Channel[T]`` parameter): the union of their messages, its
+  description saying which handler sends which;
 * ``components.schemas`` holds every model, so each ``$ref`` resolves inside the document;
   ``components.securitySchemes`` the schemes of guards (their ``security`` attribute) and of
   FastAPI security dependencies, referenced by the operations whose handlers use them; an
@@ -20,14 +22,16 @@ The mapping, in AsyncAPI terms ("the application" is the server):
 * the server carries the ``rocket-multiplex`` sub-protocol as ``x-wsroute-multiplex`` and the
   router's limits as ``x-wsroute-limits``.
 
-Join and leave handlers have no message of their own: they are listed in the channel's
-description (and get a send operation when they declare what they send).
+Summaries are plain text (AsyncAPI renders them so), descriptions CommonMark. Join and leave
+handlers have no message of their own: they are listed in the channel's description.
+`asyncapi_warnings` lists what the document cannot describe (``--check`` on the command line).
 """
 
 from __future__ import annotations
 
 import inspect
 import itertools
+import json
 import re
 import types
 import typing
@@ -36,10 +40,18 @@ from typing import Any, Literal
 
 from fastapi.security.base import SecurityBase
 from pydantic import TypeAdapter
-from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic.json_schema import GenerateJsonSchema, JsonRef, JsonSchemaValue
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
-from wsroute.injection import RequestParam, SecurityRequirement
+from wsroute.injection import (
+    DependencySource,
+    Plan,
+    RequestParam,
+    SecurityRequirement,
+    Source,
+    _BrokerSource,
+    _ChannelSource,
+)
 from wsroute.messages import Data, FrameKind, received_frame_kind, sent_frame_kind, split_annotated
 from wsroute.multiplex import codec
 from wsroute.router import WsRouter
@@ -47,26 +59,28 @@ from wsroute.routes import PATH_PARAM, Handler
 from wsroute.security import from_fastapi
 
 ASYNCAPI_VERSION = "3.0.0"
+"""Not 3.1.0 yet: the newest Modelina (5.10.1, behind ``asyncapi generate models``) makes
+no model of a 3.1.0 document (asyncapi/cli#2227). The document is valid 3.1.0 too."""
 SCHEMA_REF = "#/components/schemas/{model}"
 Mode = Literal["validation", "serialization"]
 
 _UNSAFE_KEY = re.compile(r"[^\w.\-]+")
 _CONVERTOR_TEXT = {
-    "str": "any text without `/`",
+    "str": "one path segment (no `/`)",
     "int": "an integer",
     "float": "a number",
     "uuid": "a UUID",
-    "path": "a path: may contain `/`",
+    "path": "the rest of the path (may contain `/`)",
 }
-_CONSTRAINTS = (
-    "minLength",
-    "maxLength",
-    "pattern",
-    "minimum",
-    "maximum",
-    "exclusiveMinimum",
-    "exclusiveMaximum",
-    "format",
+_CONVERTOR_TYPE = {"str": "string", "int": "integer", "float": "number", "uuid": "string", "path": "string"}
+_TYPE_TEXT = {"integer": "an integer", "number": "a number", "boolean": "a boolean", "string": "text"}
+_EVENT = {"join": "on connect", "message": "on each message", "leave": "on disconnect"}
+# Inline Markdown that a plain-text summary shows literally: links, code spans, strong, emphasis.
+_MARKUP = (
+    (re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\[[^\]]*\])"), r"\1"),
+    (re.compile(r"(`+)\s?(.+?)\s?\1"), r"\2"),
+    (re.compile(r"(\*\*|__)(\S.*?)\1"), r"\2"),
+    (re.compile(r"(?<![\w*])\*(\S[^*]*?)\*(?![\w*])"), r"\1"),
 )
 _TEXT = {"type": "string"}
 _BINARY = {"type": "string", "format": "binary"}
@@ -119,12 +133,48 @@ def _unique(key: str, taken: Mapping[str, Any] | set[str]) -> str:
 
 
 def _docstring(handler: Handler) -> tuple[str | None, str | None]:
-    """(summary, description) from the handler's `summary` and docstring."""
+    """(first paragraph, the rest) of the handler's docstring, as Markdown; ``summary=`` on
+    the decorator stands for the first paragraph, and the rest is then the whole docstring."""
     doc = inspect.getdoc(handler.fn) or ""
     first, _, rest = doc.partition("\n\n")
     summary = handler.options.summary or " ".join(first.split()) or None
     body = doc if handler.options.summary else rest.strip()
     return summary, body or None
+
+
+def _plain(markdown: str) -> str:
+    """`markdown` (one paragraph) as plain text: AsyncAPI summaries are not rendered."""
+    for pattern, replacement in _MARKUP:
+        markdown = pattern.sub(replacement, markdown)
+    return markdown
+
+
+def _constraint_text(schema: Mapping[str, Any], convertor: str) -> list[str]:
+    """A path parameter's JSON Schema constraints in words (``matching `^[a-z]+$```)."""
+    words = []
+    if "pattern" in schema:
+        words.append(f"matching the pattern `{schema['pattern']}`")
+    low, high = schema.get("minLength"), schema.get("maxLength")
+    if low is not None and high is not None:
+        words.append(f"{low} to {high} characters")
+    elif high is not None:
+        words.append(f"at most {high} characters")
+    elif low is not None:
+        words.append(f"at least {low} characters")
+    low, high = schema.get("minimum"), schema.get("maximum")
+    if low is not None and high is not None:
+        words.append(f"from {low} to {high}")
+    elif high is not None:
+        words.append(f"at most {high}")
+    elif low is not None:
+        words.append(f"at least {low}")
+    if "exclusiveMinimum" in schema:
+        words.append(f"greater than {schema['exclusiveMinimum']}")
+    if "exclusiveMaximum" in schema:
+        words.append(f"less than {schema['exclusiveMaximum']}")
+    if "format" in schema and schema["format"] != convertor:
+        words.append(f"in the `{schema['format']}` format")
+    return words
 
 
 def _path_schema(param: RequestParam) -> dict[str, Any]:
@@ -194,6 +244,10 @@ def _message(title: str, frame: str, payload: dict[str, Any], text: str) -> dict
     return {"title": title, "contentType": content_type[frame], "payload": payload, "description": text}
 
 
+def _scheme_names(security: Sequence[Mapping[str, str]]) -> str:
+    return ", ".join(f"`{ref['$ref'].rsplit('/', 1)[-1]}`" for ref in security)
+
+
 def _operation(
     action: str,
     channel_id: str,
@@ -203,17 +257,13 @@ def _operation(
     messages: list[dict[str, str]],
     security: list[dict[str, str]],
 ) -> dict[str, Any]:
+    """An operation; `summary` is plain text, `body` (its description) Markdown."""
     operation: dict[str, Any] = {
         "action": action,
         "channel": {"$ref": f"#/channels/{channel_id}"},
         "title": title,
         "summary": summary,
     }
-    if len(security) > 1:
-        # AsyncAPI reads a security list as "any one of"; a handler needs every guard.
-        names = ", ".join(f"`{ref['$ref'].rsplit('/', 1)[-1]}`" for ref in security)
-        note = f"Requires all of these security schemes: {names}."
-        body = f"{body}\n\n{note}" if body else note
     if body:
         operation["description"] = body
     operation["messages"] = messages
@@ -222,17 +272,119 @@ def _operation(
     return operation
 
 
+def _never(tp: Any) -> bool:
+    """``Never``/``NoReturn``: declared with ``Channel[Never]``, the handler sends nothing."""
+    return tp is typing.Never or tp is typing.NoReturn
+
+
+def _sends(handler: Handler) -> list[Any]:
+    """The types `handler` declares it sends, unions split, each once."""
+    found: dict[Any, Any] = {}
+    for declared in (*handler.options.sends, *handler.plan.interface.sends):
+        for tp in _split_union(declared):
+            if not _never(tp):
+                found.setdefault(_identity(tp), tp)
+    return list(found.values())
+
+
+def _may_send(sources: Sequence[tuple[str, Source]], where: str = "") -> str | None:
+    """The first parameter (of the handler or of a dependency) that can send: a `Channel`
+    or a `Broker`, described for a warning; None without one."""
+    for name, source in sources:
+        if isinstance(source, _ChannelSource | _BrokerSource):
+            kind = "Channel" if isinstance(source, _ChannelSource) else "Broker"
+            return f"`{name}: {kind}`{where}"
+        if isinstance(source, DependencySource):
+            call = getattr(source.call, "__name__", type(source.call).__name__)
+            found = _may_send(source.params, f" (in its dependency `{call}`)")
+            if found:
+                return found
+    return None
+
+
+def asyncapi_warnings(router: WsRouter) -> list[str]:
+    """What the document of `router` leaves out, one sentence per handler and problem.
+
+    A handler without a docstring (or ``summary=``) gets no summary. A handler that takes a
+    `Channel` or a `Broker` (itself or through a dependency) but declares nothing it sends
+    — no ``sends=[...]``, no typed ``Channel[T]`` — may send messages that no operation
+    lists. A declaration is trusted; ``sends=[Never]`` or ``Channel[Never]`` declares that
+    a handler sends nothing on its route. ``python -m wsroute asyncapi --check`` prints these.
+    """
+    warnings = []
+    for handler in sorted(router.table.handlers, key=lambda h: h.order):
+        where = f"{handler.kind} handler {handler.name!r} on {handler.path}"
+        if not handler.options.summary and not inspect.getdoc(handler.fn):
+            warnings.append(f"{where} has no docstring: its operation has no summary")
+        if not handler.options.sends and not handler.plan.interface.sends:
+            plan: Plan = handler.plan
+            found = _may_send([*plan.connection_params, *plan.event_params])
+            if found:
+                warnings.append(
+                    f"{where} may send messages that are not documented: it takes {found}; "
+                    "declare what it sends on this route with sends=[...] on the decorator "
+                    "or a typed Channel[T] (sends=[Never] if nothing)"
+                )
+    return warnings
+
+
 # --- schemas -------------------------------------------------------------------------------
 
 
+def _tag_value(prop: Any) -> str | None:
+    """The one value a property schema allows (``const``, or a one-value ``enum``), as JSON;
+    None when it allows more (or is not a schema)."""
+    if not isinstance(prop, dict):
+        return None
+    if "const" in prop:
+        return json.dumps(prop["const"], sort_keys=True)
+    values = prop.get("enum")
+    if isinstance(values, list) and len(values) == 1:
+        return json.dumps(values[0], sort_keys=True)
+    return None
+
+
 class _AsyncApiJsonSchema(GenerateJsonSchema):
-    """Pydantic's JSON Schema in AsyncAPI's dialect.
+    """Pydantic's JSON Schema in AsyncAPI's dialect, with tags that generated clients use.
 
     Pydantic writes a discriminated union's discriminator as OpenAPI's object
     (``{"propertyName": ..., "mapping": ...}``); an AsyncAPI Schema Object's
     ``discriminator`` is the property's name, and the object form makes the document
     invalid. Each member still states its tag (a ``const``), so the mapping is not lost.
+
+    A tag field, ``type: Literal["said"] = "said"``, is ``required``: pydantic leaves it out
+    because of its default, and a client generated from the schema would then make it
+    optional. A plain union of models that each have such a tag, distinct, on the same
+    field is a ``oneOf`` with that ``discriminator``, as if pydantic had been told; each
+    tag is titled after its model (see `model_schema`).
     """
+
+    def field_is_required(self, field: Any, total: bool) -> bool:
+        """Pydantic's answer, and true for a single-value ``Literal`` defaulting to its value."""
+        if super().field_is_required(field, total):
+            return True
+        schema = field["schema"]
+        if schema["type"] != "default" or field.get("serialization_exclude_if") is not None:
+            return False
+        inner = schema["schema"]
+        return bool(inner["type"] == "literal" and list(inner["expected"]) == [schema.get("default")])
+
+    def model_schema(self, schema: Any) -> JsonSchemaValue:
+        """Pydantic's, each tag titled after its model (``Said Type``), unless titled by hand.
+
+        Modelina names the enum it makes of a discriminated union's tag after the tag's
+        title: with pydantic's (``Type`` in every member) the members' enums collide, and
+        Modelina 5.10.1 keeps the last one, so the TypeScript it writes does not compile.
+        """
+        json_schema = super().model_schema(schema)
+        properties = json_schema.get("properties")
+        model_title = json_schema.get("title")
+        if not isinstance(properties, dict) or not isinstance(model_title, str):
+            return json_schema
+        for name, prop in properties.items():
+            if _tag_value(prop) is not None and prop.get("title") == name.title().replace("_", " "):
+                prop["title"] = f"{model_title} {prop['title']}"
+        return json_schema
 
     def tagged_union_schema(self, schema: Any) -> JsonSchemaValue:
         """The union's ``oneOf``, its discriminator as the tag property's name."""
@@ -241,6 +393,45 @@ class _AsyncApiJsonSchema(GenerateJsonSchema):
         if isinstance(discriminator, dict):
             json_schema["discriminator"] = discriminator["propertyName"]
         return json_schema
+
+    def union_schema(self, schema: Any) -> JsonSchemaValue:
+        """Pydantic's ``anyOf``; a ``oneOf`` with a ``discriminator`` when its members are tagged."""
+        json_schema = super().union_schema(schema)
+        members = json_schema.get("anyOf")
+        if isinstance(members, list):
+            tag = self._common_tag(members)
+            if tag is not None:
+                rest = {key: value for key, value in json_schema.items() if key != "anyOf"}
+                json_schema = {"oneOf": members, "discriminator": tag, **rest}
+        return json_schema
+
+    def _common_tag(self, members: list[JsonSchemaValue]) -> str | None:
+        """The first property that every member requires with one constant value, the
+        values all different; None when there is none (or a member is not resolved yet)."""
+        tags: list[dict[str, Any]] = []
+        for member in members:
+            resolved: Any = member
+            if set(member) == {"$ref"}:
+                try:
+                    resolved = self.get_schema_from_definitions(JsonRef(member["$ref"]))
+                except Exception:  # a reference pydantic cannot resolve now: no discriminator
+                    return None
+            if not isinstance(resolved, dict) or not isinstance(resolved.get("properties"), dict):
+                return None
+            required = resolved.get("required", [])
+            own = {
+                name: tag
+                for name, prop in resolved["properties"].items()
+                if name in required and (tag := _tag_value(prop)) is not None
+            }
+            tags.append(own)
+        if len(tags) < 2:
+            return None
+        for name in tags[0]:
+            values = [own[name] for own in tags if name in own]
+            if len(values) == len(tags) and len(set(values)) == len(values):
+                return str(name)
+        return None
 
 
 class _Schemas:
@@ -441,13 +632,13 @@ class _Builder:
         channel["bindings"] = {"ws": self.binding(handlers)}
         self.channels[channel_id] = channel
         gate = [h for h in handlers if h.kind == "join"]
-        for handler in handlers:
-            security = self.security(handler, gate)
-            if handler.kind == "message":
-                self.receive_operation(channel_id, handler, security)
-            sends = [*handler.options.sends, *handler.plan.interface.sends]
-            if sends:
-                self.send_operation(channel_id, handler, sends, security)
+        # Handlers on one path are tried by rank, then in registration order.
+        receivers = sorted((h for h in handlers if h.kind == "message"), key=lambda h: (h.rank, h.order))
+        if receivers:
+            self.receive_operation(channel_id, address, receivers, gate)
+        senders = [(h, sends) for h in handlers if (sends := _sends(h))]
+        if senders:
+            self.send_operation(channel_id, address, senders, gate)
 
     def address(self, path: str, handlers: list[Handler]) -> tuple[str, dict[str, Any]]:
         """The address template and its parameters (anonymous ``{_}`` named ``_0``, ``_1``…)."""
@@ -473,24 +664,29 @@ class _Builder:
                 text = f"Anonymous segment `{{_}}`: {kind}. Handlers do not receive it."
                 parameters[name] = {"description": text}
             else:
-                parameters[name] = self.path_parameter(name, kind, declared.get(name))
+                parameters[name] = self.path_parameter(name, convertor, declared.get(name))
             return "{" + name + "}"
 
         return PATH_PARAM.sub(rename, path), parameters
 
-    def path_parameter(self, name: str, kind: str, param: RequestParam | None) -> dict[str, Any]:
+    def path_parameter(self, name: str, convertor: str, param: RequestParam | None) -> dict[str, Any]:
+        """The Parameter Object of `name`: AsyncAPI 3.0 gives it no schema, so its
+        description says what the path matches and what the handlers' validation adds."""
+        kind = _CONVERTOR_TEXT.get(convertor, f"a `{convertor}` value")
         if param is None:
             return {"description": f"`{name}`: {kind}. No handler of this route takes it."}
         schema = _path_schema(param)
         parameter: dict[str, Any] = {}
         text = f"`{name}`: {kind}"
-        if isinstance(schema.get("type"), str):
-            text += f", validated as {schema['type']}"
-        limits = [f"{k} {schema[k]}" for k in _CONSTRAINTS if k in schema]
-        if limits:
-            text += f" ({', '.join(limits)})"
+        type_ = schema.get("type")
+        if isinstance(type_, str) and type_ != _CONVERTOR_TYPE.get(convertor):
+            text += f", read as {_TYPE_TEXT.get(type_, type_)}"
+        words = _constraint_text(schema, convertor)
+        if words:
+            text += ", " + ", ".join(words)
+        text += "."
         if schema.get("description"):
-            text += f". {schema['description']}"
+            text += f" {schema['description']}"
         parameter["description"] = text
         values = schema.get("enum") or ([schema["const"]] if "const" in schema else None)
         if values:
@@ -532,8 +728,7 @@ class _Builder:
         lines = ["Handlers on this route:", ""]
         for handler in handlers:
             summary, _ = _docstring(handler)
-            event = {"join": "on connect", "message": "on each message", "leave": "on disconnect"}
-            line = f"- **{handler.kind}** `{handler.name}` ({event[handler.kind]})"
+            line = f"- **{handler.kind}** `{handler.name}` ({_EVENT[handler.kind]})"
             lines.append(f"{line}: {summary}" if summary else line)
         lines.append("")
         if any(h.options.query_in_topic for h in handlers):
@@ -583,48 +778,144 @@ class _Builder:
             refs.append({"$ref": f"#/channels/{channel_id}/messages/{known}"})
         return refs
 
-    def receive_operation(self, channel_id: str, handler: Handler, security: list[dict[str, str]]) -> None:
-        annotation = handler.plan.interface.message
-        # A message handler without a message parameter still consumes messages: any frame.
-        message = Data if annotation is None else annotation
-        refs = self.add_messages(channel_id, message, "validation", name=handler.name)
-        summary, body = _docstring(handler)
-        operation = _operation(
-            "receive",
-            channel_id,
-            f"message handler {handler.name}",
-            summary or f"A message to `{handler.name}`.",
-            body,
-            refs,
-            security,
-        )
-        operation["x-wsroute-max-message-size"] = (
-            handler.options.max_message_size or self.router.settings.max_message_size
-        )
+    def message_titles(self, channel_id: str, refs: list[dict[str, str]]) -> list[str]:
+        """The titles of the messages `refs` point to on the channel, each once."""
+        messages: dict[str, Any] = self.channels[channel_id]["messages"]
+        titles = (messages[ref["$ref"].rsplit("/", 1)[-1]]["title"] for ref in refs)
+        return list(dict.fromkeys(titles))
+
+    def merged_security(
+        self, handlers: Sequence[Handler], gate: list[Handler]
+    ) -> tuple[list[dict[str, str]], dict[Handler, str], str | None]:
+        """The security of one operation for several handlers: the union of their schemes;
+        when they differ, each handler's own in words (by handler), and a note either way
+        when a handler needs several (AsyncAPI reads a list as "any one of")."""
+        needs = {handler: self.security(handler, gate) for handler in handlers}
+        union: list[dict[str, str]] = []
+        for refs in needs.values():
+            union.extend(ref for ref in refs if ref not in union)
+        if all(refs == union for refs in needs.values()):
+            if len(union) > 1:
+                return union, {}, f"Requires all of these security schemes: {_scheme_names(union)}."
+            return union, {}, None
+        each = {
+            handler: (
+                f"requires all of {_scheme_names(refs)}"
+                if len(refs) > 1
+                else f"requires {_scheme_names(refs)}"
+                if refs
+                else "requires no security scheme"
+            )
+            for handler, refs in needs.items()
+        }
+        return union, each, "Each handler requires its own security schemes, listed with it."
+
+    def receive_limits(self, handler: Handler) -> dict[str, Any]:
+        """The extensions stating a message handler's size and rate limits."""
+        limits: dict[str, Any] = {
+            "x-wsroute-max-message-size": handler.options.max_message_size
+            or self.router.settings.max_message_size
+        }
         rate = handler.options.rate_limit or self.router.settings.rate_limit
         if rate is not None:
-            operation["x-wsroute-rate-limit"] = {"messages": rate[0], "seconds": rate[1]}
-        self.operations[_unique(_key(handler.name), self.operations)] = operation
+            limits["x-wsroute-rate-limit"] = {"messages": rate[0], "seconds": rate[1]}
+        return limits
+
+    def receive_operation(
+        self, channel_id: str, address: str, receivers: list[Handler], gate: list[Handler]
+    ) -> None:
+        """The one receive operation of the channel: every message handler's messages.
+
+        Their limits are the operation's when the handlers share them, else each message's.
+        """
+        refs: list[dict[str, str]] = []
+        by_handler: list[tuple[Handler, list[dict[str, str]]]] = []
+        for handler in receivers:
+            annotation = handler.plan.interface.message
+            # A message handler without a message parameter still consumes messages: any frame.
+            message = Data if annotation is None else annotation
+            own = self.add_messages(channel_id, message, "validation", name=handler.name)
+            by_handler.append((handler, own))
+            refs.extend(ref for ref in own if ref not in refs)
+        security, each, note = self.merged_security(receivers, gate)
+        if len(receivers) == 1:
+            handler = receivers[0]
+            first, body = _docstring(handler)
+            summary = _plain(first) if first else f"A message to {handler.name}."
+        else:
+            names = ", ".join(h.name for h in receivers[:-1]) + f" or {receivers[-1].name}"
+            summary = f"Messages for {names}: the first handler that accepts the connection takes them."
+            lines = ["The route's message handlers, in the order they are tried:", ""]
+            for handler, own in by_handler:
+                first, _ = _docstring(handler)
+                titles = ", ".join(f"`{t}`" for t in self.message_titles(channel_id, own))
+                line = f"- `{handler.name}` takes {titles}"
+                if handler in each:
+                    line += f" ({each[handler]})"
+                lines.append(f"{line}: {first}" if first else line)
+            body = "\n".join(lines)
+        if note:
+            body = f"{body}\n\n{note}" if body else note
+        operation = _operation(
+            "receive", channel_id, f"Messages from clients on {address}", summary, body, refs, security
+        )
+        replies: list[dict[str, str]] = []
+        for handler in receivers:
+            reply = handler.plan.interface.reply
+            if reply is not None and not _never(reply):
+                added = self.add_messages(channel_id, reply, "serialization")
+                replies.extend(ref for ref in added if ref not in replies)
+        if replies:
+            # AsyncAPI 3's request/reply: a client that sends the message as a request (the
+            # multiplex `meta` extension) gets the handler's return value back on the channel.
+            operation["reply"] = {"channel": {"$ref": f"#/channels/{channel_id}"}, "messages": replies}
+            titles = ", ".join(f"`{t}`" for t in self.message_titles(channel_id, replies))
+            answer = (
+                f"Sent as a request (`topic.request()` over rocket-multiplex), a message is answered "
+                f"with {titles}: the handler's return value, to that client only."
+            )
+            described = operation.get("description")
+            operation["description"] = f"{described}\n\n{answer}" if described else answer
+        limits = [self.receive_limits(handler) for handler in receivers]
+        if all(limit == limits[0] for limit in limits):
+            operation.update(limits[0])
+        else:
+            messages: dict[str, Any] = self.channels[channel_id]["messages"]
+            for (_, own), limit in zip(by_handler, limits, strict=True):
+                for ref in own:
+                    messages[ref["$ref"].rsplit("/", 1)[-1]].update(limit)
+        self.operations[_unique(f"{channel_id}.receive", self.operations)] = operation
 
     def send_operation(
-        self, channel_id: str, handler: Handler, sends: Sequence[Any], security: list[dict[str, str]]
+        self,
+        channel_id: str,
+        address: str,
+        senders: list[tuple[Handler, list[Any]]],
+        gate: list[Handler],
     ) -> None:
+        """The one send operation of the channel: the union of what its handlers declare,
+        its description saying which handler sends which message."""
         refs: list[dict[str, str]] = []
-        for declared in sends:
-            for tp in _split_union(declared):
+        security, each, note = self.merged_security([handler for handler, _ in senders], gate)
+        lines = ["Which handler sends which message:", ""]
+        for handler, sends in senders:
+            own: list[dict[str, str]] = []
+            for tp in sends:
                 added = self.add_messages(channel_id, tp, "serialization")
-                refs.extend(ref for ref in added if ref not in refs)
-        summary, body = _docstring(handler)
-        when = {
-            "join": "when a client connects",
-            "message": "in reply to a message",
-            "leave": "when a client leaves",
-        }
-        said = f"Sent by `{handler.name}` {when[handler.kind]}" + (f": {summary}" if summary else ".")
+                own.extend(ref for ref in added if ref not in own)
+            refs.extend(ref for ref in own if ref not in refs)
+            sent = ", ".join(f"`{t}`" for t in self.message_titles(channel_id, own))
+            line = f"- **{handler.kind}** `{handler.name}` ({_EVENT[handler.kind]}): {sent}"
+            lines.append(f"{line} ({each[handler]})" if handler in each else line)
+        if note:
+            lines += ["", note]
+        titles = self.message_titles(channel_id, refs)
+        listed = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + f" or {titles[-1]}"
+        summary = f"What the server sends on {address}: {listed}."
         operation = _operation(
-            "send", channel_id, f"{handler.kind} handler {handler.name} sends", said, body, refs, security
+            "send", channel_id, f"Messages to clients on {address}", summary, "\n".join(lines), refs, security
         )
-        self.operations[_unique(f"{_key(handler.name)}.send", self.operations)] = operation
+        self.operations[_unique(f"{channel_id}.send", self.operations)] = operation
 
     # --- security -----------------------------------------------------------------------
 

@@ -55,7 +55,9 @@ def asyncapi_for_app(
     """The document of the `WsRouter` installed on `app`, titled after the app.
 
     Title, version and description come from the router when it has them
-    (``WsRouter(title=…)``), else from the app (FastAPI's ``title``/``version``/``description``).
+    (``WsRouter(title=…)``), else from the app: FastAPI's ``title``, ``version``, and its
+    ``summary`` else its ``description`` (written for the HTTP API's ``/docs``, the latter
+    often sends its reader to ``/asyncapi``: the page this document is shown on).
     """
     router = getattr(app.state, "wsroute", None)
     if not isinstance(router, WsRouter):
@@ -68,7 +70,11 @@ def asyncapi_for_app(
         router,
         title=router.title or getattr(app, "title", None),
         version=router.version or getattr(app, "version", None),
-        description=getattr(app, "description", None) if router.description is None else router.description,
+        description=(
+            getattr(app, "summary", None) or getattr(app, "description", None)
+            if router.description is None
+            else router.description
+        ),
         host=host,
         protocol=protocol,
         pathname=pathname,
@@ -100,7 +106,11 @@ PAGE = """<!doctype html>
 <title>{title}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{css}">
-<style>body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }}</style>
+<style>
+body {{ margin: 0; font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }}
+/* The viewer's typography wraps inline code in backticks, as if Markdown were not rendered. */
+.aui-root .prose code::before, .aui-root .prose code::after {{ content: none; }}
+</style>
 </head>
 <body>
 <div id="asyncapi"><noscript>This page needs JavaScript; the document is at {json_hint}.</noscript></div>
