@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from server import WS_IMPLEMENTATIONS
+from wsroute.testing import WS_IMPLEMENTATIONS
 
 pytest_plugins = ["support.browser"]
 

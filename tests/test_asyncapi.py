@@ -1,9 +1,11 @@
 """The AsyncAPI 3.0 document, its routes, its page in real Chromium, and the command line.
 
 Every generated document is validated against the official AsyncAPI 3.0.0 JSON Schema
-(``tests/asyncapi/3.0.0.json``, vendored from the npm package ``@asyncapi/specs``) and by a
-walker for what JSON Schema cannot see: every ``$ref`` resolves, every operation's channel
-exists and its messages belong to that channel, every address parameter is declared.
+(``tests/asyncapi/3.0.0.json``, vendored from the npm package ``@asyncapi/specs``), and
+against 3.1.0's as a 3.1.0 document (``3.1.0.json``), and by a walker for what JSON Schema
+cannot see: every ``$ref`` resolves, every operation's channel exists and its messages
+belong to that channel, every address parameter is declared. ``test_asyncapi_tools.py``
+runs the official parser and Modelina on them.
 
 Chromium is Debian's (``/usr/bin/chromium``) driven by the ``playwright`` package; never run
 ``playwright install``.
@@ -12,6 +14,7 @@ Chromium is Debian's (``/usr/bin/chromium``) driven by the ``playwright`` packag
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -31,14 +34,15 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 from pydantic import BaseModel, Field, StringConstraints
 from starlette.applications import Starlette
 
-from apps import asyncapi_rich
-from server import serve
+from apps import asyncapi_rich, asyncapi_tagged
 from support.browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require_chromium
 from wsroute import Channel, Data, Guard, HandshakeRequest, WsRouter
-from wsroute.asyncapi import UNPKG, SecurityScheme, asyncapi_document, asyncapi_for_app
+from wsroute.asyncapi import UNPKG, SecurityScheme, asyncapi_document, asyncapi_for_app, asyncapi_warnings
+from wsroute.testing import ServerThread, serve
 
 ROOT = Path(__file__).parent.parent
 SCHEMA = Path(__file__).parent / "asyncapi" / "3.0.0.json"
+SCHEMA_3_1 = Path(__file__).parent / "asyncapi" / "3.1.0.json"
 COMPONENT_KEY = re.compile(r"^[\w\d.\-_]+$")
 RICH_ADDRESSES = [
     "/echo",
@@ -54,13 +58,18 @@ RICH_ADDRESSES = [
 # --- validation --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(SCHEMA.read_text())
+@functools.cache
+def official_validator(path: Path) -> jsonschema.protocols.Validator:
+    schema = json.loads(path.read_text())
     cls = jsonschema.validators.validator_for(schema)
     assert cls is jsonschema.Draft7Validator  # what the schema declares
     cls.check_schema(schema)
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.protocols.Validator:
+    return official_validator(SCHEMA)
 
 
 def _pointer(document: Any, ref: str) -> Any:
@@ -113,11 +122,16 @@ def walk(document: dict[str, Any]) -> None:
 
 
 def check(document: dict[str, Any], validator: jsonschema.protocols.Validator) -> None:
-    """Valid AsyncAPI 3.0.0, JSON as served, and every reference where it belongs."""
+    """Valid AsyncAPI 3.0.0 (and 3.1.0, declared so), JSON as served, and every reference
+    where it belongs."""
     document = json.loads(json.dumps(document))
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    best = jsonschema.exceptions.best_match(errors)
-    assert not errors, f"{len(errors)} errors; best match: {best}"
+    assert document["asyncapi"] == "3.0.0"
+    for version, schema in (("3.0.0", validator), ("3.1.0", official_validator(SCHEMA_3_1))):
+        errors = sorted(
+            schema.iter_errors({**document, "asyncapi": version}), key=lambda e: list(e.absolute_path)
+        )
+        best = jsonschema.exceptions.best_match(errors)
+        assert not errors, f"{len(errors)} errors as {version}; best match: {best}"
     walk(document)
 
 
@@ -166,7 +180,7 @@ def test_the_walker_catches_what_json_schema_cannot(
     rich: dict[str, Any], validator: jsonschema.protocols.Validator
 ) -> None:
     broken = json.loads(json.dumps(rich))
-    broken["operations"]["said"]["messages"] = [{"$ref": "#/channels/echo/messages/echo"}]
+    broken["operations"]["rooms_room.receive"]["messages"] = [{"$ref": "#/channels/echo/messages/echo"}]
     assert not list(validator.iter_errors(broken))
     with pytest.raises(AssertionError, match="is not on rooms_room"):
         walk(broken)
@@ -179,7 +193,9 @@ def test_the_walker_catches_what_json_schema_cannot(
 def test_channels_parameters_and_bindings(rich: dict[str, Any]) -> None:
     rooms = rich["channels"]["rooms_room"]
     assert "The room's name." in rooms["parameters"]["room"]["description"]
-    assert "maxLength 40" in rooms["parameters"]["room"]["description"]
+    assert rooms["parameters"]["room"]["description"] == (
+        "`room`: one path segment (no `/`), at most 40 characters. The room's name."
+    )
     binding = rooms["bindings"]["ws"]
     assert binding["method"] == "GET" and binding["bindingVersion"] == "0.1.0"
     assert binding["query"]["properties"]["limit"] == {
@@ -209,7 +225,13 @@ def test_messages_in_and_out(rich: dict[str, Any]) -> None:
     def payloads(op_id: str) -> dict[str, Any]:
         return {ref["$ref"].rsplit("/", 1)[1]: _pointer(rich, ref["$ref"]) for ref in ops[op_id]["messages"]}
 
-    said = payloads("said")["said"]
+    # One receive and at most one send operation per channel.
+    assert sorted(ops) == sorted(
+        f"{channel}.{action}"
+        for channel in ("echo", "rooms_room", "files__0__1", "raw_kind", "either", "admin_user_id")
+        for action in ("receive", "send")
+    )
+    said = payloads("rooms_room.receive")["said"]
     assert said["payload"] == {"$ref": "#/components/schemas/ChatIn"}
     assert said["contentType"] == "application/json"
     # Nested models and enums are hoisted into components, not left in $defs.
@@ -217,24 +239,33 @@ def test_messages_in_and_out(rich: dict[str, Any]) -> None:
         "$ref": "#/components/schemas/Attachment"
     }
     assert "Kind" in schemas and "$defs" not in json.dumps(rich)
-    assert (
-        ops["said"]["action"] == "receive"
-        and ops["said"]["summary"] == "Broadcast what a client says to the room."
+    receive = ops["rooms_room.receive"]
+    assert receive["action"] == "receive"
+    assert receive["summary"] == "Broadcast what a client says to the room."
+    assert receive["x-wsroute-max-message-size"] == 1024 * 1024
+    # join (sends= and Channel[ChatOut]), message (Channel[ChatOut]) and leave (Channel[Left]):
+    # one send operation, the union of their messages, saying which handler sends which.
+    send = ops["rooms_room.send"]
+    assert send["action"] == "send"
+    assert list(payloads("rooms_room.send")) == ["Joined", "ChatOut", "Left"]
+    assert send["summary"] == "What the server sends on /rooms/{room}: Joined, ChatOut or Left."
+    assert send["description"] == (
+        "Which handler sends which message:\n\n"
+        "- **join** `joined` (on connect): `Joined`, `ChatOut`\n"
+        "- **message** `said` (on each message): `ChatOut`\n"
+        "- **leave** `left` (on disconnect): `Left`"
     )
-    assert set(payloads("said.send")) == {"ChatOut"}  # from Channel[ChatOut]
-    assert set(payloads("joined.send")) == {"Joined", "ChatOut"}  # sends= and Channel[ChatOut]
-    assert set(payloads("left.send")) == {"Left"}
-    assert ops["joined.send"]["action"] == "send"
-    assert payloads("echo")["echo"]["contentType"] == "text/plain"
-    assert payloads("upload")["upload"]["payload"] == {"type": "string", "format": "binary"}
-    raw = payloads("raw")
+    assert payloads("echo.receive")["echo"]["contentType"] == "text/plain"
+    assert payloads("files__0__1.receive")["upload"]["payload"] == {"type": "string", "format": "binary"}
+    raw = payloads("raw_kind.receive")
     assert {m["contentType"] for m in raw.values()} == {"text/plain", "application/octet-stream"}
-    ping = payloads("raw.send")["Ping"]
+    ping = payloads("raw_kind.send")["Ping"]
     assert ping["contentType"] == "text/plain" and "Ping.into_message()" in ping["description"]
-    assert len(payloads("either")) == 2  # str | bytes: a text and a binary message
+    assert len(payloads("either.receive")) == 2  # str | bytes: a text and a binary message
     assert set(payloads("either.send")) == {"ChatOut", "Joined"}  # Channel[ChatOut | Joined]
-    assert payloads("admin.send")["dict_str_int"]["payload"]["additionalProperties"] == {"type": "integer"}
-    assert ops["echo"]["description"] == "The reply is the message, unchanged."
+    admin = payloads("admin_user_id.send")["dict_str_int"]
+    assert admin["payload"]["additionalProperties"] == {"type": "integer"}
+    assert ops["echo.receive"]["description"] == "The reply is the message, unchanged."
 
 
 def test_security_schemes(rich: dict[str, Any]) -> None:
@@ -255,13 +286,14 @@ def test_security_schemes(rich: dict[str, Any]) -> None:
     def names(op_id: str) -> set[str]:
         return {ref["$ref"].rsplit("/", 1)[1] for ref in rich["operations"][op_id].get("security", [])}
 
-    assert names("said") == {"User"}
-    assert names("left.send") == {"User"}
-    assert names("raw") == {"APIKeyHeader"}
-    assert names("admin") == {"AdminToken"}  # the Anyone guard describes no security
-    assert names("upload") == {"HTTPBearer", "OAuth2PasswordBearer"}
-    assert "Requires all of these security schemes" in rich["operations"]["upload"]["description"]
-    assert names("echo") == set()
+    assert names("rooms_room.receive") == {"User"}
+    assert names("rooms_room.send") == {"User"}
+    assert names("raw_kind.receive") == {"APIKeyHeader"}
+    assert names("admin_user_id.receive") == {"AdminToken"}  # the Anyone guard describes no security
+    assert names("files__0__1.receive") == {"HTTPBearer", "OAuth2PasswordBearer"}
+    files = rich["operations"]["files__0__1.receive"]
+    assert "Requires all of these security schemes" in files["description"]
+    assert names("echo.receive") == set()
 
 
 def test_multiplex_extension_and_limits(rich: dict[str, Any]) -> None:
@@ -328,15 +360,25 @@ def test_edge_cases_stay_valid(validator: jsonschema.protocols.Validator) -> Non
     assert document["servers"]["default"]["protocol"] == "wss"
     channel = document["channels"]["v1_x__0__1"]
     assert channel["address"] == "/v1/x/{_0}/{_1}"
-    operation = document["operations"]["weird_name"]
-    assert operation["summary"] == "Summary line continued." and operation["description"].startswith("Body.")
-    sent = [_pointer(document, ref["$ref"]) for ref in document["operations"]["weird_name.send"]["messages"]]
+    sent = [_pointer(document, ref["$ref"]) for ref in document["operations"]["v1_x__0__1.send"]["messages"]]
     assert len({m["payload"]["$ref"] for m in sent[:2]}) == 2  # two models named Item, two schemas
     assert "no JSON Schema" in sent[2]["payload"]["description"]
-    assert document["operations"]["twin"]["messages"] != operation["messages"]
+    # Two message handlers on one path: one receive operation, a message for each.
+    operation = document["operations"]["v1_x__0__1.receive"]
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in operation["messages"]] == [
+        "weird_name__text",
+        "weird_name__binary",
+        "twin",
+    ]
+    assert operation["summary"] == (
+        "Messages for weird name! or twin: the first handler that accepts the connection takes them."
+    )
+    line = "- `weird name!` takes `Data` (requires all of `Token`, `Token_2`): Summary line continued."
+    assert line in operation["description"]
+    assert "- `twin` takes `Item` (requires no security scheme)" in operation["description"]
     assert {"Token", "Token_2"} <= set(document["components"]["securitySchemes"])
     assert document["channels"]["v1"]["address"] == "/v1"
-    assert len(document["operations"]["root"]["messages"]) == 2  # text or binary
+    assert len(document["operations"]["v1.receive"]["messages"]) == 2  # text or binary
     custom = asyncapi_document(ws, servers={"prod": {"host": "example.com", "protocol": "wss"}})
     check(custom, validator)
     assert custom["servers"]["prod"]["host"] == "example.com"
@@ -386,8 +428,8 @@ def test_message_constraints_and_discriminators(validator: jsonschema.protocols.
     document = asyncapi_document(ws)
     check(document, validator)
 
-    def message(handler: str) -> dict[str, Any]:
-        (ref,) = document["operations"][handler]["messages"]
+    def message(channel: str) -> dict[str, Any]:
+        (ref,) = document["operations"][f"{channel}.receive"]["messages"]
         return dict(_pointer(document, ref["$ref"]))
 
     counted = message("count")
@@ -415,6 +457,132 @@ def test_message_constraints_and_discriminators(validator: jsonschema.protocols.
     blobbed = message("blob")
     assert blobbed["contentType"] == "application/octet-stream"
     assert blobbed["payload"]["format"] == "binary" and blobbed["payload"]["maxLength"] == 4
+
+
+def test_tags_are_required_and_tagged_unions_discriminated(validator: jsonschema.protocols.Validator) -> None:
+    """``type: Literal["said"] = "said"`` is required, and a union of models tagged on one
+    field, with or without pydantic's discriminator, is a oneOf with AsyncAPI's."""
+    document = asyncapi_for_app(asyncapi_tagged.app)
+    check(document, validator)
+    schemas = document["components"]["schemas"]
+    tags = {"Said": "type", "Joined": "type", "Left": "type", "Square": "kind", "Ping": "type"}
+    for model, tag in tags.items():
+        assert tag in schemas[model]["required"], model
+    assert schemas["Said"]["properties"]["type"] == {
+        "const": "said",
+        "default": "said",
+        "title": "Said Type",  # each model's tag titled apart: see test_asyncapi_tools.py
+        "type": "string",
+    }
+    assert "code" not in schemas["Left"]["required"]  # an ordinary default stays optional
+    history = schemas["History"]["properties"]
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in ("Said", "Joined", "Left")]
+    assert history["events"]["items"] == {"oneOf": refs, "discriminator": "type"}  # no pydantic discriminator
+    assert history["shapes"]["items"]["discriminator"] == "kind"  # pydantic's, as a name
+    assert "discriminator" not in history["mixed"]["items"]  # Note has no tag
+    assert "discriminator" not in history["clash"]["items"]  # Said and Echo share theirs
+    received = _pointer(document, document["operations"]["ping.receive"]["messages"][0]["$ref"])
+    assert received["payload"] == {"oneOf": refs, "discriminator": "type"}  # a message too
+    # Channel[Never]: the handler sends nothing, so there is no send operation.
+    assert "quiet.send" not in document["operations"]
+
+
+def test_summaries_are_plain_text_and_descriptions_markdown(
+    validator: jsonschema.protocols.Validator,
+) -> None:
+    """AsyncAPI renders a description as CommonMark but shows a summary as it is."""
+    ws = WsRouter()
+
+    @ws.message("/say")
+    async def say(data: str, channel: Channel[str]) -> None:
+        """Send a `Say`, see [the guide](https://example.com) — **now**.
+
+        The reply is a ``str``.
+        """
+
+    @ws.message("/plain", summary="Given `summary=`")
+    async def plain(data: str) -> None:
+        """Docstring `body`."""
+
+    document = asyncapi_document(ws)
+    check(document, validator)
+    receive = document["operations"]["say.receive"]
+    assert receive["summary"] == "Send a Say, see the guide — now."
+    assert receive["description"] == "The reply is a ``str``."
+    assert "`Say`" in document["channels"]["say"]["description"]  # Markdown where it renders
+    assert "`" not in document["operations"]["say.send"]["summary"]
+    plain_op = document["operations"]["plain.receive"]
+    assert plain_op["summary"] == "Given summary=" and plain_op["description"] == "Docstring `body`."
+
+
+def test_several_message_handlers_state_their_own_limits(validator: jsonschema.protocols.Validator) -> None:
+    ws = WsRouter()
+
+    @ws.message("/x", max_message_size=10, rate_limit=(1, 1.0))
+    async def small(data: str) -> None:
+        """Small messages."""
+
+    @ws.message("/x")
+    async def large(data: bytes) -> None:
+        """Large ones."""
+
+    @ws.message("/y", max_message_size=10)
+    async def first(data: str) -> None:
+        """First."""
+
+    @ws.message("/y", max_message_size=10)
+    async def second(data: bytes) -> None:
+        """Second."""
+
+    document = asyncapi_document(ws)
+    check(document, validator)
+    operation = document["operations"]["x.receive"]
+    assert "x-wsroute-max-message-size" not in operation  # they differ: each message says its own
+    messages = document["channels"]["x"]["messages"]
+    assert messages["small"]["x-wsroute-max-message-size"] == 10
+    assert messages["small"]["x-wsroute-rate-limit"] == {"messages": 1, "seconds": 1.0}
+    assert messages["large"]["x-wsroute-max-message-size"] == 1024 * 1024
+    assert "x-wsroute-rate-limit" not in messages["large"]
+    shared = document["operations"]["y.receive"]
+    assert shared["x-wsroute-max-message-size"] == 10  # the same for both: the operation's
+    assert "x-wsroute-max-message-size" not in document["channels"]["y"]["messages"]["first"]
+
+
+def test_the_intro_comes_from_the_router_or_fastapis_summary() -> None:
+    """FastAPI's description is written for ``/docs`` and may point to ``/asyncapi``."""
+
+    def app(**fastapi: Any) -> FastAPI:
+        ws = WsRouter(**fastapi.pop("router", {}))
+
+        @ws.message("/x")
+        async def x(data: str) -> None:
+            """X."""
+
+        made = FastAPI(**fastapi)
+        ws.install(made)
+        return made
+
+    see = "HTTP routes. The WebSocket API is at `/asyncapi`."
+    both = asyncapi_for_app(app(summary="A chat.", description=see))
+    assert both["info"]["description"] == "A chat."
+    assert asyncapi_for_app(app(description=see))["info"]["description"] == see
+    mine = asyncapi_for_app(app(summary="A chat.", router={"description": "Rooms."}))
+    assert mine["info"]["description"] == "Rooms."
+
+
+def test_the_chat_examples_document_reads_right() -> None:
+    """What the page of the chat example shows: no pointer to itself, a room parameter whose
+    words agree with its pattern, one send operation for the three handlers."""
+    from examples.chat.app import app
+
+    document = asyncapi_for_app(app)
+    assert "/asyncapi" not in document["info"].get("description", "")
+    room = document["channels"]["rooms_room"]["parameters"]["room"]["description"]
+    assert room.startswith("`room`: one path segment (no `/`), matching the pattern `^[a-z0-9]")
+    assert "any text" not in room
+    send = document["operations"]["rooms_room.send"]
+    for handler in ("**join** `enter`", "**message** `say`", "**leave** `leave`"):
+        assert handler in send["description"]
 
 
 def test_security_scopes_a_route_requires(validator: jsonschema.protocols.Validator) -> None:
@@ -463,27 +631,28 @@ def test_security_scopes_a_route_requires(validator: jsonschema.protocols.Valida
     check(document, validator)
     schemes = document["components"]["securitySchemes"]
 
-    def required(op_id: str) -> dict[str, Any]:
-        (ref,) = document["operations"][op_id]["security"]
+    def required(channel: str) -> dict[str, Any]:
+        (ref,) = document["operations"][f"{channel}.receive"]["security"]
         return dict(_pointer(document, ref["$ref"]))
 
-    for op_id, scopes in (
+    for channel, scopes in (
         ("read", ["items:read"]),
         ("write", ["items:read", "items:write"]),
         ("both", ["items:read", "items:write"]),
-        ("gated_message", ["items:read"]),
+        ("gated", ["items:read"]),
     ):
-        scheme = required(op_id)
-        assert scheme["type"] == "oauth2" and scheme["scopes"] == scopes, op_id
+        scheme = required(channel)
+        assert scheme["type"] == "oauth2" and scheme["scopes"] == scopes, channel
         assert scheme["flows"]["password"] == {
             "availableScopes": {"items:read": "Read items.", "items:write": "Change items."},
             "tokenUrl": "http://api.example.com/token",
         }
     # A token with no scope named: the scheme as declared, without a scopes list.
-    assert "scopes" not in required("token_only")
-    assert required("token_only") == schemes["OAuth2PasswordBearer"]
+    assert "scopes" not in required("token")
+    assert required("token") == schemes["OAuth2PasswordBearer"]
     # Routes needing the same scopes share one component.
-    assert document["operations"]["read"]["security"] == document["operations"]["gated_message"]["security"]
+    operations = document["operations"]
+    assert operations["read.receive"]["security"] == operations["gated.receive"]["security"]
 
 
 # --- served routes -----------------------------------------------------------------------
@@ -491,7 +660,7 @@ def test_security_scopes_a_route_requires(validator: jsonschema.protocols.Valida
 
 def test_served_document_and_page(validator: jsonschema.protocols.Validator) -> None:
     with (
-        serve(asyncapi_rich.app) as hostport,
+        ServerThread(asyncapi_rich.app) as hostport,
         httpx.Client(base_url=f"http://{hostport}", timeout=10, trust_env=False) as http,
     ):
         served = http.get("/asyncapi.json")
@@ -524,9 +693,9 @@ def test_docs_can_be_turned_off_or_moved() -> None:
     moved = echo_app(asyncapi_url="/docs/ws.json", asyncapi_docs_url="/docs/ws")
     page_only = echo_app(asyncapi_url=None)
     with (
-        serve(off) as a,
-        serve(moved) as b,
-        serve(page_only) as c,
+        ServerThread(off) as a,
+        ServerThread(moved) as b,
+        ServerThread(page_only) as c,
         httpx.Client(timeout=10, trust_env=False) as http,
     ):
         for path in ("/asyncapi.json", "/asyncapi", "/asyncapi/static/index.js"):
@@ -541,7 +710,10 @@ def test_docs_can_be_turned_off_or_moved() -> None:
 
 
 def test_cdn_is_opt_in() -> None:
-    with serve(echo_app(asyncapi_cdn=UNPKG)) as hostport, httpx.Client(timeout=10, trust_env=False) as http:
+    with (
+        ServerThread(echo_app(asyncapi_cdn=UNPKG)) as hostport,
+        httpx.Client(timeout=10, trust_env=False) as http,
+    ):
         page = http.get(f"http://{hostport}/asyncapi").text
         assert f'src="{UNPKG}/browser/standalone/index.js"' in page
         assert f'href="{UNPKG}/styles/default.min.css"' in page
@@ -560,7 +732,7 @@ def test_an_http_route_of_the_app_wins() -> None:
         return "my page"
 
     with (
-        serve(app) as hostport,
+        ServerThread(app) as hostport,
         httpx.Client(base_url=f"http://{hostport}", timeout=10, trust_env=False) as http,
     ):
         assert http.get("/asyncapi.json").json() == {"mine": True}
@@ -578,7 +750,7 @@ def test_starlette_app_and_root_path(validator: jsonschema.protocols.Validator) 
     ws.install(app)
     # Behind a proxy that strips /api: every URL the document and page give is under it.
     with (
-        serve(app, root_path="/api") as hostport,
+        ServerThread(app, root_path="/api") as hostport,
         httpx.Client(base_url=f"http://{hostport}", timeout=10, trust_env=False) as http,
     ):
         document = http.get("/asyncapi.json").json()
@@ -628,6 +800,83 @@ def test_cli_prints_and_writes_the_document(
     assert not_installed.returncode != 0 and "error:" in not_installed.stderr
 
 
+def test_cli_check_warns_about_what_the_document_leaves_out(tmp_path: Path) -> None:
+    app = tmp_path / "undocumented_app.py"
+    app.write_text(
+        """
+from typing import Annotated, Never
+from fastapi import Depends, FastAPI
+from wsroute import Broker, Channel, WsRouter
+
+ws = WsRouter()
+
+
+def notify(broker: Broker) -> Broker:
+    return broker
+
+
+@ws.message("/bare")
+async def bare(data: str, channel: Channel) -> None:
+    await channel.send(data)
+
+
+@ws.join("/fanout")
+async def fanout(broker: Broker) -> None:
+    \"\"\"Tell the lobby.\"\"\"
+    await broker.broadcast_to("/lobby", "someone came")
+
+
+@ws.leave("/fanout")
+async def bye(notifier: Annotated[Broker, Depends(notify)]) -> None:
+    \"\"\"Through a dependency.\"\"\"
+
+
+@ws.message("/declared", sends=[str])
+async def declared(data: str, channel: Channel, broker: Broker) -> None:
+    \"\"\"Trusted: it declares what it sends.\"\"\"
+
+
+@ws.message("/elsewhere", sends=[Never])
+async def elsewhere(data: str, broker: Broker) -> None:
+    \"\"\"Publishes to other routes only, whose handlers declare it.\"\"\"
+
+
+app = FastAPI()
+ws.install(app)
+""",
+        encoding="utf-8",
+    )
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "wsroute", "asyncapi", "undocumented_app:app", *args]
+        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+    unchecked = run()
+    assert unchecked.returncode == 0 and unchecked.stderr == ""
+    checked = run("--check")
+    assert checked.returncode == 1
+    document = json.loads(checked.stdout)
+    assert document == json.loads(unchecked.stdout)  # the document all the same
+    assert "elsewhere.send" not in document["operations"]  # sends=[Never]: no send operation
+    warnings = [line for line in checked.stderr.splitlines() if line.startswith("warning: ")]
+    fix = "declare what it sends on this route with sends=[...] on the decorator or a typed Channel[T]"
+    assert warnings == [
+        "warning: message handler 'bare' on /bare has no docstring: its operation has no summary",
+        "warning: message handler 'bare' on /bare may send messages that are not documented:"
+        f" it takes `channel: Channel`; {fix} (sends=[Never] if nothing)",
+        "warning: join handler 'fanout' on /fanout may send messages that are not documented:"
+        f" it takes `broker: Broker`; {fix} (sends=[Never] if nothing)",
+        "warning: leave handler 'bye' on /fanout may send messages that are not documented:"
+        f" it takes `broker: Broker` (in its dependency `notify`); {fix} (sends=[Never] if nothing)",
+    ]
+    assert "undocumented_app:app: 4 warning(s)" in checked.stderr
+    for documented in ("tests.apps.asyncapi_rich:app", "tests.apps.asyncapi_tagged:app"):
+        clean = run_cli(documented, "--check", "--output", str(tmp_path / "out.json"))
+        assert clean.returncode == 0 and clean.stderr == "", clean.stderr
+    assert asyncapi_warnings(asyncapi_rich.ws) == []
+
+
 # --- the page in real Chromium -----------------------------------------------------------
 
 
@@ -643,37 +892,84 @@ async def test_page_renders_offline_in_chromium() -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
     require_chromium()
     seen = Seen()
-    with serve(asyncapi_rich.app) as hostport:
-        async with playwright_api.async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
-            try:
-                page = await browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.set_default_timeout(20_000)
-                page.on("request", lambda request: seen.requests.append(request.url))
-                page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
-                page.on(
-                    "console",
-                    lambda message: (
-                        seen.console_errors.append(message.text) if message.type == "error" else None
-                    ),
-                )
-                await page.goto(f"http://{hostport}/asyncapi", wait_until="load")
-                await page.wait_for_function(
-                    "addresses => addresses.every(a => document.body.innerText.includes(a))",
-                    arg=RICH_ADDRESSES,
-                )
-                text = await page.evaluate("document.body.innerText")
-                ARTIFACTS.mkdir(exist_ok=True)
-                await page.screenshot(path=str(ARTIFACTS / "asyncapi.png"))
-            finally:
-                await browser.close()
+    async with serve(asyncapi_rich.app) as hostport, playwright_api.async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=30_000)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(20_000)
+            page.on("request", lambda request: seen.requests.append(request.url))
+            page.on("pageerror", lambda error: seen.page_errors.append(str(error)))
+            page.on(
+                "console",
+                lambda message: (
+                    seen.console_errors.append(message.text) if message.type == "error" else None
+                ),
+            )
+            await page.goto(f"http://{hostport}/asyncapi", wait_until="load")
+            await page.wait_for_function(
+                "addresses => addresses.every(a => document.body.innerText.includes(a))",
+                arg=RICH_ADDRESSES,
+            )
+            text = await page.evaluate("document.body.innerText")
+            viewer_text = await page.evaluate("document.getElementById('asyncapi').innerText")
+            # Markdown's inline code, as the viewer renders it, with what CSS adds around it.
+            code = await page.evaluate(
+                """[...document.querySelectorAll('#asyncapi .prose code')].map(c => [
+                    c.textContent,
+                    getComputedStyle(c, '::before').content,
+                    getComputedStyle(c, '::after').content,
+                ])"""
+            )
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "asyncapi.png"))
+        finally:
+            await browser.close()
     for address in RICH_ADDRESSES:
         assert address in text
     # The viewer's own parser validates the document too, and would show its errors.
     assert "There are errors in your" not in text
+    # Summaries are plain text and descriptions rendered Markdown: no backtick is shown, not
+    # even the ones the viewer's stylesheet puts around inline code.
+    assert "`" not in viewer_text
+    rendered = {content for content, _, _ in code}
+    assert {"rocket-multiplex", "joined", "Joined", "ChatOut"} <= rendered
+    assert {(before, after) for _, before, after in code} <= {("none", "none"), ("normal", "normal")}
     assert "Rich wsroute app" in text and "ChatIn" in text
     assert seen.requests, "no request recorded"
     outside = [url for url in seen.requests if urlsplit(url).hostname != "127.0.0.1"]
     assert not outside, f"requests outside 127.0.0.1: {outside}"
     assert not seen.page_errors, seen.page_errors
     assert not seen.console_errors, seen.console_errors
+
+
+def test_a_handler_that_returns_a_value_documents_its_reply(validator: jsonschema.protocols.Validator) -> None:
+    ws = WsRouter()
+
+    class Question(BaseModel):
+        text: str
+
+    class Answer(BaseModel):
+        text: str
+
+    @ws.message("/ask")
+    async def ask(data: Question) -> Answer:
+        """Answer a question."""
+        return Answer(text=data.text)
+
+    @ws.message("/tell")
+    async def tell(data: str) -> None:
+        """Take a statement; nothing to answer."""
+
+    app = FastAPI()
+    ws.install(app)
+    document = asyncapi_for_app(app)
+    check(document, validator)
+    ask_op = document["operations"]["ask.receive"]
+    assert ask_op["reply"] == {
+        "channel": {"$ref": "#/channels/ask"},
+        "messages": [{"$ref": "#/channels/ask/messages/Answer"}],
+    }
+    answer = document["channels"]["ask"]["messages"]["Answer"]
+    assert answer["payload"] == {"$ref": "#/components/schemas/Answer"}
+    assert "`Answer`" in ask_op["description"]
+    assert "reply" not in document["operations"]["tell.receive"]

@@ -5,7 +5,8 @@ in the member list; one watches a second room at the same time over the same sin
 a message over the limit shows an error and the socket stays open; one leaves and the other
 sees it. The second user's window is 375 px wide. Other tests: the page says why a stored token
 is refused, and it reconnects by itself after a server restart (and signs out, saying why, when
-the restarted server no longer accepts the token).
+the restarted server no longer accepts the token); the footer's ``/docs`` shows the HTTP API
+with no request leaving 127.0.0.1.
 
 Chromium is ``/usr/bin/chromium``: never ``playwright install``. Missing, the tests skip
 (``apt-get install chromium``), except under ``CI=true`` where they fail. Screenshots go to
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -34,7 +36,7 @@ expect = playwright_api.expect
 EXPECTED_401 = re.compile(r"^Failed to load resource: the server responded with a status of 401")
 # While the server is down (restart test), connection attempts fail; Chromium logs each one.
 WHILE_DOWN = re.compile(
-    r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+' failed"
+    r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+(\?rocket-multiplex=meta)?' failed"
     r"|Failed to load resource: net::ERR_CONNECTION_REFUSED)"
 )
 
@@ -257,3 +259,48 @@ async def test_page_reconnects_after_a_server_restart(browser: Any, tmp_path: Pa
         await context.close()
     finally:
         server.close()
+
+
+async def test_footer_http_api_link_renders_swagger_ui_offline(browser: Any, chat: ChatServer) -> None:
+    """The footer's "HTTP API" opens ``/docs``: Swagger UI, served by the app itself, lists the
+    chat's HTTP routes; every request to a host other than 127.0.0.1 is aborted and recorded."""
+    context = await browser.new_context()
+    outside: list[str] = []
+    failed: list[str] = []
+
+    async def local_only(route: Any) -> None:
+        url = route.request.url
+        if urlsplit(url).hostname == "127.0.0.1":
+            await route.continue_()
+        else:
+            outside.append(url)
+            await route.abort()
+
+    await context.route("**/*", local_only)
+    page = await context.new_page()
+    seen = watch(page)
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    await page.goto(f"{chat.http}/")
+    await page.get_by_role("link", name="HTTP API").click()
+    await page.wait_for_url(f"{chat.http}/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("wsroute chat")
+    for path in ("/api/session", "/api/rooms/{room}/messages", "/api/admin/rooms/{room}/announce"):
+        # Swagger UI puts <wbr> between the segments: the text is the path, the attribute too.
+        await expect(page.locator(f'.opblock-summary-path[data-path="{path}"]').first).to_have_text(path)
+    await expect(page.locator(".opblock-post .opblock-summary-path").first).to_be_visible()
+    # The vendored stylesheet was loaded and applied, not only the script.
+    rules = await page.evaluate(
+        """[...document.styleSheets]
+             .filter((sheet) => sheet.href && sheet.href.endsWith('/static/swagger/swagger-ui.css'))
+             .map((sheet) => sheet.cssRules.length)"""
+    )
+    assert len(rules) == 1 and rules[0] > 100, rules
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "chat-docs.png"), full_page=True)
+    await context.close()
+    assert outside == [], f"requests outside 127.0.0.1: {outside}"
+    # The chat page's first /api/session is the expected 401 (not signed in); nothing else failed.
+    assert [url for url in failed if not url.endswith("/api/session")] == [], failed
+    assert seen.page_errors == []
+    assert seen.unexpected_console(EXPECTED_401) == []

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import WebSocketException
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server import WS_IMPLEMENTATIONS, connect, eventually, serve
+from support.clients import connect
 from support.running import Running, serving
 from wsroute import (
     AppBroker,
@@ -36,6 +36,7 @@ from wsroute import (
     WebSocketStatus,
     WsRouter,
 )
+from wsroute.testing import WS_IMPLEMENTATIONS, ServerThread, eventually
 
 
 class Chat(BaseModel):
@@ -498,7 +499,7 @@ def test_exception_handler_keeps_connection_open() -> None:
             await client.send('{"user": "a", "text": "still here"}')
             assert await client.recv() == "ok still here"
 
-    with serve(app) as url:
+    with ServerThread(app) as url:
         asyncio.run(run(url))
     assert len(seen) == 1
 
@@ -552,5 +553,5 @@ def test_ranks_and_forward() -> None:
                 await client.send(text)
                 assert await client.recv() == expected
 
-    with serve(app) as url:
+    with ServerThread(app) as url:
         asyncio.run(run(url))

@@ -28,17 +28,18 @@ import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from server import connect, serve
 from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
+from support.clients import connect
 from support.processes import free_port
 from wsroute.multiplex.codec import Err, Ok
-from wsroute.testing import MultiplexClient
+from wsroute.testing import MultiplexClient, ServerThread, serve
 
 ROOT = Path(__file__).parent.parent
 sys.path.insert(0, str(ROOT))
 
 from examples.chat import auth  # noqa: E402
 from examples.chat.models import User  # noqa: E402
+from examples.chat.web import STATIC  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -272,7 +273,7 @@ async def test_token_is_verified_once_per_connection(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(auth, "verify", counting_verify)
     app = create_app(ChatConfig(secret=b"k", db_path=tmp_path / "chat.sqlite3"))
-    with serve(app) as url:
+    async with serve(app) as url:
         token, _ = auth.issue(b"k", User(id="u1", name="Ann"), 60)
         async with enter(f"ws://{url}", "once", token) as (ws, _):
             for text in ("one", "two", "three"):
@@ -303,7 +304,7 @@ def test_without_a_database_setting_the_app_uses_a_temporary_file(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     app = create_app(ChatConfig.from_env({}))
     assert list(tmp_path.iterdir()) == []
-    with serve(app) as url:
+    with ServerThread(app) as url:
         assert httpx.get(f"http://{url}/api/health", trust_env=False).status_code == 200
         # No WSROUTE_CHAT_ADMIN_TOKEN: the admin endpoint is off.
         off = httpx.post(
@@ -491,6 +492,43 @@ async def test_asyncapi_page_documents_every_route_and_message(chat: ChatServer)
     jsonschema.validators.validator_for(schema)(schema).validate(document)
 
 
+async def test_docs_page_names_only_assets_the_app_serves(chat: ChatServer) -> None:
+    """``/docs`` is Swagger UI with its script, stylesheet and icon from ``static/swagger/``
+    (FastAPI's default takes them from a CDN); ``/redoc``, CDN-only, is off."""
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        page = await http.get("/docs")
+        assert page.status_code == 200 and "SwaggerUIBundle(" in page.text
+        assert "://" not in page.text  # no absolute URL at all, hence no CDN
+        assets = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+        assert set(assets) == {
+            "/static/swagger/swagger-ui-bundle.js",
+            "/static/swagger/swagger-ui.css",
+            "/static/favicon.svg",
+        }
+        spec = re.search(r"url: '([^']*)'", page.text)
+        redirect = re.search(r"oauth2RedirectUrl: window\.location\.origin \+ '([^']*)'", page.text)
+        assert spec and redirect
+        for url in [*assets, spec.group(1), redirect.group(1)]:
+            response = await http.get(url)
+            assert response.status_code == 200, url
+            assert response.content, url
+        swagger = STATIC / "swagger"
+        bundle = await http.get("/static/swagger/swagger-ui-bundle.js")
+        assert bundle.content == (swagger / "swagger-ui-bundle.js").read_bytes()
+        assert "javascript" in bundle.headers["content-type"]
+        assert "text/css" in (await http.get("/static/swagger/swagger-ui.css")).headers["content-type"]
+        assert set((await http.get(spec.group(1))).json()["paths"]) >= {
+            "/api/session",
+            "/api/rooms/{room}/messages",
+        }
+        assert (await http.get("/redoc")).status_code == 404
+    # The vendored files say where they come from, under which licence.
+    readme = (swagger / "README.md").read_text()
+    assert "`swagger-ui-dist`" in readme and "Apache-2.0" in readme
+    assert "Apache License" in (swagger / "LICENSE").read_text()
+    assert (swagger / "NOTICE").is_file()
+
+
 # --- several workers on Redis ---------------------------------------------------------------
 
 
@@ -566,7 +604,7 @@ async def test_a_broker_outage_is_told_to_the_sender(tmp_path: Path) -> None:
         config = ChatConfig(
             secret=b"k", db_path=tmp_path / "chat.sqlite3", broker=redis_server.url, admin_token="adm"
         )
-        with serve(create_app(config)) as url:
+        async with serve(create_app(config)) as url:
             token, _ = auth.issue(b"k", User(id="u1", name="Ann"), 60)
             async with enter(f"ws://{url}", "outage", token) as (ws, _):
                 redis_server.kill()

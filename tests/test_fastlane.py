@@ -14,9 +14,10 @@ from fastapi import FastAPI
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from server import FASTLANE, connect, eventually, serve
+from support.clients import connect
 from wsroute import Channel, WsRouter
 from wsroute.fastlane_extension import EXTENSION, frame_bytes
+from wsroute.testing import FASTLANE, eventually, serve
 
 
 class CountSends:
@@ -55,7 +56,7 @@ def build() -> tuple[CountSends, WsRouter]:
 
 async def broadcast_to_ten(protocol: str) -> tuple[int, list[bool]]:
     wrapped, ws = build()
-    with serve(wrapped, ws=protocol) as url:
+    async with serve(wrapped, ws=protocol) as url:
         clients = [await connect(f"ws://{url}/feed", compression=None) for _ in range(10)]
         await eventually(lambda: ws.broker.local_topics().get("/feed") == 10, what="subscribed")
         for n in range(20):
@@ -90,11 +91,13 @@ def test_frame_is_encoded_once_and_shared() -> None:
 
 async def test_fastlane_never_negotiates_compression() -> None:
     wrapped, _ = build()
-    with serve(wrapped, ws=FASTLANE) as url:
-        async with connect(f"ws://{url}/feed", compression="deflate") as client:
-            assert client.protocol.extensions == []
-            await client.send("x")
-            assert await client.recv() == "x"
+    async with (
+        serve(wrapped, ws=FASTLANE) as url,
+        connect(f"ws://{url}/feed", compression="deflate") as client,
+    ):
+        assert client.protocol.extensions == []
+        await client.send("x")
+        assert await client.recv() == "x"
 
 
 # --- coalescing: frames of one loop iteration leave in one write, in call order ---------------
@@ -172,14 +175,17 @@ async def test_a_burst_of_broadcasts_then_a_close_arrives_whole_and_in_order() -
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=FASTLANE) as url:
-        async with connect(f"ws://{url}/burst") as sender, connect(f"ws://{url}/burst") as other:
-            await eventually(lambda: ws.broker.local_topics().get("/burst") == 2, what="subscribed")
-            await sender.send("go")
-            got = [await asyncio.wait_for(sender.recv(), 5) for _ in range(51)]
-            seen = [await asyncio.wait_for(other.recv(), 5) for _ in range(50)]
-            await asyncio.wait_for(sender.wait_closed(), 5)
-            assert sender.close_code == 4000 and sender.close_reason == "done"
+    async with (
+        serve(app, ws=FASTLANE) as url,
+        connect(f"ws://{url}/burst") as sender,
+        connect(f"ws://{url}/burst") as other,
+    ):
+        await eventually(lambda: ws.broker.local_topics().get("/burst") == 2, what="subscribed")
+        await sender.send("go")
+        got = [await asyncio.wait_for(sender.recv(), 5) for _ in range(51)]
+        seen = [await asyncio.wait_for(other.recv(), 5) for _ in range(50)]
+        await asyncio.wait_for(sender.wait_closed(), 5)
+        assert sender.close_code == 4000 and sender.close_reason == "done"
     expected = [f"b{n}" for n in range(50)]
     assert got == [*expected[:25], "own", *expected[25:]]
     assert seen == expected

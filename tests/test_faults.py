@@ -33,8 +33,7 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from websockets.exceptions import ConnectionClosed
 
-from server import FASTLANE, WS_IMPLEMENTATIONS, ThreadServer, connect, eventually
-from support.clients import close_seen
+from support.clients import close_seen, connect
 from support.probe import (
     Probe,
     assert_back_to,
@@ -51,7 +50,7 @@ from support.running import Running
 from wsroute import BrokerUnavailable, Channel, WebSocketStatus, WsRouter
 from wsroute.broker.redis import RedisBackend
 from wsroute.multiplex.codec import Ok
-from wsroute.testing import MultiplexClient
+from wsroute.testing import FASTLANE, WS_IMPLEMENTATIONS, MultiplexClient, ServerThread, eventually, serve
 
 SLOW_LEAVE = 1.0
 """Seconds the ``/slowleave`` leave handler works before it records its leave."""
@@ -149,8 +148,8 @@ class FaultApp(Running):
 def running(request: pytest.FixtureRequest) -> Iterator[FaultApp]:
     probe = Probe()
     app, router = build_app(probe)
-    with ThreadServer(app, ws=request.param) as server:
-        yield FaultApp(f"{HOST}:{server.port}", probe, router, request.param)
+    with ServerThread(app, ws=request.param) as host:
+        yield FaultApp(host, probe, router, request.param)
 
 
 # --- dedicated connections ---------------------------------------------------------------------
@@ -372,11 +371,19 @@ def shutdown_app(probe: Probe) -> tuple[FastAPI, WsRouter]:
     return app, router
 
 
+async def stopping(server: ServerThread, timeout: float | None = None) -> float:
+    """Stop `server` from a worker thread, so the clients on this loop see it; the seconds it took."""
+    started = time.monotonic()
+    await asyncio.to_thread(server.stop, timeout)
+    return time.monotonic() - started
+
+
 async def test_server_shutdown_closes_1012_and_every_session_leaves_once(ws_impl: str) -> None:
     probe = Probe()
     app, _ = shutdown_app(probe)
     ids = [new_id() for _ in range(4)]
-    with ThreadServer(app, ws=ws_impl) as server:
+    server = ServerThread(app, ws=ws_impl)
+    with server:
         port = server.port
         url = f"ws://{HOST}:{port}"
         baseline = await get_state(port)
@@ -387,7 +394,7 @@ async def test_server_shutdown_closes_1012_and_every_session_leaves_once(ws_impl
         ):
             assert isinstance(await mux.subscribe(f"/stream/m?id={ids[3]}"), Ok)
             assert (await streaming.recv()).startswith("tick")
-            took = await asyncio.to_thread(server.stop)
+            took = await stopping(server)
             closes = [await close_seen(client) for client in (streaming, idle, mux.websocket)]
     assert [code for code, _ in closes] == [1012, 1012, 1012]
     leaves = [probe.left(id_) for id_ in ids]
@@ -410,7 +417,8 @@ async def test_graceful_shutdown_under_load_closes_every_connection_1012(ws_impl
     app, router = shutdown_app(probe)
     stop_feed = asyncio.Event()
 
-    with ThreadServer(app, ws=ws_impl) as server:
+    server = ServerThread(app, ws=ws_impl)
+    with server:
         port = server.port
         ids = [new_id() for _ in range(n)]
         received = [0] * n
@@ -439,7 +447,7 @@ async def test_graceful_shutdown_under_load_closes_every_connection_1012(ws_impl
 
         feeding = asyncio.ensure_future(feed())
         await eventually(lambda: min(received) >= 20, 10, what="the feed flowing to every client")
-        took = await asyncio.to_thread(server.stop)
+        took = await stopping(server)
         stop_feed.set()
         await feeding
         closed = await asyncio.gather(*(asyncio.wait_for(c.closed, 10) for c in clients))
@@ -473,7 +481,8 @@ async def test_shutdown_is_not_held_up_by_an_evicted_client_that_never_reads(
     probe = Probe()
     app, router = build_app(probe)
     id_ = new_id()
-    with ThreadServer(app, ws=ws_impl) as server:
+    server = ServerThread(app, ws=ws_impl)
+    with server:
         port = server.port
         slow = RawClient.connect(port, f"/f/stuck?id={id_}", rcvbuf=4096)
         try:
@@ -481,7 +490,7 @@ async def test_shutdown_is_not_held_up_by_an_evicted_client_that_never_reads(
             running = FaultApp(f"{HOST}:{port}", probe, router, ws_impl)
             assert await running.publish("/f/stuck", count=600, size=16384) == 200
             assert (await exactly_once(probe, id_, timeout=10)).code == 1008
-            took = await asyncio.to_thread(server.stop, 5.0)
+            took = await stopping(server, 5.0)
         finally:
             slow.close()  # lets a held-up server finish
     assert took < 5
@@ -503,8 +512,8 @@ async def redis_app(**backend_options: Any) -> AsyncIterator[tuple[FaultApp, Any
         )
         probe = Probe()
         app, router = build_app(probe, broker=backend)
-        with ThreadServer(app) as server:
-            yield FaultApp(f"{HOST}:{server.port}", probe, router, "websockets-sansio"), redis_server
+        async with serve(app) as host:
+            yield FaultApp(host, probe, router, "websockets-sansio"), redis_server
 
 
 def sequence_reader(into: list[int]) -> Any:

@@ -56,8 +56,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, Field, StringConstraints
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server import WS_IMPLEMENTATIONS, connect, eventually, serve
-from support.clients import close_seen
+from support.clients import close_seen, connect
 from support.probe import (
     Probe,
     assert_back_to,
@@ -73,7 +72,7 @@ from wsroute import Channel, Data, Guard, HandshakeRequest, Reject, WebSocketSta
 from wsroute.errors import InvalidMessage, UnsupportedFrame
 from wsroute.messages import make_decoder
 from wsroute.multiplex.codec import SEP, Err, Invalid, Ok, ServerUnsubscribe
-from wsroute.testing import MultiplexClient
+from wsroute.testing import WS_IMPLEMENTATIONS, MultiplexClient, ServerThread, eventually
 
 S = SEP
 EXAMPLES = int(os.environ.get("WSROUTE_FUZZ_EXAMPLES", "300"))
@@ -332,7 +331,7 @@ class HostileApp(Running):
 def running_app(ws_impl: str = "websockets-sansio", **settings_: Any) -> Iterator[HostileApp]:
     probe = Probe()
     app, router = build_app(probe, **settings_)
-    with serve(app, ws=ws_impl) as host:
+    with ServerThread(app, ws=ws_impl) as host:
         yield HostileApp(host, probe, router, ws_impl, app.state.handled, app.state.handled_at)
 
 

@@ -13,8 +13,9 @@ from fastapi import Cookie, Depends, FastAPI, Header
 from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
-from server import connect, eventually, serve
+from support.clients import connect
 from wsroute import Broker, Channel, ChannelClosed, RateLimited, WebSocketStatus, WsRouter
+from wsroute.testing import eventually, serve
 
 
 async def test_joiner_sees_its_own_join_and_leave_runs_once(ws_impl: str) -> None:
@@ -37,7 +38,7 @@ async def test_joiner_sees_its_own_join_and_leave_runs_once(ws_impl: str) -> Non
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
+    async with serve(app, ws=ws_impl) as url:
         async with connect(f"ws://{url}/rooms/a?who=ann") as ann:
             assert await ann.recv() == "ann joined a"  # subscribed before the join body ran
             async with connect(f"ws://{url}/rooms/a?who=bob") as bob:
@@ -80,7 +81,7 @@ async def test_send_only_join_handler_learns_of_disconnect(ws_impl: str) -> None
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
+    async with serve(app, ws=ws_impl) as url:
         for round_ in (1, 2):
             async with connect(f"ws://{url}/ticks") as client:
                 assert await client.recv() == "0"
@@ -152,7 +153,7 @@ async def test_slow_consumer_is_evicted_and_never_delays_the_others(ws_impl: str
     app = FastAPI()
     ws.install(app)
     broker = ws.broker
-    with serve(app, ws=ws_impl) as url:
+    async with serve(app, ws=ws_impl) as url:
         host, port = url.split(":")
         slow = _raw_client_that_never_reads(host, int(port), "/feed?who=slow")
         try:
@@ -197,14 +198,13 @@ async def test_rate_limit_closes_1008(ws_impl: str) -> None:
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
-        async with connect(f"ws://{url}/limited") as client:
-            for i in range(5):
-                await client.send(str(i))
-                assert await client.recv() == str(i)
-            await client.send("one too many")
-            with pytest.raises(ConnectionClosed) as info:
-                await client.recv()
+    async with serve(app, ws=ws_impl) as url, connect(f"ws://{url}/limited") as client:
+        for i in range(5):
+            await client.send(str(i))
+            assert await client.recv() == str(i)
+        await client.send("one too many")
+        with pytest.raises(ConnectionClosed) as info:
+            await client.recv()
     assert info.value.rcvd is not None
     assert (info.value.rcvd.code, info.value.rcvd.reason) == (1008, "rate limit exceeded")
 
@@ -233,7 +233,7 @@ async def test_connection_scoped_dependency_runs_once_and_tears_down_at_leave(ws
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
+    async with serve(app, ws=ws_impl) as url:
         headers = {"X-User": "zoe", "Cookie": "theme=dark"}
         async with connect(f"ws://{url}/me", additional_headers=headers) as client:
             for i in range(3):
@@ -258,11 +258,10 @@ async def test_send_after_close_raises_channel_closed(ws_impl: str) -> None:
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
-        async with connect(f"ws://{url}/twice") as client:
-            await client.send("x")
-            with pytest.raises(ConnectionClosed):
-                await client.recv()
+    async with serve(app, ws=ws_impl) as url, connect(f"ws://{url}/twice") as client:
+        await client.send("x")
+        with pytest.raises(ConnectionClosed):
+            await client.recv()
     assert seen and "closed" in seen[0]
 
 
@@ -285,14 +284,17 @@ async def test_send_errors_surface_when_awaited_so_gather_still_sends_the_rest(w
 
     app = FastAPI()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
-        async with connect(f"ws://{url}/fanout/a") as a, connect(f"ws://{url}/fanout/b") as b:
-            await b.send("closed")
-            with pytest.raises(ConnectionClosed):
-                await b.recv()
-            await a.send("go")
-            assert await a.recv() == "to a"
-            await eventually(lambda: len(results) == 3, what="the gather")
+    async with (
+        serve(app, ws=ws_impl) as url,
+        connect(f"ws://{url}/fanout/a") as a,
+        connect(f"ws://{url}/fanout/b") as b,
+    ):
+        await b.send("closed")
+        with pytest.raises(ConnectionClosed):
+            await b.recv()
+        await a.send("go")
+        assert await a.recv() == "to a"
+        await eventually(lambda: len(results) == 3, what="the gather")
     assert results[0] is None
     assert isinstance(results[1], ChannelClosed)
     assert isinstance(results[2], TypeError)
@@ -313,7 +315,7 @@ async def test_server_shutdown_runs_leave_for_every_connection(ws_impl: str) -> 
     app = FastAPI()
     ws.install(app)
     clients = []
-    with serve(app, ws=ws_impl) as url:
+    async with serve(app, ws=ws_impl) as url:
         clients = [await connect(f"ws://{url}/stay") for _ in range(5)]
         await eventually(lambda: ws.broker.local_topics().get("/stay") == 5, what="connected")
     # serve() returned: the server shut down.
@@ -334,10 +336,9 @@ async def test_plain_starlette_app(ws_impl: str) -> None:
 
     app = Starlette()
     ws.install(app)
-    with serve(app, ws=ws_impl) as url:
-        async with connect(f"ws://{url}/echo") as client:
-            await client.send("starlette")
-            assert await client.recv() == "starlette"
+    async with serve(app, ws=ws_impl) as url, connect(f"ws://{url}/echo") as client:
+        await client.send("starlette")
+        assert await client.recv() == "starlette"
 
 
 async def test_rate_limit_goes_through_the_exception_handlers() -> None:
@@ -353,13 +354,12 @@ async def test_rate_limit_goes_through_the_exception_handlers() -> None:
 
     app = FastAPI()
     ws.install(app)
-    with serve(app) as url:
-        async with connect(f"ws://{url}/limited") as client:
-            for text in ("a", "b"):
-                await client.send(text)
-                assert await client.recv() == text
-            await client.send("c")  # over the limit: dropped, the handler answers
-            assert await client.recv() == "slow down: rate limit exceeded"
+    async with serve(app) as url, connect(f"ws://{url}/limited") as client:
+        for text in ("a", "b"):
+            await client.send(text)
+            assert await client.recv() == text
+        await client.send("c")  # over the limit: dropped, the handler answers
+        assert await client.recv() == "slow down: rate limit exceeded"
 
 
 async def test_close_codes_a_server_may_not_send_are_refused_at_the_call() -> None:
@@ -376,8 +376,7 @@ async def test_close_codes_a_server_may_not_send_are_refused_at_the_call() -> No
 
     app = FastAPI()
     ws.install(app)
-    with serve(app) as url:
-        async with connect(f"ws://{url}/bad-close") as client:
-            await client.send("x")
-            assert await client.recv() == "still open"
+    async with serve(app) as url, connect(f"ws://{url}/bad-close") as client:
+        await client.send("x")
+        assert await client.recv() == "still open"
     assert errors and "1006" in errors[0]

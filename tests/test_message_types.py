@@ -15,9 +15,10 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 from websockets.exceptions import ConnectionClosed
 
-from server import connect, serve
+from support.clients import connect
 from wsroute import Channel, InvalidMessage, WsRouter
 from wsroute.messages import make_decoder
+from wsroute.testing import serve
 
 
 class Circle(BaseModel):
@@ -225,7 +226,7 @@ E2E: list[tuple[str, str, str, str, str]] = [
 
 
 async def test_invalid_messages_close_with_1007_naming_the_field() -> None:
-    with serve(typed_app()) as host:
+    async with serve(typed_app()) as host:
         for path, good, reply, bad, words in E2E:
             async with connect(f"ws://{host}{path}") as client:
                 await client.send(good)

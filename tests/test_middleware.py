@@ -17,8 +17,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.exceptions import InvalidStatus
 
-from server import WS_IMPLEMENTATIONS, connect, serve
+from support.clients import connect
 from wsroute import Channel, Guard, HandshakeRequest, RegistrationError, Reject, WsRouter
+from wsroute.testing import WS_IMPLEMENTATIONS, ServerThread, serve
 
 # Set by middleware, read by handlers: how logging setups carry a request id.
 trace_id: ContextVar[str] = ContextVar("trace_id", default="unset")
@@ -88,7 +89,7 @@ def build_app() -> FastAPI:
 
 @pytest.fixture(scope="module", params=WS_IMPLEMENTATIONS)
 def server(request: pytest.FixtureRequest) -> Iterator[str]:
-    with serve(build_app(), ws=request.param) as address:
+    with ServerThread(build_app(), ws=request.param) as address:
         yield address
 
 
@@ -138,7 +139,7 @@ async def test_trusted_host_middleware_refuses_a_socket_with_a_foreign_host() ->
 
     ws.install(app)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=["127.0.0.1"])
-    with serve(app) as address:
+    async with serve(app) as address:
         host, port = address.rsplit(":", 1)
         # Same-origin to wsroute's own check (Origin matches Host), but not a host we serve:
         # what a DNS-rebinding page sends. (A raw request: clients set Host themselves.)

@@ -10,11 +10,11 @@ import pytest
 from fastapi import FastAPI
 from websockets.typing import Subprotocol
 
-from server import WS_IMPLEMENTATIONS, connect, eventually, serve
+from support.clients import connect
 from support.running import Running, serving
 from wsroute import Channel, Guard, HandshakeRequest, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import SEP, DataFrame, Err, Invalid, Ok, ServerUnsubscribe
-from wsroute.testing import MultiplexClient
+from wsroute.testing import WS_IMPLEMENTATIONS, MultiplexClient, eventually, serve
 
 S = SEP
 
@@ -258,11 +258,10 @@ async def test_multiplex_can_be_switched_off() -> None:
 
     app = FastAPI()
     ws.install(app)
-    with serve(app) as url:
-        async with connect(f"ws://{url}/echo", subprotocols=MUX) as client:
-            assert client.subprotocol is None
-            await client.send(f"/echo{S}x")
-            assert await asyncio.wait_for(client.recv(), 5) == f"/echo{S}x"
+    async with serve(app) as url, connect(f"ws://{url}/echo", subprotocols=MUX) as client:
+        assert client.subprotocol is None
+        await client.send(f"/echo{S}x")
+        assert await asyncio.wait_for(client.recv(), 5) == f"/echo{S}x"
 
 
 async def test_the_app_serves_the_browser_client(running: Running) -> None:

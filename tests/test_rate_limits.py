@@ -20,13 +20,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from server import WS_IMPLEMENTATIONS, connect, eventually, serve
-from support.clients import close_seen
+from support.clients import close_seen, connect
 from support.running import Running, serving
 from wsroute import Channel, RateLimited, WebSocketStatus, WsRouter
 from wsroute.asyncapi import asyncapi_document
 from wsroute.multiplex.codec import SEP, DataFrame, Invalid, Ok, ServerUnsubscribe
-from wsroute.testing import MultiplexClient
+from wsroute.testing import WS_IMPLEMENTATIONS, MultiplexClient, eventually, serve
 
 S = SEP
 LIMIT = (3, 60.0)
@@ -173,13 +172,12 @@ async def test_a_route_limit_overrides_the_routers_either_way() -> None:
 
     app_ = FastAPI()
     ws.install(app_)
-    with serve(app_) as host:
-        async with connect(f"ws://{host}/chatty") as client:
-            for i in range(10):
-                await client.send(str(i))
-                assert await client.recv() == str(i)
-            await client.send("over")
-            assert await close_seen(client) == OVER
+    async with serve(app_) as host, connect(f"ws://{host}/chatty") as client:
+        for i in range(10):
+            await client.send(str(i))
+            assert await client.recv() == str(i)
+        await client.send("over")
+        assert await close_seen(client) == OVER
 
 
 # --- multiplexed sockets: the same, per topic ----------------------------------------------------

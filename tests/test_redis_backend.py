@@ -30,13 +30,13 @@ from starlette.types import Message
 from websockets.asyncio.client import ClientConnection
 
 from apps.redis_chat import create_app
-from server import eventually, serve
 from support.clients import assert_silent, http, recv, ws_connect
 from support.processes import HOST, TESTS_DIR, free_port, uvicorn_processes
 from support.redis_server import client, connections_named, private_redis, require_redis
 from wsroute import Broker, BrokerUnavailable
 from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url, split_url
 from wsroute.messages import bytes_event, text_event
+from wsroute.testing import eventually, serve
 
 CHAT_APP = "apps.redis_chat:app"
 
@@ -436,7 +436,7 @@ async def test_redis_restart_raises_then_recovers_without_restarting_anything(
     caplog.set_level(logging.INFO, logger="wsroute")
     with private_redis() as redis_server:
         backend = RedisBackend(redis_server.url, channel_prefix=prefix, connect_timeout=1, reconnect_max=0.5)
-        with serve(create_app(backend)) as address:
+        async with serve(create_app(backend)) as address:
             port = int(address.rpartition(":")[2])
             async with (
                 http(port) as h,

@@ -18,9 +18,9 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
-from server import connect, serve
-from support.clients import refused
+from support.clients import connect, refused
 from wsroute import Channel, WsRouter
+from wsroute.testing import ServerThread
 
 oauth2 = OAuth2PasswordBearer(
     tokenUrl="/token",
@@ -175,7 +175,7 @@ def build() -> FastAPI:
 
 @pytest.fixture(scope="module")
 def host() -> Iterator[str]:
-    with serve(build()) as hostport:
+    with ServerThread(build()) as hostport:
         yield hostport
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -20,6 +22,7 @@ from wsroute.multiplex.codec import DataFrame, Err, Ok, ServerUnsubscribe
 from wsroute.testing import (
     WS_IMPLEMENTATIONS,
     MultiplexClient,
+    ServerThread,
     connect,
     eventually,
     multiplex_testclient,
@@ -103,6 +106,36 @@ async def test_a_port_in_use_is_a_startup_error() -> None:
         with pytest.raises(RuntimeError, match="did not start"):
             async with serve(make_app(), port=port):
                 pass
+
+
+def test_server_thread_serves_sync_code_until_the_block_ends() -> None:
+    server = ServerThread(make_app())
+    with pytest.raises(RuntimeError, match="has not started"):
+        server.url  # noqa: B018 - the property raises
+    with server as url:
+        assert url == server.url == f"127.0.0.1:{server.port}"
+        # A plain GET to a WebSocket route: 426, from a sync client in a sync test.
+        assert httpx.get(f"http://{url}/echo", trust_env=False, timeout=5).status_code == 426
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://{url}/echo", trust_env=False, timeout=5)
+
+
+async def test_server_thread_stop_closes_open_clients_1012_after_their_leave() -> None:
+    leaves: list[WebSocketStatus] = []
+    server = ServerThread(make_app(leaves))
+    with server:
+        async with connect("/echo") as client:
+            await client.send("x")
+            assert await client.recv() == "x"
+            await asyncio.to_thread(server.stop)
+            # No `eventually`: `stop` returned after uvicorn's shutdown ran the leave.
+            assert [(status.code, status.reason) for status in leaves] == [(1012, "")]
+            await client.expect_close(1012)
+        with pytest.raises(ValueError, match="no `serve` block is running"):
+            async with connect("/echo"):
+                pass
+    # Leaving the block after `stop` stops nothing more.
+    assert len(leaves) == 1
 
 
 async def test_recv_timeout_names_the_url() -> None:

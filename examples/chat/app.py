@@ -76,6 +76,10 @@ def create_app(config: ChatConfig | None = None) -> FastAPI:
         description="Sign in with `POST /api/session`, then open a WebSocket to `/rooms/{room}` "
         "(see the WebSocket API at `/asyncapi`). The page at `/` does both.",
         lifespan=lifespan,
+        # web.py serves /docs with Swagger UI's files from static/swagger/: FastAPI's own /docs
+        # and /redoc load theirs from CDNs, and stay blank offline.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.chat = state
     app.include_router(web.router)

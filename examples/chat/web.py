@@ -9,6 +9,8 @@
 ``GET /api/rooms/{room}/messages``          the room's last 50 messages (signed-in users)
 ``POST /api/admin/rooms/{room}/announce``   broadcast an announcement (admin token)
 ``GET /api/health``                         this worker's pid and broker
+``GET /docs``                               Swagger UI of this HTTP API, its script and
+                                            stylesheet served from ``static/swagger/``
 =========================================== =================================================
 """
 
@@ -20,7 +22,8 @@ from pathlib import Path as FilePath
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from fastapi.responses import FileResponse
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import FileResponse, HTMLResponse
 
 from examples.chat import auth
 from examples.chat.auth import Member, check_admin, http_member
@@ -29,6 +32,8 @@ from examples.chat.state import State
 from wsroute import AppBroker
 
 STATIC = FilePath(__file__).parent / "static"
+DOCS = "/docs"
+OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 
 router = APIRouter()
 
@@ -52,6 +57,27 @@ async def room_page(room: Room) -> FileResponse:
 async def echo_page() -> FileResponse:
     """The guide's echo page."""
     return FileResponse(STATIC / "echo.html")
+
+
+@router.get(DOCS, include_in_schema=False)
+async def docs(request: Request) -> HTMLResponse:
+    """FastAPI's Swagger UI, but with its files from ``static/swagger/``: the default loads them
+    from a CDN, and the page stays blank offline."""
+    root = request.scope.get("root_path", "").rstrip("/")
+    return get_swagger_ui_html(
+        openapi_url=root + request.app.openapi_url,
+        title=f"{request.app.title} - Swagger UI",
+        oauth2_redirect_url=root + OAUTH2_REDIRECT,
+        swagger_js_url=f"{root}/static/swagger/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}/static/swagger/swagger-ui.css",
+        swagger_favicon_url=f"{root}/static/favicon.svg",
+    )
+
+
+@router.get(OAUTH2_REDIRECT, include_in_schema=False)
+async def docs_oauth2_redirect() -> HTMLResponse:
+    """Where Swagger UI's OAuth2 sign-in returns (FastAPI adds it only with its own ``/docs``)."""
+    return get_swagger_ui_oauth2_redirect_html()
 
 
 @router.post("/api/session", status_code=201, tags=["session"])

@@ -2,9 +2,10 @@
 ``from support.clients import close_seen``).
 
 * `support.ci`: a missing tool skips a test on a developer machine and fails it under ``CI=true``;
-* `support.running`: `Running`, an app a test module serves with its probe and router;
+* `support.running`: `Running`, an app a test module serves (with the kit's `ServerThread`)
+  with its probe and router;
 * `support.clients`: WebSocket and HTTP clients to 127.0.0.1 and what tests read from them
-  (`close_seen`, `refused`, `recv`, `assert_silent`);
+  (`connect`, a bare `websockets` connection; `close_seen`, `refused`, `recv`, `assert_silent`);
 * `support.processes`: free ports, polling, and uvicorn subprocesses;
 * `support.asgi`: an app driven in-process by plain ASGI events, no server;
 * `support.raw`: a WebSocket client on a bare socket (frames no real client sends) and
@@ -15,6 +16,6 @@
 * `support.browser`: headless Chromium and the ``browser`` fixture;
 * `support.chat`: the chat example in a subprocess.
 
-``tests/server.py`` (`serve`, `connect`, `eventually`) stays a file of its own: the testing
-guide shows it for users to copy.
+Servers in this process, `eventually` and the multiplexed clients are the testing kit's
+(`wsroute.testing`), which the suite uses as a user's tests would.
 """

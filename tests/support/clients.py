@@ -1,8 +1,9 @@
 """Clients to a server on 127.0.0.1 (never a proxy from the environment), and what tests
 read from them.
 
-`connect` and `eventually` are ``tests/server.py``'s, re-exported so that tests import
-every client helper from here.
+`connect` opens a bare `websockets` connection: the suite uses its whole API (the transport,
+``close_code``, ``wait_closed``…), which the kit's `wsroute.testing.connect` wraps in a
+`Client`. `eventually` is the kit's, re-exported.
 """
 
 from __future__ import annotations
@@ -12,13 +13,22 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+import websockets
+from websockets.exceptions import InvalidStatus
 
-from server import connect, eventually
+from wsroute.testing import Client, eventually
 
 __all__ = ["assert_silent", "close_seen", "connect", "eventually", "http", "recv", "refused", "ws_connect"]
 
 HOST = "127.0.0.1"
+
+
+def connect(url: str, **options: Any) -> Any:
+    """`websockets.connect` to `url` with no proxy from the environment (5 s to open and to close)."""
+    options.setdefault("proxy", None)
+    options.setdefault("open_timeout", 5)
+    options.setdefault("close_timeout", 5)
+    return websockets.connect(url, **options)
 
 
 def ws_connect(port: int, path: str) -> Any:
@@ -49,13 +59,9 @@ async def assert_silent(ws: Any, wait: float = 0.3) -> None:
 
 
 async def close_seen(client: Any, timeout: float = 5.0) -> tuple[int, str]:
-    """Read until the server's close frame (messages before it are skipped); its (code, reason)."""
-    with pytest.raises(ConnectionClosed) as info:
-        async with asyncio.timeout(timeout):
-            while True:
-                await client.recv()
-    assert info.value.rcvd is not None, "no close frame from the server"
-    return info.value.rcvd.code, info.value.rcvd.reason
+    """The server's close frame on a bare connection (messages before it are skipped): the
+    kit's `Client.expect_close`."""
+    return await Client(client, "the server", timeout).expect_close(ignore_messages=True)
 
 
 async def refused(url: str, **options: Any) -> Any:

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from server import eventually
 from wsroute import WsRouter
 from wsroute.outbox import Outbox
 from wsroute.session import Session
+from wsroute.testing import eventually
 
 HOST = "127.0.0.1"
 

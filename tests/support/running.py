@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from server import serve
 from wsroute import WsRouter
+from wsroute.testing import ServerThread
 
 
 @dataclass
@@ -39,6 +39,6 @@ class Running:
 def serving(
     app: Any, router: WsRouter, probe: Any, ws_impl: str = "websockets-sansio", **options: Any
 ) -> Iterator[Running]:
-    """`serve` `app` on `ws_impl`; yields it as a `Running`."""
-    with serve(app, ws=ws_impl, **options) as host:
+    """Serve `app` on `ws_impl` (in a sync fixture or block too); yields it as a `Running`."""
+    with ServerThread(app, ws=ws_impl, **options) as host:
         yield Running(host, probe, router, ws_impl)
