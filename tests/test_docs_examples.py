@@ -27,11 +27,11 @@ from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from server import connect, eventually, serve
 from support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
-from support.clients import assert_silent, recv, refused
+from support.clients import assert_silent, connect, recv, refused
 from wsroute import RegistrationError
 from wsroute.asyncapi import asyncapi_for_app
+from wsroute.testing import eventually, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -92,7 +92,8 @@ def test_example_imports_and_defines_an_app(name: str) -> None:
 
 def test_every_example_file_is_shown_in_the_docs() -> None:
     pages = "\n".join(path.read_text() for path in DOCS.glob("*.md"))
-    included = set(re.findall(r'--8<-- "docs/examples/([^":]+)', pages))
+    # The pages show each file inline, behind its marker (docs/snippets.py checks the text).
+    included = set(re.findall(r"<!-- snippet: docs/examples/([^ :]+)", pages))
     files = {p.relative_to(EXAMPLES).as_posix() for p in EXAMPLES.rglob("*") if p.is_file()}
     files = {f for f in files if "__pycache__" not in f}
     assert files - included == set(), "example files no page includes"
@@ -126,7 +127,7 @@ def test_a_mistake_that_raises_nothing_fails_the_build(tmp_path: Path) -> None:
 
 async def test_echo_page_and_socket() -> None:
     echo = example("echo")
-    with serve(echo.app) as host:
+    async with serve(echo.app) as host:
         async with httpx.AsyncClient(trust_env=False) as http:
             declarations = await http.get(f"http://{host}/wsroute/multiplex.d.ts")
             assert declarations.status_code == 200 and "MultiplexWebSocket" in declarations.text
@@ -141,7 +142,7 @@ async def test_echo_page_and_socket() -> None:
 
 async def test_typed_messages() -> None:
     typed = example("typed_messages")
-    with serve(typed.app) as host:
+    async with serve(typed.app) as host:
         async with connect(f"ws://{host}/game") as client:
             await client.send('{"x": 1, "y": 2}')
             assert await recv(client) == '{"x":2,"y":1,"at":null}'
@@ -189,11 +190,14 @@ async def test_typed_messages() -> None:
 
 async def test_broadcast_and_rooms() -> None:
     broadcast, rooms = example("broadcast"), example("rooms")
-    with serve(broadcast.app) as host:
-        async with connect(f"ws://{host}/listen") as a, connect(f"ws://{host}/listen") as b:
-            await a.send("hi")
-            assert await recv(a) == "hi" and await recv(b) == "hi"
-    with serve(rooms.app) as host:
+    async with (
+        serve(broadcast.app) as host,
+        connect(f"ws://{host}/listen") as a,
+        connect(f"ws://{host}/listen") as b,
+    ):
+        await a.send("hi")
+        assert await recv(a) == "hi" and await recv(b) == "hi"
+    async with serve(rooms.app) as host:
         async with (
             connect(f"ws://{host}/lobby") as a,
             connect(f"ws://{host}/lobby") as b,
@@ -218,7 +222,7 @@ async def test_broadcast_and_rooms() -> None:
 
 async def test_query_in_topic() -> None:
     topics = example("topics")
-    with serve(topics.app) as host:
+    async with serve(topics.app) as host:
         async with connect(f"ws://{host}/chat?token=a") as a, connect(f"ws://{host}/chat?token=b") as b:
             await a.send("one room")
             assert await recv(b) == "one room"
@@ -238,7 +242,7 @@ async def test_query_in_topic() -> None:
 async def test_ranks_forward_and_catch_all_leave(caplog: pytest.LogCaptureFixture) -> None:
     ranks = example("ranks")
     caplog.set_level(logging.INFO, logger="ranks")
-    with serve(ranks.app) as host:
+    async with serve(ranks.app) as host:
         for path, headers, expected in (
             ("/ann", {"Cookie": "role=admin"}, "admin ann: m"),
             ("/ann", {}, "user ann: m"),
@@ -256,7 +260,7 @@ async def test_ranks_forward_and_catch_all_leave(caplog: pytest.LogCaptureFixtur
 
 async def test_guards_reject_with_status_and_decode_once() -> None:
     guards = example("auth_guards")
-    with serve(guards.app) as host:
+    async with serve(guards.app) as host:
         response = await refused(f"ws://{host}/rooms/lobby")
         assert response.status_code == 401 and response.body == b'{"detail":"log in first"}'
         response = await refused(f"ws://{host}/rooms/staff?token=t-bob")
@@ -272,9 +276,31 @@ async def test_guards_reject_with_status_and_decode_once() -> None:
             assert await recv(bob) == "bob@lobby: hi"
 
 
+async def test_bearer_guard_opens_with_a_token_and_refuses_401_without() -> None:
+    bearer = example("bearer_guard")
+    async with serve(bearer.app) as host:
+        url = f"ws://{host}/api/feed"
+        for header in ("Bearer tok-ann", "bearer tok-ann"):  # the scheme is case-insensitive
+            async with connect(url, additional_headers={"Authorization": header}) as client:
+                await client.send("hi")
+                assert await recv(client) == "ann: hi"
+        for headers in (
+            {},
+            {"Authorization": "Bearer nope"},
+            {"Authorization": "Basic dG9rLWFubg=="},
+            {"Authorization": "tok-ann"},
+        ):
+            response = await refused(url, additional_headers=headers)
+            assert response.status_code == 401, headers
+            assert response.headers["www-authenticate"] == "Bearer"
+            assert response.body == b'{"detail":"a valid bearer token is required"}'
+    schemes = asyncapi_for_app(bearer.app)["components"]["securitySchemes"]
+    assert schemes["Caller"] == {"type": "http", "scheme": "bearer"}
+
+
 async def test_fastapi_security_dependencies() -> None:
     security = example("security_deps")
-    with serve(security.app) as host:
+    async with serve(security.app) as host:
         good = {"Authorization": "Bearer secret-token"}
         async with connect(f"ws://{host}/bearer", additional_headers=good) as client:
             await client.send("x")
@@ -298,7 +324,7 @@ async def test_fastapi_security_dependencies() -> None:
 async def test_oauth2_scopes() -> None:
     scopes = example("security_scopes")
     ann, bob = ({"Authorization": f"Bearer t-{name}"} for name in ("ann", "bob"))
-    with serve(scopes.app) as host:
+    async with serve(scopes.app) as host:
         async with connect(f"ws://{host}/chat/read", additional_headers=bob) as client:
             await client.send("x")
             assert await recv(client) == "bob reads"
@@ -314,7 +340,7 @@ async def test_oauth2_scopes() -> None:
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == 'Bearer scope="chat:read"'
     document = asyncapi_for_app(scopes.app)
-    (post,) = document["operations"]["post"]["security"]
+    (post,) = document["operations"]["chat_post.receive"]["security"]
     assert post["$ref"].endswith("/OAuth2PasswordBearer.chat_read.chat_write")
     scheme = document["components"]["securitySchemes"]["OAuth2PasswordBearer.chat_read.chat_write"]
     assert scheme["scopes"] == ["chat:read", "chat:write"]
@@ -323,7 +349,7 @@ async def test_oauth2_scopes() -> None:
 
 async def test_origin_policy() -> None:
     origins = example("origins")
-    with serve(origins.app) as host:
+    async with serve(origins.app) as host:
         response = await refused(f"ws://{host}/echo", origin="https://evil.example")
         assert response.status_code == 403
         assert response.body == b'{"detail":"cross-origin WebSocket not allowed"}'
@@ -338,7 +364,7 @@ async def test_origin_policy() -> None:
 
 async def test_join_and_leave_presence() -> None:
     join_leave = example("join_leave")
-    with serve(join_leave.app) as host:
+    async with serve(join_leave.app) as host:
         async with connect(f"ws://{host}/rooms/a?name=ann") as ann:
             assert await recv(ann) == '{"event":"join","name":"ann","online":["ann"]}'
             async with connect(f"ws://{host}/rooms/a?name=bob") as bob:
@@ -354,7 +380,7 @@ async def test_join_and_leave_presence() -> None:
 async def test_send_only_join() -> None:
     ticker = example("ticker")
     ticker.INTERVAL = 0.01
-    with serve(ticker.app) as host:
+    async with serve(ticker.app) as host:
         async with connect(f"ws://{host}/clock") as client:
             assert [await recv(client) for _ in range(3)] == ['{"tick":0}', '{"tick":1}', '{"tick":2}']
         await eventually(lambda: ticker.ws.broker.local_topics() == {}, what="unsubscribed")
@@ -362,7 +388,7 @@ async def test_send_only_join() -> None:
 
 async def test_dependency_scopes() -> None:
     deps = example("dependencies")
-    with serve(deps.app) as host:
+    async with serve(deps.app) as host:
         assert (await refused(f"ws://{host}/notes")).status_code == 401
         deps.LOG.clear()
         async with connect(f"ws://{host}/notes", additional_headers={"X-User": "ann"}) as client:
@@ -385,24 +411,23 @@ async def test_dependency_scopes() -> None:
 async def test_broker_in_handlers_http_routes_and_tasks() -> None:
     broker_http = example("broker_http")
     broker_http.CLOCK_INTERVAL = 0.05
-    with serve(broker_http.app) as host:
-        async with (
-            connect(f"ws://{host}/inbox/bob") as inbox,
-            connect(f"ws://{host}/dm/ann?to=bob") as ann,
-            connect(f"ws://{host}/rooms/news") as news,
-            connect(f"ws://{host}/rooms/lobby") as lobby,
-        ):
-            assert await recv(inbox) == "inbox of bob"
-            await ann.send("hi")
-            assert await recv(inbox) == "ann: hi"
-            async with httpx.AsyncClient(trust_env=False) as http:
-                now = await http.post(f"http://{host}/rooms/news/announce", params={"text": "extra"})
-                assert now.json() == {"sent": "extra"}
-                assert await recv(news) == "[announcement] extra"
-                later = await http.post(f"http://{host}/rooms/news/later", params={"text": "soon"})
-                assert later.status_code == 200
-                assert await recv(news) == "[later] soon"
-            assert await recv(lobby) == "tick"
+    async with (
+        serve(broker_http.app) as host, connect(f"ws://{host}/inbox/bob") as inbox,
+        connect(f"ws://{host}/dm/ann?to=bob") as ann,
+        connect(f"ws://{host}/rooms/news") as news,
+        connect(f"ws://{host}/rooms/lobby") as lobby,
+    ):
+        assert await recv(inbox) == "inbox of bob"
+        await ann.send("hi")
+        assert await recv(inbox) == "ann: hi"
+        async with httpx.AsyncClient(trust_env=False) as http:
+            now = await http.post(f"http://{host}/rooms/news/announce", params={"text": "extra"})
+            assert now.json() == {"sent": "extra"}
+            assert await recv(news) == "[announcement] extra"
+            later = await http.post(f"http://{host}/rooms/news/later", params={"text": "soon"})
+            assert later.status_code == 200
+            assert await recv(news) == "[later] soon"
+        assert await recv(lobby) == "tick"
 
 
 async def test_write_only_publisher() -> None:
@@ -422,11 +447,10 @@ async def test_write_only_publisher() -> None:
 
     app = FastAPI()
     ws.install(app)
-    with serve(app) as host:
-        async with connect(f"ws://{host}/rooms/docs-publisher") as client:
-            assert await recv(client) == "in"
-            await publisher.main(url, "/rooms/docs-publisher", "maintenance in 5 minutes")
-            assert await recv(client) == "maintenance in 5 minutes"
+    async with serve(app) as host, connect(f"ws://{host}/rooms/docs-publisher") as client:
+        assert await recv(client) == "in"
+        await publisher.main(url, "/rooms/docs-publisher", "maintenance in 5 minutes")
+        assert await recv(client) == "maintenance in 5 minutes"
 
 
 # --- multiplexing -----------------------------------------------------------------------------
@@ -444,7 +468,7 @@ async def test_the_protocol_transcript_replays() -> None:
     connect_url = re.search(r"ws://\S+", first)
     assert connect_url is not None
     path = connect_url.group(0).split("8000", 1)[1].rstrip(",")
-    with serve(multiplex.app) as host:
+    async with serve(multiplex.app) as host:
         mux = [Subprotocol("rocket-multiplex")]
         async with connect(f"ws://{host}{path}", subprotocols=mux) as client:
             assert client.subprotocol == "rocket-multiplex"
@@ -459,15 +483,14 @@ async def test_the_protocol_transcript_replays() -> None:
 async def test_the_js_client_is_served() -> None:
     multiplex = example("multiplex_app")
     shipped = (ROOT / "wsroute" / "static" / "multiplex.js").read_text()
-    with serve(multiplex.app) as host:
-        async with httpx.AsyncClient(trust_env=False) as http:
-            script = await http.get(f"http://{host}/wsroute/multiplex.js")
-            assert script.status_code == 200 and script.text == shipped
-            assert "javascript" in script.headers["content-type"]
-            declarations = await http.get(f"http://{host}/wsroute/multiplex.d.ts")
-            assert declarations.status_code == 200 and "MultiplexWebSocket" in declarations.text
-            page = await http.get(f"http://{host}/")
-            assert 'from "/wsroute/multiplex.js"' in page.text
+    async with serve(multiplex.app) as host, httpx.AsyncClient(trust_env=False) as http:
+        script = await http.get(f"http://{host}/wsroute/multiplex.js")
+        assert script.status_code == 200 and script.text == shipped
+        assert "javascript" in script.headers["content-type"]
+        declarations = await http.get(f"http://{host}/wsroute/multiplex.d.ts")
+        assert declarations.status_code == 200 and "MultiplexWebSocket" in declarations.text
+        page = await http.get(f"http://{host}/")
+        assert 'from "/wsroute/multiplex.js"' in page.text
 
 
 async def test_the_guide_pages_work_in_a_browser() -> None:
@@ -479,14 +502,14 @@ async def test_the_guide_pages_work_in_a_browser() -> None:
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            with serve(echo.app) as host:
+            async with serve(echo.app) as host:
                 page = await browser.new_page()
                 await page.goto(f"http://{host}/")
                 await page.wait_for_function("document.getElementById('status').innerText === 'Connected :)'")
                 await page.fill("#text", "hello page")
                 await page.click("#send")
                 await page.wait_for_selector("#lines p:has-text('hello page')", timeout=5000)
-            with serve(multiplex.app) as host:
+            async with serve(multiplex.app) as host:
                 sockets: list[str] = []
                 page = await browser.new_page()
                 page.on("websocket", lambda ws: sockets.append(ws.url))
@@ -509,7 +532,7 @@ async def test_the_guide_pages_work_in_a_browser() -> None:
 async def test_errors_limits_and_exception_handlers() -> None:
     errors = example("errors_limits")
     errors.board.clear()
-    with serve(errors.app) as host:
+    async with serve(errors.app) as host:
         async with connect(f"ws://{host}/game") as client:
             await client.send('{"x": 9, "y": 0}')
             assert await recv(client) == '{"error":"invalid message: x: Input should be less than 8"}'
@@ -553,7 +576,7 @@ async def test_rate_limits_per_route_the_same_on_a_socket_and_on_a_topic() -> No
     from wsroute.multiplex.codec import SEP
 
     over = '{"error":"rate limit exceeded"}'
-    with serve(limits.app) as host:
+    async with serve(limits.app) as host:
         async with connect(f"ws://{host}/chat/lobby") as client:
             for i in range(10):
                 await client.send(f"m{i}")
@@ -595,32 +618,40 @@ async def test_close_reasons_the_errors_page_lists() -> None:
     async def text_only(data: str) -> None:
         pass
 
+    @ws.message("/b")
+    async def binary_only(data: bytes) -> None:
+        pass
+
     @ws.message("/boom")
     async def boom(data: str) -> None:
         raise RuntimeError("a bug")
 
     app = FastAPI()
     ws.install(app)
-    with serve(app) as host:
+    async with serve(app) as host:
         for path, message, expected in (
             ("/j", "x", (1003, "no message handler accepted the message on /j")),
             ("/t", b"x", (1003, "this handler takes text messages, not binary")),
             ("/boom", "x", (1011, "Internal Error")),
+            # The default max_message_size, 1 MiB, as the page's table gives it.
+            ("/t", "x" * (1024 * 1024 + 1), (1009, "message too big: over 1048576 bytes")),
+            ("/b", b"x" * (1024 * 1024 + 1), (1009, "message too big: 1048577 bytes, limit 1048576")),
         ):
             async with connect(f"ws://{host}{path}") as client:
                 await client.send(message)
                 assert await closed_with(client) == expected
-    with serve(myapp.app) as host:
-        async with connect(f"ws://{host}/double") as client:
-            await client.send('{"x": 1}')
-            assert await closed_with(client) == (1007, "invalid message: y: Field required")
+    async with serve(myapp.app) as host, connect(f"ws://{host}/double") as client:
+        await client.send('{"x": 1}')
+        assert await closed_with(client) == (1007, "invalid message: y: Field required")
     page = (DOCS / "errors.md").read_text()
     for reason in (
         "no message handler accepted the message on /j",
         "this handler takes text messages, not binary",
         "invalid message: y: Field required",
         "invalid message: Invalid JSON: expected ident at line 1 column 2",
-        "message too big: over 65536 bytes",
+        "message too big: over 1048576 bytes",
+        "message too big: 1048577 bytes, limit 1048576",
+        "message too big: over 65536 bytes",  # what errors_limits.py's own 64 KiB gives
         "rate limit exceeded",
         "slow consumer",
         "Internal Error",
@@ -640,10 +671,9 @@ def _operations(document: dict[str, Any], address: str) -> list[dict[str, Any]]:
 
 async def test_asyncapi_document_and_page() -> None:
     asyncapi_app = example("asyncapi_app")
-    with serve(asyncapi_app.app) as host:
-        async with httpx.AsyncClient(trust_env=False) as http:
-            document = (await http.get(f"http://{host}/asyncapi.json")).json()
-            page = await http.get(f"http://{host}/asyncapi")
+    async with serve(asyncapi_app.app) as host, httpx.AsyncClient(trust_env=False) as http:
+        document = (await http.get(f"http://{host}/asyncapi.json")).json()
+        page = await http.get(f"http://{host}/asyncapi")
     assert document["asyncapi"] == "3.0.0"
     assert document["info"] == {"title": "Chat API", "version": "1.2.0", "description": "Rooms and presence."}
     assert document["servers"]["default"]["host"] == host
@@ -778,6 +808,9 @@ def test_mkdocs_build_strict(built_site: Path) -> None:
     assert "RegistrationError: app.joined: parameter 'data': a join handler has no message" in errors_page
     assert "<!-- registration-error:" not in errors_page
     assert not (built_site / "examples").exists() and not (built_site / "hooks.py").exists()
+    assert not (built_site / "snippets.py").exists()
+    # The snippet markers are for docs/snippets.py; the hook keeps them out of the pages.
+    assert not any("<!-- snippet:" in page.read_text() for page in pages)
     asyncapi_html = (built_site / "asyncapi" / "index.html").read_text()
     asyncapi_page = html_lib.unescape(re.sub(r"<[^>]+>", "", asyncapi_html))
     assert '"asyncapi": "3.0.0"' in asyncapi_page and "<!-- asyncapi-document:" not in asyncapi_page
@@ -830,3 +863,22 @@ async def test_the_site_requests_nothing_from_other_hosts(built_site: Path) -> N
     outside = [url for url in requested if not url.startswith((base, "data:", "blob:"))]
     assert outside == []
     assert len(requested) > 10
+
+
+async def test_requests_example_answers_and_refuses() -> None:
+    from wsroute.testing import MultiplexClient, RequestError
+
+    shop = example("requests_app")
+    shop.STOCK.update({"apple": 3, "pear": 0})
+    async with serve(shop.app) as host, MultiplexClient.connect(f"ws://{host}/shop", meta=True) as mux:
+        receipt = await mux.request("/shop", '{"item": "apple", "quantity": 2}')
+        assert json.loads(receipt) == {"item": "apple", "left": 1}
+        for order, code, reason in (
+            ('{"item": "kiwi", "quantity": 1}', 4004, "no kiwi here"),
+            ('{"item": "apple", "quantity": 5}', 4009, "only 1 left"),
+        ):
+            with pytest.raises(RequestError) as refused_order:
+                await mux.request("/shop", order)
+            assert (refused_order.value.code, refused_order.value.reason) == (code, reason)
+        # The topic is still open after the error replies.
+        assert json.loads(await mux.request("/shop", '{"item": "apple", "quantity": 1}'))["left"] == 0

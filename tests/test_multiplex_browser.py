@@ -38,7 +38,8 @@ TOPICS = ("/rooms/a", "/rooms/b", "/echo")
 # Chromium logs a failed WebSocket handshake as a console error; while the server is down that
 # is the expected result of each reconnection attempt (and nothing else is).
 TOLERATED_CONSOLE_ERROR = re.compile(
-    r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/(rooms/a|rooms/b|echo)' failed: "
+    r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/(rooms/a|rooms/b|echo)"
+    r"(\?rocket-multiplex=meta)?' failed: "
     r".*net::ERR_CONNECTION_REFUSED\s*$"
 )
 

@@ -11,8 +11,13 @@ of cases, one per line:
   (``reason``), ``server_unsubscribe`` (``topic``, ``code``, ``reason``) or ``error`` (the
   parser raises ``ProtocolError`` with ``reason``). Unless ``noncanonical``, encoding the
   expected value gives back ``frame`` exactly.
+  A ``subscribe`` with an options field has ``options`` (the parsed items) too.
 * ``{"name", "direction": "topic", "topic", "expect": {"type": "valid" | "invalid_topic"}}`` —
   what ``check_topic`` says.
+* ``{"name", "direction": "meta", "kind", "payload" | "payload_hex", "expect"}`` — the payload
+  of a data frame on a ``meta`` subscription, split by ``split_meta``: ``expect.type`` is
+  ``meta`` (``items``, and ``text`` or ``data_hex``) or ``error``. Encoding the items and the
+  payload gives back ``payload`` exactly.
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ from wsroute.multiplex.codec import (
     encode_binary,
     encode_err,
     encode_invalid,
+    encode_items,
+    encode_meta_binary,
+    encode_meta_text,
     encode_ok,
     encode_server_unsubscribe,
     encode_subscribe,
@@ -53,6 +61,7 @@ from wsroute.multiplex.codec import (
     negotiate_subprotocol,
     parse_client_frame,
     parse_server_frame,
+    split_meta,
     split_topic,
 )
 
@@ -60,6 +69,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "multiplex_frames.json"
 CASES: list[dict[str, Any]] = json.loads(FIXTURES.read_text(encoding="utf-8"))
 FRAME_CASES = [c for c in CASES if c["direction"] in ("client", "server")]
 TOPIC_CASES = [c for c in CASES if c["direction"] == "topic"]
+META_CASES = [c for c in CASES if c["direction"] == "meta"]
 
 Frame = DataFrame | Subscribe | Unsubscribe | Ok | Err | Invalid | ServerUnsubscribe
 
@@ -77,7 +87,7 @@ def _expected(expect: dict[str, Any]) -> Frame:
             return DataFrame(expect["topic"], None, bytes.fromhex(expect["data_hex"]))
         return DataFrame(expect["topic"], expect["text"], None)
     if kind == "subscribe":
-        return Subscribe(expect["topic"])
+        return Subscribe(expect["topic"], expect.get("options", {}))
     if kind == "unsubscribe":
         return Unsubscribe(expect["topic"], expect["code"], expect["reason"])
     if kind == "ok":
@@ -97,8 +107,8 @@ def _encode(frame: Frame, binary: bool) -> str | bytes:
             return encode_text(topic, text)
         case DataFrame(topic, None, data) if data is not None:
             return encode_binary(topic, data)
-        case Subscribe(topic):
-            return encode_subscribe(topic)
+        case Subscribe(topic, options):
+            return encode_subscribe(topic, options)
         case Unsubscribe(topic, code, reason):
             return encode_unsubscribe(topic, code, reason)
         case Ok(action, params):
@@ -182,6 +192,35 @@ def test_data_frames_parse_the_same_in_both_directions(case: dict[str, Any]) -> 
         except ProtocolError as exc:
             results.append(exc.reason)
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("case", META_CASES, ids=lambda c: c["name"])
+def test_golden_metadata(case: dict[str, Any]) -> None:
+    binary = case["kind"] == "binary"
+    payload = bytes.fromhex(case["payload_hex"]) if binary else case["payload"]
+    text, data = (None, payload) if binary else (payload, None)
+    expect = case["expect"]
+    if expect["type"] == "error":
+        with pytest.raises(ProtocolError) as info:
+            split_meta(text, data)  # type: ignore[arg-type]
+        assert info.value.reason == expect["reason"] == Reason.INVALID_METADATA
+        return
+    items, text_out, data_out = split_meta(text, data)  # type: ignore[arg-type]
+    assert items == expect["items"]
+    if binary:
+        assert text_out is None and data_out == bytes.fromhex(expect["data_hex"])
+        frame = encode_meta_binary("/t", items, data_out)
+        assert frame == b"/t" + SEP_BYTES + payload
+    else:
+        assert data_out is None and text_out == expect["text"]
+        assert text_out is not None
+        assert encode_meta_text("/t", items, text_out) == "/t" + SEP + payload
+        assert encode_items(items) + SEP + text_out == payload
+
+
+def test_metadata_cases_cover_every_item_the_extensions_use() -> None:
+    names = {name for c in META_CASES if c["expect"]["type"] == "meta" for name in c["expect"]["items"]}
+    assert {"id", "reply", "error"} <= names
 
 
 @pytest.mark.parametrize("case", TOPIC_CASES, ids=lambda c: c["name"])

@@ -134,13 +134,15 @@ class Interface:
     `params` and `security` are in the order the handler's parameters declare them,
     each dependency's own before its sub-dependencies'. `message` is the message
     parameter's annotation as written (``Annotated`` metadata included), None without one;
-    `sends` the types named by typed ``Channel[T]`` parameters.
+    `sends` the types named by typed ``Channel[T]`` parameters; `reply` a message
+    handler's return annotation (what it answers a request with), None when it returns None.
     """
 
     params: tuple[RequestParam, ...]
     security: tuple[SecurityRequirement, ...]
     message: Any
     sends: tuple[Any, ...]
+    reply: Any = None
 
 
 # --- sources: where one parameter's value comes from -----------------------------------
@@ -399,6 +401,8 @@ class Plan:
     status_param: str | None = None
     sends: tuple[Any, ...] = ()
     """Types named by a typed ``Channel[T]`` parameter: what the handler sends (for docs)."""
+    reply: Any = None
+    """A message handler's return annotation: the reply to a request (None: it returns None)."""
     positional: tuple[str, ...] = ()
     """The parameters that can be given by position, in order: the per-message call passes
     them so (a call by keyword costs about 0.2 µs more per message). Empty for a wrapped
@@ -417,7 +421,7 @@ class Plan:
                     params.append(need)
                 else:
                     security.append(need)
-        return Interface(tuple(params), tuple(security), self.message_annotation, self.sends)
+        return Interface(tuple(params), tuple(security), self.message_annotation, self.sends, self.reply)
 
     async def connection_values(self, ctx: Context) -> dict[str, Any]:
         """Resolve the connection-level parameters (guards, params, cached dependencies)."""
@@ -506,6 +510,9 @@ class Analyzer:
             )
         hints = _hints(fn, self.localns)
         plan = Plan(fn=fn, connection_params=[], event_params=[])
+        returns = hints.get("return")
+        if self.kind == "message" and returns is not None and returns is not type(None):
+            plan.reply = returns
         message_params: list[str] = []
         # inspect.signature shows a wrapper (functools.wraps) with its wrapped function's
         # parameters; the wrapper, called with them, may take keyword arguments only.

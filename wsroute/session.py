@@ -12,8 +12,8 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AsyncExitStack
-from typing import Any
+from contextlib import AsyncExitStack, suppress
+from typing import Any, Protocol
 
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.types import Message, Scope
@@ -33,6 +33,7 @@ from wsroute.errors import (
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
 from wsroute.injection import Context, EventState, Plan
 from wsroute.lifecycle import SessionState, check_session_move
+from wsroute.messages import encode
 from wsroute.outbox import Outbox
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler, RouteTable, route_path
@@ -46,6 +47,16 @@ _SERVER_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
 Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
+
+
+class Replies(Protocol):
+    """How a subscription that takes requests frames the answer to one (multiplex ``meta``)."""
+
+    def ok(self, request_id: str, event: Message | None) -> Message:
+        """The reply carrying the handler's return value, encoded (None: an empty text reply)."""
+
+    def error(self, request_id: str, code: int, reason: str) -> Message:
+        """The error reply: the close code and reason the exception would have closed with."""
 
 
 def check_size(limit: int, text: str | None, data: bytes | None) -> None:
@@ -108,6 +119,7 @@ class Session:
         "join_handler",
         "message_handler",
         "outbox",
+        "replies",
         "request",
         "route_path",
         "settings",
@@ -159,8 +171,11 @@ class Session:
         self._subscriber_id: str | None = None
         # The leave's task, once started: later callers of `finish` wait for it.
         self._leaving: asyncio.Future[None] | None = None
-        # Messages that arrived while the join body runs (only in state JOINING).
-        self._pending: deque[tuple[str | None, bytes | None]] | None = None
+        # Messages that arrived while the join body runs (only in state JOINING), each with
+        # its request id (None for a plain message).
+        self._pending: deque[tuple[str | None, bytes | None, str | None]] | None = None
+        # Set when the client may send requests on this session (see `on_request`).
+        self.replies: Replies | None = None
 
     def _to(self, state: SessionState) -> None:
         """Move to `state`: the one place the session's state changes."""
@@ -323,24 +338,31 @@ class Session:
             pending = self._pending
             # Messages arriving while these run join the end of the queue: order holds.
             while pending and self.state is _JOINING and not self.outbox.closed:
-                text, data = pending.popleft()
-                await self.on_message(text, data)
+                text, data, request_id = pending.popleft()
+                if request_id is None:
+                    await self.on_message(text, data)
+                else:
+                    await self.on_request(request_id, text, data)
             if self.state is _JOINING:
                 self._to(_OPEN)
         finally:
             self._pending = None
 
-    async def receive(self, text: str | None, data: bytes | None) -> None:
-        """A message for this session: handled now, queued while the join body runs, and
-        dropped once the session is closing (nothing may handle it any more)."""
+    async def receive(self, text: str | None, data: bytes | None, request_id: str | None = None) -> None:
+        """A message (a request when `request_id` is set) for this session: handled now,
+        queued while the join body runs, and dropped once the session is closing (nothing
+        may handle it any more)."""
         state = self.state
         if state is _OPEN:
-            await self.on_message(text, data)
+            if request_id is None:
+                await self.on_message(text, data)
+            else:
+                await self.on_request(request_id, text, data)
         elif state is _JOINING:
             pending = self._pending
             assert pending is not None
             if len(pending) < self.settings.max_queue:
-                pending.append((text, data))
+                pending.append((text, data, request_id))
             else:
                 await self.close(status.POLICY_VIOLATION, "too many messages before join returned")
 
@@ -353,6 +375,41 @@ class Session:
                 await self._dispatch(text, data)
         except Exception as exc:
             await self.recover(exc, text, data)
+
+    async def on_request(self, request_id: str, text: str | None, data: bytes | None) -> None:
+        """Handle a request: the handler's return value goes back to this client only, as
+        the reply; an exception becomes an error reply with the close code and reason it
+        would have closed the session with, and the session stays open."""
+        replies = self.replies
+        assert replies is not None  # the socket sends requests only where replies are set
+        try:
+            result = await self._answer(text, data)
+        except Exception as exc:
+            end = self.error_status(exc)
+            if end is None:
+                return
+            reply = replies.error(request_id, end.code, end.reason)
+        else:
+            try:
+                reply = replies.ok(request_id, None if result is None else encode(result))
+            except Exception as exc:
+                logger.error("cannot encode the reply of the handler for %s", self.route_path, exc_info=exc)
+                reply = replies.error(request_id, status.INTERNAL_ERROR, "Internal Error")
+        if self.state < _CLOSING:
+            with suppress(ChannelClosed):
+                await self.outbox.send(reply)
+
+    async def _answer(self, text: str | None, data: bytes | None) -> Any:
+        """What the message handler returns for one message (a `Forward` from the chosen
+        handler's body tries the ones ranked after it, as `recover` does)."""
+        if self._fast is None:
+            return await self._dispatch(text, data)
+        try:
+            return await self.message_call(text, data)
+        except Forward:
+            if self.message_handler is None:
+                raise
+            return await self._dispatch(text, data, after=self.message_handler)
 
     def message_call(self, text: str | None, data: bytes | None) -> Awaitable[Any]:
         """What handles one message: the chosen handler's own coroutine when it needs no
@@ -396,7 +453,7 @@ class Session:
                 exc = again
         await self.handle_error(exc)
 
-    async def _dispatch(self, text: str | None, data: bytes | None, after: Handler | None = None) -> None:
+    async def _dispatch(self, text: str | None, data: bytes | None, after: Handler | None = None) -> Any:
         candidates = self.table.match("message", self.route_path)
         start = after or self.message_handler
         if start is not None:
@@ -412,10 +469,9 @@ class Session:
             if self.message_handler is None:
                 self._choose(handler)
             try:
-                await self._call(handler, values, text, data)
+                return await self._call(handler, values, text, data)
             except Forward:
                 continue
-            return
         raise Unhandled(f"no message handler accepted the message on {self.route_path}")
 
     def _choose(self, handler: Handler) -> None:
@@ -454,7 +510,7 @@ class Session:
         text: str | None,
         data: bytes | None,
         leave_status: WebSocketStatus | None = None,
-    ) -> None:
+    ) -> Any:
         plan = handler.plan
         kwargs = values.copy()
         if plan.decoder is not None:
@@ -462,13 +518,12 @@ class Session:
         if plan.status_param is not None:
             kwargs[plan.status_param] = leave_status
         if not plan.event_params:
-            await _by_name(plan, kwargs)
-            return
+            return await _by_name(plan, kwargs)
         async with AsyncExitStack() as stack:
             event = EventState(stack)
             for name, source in plan.event_params:
                 kwargs[name] = await source.resolve(self.ctx, event)
-            await _by_name(plan, kwargs)
+            return await _by_name(plan, kwargs)
 
     async def handle_error(self, exc: Exception) -> None:
         """Run the registered exception handler for `exc`, or the default (a close code)."""
@@ -481,23 +536,29 @@ class Session:
                 return
             except Exception as again:
                 exc = again
+        end = self.error_status(exc)
+        if end is not None:
+            await self._close_quietly(end.code, end.reason)
+
+    def error_status(self, exc: Exception) -> WebSocketStatus | None:
+        """The close code and reason the default exception handling gives `exc` (logging
+        what needs a log); None for `ChannelClosed`: the client went away mid-handler."""
         if isinstance(exc, ChannelClosed):
-            return  # the client went away mid-handler: the socket reports how
+            return None
         if isinstance(exc, MessageError):
-            await self._close_quietly(exc.code, exc.reason)
-        elif isinstance(exc, WebSocketException):
-            await self._close_quietly(exc.code, exc.reason or "")
-        elif isinstance(exc, Reject):
-            await self._close_quietly(status.POLICY_VIOLATION, str(exc.detail))
-        elif isinstance(exc, Forward):
-            await self._close_quietly(status.UNSUPPORTED_DATA, "no handler accepted the event")
-        elif isinstance(exc, BrokerUnavailable):
+            return WebSocketStatus(exc.code, exc.reason)
+        if isinstance(exc, WebSocketException):
+            return WebSocketStatus(exc.code, exc.reason or "")
+        if isinstance(exc, Reject):
+            return WebSocketStatus(status.POLICY_VIOLATION, str(exc.detail))
+        if isinstance(exc, Forward):
+            return WebSocketStatus(status.UNSUPPORTED_DATA, "no handler accepted the event")
+        if isinstance(exc, BrokerUnavailable):
             # An outage, not a bug: no traceback; 1013 tells the client to come back later.
             logger.warning("broadcast from %s failed: %s", self.route_path, exc)
-            await self._close_quietly(status.TRY_AGAIN_LATER, "broker unavailable, try again later")
-        else:
-            logger.error("exception in WebSocket handler for %s", self.route_path, exc_info=exc)
-            await self._close_quietly(status.INTERNAL_ERROR, "Internal Error")
+            return WebSocketStatus(status.TRY_AGAIN_LATER, "broker unavailable, try again later")
+        logger.error("exception in WebSocket handler for %s", self.route_path, exc_info=exc)
+        return WebSocketStatus(status.INTERNAL_ERROR, "Internal Error")
 
     async def _close_quietly(self, code: int, reason: str) -> None:
         try:

@@ -6,7 +6,8 @@ async with serve(app) as url, connect(f"ws://{url}/echo") as ws:
     assert await ws.recv() == "hi"
 ```
 
-* `serve` runs the app under uvicorn on a free port of 127.0.0.1 in a thread of its own;
+* `serve` runs the app under uvicorn on a free port of 127.0.0.1 in a thread of its own
+  (`ServerThread` is the same server for sync code);
 * `connect` opens a `websockets` client (`Client`) with bounded receives and `expect_close`;
 * `eventually` polls for what the server does after the client has gone (a `leave`);
 * `MultiplexClient` speaks ``rocket-multiplex`` over a real socket, `MultiplexTestSession`
@@ -28,16 +29,22 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from typing import Any, Literal
 
 from wsroute.multiplex.codec import (
+    META,
+    OPTIONS_PARAM,
     SUBPROTOCOL,
     DataFrame,
     Err,
     Ok,
     ServerFrame,
     encode_binary,
+    encode_meta_binary,
+    encode_meta_text,
     encode_subscribe,
     encode_text,
     encode_unsubscribe,
+    parse_items,
     parse_server_frame,
+    split_meta,
 )
 
 __all__ = [
@@ -46,6 +53,8 @@ __all__ = [
     "Client",
     "MultiplexClient",
     "MultiplexTestSession",
+    "RequestError",
+    "ServerThread",
     "connect",
     "eventually",
     "multiplex_testclient",
@@ -85,6 +94,114 @@ class _LifespanErrors:
             raise
 
 
+class ServerThread:
+    """uvicorn serving `app` on a free port of 127.0.0.1 in a thread: `serve` for sync code.
+
+    ``with ServerThread(app) as url`` starts it, yields ``"127.0.0.1:PORT"`` (also `url`) and
+    stops it as `serve` does when the block ends. For a sync fixture or test (a module-scoped
+    server, Playwright's sync API), or to `stop` it while clients are still connected (from
+    async code: ``await asyncio.to_thread(server.stop)``). The arguments are `serve`'s.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        ws: str = "websockets-sansio",
+        lifespan: bool = True,
+        startup_timeout: float = 10.0,
+        shutdown_timeout: float = 15.0,
+        **options: Any,
+    ) -> None:
+        import uvicorn
+
+        self._app = _LifespanErrors(app)
+        options.setdefault("log_level", "warning")
+        port = options.pop("port", 0)
+        mode: Literal["on", "off"] = "on" if lifespan else "off"
+        config = uvicorn.Config(self._app, host=HOST, port=port, ws=ws, lifespan=mode, **options)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="wsroute-serve", daemon=True)
+        self._crashed: list[BaseException] = []
+        self._url: str | None = None
+        self.startup_timeout = startup_timeout
+        self.shutdown_timeout = shutdown_timeout
+
+    def _run(self) -> None:
+        try:
+            self._server.run()
+        except BaseException as error:  # uvicorn exits with SystemExit when it cannot bind
+            self._crashed.append(error)
+
+    @property
+    def url(self) -> str:
+        """``"127.0.0.1:PORT"``, once started."""
+        if self._url is None:
+            raise RuntimeError("the server has not started")
+        return self._url
+
+    @property
+    def port(self) -> int:
+        """The port it listens on, once started."""
+        return int(self.url.rpartition(":")[2])
+
+    def start(self) -> str:
+        """Start uvicorn and wait until it listens; its `url`.
+
+        An exception of the app's lifespan startup is re-raised here; any other failure to
+        start within `startup_timeout` seconds raises RuntimeError.
+        """
+        self._thread.start()
+        deadline = time.monotonic() + self.startup_timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                if self._app.error is not None:
+                    raise self._app.error
+                cause = self._crashed[0] if self._crashed else None
+                raise RuntimeError("uvicorn did not start (its log says why)") from cause
+            if time.monotonic() > deadline:
+                with contextlib.suppress(TimeoutError):
+                    self._join(5.0)
+                raise RuntimeError(f"uvicorn did not start within {self.startup_timeout}s")
+            time.sleep(0.01)
+        port = int(self._server.servers[0].sockets[0].getsockname()[1])
+        self._url = f"{HOST}:{port}"
+        _running.append(self._url)
+        return self._url
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Shut uvicorn down gracefully and wait for it; nothing if it is not running.
+
+        Open connections are closed with 1012 and every `leave` handler has run when it
+        returns. After `timeout` seconds (`shutdown_timeout` unless given) the handlers still
+        running are cancelled and TimeoutError is raised.
+        """
+        if self._url in _running:
+            _running.remove(self._url)
+        if self._thread.is_alive():
+            self._join(self.shutdown_timeout if timeout is None else timeout)
+
+    def _join(self, timeout: float) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            # Handlers that never finish: cancel them rather than leave a thread behind.
+            self._server.force_exit = True
+            self._thread.join(5.0)
+            raise TimeoutError(f"uvicorn did not shut down within {timeout}s (handlers still running)")
+
+    def __enter__(self) -> str:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> None:
+        if kind is None:
+            self.stop()
+            return
+        # The block has already failed: stop quietly, its error is the one to see.
+        with contextlib.suppress(TimeoutError):
+            self.stop()
+
+
 @contextlib.asynccontextmanager
 async def serve(
     app: Any,
@@ -104,62 +221,27 @@ async def serve(
     An exception of the app's lifespan startup is re-raised here; any other failure to start
     within `startup_timeout` seconds raises RuntimeError. On exit uvicorn shuts down
     gracefully: open connections are closed with 1012 and every `leave` handler has run
-    when the block ends (TimeoutError after `shutdown_timeout` seconds).
+    when the block ends (TimeoutError after `shutdown_timeout` seconds). `ServerThread` is
+    the same server for sync code.
     """
-    import uvicorn
-
-    wrapped = _LifespanErrors(app)
-    options.setdefault("log_level", "warning")
-    port = options.pop("port", 0)
-    mode: Literal["on", "off"] = "on" if lifespan else "off"
-    config = uvicorn.Config(wrapped, host=HOST, port=port, ws=ws, lifespan=mode, **options)
-    server = uvicorn.Server(config)
-    crashed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            server.run()
-        except BaseException as error:  # uvicorn exits with SystemExit when it cannot bind
-            crashed.append(error)
-
-    thread = threading.Thread(target=run, name="wsroute-serve", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive():
-            if wrapped.error is not None:
-                raise wrapped.error
-            cause = crashed[0] if crashed else None
-            raise RuntimeError("uvicorn did not start (its log says why)") from cause
-        if time.monotonic() > deadline:
-            await _stop(server, thread, 5.0)
-            raise RuntimeError(f"uvicorn did not start within {startup_timeout}s")
-        await asyncio.sleep(0.01)
-    port = int(server.servers[0].sockets[0].getsockname()[1])
-    base = f"{HOST}:{port}"
-    _running.append(base)
+    server = ServerThread(
+        app,
+        ws=ws,
+        lifespan=lifespan,
+        startup_timeout=startup_timeout,
+        shutdown_timeout=shutdown_timeout,
+        **options,
+    )
+    # Started and stopped in a worker thread: the test's loop keeps serving its clients.
+    base = await asyncio.to_thread(server.start)
     try:
         yield base
     except BaseException:
-        _running.remove(base)
         # The test has already failed: stop quietly, its error is the one to see.
         with contextlib.suppress(TimeoutError):
-            await _stop(server, thread, shutdown_timeout)
+            await asyncio.to_thread(server.stop)
         raise
-    _running.remove(base)
-    await _stop(server, thread, shutdown_timeout)
-
-
-async def _stop(server: Any, thread: threading.Thread, timeout: float) -> None:
-    """Ask uvicorn to exit and wait for its thread; force it after `timeout` seconds."""
-    server.should_exit = True
-    # Joined in a worker thread: the test's loop keeps serving its clients meanwhile.
-    await asyncio.to_thread(thread.join, timeout)
-    if thread.is_alive():
-        # Handlers that never finish: cancel them rather than leave a thread behind.
-        server.force_exit = True
-        await asyncio.to_thread(thread.join, 5.0)
-        raise TimeoutError(f"uvicorn did not shut down within {timeout}s (handlers still running)")
+    await asyncio.to_thread(server.stop)
 
 
 # --- connect --------------------------------------------------------------------------------
@@ -312,11 +394,14 @@ async def eventually(
 # --- multiplexed clients --------------------------------------------------------------------
 
 
-def _payload(frame: ServerFrame, topic: str) -> str | bytes | None:
-    """The payload of `frame` if it is data for `topic`."""
-    if isinstance(frame, DataFrame) and frame.topic == topic:
-        return frame.text if frame.text is not None else frame.data or b""
-    return None
+class RequestError(Exception):
+    """The server answered a request with an error: `code` and `reason` are what the error
+    would have closed the topic with (e.g. 1007 for an invalid payload, 1011 for a bug)."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"request failed with {code}: {reason}")
+        self.code = code
+        self.reason = reason
 
 
 def _is_reply(frame: ServerFrame, action: str, topic: str) -> bool:
@@ -334,24 +419,86 @@ def _encode(topic: str, payload: str | bytes) -> str | bytes:
 
 
 class _Frames:
-    """Frames received while waiting for another one, kept for later calls (no I/O here)."""
+    """A multiplexed client's bookkeeping, shared by the async and the sync client (no I/O
+    here): frames received while waiting for another one, kept for later calls; which topics
+    the server frames with metadata; request ids."""
 
     def __init__(self) -> None:
         self.buffer: deque[ServerFrame] = deque()
+        self.meta: set[str] = set()
+        self._next_id = 0
 
     def pop(self) -> ServerFrame | None:
         return self.buffer.popleft() if self.buffer else None
 
+    def keep(self, frame: ServerFrame) -> None:
+        self.buffer.append(frame)
+
+    def subscribed(self, reply: Ok | Err) -> None:
+        """Note whether an ``OK`` granted ``meta`` to its topic."""
+        if isinstance(reply, Ok):
+            topic, *rest = reply.params
+            if rest and META in parse_items(rest[0]):
+                self.meta.add(topic)
+            else:
+                self.meta.discard(topic)
+
+    def encode(
+        self, topic: str, payload: str | bytes, items: Mapping[str, str | int] | None = None
+    ) -> str | bytes:
+        if topic not in self.meta:
+            return _encode(topic, payload)
+        items = items or {}
+        if isinstance(payload, str):
+            return encode_meta_text(topic, items, payload)
+        return encode_meta_binary(topic, items, payload)
+
+    def request(self, topic: str, payload: str | bytes) -> tuple[str, str | bytes]:
+        """A new request id and the frame carrying `payload` as that request."""
+        if topic not in self.meta:
+            raise RuntimeError(f"{topic} takes no requests: subscribe it with meta=True")
+        self._next_id += 1
+        request_id = str(self._next_id)
+        return request_id, self.encode(topic, payload, {"id": request_id})
+
+    def split(self, frame: ServerFrame, topic: str) -> tuple[dict[str, str], str | bytes] | None:
+        """The metadata and payload of `frame` if it is data for `topic`."""
+        if not isinstance(frame, DataFrame) or frame.topic != topic:
+            return None
+        if topic not in self.meta:
+            return {}, frame.text if frame.text is not None else frame.data or b""
+        items, text, data = split_meta(frame.text, frame.data)
+        return items, text if text is not None else data or b""
+
+    def data(self, frame: ServerFrame, topic: str) -> str | bytes | None:
+        """The payload of `frame` if it is data for `topic` (a reply is not)."""
+        split = self.split(frame, topic)
+        return None if split is None or "reply" in split[0] else split[1]
+
+    def reply(self, frame: ServerFrame, topic: str, request_id: str) -> str | bytes | None:
+        """The payload of `frame` if it is the reply to `request_id`; raises `RequestError`
+        for an error reply."""
+        split = self.split(frame, topic)
+        if split is None or split[0].get("reply") != request_id:
+            return None
+        items, payload = split
+        if "error" in items:
+            reason = payload if isinstance(payload, str) else payload.decode()
+            raise RequestError(int(items["error"]), reason)
+        return payload
+
     def pop_data(self, topic: str) -> str | bytes | None:
         for index, frame in enumerate(self.buffer):
-            payload = _payload(frame, topic)
+            payload = self.data(frame, topic)
             if payload is not None:
                 del self.buffer[index]
                 return payload
         return None
 
-    def keep(self, frame: ServerFrame) -> None:
-        self.buffer.append(frame)
+
+def _with_options(url: str) -> str:
+    """`url` with the connect topic's ``meta`` option in its query."""
+    return f"{url}{'&' if '?' in url else '?'}{OPTIONS_PARAM}={META}"
 
 
 def _first_topic(url: str) -> str:
@@ -370,10 +517,12 @@ class MultiplexClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str, **options: Any) -> AsyncIterator[MultiplexClient]:
+    async def connect(cls, url: str, *, meta: bool = False, **options: Any) -> AsyncIterator[MultiplexClient]:
         """Open a socket to `url` (its path and query are the first topic).
 
-        `url` is written as for `connect`; `options` go to `websockets.connect`.
+        `url` is written as for `connect`; `options` go to `websockets.connect`. With
+        `meta`, the first topic asks for per-frame metadata (so it takes `request`s) and
+        the server's ``OK`` is awaited here.
         """
         import websockets
         from websockets.typing import Subprotocol
@@ -381,8 +530,11 @@ class MultiplexClient:
         target = _ws_url(url)
         options.setdefault("proxy", None)
         options.setdefault("subprotocols", [Subprotocol(SUBPROTOCOL)])
-        async with websockets.connect(target, **options) as websocket:
-            yield cls(websocket, _first_topic(target))
+        async with websockets.connect(_with_options(target) if meta else target, **options) as websocket:
+            client = cls(websocket, _first_topic(target))
+            if meta:
+                client._frames.subscribed(await client._reply_to("SUBSCRIBE", client.first_topic, 5.0))
+            yield client
 
     async def send_raw(self, frame: str | bytes) -> None:
         """Send a frame exactly as given (to test what the server does with bad input)."""
@@ -390,7 +542,23 @@ class MultiplexClient:
 
     async def send(self, topic: str, payload: str | bytes) -> None:
         """Send `payload` to `topic` (text or binary frame, like the payload)."""
-        await self.websocket.send(_encode(topic, payload))
+        await self.websocket.send(self._frames.encode(topic, payload))
+
+    async def request(self, topic: str, payload: str | bytes, timeout: float = 5.0) -> str | bytes:
+        """Send `payload` to `topic` as a request and return the handler's reply.
+
+        The topic must have been subscribed with ``meta=True``. Raises `RequestError` for an
+        error reply and TimeoutError after `timeout` seconds; other frames stay queued.
+        """
+        request_id, frame = self._frames.request(topic, payload)
+        await self.websocket.send(frame)
+        deadline = time.monotonic() + timeout
+        while True:
+            received = await self._next(deadline)
+            reply = self._frames.reply(received, topic, request_id)
+            if reply is not None:
+                return reply
+            self._frames.keep(received)
 
     async def _next(self, deadline: float) -> ServerFrame:
         remaining = max(deadline - time.monotonic(), 0.0)
@@ -410,10 +578,13 @@ class MultiplexClient:
                 return frame
             self._frames.keep(frame)
 
-    async def subscribe(self, topic: str, timeout: float = 5.0) -> Ok | Err:
-        """SUBSCRIBE and wait for its ``OK`` or ``ERR`` (other frames stay queued for `recv`)."""
-        await self.websocket.send(encode_subscribe(topic))
-        return await self._reply_to("SUBSCRIBE", topic, timeout)
+    async def subscribe(self, topic: str, timeout: float = 5.0, *, meta: bool = False) -> Ok | Err:
+        """SUBSCRIBE and wait for its ``OK`` or ``ERR`` (other frames stay queued for `recv`);
+        with `meta`, ask for per-frame metadata, so that the topic takes `request`s."""
+        await self.websocket.send(encode_subscribe(topic, {META: ""} if meta else None))
+        reply = await self._reply_to("SUBSCRIBE", topic, timeout)
+        self._frames.subscribed(reply)
+        return reply
 
     async def unsubscribe(
         self, topic: str, code: int | None = None, reason: str | None = None, timeout: float = 5.0
@@ -428,7 +599,7 @@ class MultiplexClient:
         deadline = time.monotonic() + timeout
         while payload is None:
             frame = await self._next(deadline)
-            payload = _payload(frame, topic)
+            payload = self._frames.data(frame, topic)
             if payload is None:
                 self._frames.keep(frame)
         return payload
@@ -456,7 +627,19 @@ class MultiplexTestSession:
 
     def send(self, topic: str, payload: str | bytes) -> None:
         """Send `payload` to `topic` (text or binary frame, like the payload)."""
-        self.send_raw(_encode(topic, payload))
+        self.send_raw(self._frames.encode(topic, payload))
+
+    def request(self, topic: str, payload: str | bytes, timeout: float = 5.0) -> str | bytes:
+        """`MultiplexClient.request`: send a request to a ``meta`` topic, return the reply."""
+        request_id, frame = self._frames.request(topic, payload)
+        self.send_raw(frame)
+        deadline = time.monotonic() + timeout
+        while True:
+            received = self._next(deadline, timeout)
+            reply = self._frames.reply(received, topic, request_id)
+            if reply is not None:
+                return reply
+            self._frames.keep(received)
 
     def _receive(self, timeout: float) -> Any:
         """The session's next ASGI message, waiting at most `timeout` seconds.
@@ -514,10 +697,13 @@ class MultiplexTestSession:
                 return frame
             self._frames.keep(frame)
 
-    def subscribe(self, topic: str, timeout: float = 5.0) -> Ok | Err:
-        """SUBSCRIBE and wait for its ``OK`` or ``ERR`` (other frames stay queued for `recv`)."""
-        self.send_raw(encode_subscribe(topic))
-        return self._reply_to("SUBSCRIBE", topic, timeout)
+    def subscribe(self, topic: str, timeout: float = 5.0, *, meta: bool = False) -> Ok | Err:
+        """SUBSCRIBE and wait for its ``OK`` or ``ERR`` (other frames stay queued for `recv`);
+        with `meta`, the topic takes `request`s."""
+        self.send_raw(encode_subscribe(topic, {META: ""} if meta else None))
+        reply = self._reply_to("SUBSCRIBE", topic, timeout)
+        self._frames.subscribed(reply)
+        return reply
 
     def unsubscribe(
         self, topic: str, code: int | None = None, reason: str | None = None, timeout: float = 5.0
@@ -532,18 +718,24 @@ class MultiplexTestSession:
         deadline = time.monotonic() + timeout
         while payload is None:
             frame = self._next(deadline, timeout)
-            payload = _payload(frame, topic)
+            payload = self._frames.data(frame, topic)
             if payload is None:
                 self._frames.keep(frame)
         return payload
 
 
 @contextlib.contextmanager
-def multiplex_testclient(client: Any, path: str, **options: Any) -> Iterator[MultiplexTestSession]:
+def multiplex_testclient(
+    client: Any, path: str, *, meta: bool = False, **options: Any
+) -> Iterator[MultiplexTestSession]:
     """``with multiplex_testclient(TestClient(app), "/rooms/a") as mux``: a multiplexed socket.
 
-    `path` (with its query) is the first topic; `options` go to `client.websocket_connect`.
+    `path` (with its query) is the first topic; with `meta` it takes `request`s; `options`
+    go to `client.websocket_connect`.
     """
     options.setdefault("subprotocols", [SUBPROTOCOL])
-    with client.websocket_connect(path, **options) as session:
-        yield MultiplexTestSession(session, path)
+    with client.websocket_connect(_with_options(path) if meta else path, **options) as session:
+        mux = MultiplexTestSession(session, path)
+        if meta:
+            mux._frames.subscribed(mux._reply_to("SUBSCRIBE", path, 5.0))
+        yield mux

@@ -4,6 +4,7 @@ import { describe, test } from "node:test";
 
 import {
   MultiplexWebSocket,
+  RequestError,
   SEP,
   SUBPROTOCOL,
   encodeBinary,
@@ -67,6 +68,8 @@ function world({ random = () => 0.5, ...extra } = {}) {
 
   const options = {
     WebSocket: FakeWebSocket,
+    // The plain protocol unless a test asks for the extensions (their own tests are below).
+    extensions: false,
     random,
     setTimeout(callback, ms) {
       const timer = { id: nextTimer++, callback, ms };
@@ -111,7 +114,7 @@ function record(topic) {
   return topic;
 }
 
-const sub = (topic) => ({ type: "subscribe", topic });
+const sub = (topic, options = {}) => ({ type: "subscribe", topic, options });
 const unsub = (topic, code = null, reason = null) => ({ type: "unsubscribe", topic, code, reason });
 const text = (topic, payload) => ({ type: "data", topic, text: payload, data: null });
 const flushMicrotasks = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -303,7 +306,7 @@ describe("buffering", () => {
     a.send("a1");
     b.send("b1");
     a.send(new Uint8Array([1, 2]));
-    assert.equal(a.bufferedAmount, "/a·a1".length + 1 + 6);
+    assert.equal(a.bufferedAmount, 2 + 2); // the messages' bytes, as WebSocket counts them
     const ws = w.sockets[0];
     ws.accept();
     assert.deepEqual(ws.take(), [
@@ -690,5 +693,149 @@ describe("reconnection", () => {
     assert.equal(w.sockets.length, 2);
     w.sockets[1].accept();
     assert.deepEqual(next.events, ["open"]);
+  });
+});
+
+describe("extensions: meta subscriptions and requests", () => {
+  const meta = (topic, payload, id = null) => ({
+    type: "data",
+    topic,
+    text: `${id === null ? "" : `id=${id}`}${S}${payload}`,
+    data: null,
+  });
+  /** A world whose topics ask for the extensions; `/a` is open with meta granted. */
+  function metaWorld() {
+    const w = world({ extensions: true });
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    return { w, a, ws };
+  }
+
+  test("the connect URL carries the options; the topic opens on the server's OK", () => {
+    const { w, a, ws } = metaWorld();
+    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta`);
+    assert.equal(a.url, `${w.host}/a`); // the topic's own URL is untouched
+    assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    assert.equal(a.readyState, MultiplexWebSocket.OPEN);
+    a.send("hi");
+    assert.deepEqual(ws.take(), [meta("/a", "hi")]);
+  });
+
+  test("later topics SUBSCRIBE with meta; a plain OK means a plain subscription", () => {
+    const { w, ws } = metaWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const b = w.open("/b");
+    const c = w.open("/c");
+    assert.deepEqual(ws.take(), [sub("/b", { meta: "" }), sub("/c", { meta: "" })]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/c")); // a server that ignores the option
+    b.send("x");
+    c.send("y");
+    assert.deepEqual(ws.take(), [meta("/b", "x"), text("/c", "y")]);
+    ws.deliver(`/b${S}${S}from server`);
+    ws.deliver(`/c${S}plain${S}payload`);
+    assert.deepEqual(b.events, ["open", "message:from server"]);
+    assert.deepEqual(c.events, ["open", `message:plain${S}payload`]);
+  });
+
+  test("request resolves with the reply to its id, in any order", async () => {
+    const { a, ws } = metaWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const first = a.request("one");
+    const second = a.request(new Uint8Array([7]));
+    assert.deepEqual(ws.take(), [
+      meta("/a", "one", 1),
+      { type: "data", topic: "/a", text: null, data: new Uint8Array([...new TextEncoder().encode(`id=2${S}`), 7]) },
+    ]);
+    ws.deliver(`/a${S}reply=2${S}two`);
+    ws.deliver(`/a${S}reply=1${S}uno`);
+    assert.equal(await first, "uno");
+    assert.equal(await second, "two");
+    assert.deepEqual(a.events, ["open"]); // replies are not message events
+  });
+
+  test("100 pipelined requests each get their own reply", async () => {
+    const { a, ws } = metaWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const pending = Array.from({ length: 100 }, (_, i) => a.request(`q${i}`));
+    const sent = ws.take();
+    assert.equal(sent.length, 100);
+    for (const frame of sent.reverse()) {
+      const [items, payload] = frame.text.split(S);
+      ws.deliver(`/a${S}reply=${items.slice(3)}${S}answer to ${payload}`);
+    }
+    const answers = await Promise.all(pending);
+    assert.deepEqual(answers, Array.from({ length: 100 }, (_, i) => `answer to q${i}`));
+  });
+
+  test("an error reply rejects with the code and reason; the topic stays open", async () => {
+    const { a, ws } = metaWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const failing = a.request("bad");
+    ws.deliver(`/a${S}reply=1,error=1007${S}invalid payload`);
+    await assert.rejects(failing, (error) => {
+      assert.ok(error instanceof RequestError);
+      assert.deepEqual([error.kind, error.code, error.reason], ["error", 1007, "invalid payload"]);
+      return true;
+    });
+    assert.equal(a.readyState, MultiplexWebSocket.OPEN);
+  });
+
+  test("timeout rejects once, and a late reply is ignored", async () => {
+    const { w, a, ws } = metaWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const slow = a.request("slow", { timeout: 1234 });
+    assert.deepEqual(w.tick(), [1234]);
+    await assert.rejects(slow, (error) => error instanceof RequestError && error.kind === "timeout");
+    ws.deliver(`/a${S}reply=1${S}late`);
+    assert.deepEqual(a.events, ["open"]);
+  });
+
+  test("closing the topic or losing the connection rejects requests in flight", async () => {
+    const { w, a, ws } = metaWorld();
+    const b = w.open("/b");
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
+    const onB = b.request("x");
+    b.close();
+    await assert.rejects(onB, (error) => error instanceof RequestError && error.kind === "closed");
+    const onA = a.request("y");
+    ws.drop();
+    await assert.rejects(onA, (error) => error instanceof RequestError && error.kind === "closed");
+    // A reply arriving on the next connection for the old id settles nothing twice.
+    w.tick();
+    const again = w.sockets[1];
+    again.accept();
+    again.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    again.deliver(`/a${S}reply=2${S}stale`);
+    assert.equal(a.readyState, MultiplexWebSocket.OPEN);
+    assert.deepEqual(a.events, ["open", "open"]);
+  });
+
+  test("a request made while connecting is sent on open; refused without meta", async () => {
+    const w = world({ extensions: true });
+    const a = w.open("/a");
+    const early = a.request("early");
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(ws.take(), []);
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    assert.deepEqual(ws.take(), [meta("/a", "early", 1)]);
+    ws.deliver(`/a${S}reply=1${S}ok`);
+    assert.equal(await early, "ok");
+
+    const plain = w.open("/plain");
+    const refused = plain.request("q");
+    ws.deliver(encodeOk("SUBSCRIBE", "/plain"));
+    await assert.rejects(refused, (error) => error instanceof RequestError && error.kind === "error");
+    await assert.rejects(plain.request("q2"), (error) => error.kind === "error");
+  });
+
+  test("a request on a closed topic rejects at once", async () => {
+    const { a } = metaWorld();
+    a.close();
+    await assert.rejects(a.request("x"), (error) => error instanceof RequestError && error.kind === "closed");
   });
 });

@@ -12,7 +12,12 @@ test("multiplex.js re-exports every export of the codec, and adds only the clien
     assert.equal(client[name], value, name);
   }
   const added = Object.keys(client).filter((name) => !(name in codec));
-  assert.deepEqual(added.sort(), ["MultiplexSocket", "MultiplexWebSocket"]);
+  assert.deepEqual(added.sort(), [
+    "DEFAULT_REQUEST_TIMEOUT",
+    "MultiplexSocket",
+    "MultiplexWebSocket",
+    "RequestError",
+  ]);
 });
 
 test("the codec loads and works where there are no sockets, timers or events", () => {

@@ -12,6 +12,9 @@ import {
   encodeBinary,
   encodeErr,
   encodeInvalid,
+  encodeItems,
+  encodeMetaBinary,
+  encodeMetaText,
   encodeOk,
   encodeServerUnsubscribe,
   encodeSubscribe,
@@ -20,6 +23,7 @@ import {
   invalidTopicReason,
   parseClientFrame,
   parseServerFrame,
+  splitMeta,
   utf8Length,
 } from "../../wsroute/static/multiplex.js";
 
@@ -39,7 +43,9 @@ function toExpect(frame) {
         ? { type, topic: frame.topic, data_hex: hex(frame.data) }
         : { type, topic: frame.topic, text: frame.text };
     case "subscribe":
-      return { type, topic: frame.topic };
+      return Object.keys(frame.options).length > 0
+        ? { type, topic: frame.topic, options: frame.options }
+        : { type, topic: frame.topic };
     case "unsubscribe":
     case "server_unsubscribe":
       return { type, topic: frame.topic, code: frame.code, reason: frame.reason };
@@ -61,7 +67,7 @@ function encode(expect) {
         ? encodeBinary(expect.topic, fromHex(expect.data_hex))
         : encodeText(expect.topic, expect.text);
     case "subscribe":
-      return encodeSubscribe(expect.topic);
+      return encodeSubscribe(expect.topic, expect.options ?? null);
     case "unsubscribe":
       return encodeUnsubscribe(expect.topic, expect.code, expect.reason);
     case "ok":
@@ -79,6 +85,7 @@ function encode(expect) {
 
 const frameCases = cases.filter((c) => c.direction === "client" || c.direction === "server");
 const topicCases = cases.filter((c) => c.direction === "topic");
+const metaCases = cases.filter((c) => c.direction === "meta");
 
 describe("golden frames", () => {
   test("the fixture file has cases", () => {
@@ -105,6 +112,35 @@ describe("golden frames", () => {
         else assert.equal(encoded, c.frame);
       }
       assert.deepEqual(toExpect(parse(encoded)), c.expect);
+    });
+  }
+});
+
+describe("golden metadata", () => {
+  test("the fixture file has metadata cases", () => assert.ok(metaCases.length > 10));
+  for (const c of metaCases) {
+    test(c.name, () => {
+      const binary = c.kind === "binary";
+      const frame = binary
+        ? { type: "data", topic: "/t", text: null, data: fromHex(c.payload_hex) }
+        : { type: "data", topic: "/t", text: c.payload, data: null };
+      if (c.expect.type === "error") {
+        assert.throws(
+          () => splitMeta(/** @type {any} */ (frame)),
+          (error) => error instanceof ProtocolError && error.reason === c.expect.reason,
+        );
+        return;
+      }
+      const split = splitMeta(/** @type {any} */ (frame));
+      assert.deepEqual({ ...split.items }, c.expect.items);
+      if (binary) {
+        assert.equal(hex(split.data), c.expect.data_hex);
+        assert.equal(hex(encodeMetaBinary("/t", split.items, split.data)), hex(fromHex("2f74c2b7" + c.payload_hex)));
+      } else {
+        assert.equal(split.text, c.expect.text);
+        assert.equal(encodeMetaText("/t", split.items, split.text), `/t${SEP}${c.payload}`);
+        assert.equal(encodeItems(split.items) + SEP + split.text, c.payload);
+      }
     });
   }
 });

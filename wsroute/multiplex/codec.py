@@ -3,7 +3,11 @@
 Wire format, with ``S`` = U+00B7 MIDDLE DOT (``·``):
 
 * data, both directions, text or binary: ``TOPIC S PAYLOAD`` (the topic prefix is UTF-8);
-* control, text frames only, at most 512 UTF-8 bytes: ``S ACTION (S PARAM)* [S]``.
+* control, text frames only, at most 512 UTF-8 bytes: ``S ACTION (S PARAM)* [S]``;
+* on a subscription that asked for the ``meta`` option, data frames carry per-frame metadata:
+  ``TOPIC S META S PAYLOAD``, where ``META`` is ``name=value`` items joined by ``,`` (possibly
+  none). Subscription options (``SUBSCRIBE``'s second parameter, the connect URL's
+  ``rocket-multiplex`` query parameter, the ``OK`` reply) use the same item syntax.
 
 Parsers take the ``text`` / ``bytes`` of an ASGI ``websocket.receive`` event and return frozen
 dataclasses; encoders return the ``str`` / ``bytes`` to send. Nothing here touches a socket or
@@ -22,14 +26,17 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from http import HTTPStatus
 from typing import Final, TypeAlias
 
 __all__ = [
     "MAX_CONTROL_BYTES",
     "MAX_TOPIC_BYTES",
+    "META",
+    "OPTIONS_PARAM",
     "SEP",
     "SEP_BYTES",
     "SUBPROTOCOL",
@@ -49,6 +56,9 @@ __all__ = [
     "encode_binary",
     "encode_err",
     "encode_invalid",
+    "encode_items",
+    "encode_meta_binary",
+    "encode_meta_text",
     "encode_ok",
     "encode_server_unsubscribe",
     "encode_subscribe",
@@ -56,7 +66,10 @@ __all__ = [
     "encode_unsubscribe",
     "negotiate_subprotocol",
     "parse_client_frame",
+    "parse_items",
+    "parse_options",
     "parse_server_frame",
+    "split_meta",
     "split_topic",
 ]
 
@@ -74,6 +87,15 @@ MAX_CONTROL_BYTES: Final = 512
 
 SUBPROTOCOL: Final = "rocket-multiplex"
 """The ``Sec-WebSocket-Protocol`` token (matched case-insensitively, echoed as offered)."""
+
+OPTIONS_PARAM: Final = "rocket-multiplex"
+"""The connect URL's query parameter that carries the connect topic's subscription options."""
+
+META: Final = "meta"
+"""The subscription option that turns on per-frame metadata (every extension implies it)."""
+
+MAX_ITEMS_CHARS: Final = 256
+"""Longest metadata field of a data frame, in characters (all ASCII)."""
 
 
 class Reason:
@@ -95,6 +117,8 @@ class Reason:
     """``INVALID``: unknown action, wrong number of fields, bad close code, binary control."""
     INVALID_UTF8: Final = "Invalid Utf-8"
     """``INVALID``: the topic prefix of a binary frame is not UTF-8."""
+    INVALID_METADATA: Final = "Invalid Metadata"
+    """``INVALID``: a data frame on a ``meta`` subscription without a valid metadata field."""
 
     @staticmethod
     def http(status: int) -> str:
@@ -143,9 +167,11 @@ class DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class Subscribe:
-    """Client ``·SUBSCRIBE·topic``. The topic is not validated here: see :func:`check_topic`."""
+    """Client ``·SUBSCRIBE·topic[·options]``. The topic is not validated here: see
+    :func:`check_topic`; ``options`` are the parsed items (``{}`` without the field)."""
 
     topic: str
+    options: dict[str, str] = dataclass_field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,9 +309,14 @@ def _parse_client_control(text: str) -> ClientFrame:
         raise ProtocolError(Reason.CONTROL_TOO_LONG, f"over {MAX_CONTROL_BYTES} bytes")
     action, sep, tail = _strip_trailing(text[len(SEP) :]).partition(SEP)
     if action == "SUBSCRIBE":
-        if not sep or SEP in tail:
-            raise _invalid("SUBSCRIBE takes exactly one topic")
-        return Subscribe(tail)
+        if not sep:
+            raise _invalid("SUBSCRIBE needs a topic")
+        topic, sep, options = tail.partition(SEP)
+        if not sep:
+            return Subscribe(topic)
+        if not options or SEP in options:
+            raise _invalid("SUBSCRIBE takes a topic and at most one non-empty options field")
+        return Subscribe(topic, parse_options(options))
     if action == "UNSUBSCRIBE":
         if not sep:
             raise _invalid("UNSUBSCRIBE needs a topic")
@@ -362,6 +393,83 @@ def parse_server_frame(text: str | None, data: bytes | None) -> ServerFrame:
     if text.startswith(SEP):
         return _parse_server_control(text)
     return _parse_text_data(text)
+
+
+# NAME "=" VALUE or a bare NAME (a flag, read as ""); see docs/protocol.md, "Extensions".
+_ITEM: Final = re.compile(r"([a-z][a-z0-9-]{0,31})(?:=([A-Za-z0-9._:~-]{1,64}))?")
+
+
+def parse_items(text: str, reason: str = Reason.INVALID_METADATA) -> dict[str, str]:
+    """Parse ``name=value`` items joined by ``,``: ``"meta,since=e1:17"`` gives
+    ``{"meta": "", "since": "e1:17"}`` (a bare name is a flag, read as ``""``).
+
+    ``""`` gives ``{}``. Raises :class:`ProtocolError` with ``reason`` for anything else
+    (a name twice, a bad character, an empty item).
+    """
+    items: dict[str, str] = {}
+    if not text:
+        return items
+    for item in text.split(","):
+        match = _ITEM.fullmatch(item)
+        if match is None:
+            raise ProtocolError(reason, f"invalid item {item[:40]!r}")
+        name, value = match.group(1), match.group(2) or ""
+        if name in items:
+            raise ProtocolError(reason, f"{name!r} given twice")
+        items[name] = value
+    return items
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """Parse a subscription's options field: items that include ``meta``, which every
+    extension needs; names this side does not know are kept (and then not granted).
+
+    Without ``meta`` the field is refused (``Invalid Control Message``): it is not an
+    options field, e.g. the tail of a topic that held a raw separator.
+    """
+    options = parse_items(text, Reason.INVALID_CONTROL)
+    if META not in options:
+        raise _invalid(f"options {text[:40]!r} without {META!r}")
+    return options
+
+
+def encode_items(items: Mapping[str, str | int]) -> str:
+    """Inverse of :func:`parse_items`: ``{"reply": 7}`` gives ``"reply=7"``; ``""`` is a flag."""
+    parts = []
+    for name, value in items.items():
+        text = str(value)
+        item = f"{name}={text}" if text else name
+        if _ITEM.fullmatch(item) is None:
+            raise ValueError(f"invalid item {item!r}")
+        parts.append(item)
+    return ",".join(parts)
+
+
+def split_meta(text: str | None, data: bytes | None) -> tuple[dict[str, str], str | None, bytes | None]:
+    """Split a ``meta`` subscription's payload ``META·PAYLOAD`` into its items and the payload.
+
+    Pass the :class:`DataFrame`'s ``text`` or ``data``; the payload comes back in the same
+    slot. Raises :class:`ProtocolError` (``Invalid Metadata``) without a valid field.
+    """
+    _check_call(text, data)
+    if text is not None:
+        if text.startswith(SEP):  # no metadata: the common case, no parsing
+            return {}, text[len(SEP) :], None
+        i = text.find(SEP, 0, MAX_ITEMS_CHARS + 1)
+        if i < 0:
+            raise ProtocolError(Reason.INVALID_METADATA, "no metadata field before the payload")
+        return parse_items(text[:i]), text[i + len(SEP) :], None
+    assert data is not None
+    if data.startswith(SEP_BYTES):
+        return {}, None, data[len(SEP_BYTES) :]
+    i = data.find(SEP_BYTES, 0, MAX_ITEMS_CHARS + 1)
+    if i < 0:
+        raise ProtocolError(Reason.INVALID_METADATA, "no metadata field before the payload")
+    try:
+        head = data[:i].decode("ascii")
+    except UnicodeDecodeError:
+        raise ProtocolError(Reason.INVALID_METADATA, "metadata is not ASCII") from None
+    return parse_items(head), None, data[i + len(SEP_BYTES) :]
 
 
 def check_topic(topic: str) -> None:
@@ -475,6 +583,22 @@ def encode_binary(topic: str, payload: bytes | bytearray | memoryview) -> bytes:
     return b"".join((topic.encode("utf-8"), SEP_BYTES, payload))
 
 
+def encode_meta_text(topic: str, items: Mapping[str, str | int], payload: str) -> str:
+    """Text data frame of a ``meta`` subscription: ``topic·META·payload``.
+
+    ``encode_meta_text("/room", {"reply": 7}, "ok") == "/room·reply=7·ok"``; ``{}`` gives
+    ``"/room··ok"``.
+    """
+    return encode_text(topic, encode_items(items) + SEP + payload)
+
+
+def encode_meta_binary(
+    topic: str, items: Mapping[str, str | int], payload: bytes | bytearray | memoryview
+) -> bytes:
+    """Binary data frame of a ``meta`` subscription: ``topic·META·payload`` (see :func:`encode_meta_text`)."""
+    return encode_binary(topic, b"".join((encode_items(items).encode("ascii"), SEP_BYTES, payload)))
+
+
 def encode_ok(action: str, *params: str) -> str:
     """``encode_ok("SUBSCRIBE", "/room") == "·OK·SUBSCRIBE·/room"``.
 
@@ -511,10 +635,13 @@ def encode_server_unsubscribe(topic: str, code: int, reason: str) -> str:
     return _control("UNSUBSCRIBE", topic, code_text, reason, rest_last=True)
 
 
-def encode_subscribe(topic: str) -> str:
-    """``encode_subscribe("/room") == "·SUBSCRIBE·/room"`` (the topic is not validated)."""
+def encode_subscribe(topic: str, options: Mapping[str, str | int] | None = None) -> str:
+    """``encode_subscribe("/room") == "·SUBSCRIBE·/room"`` (the topic is not validated);
+    ``encode_subscribe("/room", {"meta": ""}) == "·SUBSCRIBE·/room·meta"``."""
     if SEP in topic:
         raise InvalidTopic(topic, f"contains the separator {SEP!r}")
+    if options:
+        return _control("SUBSCRIBE", topic, encode_items(options))
     return _control("SUBSCRIBE", topic)
 
 

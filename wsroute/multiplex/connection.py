@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -20,6 +20,10 @@ from wsroute.errors import ChannelClosed
 from wsroute.guards import Reject
 from wsroute.messages import text_event
 from wsroute.multiplex.codec import (
+    META,
+    OPTIONS_PARAM,
+    SEP,
+    SEP_BYTES,
     ClientFrame,
     DataFrame,
     InvalidTopic,
@@ -29,10 +33,13 @@ from wsroute.multiplex.codec import (
     encode_binary,
     encode_err,
     encode_invalid,
+    encode_items,
     encode_ok,
     encode_server_unsubscribe,
     encode_text,
     parse_client_frame,
+    parse_options,
+    split_meta,
     split_topic,
 )
 from wsroute.ratelimit import TokenBucket
@@ -58,6 +65,69 @@ def _framer(topic: str) -> Framer:
     return frame
 
 
+class _MetaFramer:
+    """Frames of a ``meta`` subscription: ``topic··payload`` for what handlers send and
+    broadcasts, ``topic·reply=ID[,error=CODE]·payload`` for the answer to a request."""
+
+    __slots__ = ("_bytes_prefix", "_text_prefix", "topic")
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._text_prefix = encode_text(topic, SEP)
+        self._bytes_prefix = encode_binary(topic, SEP_BYTES)
+
+    def __call__(self, event: Message) -> Message:
+        text = event.get("text")
+        if text is not None:
+            return {"type": "websocket.send", "text": self._text_prefix + text}
+        return {"type": "websocket.send", "bytes": self._bytes_prefix + event["bytes"]}
+
+    def ok(self, request_id: str, event: Message | None) -> Message:
+        head = encode_text(self.topic, f"reply={request_id}{SEP}")
+        if event is None:
+            return text_event(head)
+        text = event.get("text")
+        if text is not None:
+            return text_event(head + text)
+        return {"type": "websocket.send", "bytes": head.encode() + event["bytes"]}
+
+    def error(self, request_id: str, code: int, reason: str) -> Message:
+        return text_event(encode_text(self.topic, f"reply={request_id},error={code}{SEP}{reason}"))
+
+
+# The subscription options this server grants (docs/protocol.md, "Extensions").
+_KNOWN_OPTIONS = frozenset({META})
+
+
+def _granted(options: dict[str, str]) -> dict[str, str]:
+    """The options of `options` this server grants, in the order asked; unknown ones are
+    left out, so a client learns from the OK reply what the server speaks."""
+    return {name: value for name, value in options.items() if name in _KNOWN_OPTIONS}
+
+
+def take_connect_options(scope: Scope) -> tuple[Scope, dict[str, str] | ProtocolError]:
+    """Remove the ``rocket-multiplex`` query parameter (the connect topic's subscription
+    options) from the handshake's scope: the app and the topic's name never see it."""
+    query: bytes = scope.get("query_string", b"")
+    if OPTIONS_PARAM.encode() not in query:
+        return scope, {}
+    kept: list[bytes] = []
+    found: str | None = None
+    for part in query.split(b"&"):
+        name, _, value = part.partition(b"=")
+        if name.decode("latin-1") == OPTIONS_PARAM and found is None:
+            found = unquote_plus(value.decode("latin-1"))
+        else:
+            kept.append(part)
+    if found is None:
+        return scope, {}
+    stripped: Scope = {**scope, "query_string": b"&".join(kept)}
+    try:
+        return stripped, parse_options(found)
+    except ProtocolError as exc:
+        return stripped, exc
+
+
 def connect_topic(scope: Scope) -> str:
     """The first topic's name on the wire: the connect path as sent, plus ``?query``."""
     raw = scope.get("raw_path")
@@ -69,7 +139,7 @@ def connect_topic(scope: Scope) -> str:
 class MultiplexConnection(BaseConnection):
     """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
 
-    __slots__ = ("_bucket", "_closing", "first", "first_topic", "topics")
+    __slots__ = ("_bucket", "_closing", "_first_options", "first", "first_topic", "topics")
 
     def __init__(
         self,
@@ -89,20 +159,30 @@ class MultiplexConnection(BaseConnection):
         self._closing: dict[Session, WebSocketStatus] = {}
         # The router's rate limit, for the frames no topic counts; made at accept.
         self._bucket: TokenBucket | None = None
+        scope, options = take_connect_options(scope)
+        self._first_options = options
         self.first_topic = connect_topic(scope)
-        self.first = self._session(self.first_topic, scope)
+        granted = _granted(options) if isinstance(options, dict) else {}
+        self.first = self._session(self.first_topic, scope, granted)
 
-    def _session(self, topic: str, scope: Scope) -> Session:
+    def _session(self, topic: str, scope: Scope, options: dict[str, str]) -> Session:
         async def closer(code: int, reason: str) -> None:
             await self._close_topic(topic, code, reason)
 
         close: Closer = closer
-        return self.new_session(scope, close, _framer(topic))
+        if META not in options:
+            return self.new_session(scope, close, _framer(topic))
+        framer = _MetaFramer(topic)
+        session = self.new_session(scope, close, framer)
+        session.replies = framer
+        return session
 
     def sessions(self) -> list[Session]:
         return list(self.topics.values())
 
     async def open(self) -> None:
+        if isinstance(self._first_options, ProtocolError):
+            raise Reject(400, f"invalid {OPTIONS_PARAM} options: {self._first_options.detail}")
         await self.first.handshake()
 
     async def start(self) -> None:
@@ -111,7 +191,19 @@ class MultiplexConnection(BaseConnection):
             self._bucket = TokenBucket(*rate)
         self.topics[self.first_topic] = self.first
         await self.first.subscribe()
+        options = self._first_options
+        if options:
+            # The connect topic was subscribed by the handshake: its options get the same
+            # OK a SUBSCRIBE would, first on the socket.
+            assert isinstance(options, dict)
+            await self._reply(self._ok_subscribe(self.first_topic, _granted(options)))
         self.start_join(self.first)
+
+    @staticmethod
+    def _ok_subscribe(topic: str, granted: dict[str, str]) -> str:
+        if granted:
+            return encode_ok("SUBSCRIBE", topic, encode_items(granted))
+        return encode_ok("SUBSCRIBE", topic)
 
     async def _reply(self, text: str) -> None:
         with contextlib.suppress(ChannelClosed):
@@ -126,13 +218,23 @@ class MultiplexConnection(BaseConnection):
         if isinstance(frame, DataFrame):
             session = self.topics.get(frame.topic)
             if session is not None:
+                text, data, request_id = frame.text, frame.data, None
+                if session.replies is not None:
+                    try:
+                        items, text, data = split_meta(text, data)
+                    except ProtocolError as exc:
+                        frame = exc
+                        session = None
+                    else:
+                        request_id = items.get("id")
+            if session is not None:
                 # Counted for its topic, as for a dedicated socket: over the limit, the
                 # message is dropped and that topic's exception handlers decide.
                 bucket = session.bucket
                 if bucket is not None and not bucket.take():
                     await session.rate_limited()
                 else:
-                    await session.receive(frame.text, frame.data)
+                    await session.receive(text, data, request_id)
                 return
         # No topic counts this frame, and no topic's handlers are asked about it: control
         # actions (each SUBSCRIBE runs guards) and frames for no topic have the router's
@@ -145,7 +247,7 @@ class MultiplexConnection(BaseConnection):
         elif isinstance(frame, DataFrame):
             await self._reply(encode_invalid(Reason.NOT_SUBSCRIBED))
         elif isinstance(frame, Subscribe):
-            await self._subscribe(frame.topic)
+            await self._subscribe(frame.topic, frame.options)
         else:
             params = [frame.topic]
             if frame.code is not None:
@@ -158,17 +260,19 @@ class MultiplexConnection(BaseConnection):
             else:
                 await self._reply(encode_err(Reason.NOT_SUBSCRIBED, "UNSUBSCRIBE", *params))
 
-    async def _subscribe(self, topic: str) -> None:
+    async def _subscribe(self, topic: str, options: dict[str, str]) -> None:
+        # An ERR echoes the request's parameters, options included.
+        params = (topic, encode_items(options)) if options else (topic,)
         try:
             path, raw_path, query = split_topic(topic)
         except InvalidTopic:
-            await self._reply(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", topic))
+            await self._reply(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", *params))
             return
         if topic in self.topics:
-            await self._reply(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", topic))
+            await self._reply(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", *params))
             return
         if len(self.topics) >= self.settings.max_topics:
-            await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", topic))
+            await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", *params))
             return
         root = self.scope.get("root_path", "")
         scope: Scope = {
@@ -178,20 +282,21 @@ class MultiplexConnection(BaseConnection):
             "query_string": query,
             "path_params": {},
         }
-        session = self._session(topic, scope)
+        granted = _granted(options)
+        session = self._session(topic, scope, granted)
         try:
             await session.handshake()
         except Reject as reject:
-            await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", topic))
+            await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", *params))
             return
         except Exception:
             logger.exception("exception while subscribing to %s", topic)
-            await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", topic))
+            await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", *params))
             return
         self.topics[topic] = session
         await session.subscribe()
         # OK before the join body runs, as accept is for a dedicated connection.
-        await self._reply(encode_ok("SUBSCRIBE", topic))
+        await self._reply(self._ok_subscribe(topic, granted))
         self.start_join(session)
 
     async def _close_topic(self, topic: str, code: int, reason: str) -> None:

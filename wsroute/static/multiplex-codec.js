@@ -19,6 +19,12 @@ export const MAX_TOPIC_BYTES = 100;
 export const MAX_CONTROL_BYTES = 512;
 /** Physical close codes after which the client does not reconnect (overridable per socket). */
 export const DEFAULT_STOP_CODES = Object.freeze([1008, 3000, 3003, 4401, 4403]);
+/** The connect URL's query parameter carrying the connect topic's subscription options. */
+export const OPTIONS_PARAM = "rocket-multiplex";
+/** The subscription option that turns on per-frame metadata (docs/protocol.md, "Extensions"). */
+export const META = "meta";
+/** Longest metadata field of a data frame, in characters (all ASCII). */
+export const MAX_ITEMS_CHARS = 256;
 
 /** REASON fields of `ERR` and `INVALID` replies, spelled exactly as on the wire. */
 export const Reason = Object.freeze({
@@ -30,6 +36,7 @@ export const Reason = Object.freeze({
   CONTROL_TOO_LONG: "Control Message Too Long",
   INVALID_CONTROL: "Invalid Control Message",
   INVALID_UTF8: "Invalid Utf-8",
+  INVALID_METADATA: "Invalid Metadata",
 });
 
 /**
@@ -38,8 +45,14 @@ export const Reason = Object.freeze({
  *   | { type: "data", topic: string, text: null, data: Uint8Array }} DataFrame
  */
 /**
- * Client `·SUBSCRIBE·topic`.
- * @typedef {{ type: "subscribe", topic: string }} SubscribeFrame
+ * Client `·SUBSCRIBE·topic[·options]`; `options` are the parsed items (`{}` without the field).
+ * @typedef {{ type: "subscribe", topic: string, options: Record<string, string> }} SubscribeFrame
+ */
+/**
+ * A `meta` subscription's payload split: its metadata items, and the payload (`text` for a text
+ * frame, `data` for a binary one).
+ * @typedef {{ items: Record<string, string>, text: string, data: null }
+ *   | { items: Record<string, string>, text: null, data: Uint8Array }} MetaPayload
  */
 /**
  * Client `·UNSUBSCRIBE·topic[·code[·reason]]`; `code` is 1000 or 3000-4999 when set.
@@ -259,8 +272,17 @@ function parseClientControl(text) {
   }
   let [action, found, tail] = partition(stripTrailing(text.slice(SEP.length)));
   if (action === "SUBSCRIBE") {
-    if (!found || tail.includes(SEP)) throw invalid("SUBSCRIBE takes exactly one topic");
-    return { type: "subscribe", topic: tail };
+    if (!found) throw invalid("SUBSCRIBE needs a topic");
+    const [topic, hasOptions, options] = partition(tail);
+    if (!hasOptions) return { type: "subscribe", topic, options: {} };
+    if (!options || options.includes(SEP)) {
+      throw invalid("SUBSCRIBE takes a topic and at most one non-empty options field");
+    }
+    const parsed = parseItems(options, Reason.INVALID_CONTROL);
+    // Every extension needs meta: a field without it is not options (say, the tail of a topic
+    // that held a raw separator).
+    if (!Object.hasOwn(parsed, META)) throw invalid(`options without ${META}`);
+    return { type: "subscribe", topic, options: parsed };
   }
   if (action === "UNSUBSCRIBE") {
     if (!found) throw invalid("UNSUBSCRIBE needs a topic");
@@ -416,12 +438,110 @@ export function encodeBinary(topic, payload) {
 }
 
 /**
- * `·SUBSCRIBE·topic`.
+ * `·SUBSCRIBE·topic[·options]`: `encodeSubscribe("/room", { meta: "" })` is `·SUBSCRIBE·/room·meta`.
  * @param {string} topic
+ * @param {Record<string, string | number> | null} [options]
  * @returns {string}
  */
-export function encodeSubscribe(topic) {
+export function encodeSubscribe(topic, options = null) {
+  if (options && Object.keys(options).length > 0) {
+    return control(["SUBSCRIBE", topic, encodeItems(options)]);
+  }
   return control(["SUBSCRIBE", topic]);
+}
+
+// NAME "=" VALUE or a bare NAME (a flag, read as ""); the same grammar as codec.py's _ITEM.
+const ITEM = /^([a-z][a-z0-9-]{0,31})(?:=([A-Za-z0-9._:~-]{1,64}))?$/;
+
+/**
+ * Parse `name=value` items joined by `,`: `"meta,since=e1:17"` gives
+ * `{ meta: "", since: "e1:17" }`; `""` gives `{}`.
+ * @param {string} text
+ * @param {string} [reason] the ProtocolError reason for a malformed field
+ * @returns {Record<string, string>}
+ */
+export function parseItems(text, reason = Reason.INVALID_METADATA) {
+  /** @type {Record<string, string>} */
+  const items = {};
+  if (!text) return items;
+  for (const item of text.split(",")) {
+    const match = ITEM.exec(item);
+    if (match === null) throw new ProtocolError(reason, `invalid item ${JSON.stringify(item.slice(0, 40))}`);
+    const name = /** @type {string} */ (match[1]);
+    if (Object.hasOwn(items, name)) throw new ProtocolError(reason, `${JSON.stringify(name)} given twice`);
+    items[name] = match[2] ?? "";
+  }
+  return items;
+}
+
+/**
+ * Inverse of {@link parseItems}: `{ id: 7 }` gives `"id=7"`; `""` is a flag.
+ * @param {Record<string, string | number>} items
+ * @returns {string}
+ */
+export function encodeItems(items) {
+  const parts = [];
+  for (const [name, value] of Object.entries(items)) {
+    const text = String(value);
+    const item = text ? `${name}=${text}` : name;
+    if (!ITEM.test(item)) throw new TypeError(`invalid item ${JSON.stringify(item)}`);
+    parts.push(item);
+  }
+  return parts.join(",");
+}
+
+/**
+ * Split the payload of a `meta` subscription's data frame, `META·PAYLOAD`.
+ * @param {DataFrame} frame
+ * @returns {MetaPayload}
+ */
+export function splitMeta(frame) {
+  if (frame.text !== null) {
+    const { text } = frame;
+    if (text.startsWith(SEP)) return { items: {}, text: text.slice(SEP.length), data: null };
+    const i = text.indexOf(SEP);
+    if (i < 0 || i > MAX_ITEMS_CHARS) {
+      throw new ProtocolError(Reason.INVALID_METADATA, "no metadata field before the payload");
+    }
+    return { items: parseItems(text.slice(0, i)), text: text.slice(i + SEP.length), data: null };
+  }
+  const bytes = frame.data;
+  const i = findSep(bytes, 0, Math.min(bytes.length, MAX_ITEMS_CHARS + 2));
+  if (i < 0) throw new ProtocolError(Reason.INVALID_METADATA, "no metadata field before the payload");
+  let head = "";
+  for (const byte of bytes.subarray(0, i)) {
+    if (byte > 0x7f) throw new ProtocolError(Reason.INVALID_METADATA, "metadata is not ASCII");
+    head += String.fromCharCode(byte);
+  }
+  return { items: parseItems(head), text: null, data: bytes.subarray(i + 2) };
+}
+
+/**
+ * Text data frame of a `meta` subscription: `encodeMetaText("/room", { id: 7 }, "hi")` is
+ * `/room·id=7·hi`; `{}` gives `/room··hi`.
+ * @param {string} topic
+ * @param {Record<string, string | number>} items
+ * @param {string} payload
+ * @returns {string}
+ */
+export function encodeMetaText(topic, items, payload) {
+  return encodeText(topic, encodeItems(items) + SEP + payload);
+}
+
+/**
+ * Binary data frame of a `meta` subscription: `topic·META·payload`.
+ * @param {string} topic
+ * @param {Record<string, string | number>} items
+ * @param {ArrayBuffer | ArrayBufferView} payload
+ * @returns {Uint8Array}
+ */
+export function encodeMetaBinary(topic, items, payload) {
+  const head = utf8Encoder.encode(encodeItems(items) + SEP);
+  const body = toBytes(payload);
+  const joined = new Uint8Array(head.length + body.length);
+  joined.set(head, 0);
+  joined.set(body, head.length);
+  return encodeBinary(topic, joined);
 }
 
 /**

@@ -5,6 +5,7 @@
  * Wire format (S = U+00B7 MIDDLE DOT, "·"):
  *   data, both directions:         TOPIC S PAYLOAD   (text or binary; topic prefix UTF-8)
  *   control, text only, <= 512 B:  S ACTION (S PARAM)* [S]
+ *   on a subscription granted `meta`:  TOPIC S META S PAYLOAD   (META = name=value,…)
  *
  * Import it from the path the app serves it at:
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
@@ -23,6 +24,14 @@ export const MAX_TOPIC_BYTES: 100;
 export const MAX_CONTROL_BYTES: 512;
 /** Physical close codes after which the client does not reconnect, unless overridden. */
 export const DEFAULT_STOP_CODES: readonly number[];
+/** The connect URL's query parameter carrying the connect topic's subscription options. */
+export const OPTIONS_PARAM: "rocket-multiplex";
+/** The subscription option that turns on per-frame metadata. */
+export const META: "meta";
+/** Longest metadata field of a data frame, in characters. */
+export const MAX_ITEMS_CHARS: 256;
+/** How long `request()` waits for its reply unless told otherwise, in ms. */
+export const DEFAULT_REQUEST_TIMEOUT: 10000;
 
 /** REASON fields of `ERR` and `INVALID` replies, spelled exactly as on the wire. */
 export const Reason: Readonly<{
@@ -34,6 +43,7 @@ export const Reason: Readonly<{
   CONTROL_TOO_LONG: "Control Message Too Long";
   INVALID_CONTROL: "Invalid Control Message";
   INVALID_UTF8: "Invalid Utf-8";
+  INVALID_METADATA: "Invalid Metadata";
 }>;
 
 /** A malformed frame; `reason` is one of the `INVALID` reasons of {@link Reason}. */
@@ -52,7 +62,13 @@ export type DataFrame =
 export interface SubscribeFrame {
   type: "subscribe";
   topic: string;
+  /** The options field's items (`{}` without one), e.g. `{ meta: "" }`. */
+  options: Record<string, string>;
 }
+/** A `meta` subscription's payload split into its metadata items and the payload. */
+export type MetaPayload =
+  | { items: Record<string, string>; text: string; data: null }
+  | { items: Record<string, string>; text: null; data: Uint8Array };
 /** Client `·UNSUBSCRIBE·topic[·code[·reason]]`; `code` is 1000 or 3000-4999 when set. */
 export interface UnsubscribeFrame {
   type: "unsubscribe";
@@ -103,8 +119,40 @@ export function closeCodeForError(reason: string): number;
 export function encodeText(topic: string, payload: string): string;
 /** UTF-8 topic, separator, payload. @throws {TypeError} as {@link encodeText} */
 export function encodeBinary(topic: string, payload: ArrayBuffer | ArrayBufferView): Uint8Array;
-/** `·SUBSCRIBE·topic`. */
-export function encodeSubscribe(topic: string): string;
+/** `·SUBSCRIBE·topic[·options]`, e.g. `encodeSubscribe("/room", { meta: "" })`. */
+export function encodeSubscribe(topic: string, options?: Record<string, string | number> | null): string;
+/** `"meta,since=e1:17"` → `{ meta: "", since: "e1:17" }`. @throws {ProtocolError} */
+export function parseItems(text: string, reason?: string): Record<string, string>;
+/** Inverse of {@link parseItems}. @throws {TypeError} for a name or value outside the grammar */
+export function encodeItems(items: Record<string, string | number>): string;
+/** Split a `meta` subscription's data frame payload, `META·PAYLOAD`. @throws {ProtocolError} */
+export function splitMeta(frame: DataFrame): MetaPayload;
+/** `topic·META·payload`, e.g. `encodeMetaText("/room", { id: 7 }, "hi")` → `/room·id=7·hi`. */
+export function encodeMetaText(topic: string, items: Record<string, string | number>, payload: string): string;
+/** Binary `topic·META·payload`. */
+export function encodeMetaBinary(
+  topic: string,
+  items: Record<string, string | number>,
+  payload: ArrayBuffer | ArrayBufferView,
+): Uint8Array;
+
+/**
+ * Why `request()` rejected: `"error"` = the handler raised (`code`/`reason`: what the error
+ * would have closed the topic with); `"timeout"`; `"closed"` = the topic closed or the
+ * connection was lost while the request was in flight.
+ */
+export class RequestError extends Error {
+  constructor(kind: "error" | "timeout" | "closed", reason: string, code?: number | null);
+  readonly kind: "error" | "timeout" | "closed";
+  readonly code: number | null;
+  readonly reason: string;
+}
+
+/** Options of `MultiplexWebSocket.request()`. */
+export interface RequestOptions {
+  /** ms to wait for the reply; default {@link DEFAULT_REQUEST_TIMEOUT}. */
+  timeout?: number;
+}
 /** `·UNSUBSCRIBE·topic[·code[·reason]]`. @throws {TypeError} for a reason without a code */
 export function encodeUnsubscribe(topic: string, code?: number | null, reason?: string | null): string;
 /** `·OK·ACTION·PARAMS…`. */
@@ -131,6 +179,11 @@ export interface MultiplexOptions {
   backoffCap?: number;
   /** Close codes of the physical socket that stop reconnection. Default {@link DEFAULT_STOP_CODES}. */
   stopCodes?: Iterable<number>;
+  /**
+   * Ask for the protocol extensions (per-frame metadata, which `request()` needs) on every
+   * subscription. Default true; false for a server that speaks only plain rocket-multiplex.
+   */
+  extensions?: boolean;
 }
 
 /**
@@ -231,6 +284,12 @@ export class MultiplexWebSocket extends EventTarget {
   onerror: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
   /** Text for a string, binary for an ArrayBuffer or view; other values are sent as `String(data)`. */
   send(data: string | ArrayBuffer | ArrayBufferView): void;
+  /**
+   * Send `data` as a request; resolves with the handler's return value as `MessageEvent.data`
+   * would carry it. @throws {RequestError} (as a rejection) on an error reply, a timeout, or
+   * when the topic closes or the connection is lost first.
+   */
+  request(data: string | ArrayBuffer | ArrayBufferView, options?: RequestOptions): Promise<string | ArrayBuffer | Blob>;
   /**
    * Unsubscribe this topic only; `close` fires on the server's OK (or at once, 1006, if the
    * topic never opened). @throws {DOMException} as `WebSocket.close` does

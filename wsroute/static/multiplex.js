@@ -6,11 +6,14 @@
  *   data, both directions:         TOPIC S PAYLOAD   (text or binary; topic prefix UTF-8)
  *   control, text only, <= 512 B:  S ACTION (S PARAM)* [S]
  *   client: SUBSCRIBE topic, UNSUBSCRIBE topic [code [reason]]; server: OK, ERR, INVALID, UNSUBSCRIBE
+ *   extensions (opt-in per subscription, on by default here): SUBSCRIBE topic S meta, and then
+ *   data frames TOPIC S META S PAYLOAD, which carry request ids and replies (docs/protocol.md)
  *
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  *   const room = new MultiplexWebSocket("/rooms/lobby");   // used like a WebSocket
  *   room.onmessage = (event) => console.log(event.data);
  *   room.send("hello");
+ *   const answer = await room.request("ping", { timeout: 5000 });  // the handler's return value
  *
  * Dependency-free ES modules, no build step: this one is the client (the state machine of the
  * shared socket and its topics); the frames are parsed and built by multiplex-codec.js, whose
@@ -20,15 +23,21 @@
 
 import {
   DEFAULT_STOP_CODES,
+  META,
+  OPTIONS_PARAM,
   ProtocolError,
   SUBPROTOCOL,
   closeCodeForError,
   encodeBinary,
+  encodeMetaBinary,
+  encodeMetaText,
   encodeSubscribe,
   encodeText,
   encodeUnsubscribe,
   invalidTopicReason,
+  parseItems,
   parseServerFrame,
+  splitMeta,
   utf8Length,
 } from "./multiplex-codec.js";
 import { RetryTimer } from "./retry-timer.js";
@@ -78,6 +87,43 @@ const TopicState = Object.freeze({
 // Reconnect delays, in ms: the first is at most BASE, each failure doubles that, up to CAP.
 const DEFAULT_BACKOFF_BASE = 250;
 const DEFAULT_BACKOFF_CAP = 10_000;
+/**
+ * How long `request()` waits for its reply unless told otherwise, in ms.
+ * @type {10000}
+ */
+export const DEFAULT_REQUEST_TIMEOUT = 10_000;
+
+/**
+ * Why `MultiplexWebSocket.request()` rejected: `"error"` = the handler raised (`code` and
+ * `reason` are the close code and reason the error would have closed the topic with);
+ * `"timeout"` = no reply in time; `"closed"` = the topic closed, or the connection was lost
+ * while the request was in flight (it may or may not have been handled).
+ */
+export class RequestError extends Error {
+  /**
+   * @param {"error" | "timeout" | "closed"} kind
+   * @param {string} reason
+   * @param {number | null} [code]
+   */
+  constructor(kind, reason, code = null) {
+    super(code === null ? `request ${kind}: ${reason}` : `request error ${code}: ${reason}`);
+    this.name = "RequestError";
+    /** @readonly */
+    this.kind = kind;
+    /** @readonly */
+    this.code = code;
+    /** @readonly */
+    this.reason = reason;
+  }
+}
+
+/**
+ * A request waiting for its reply (`timer` once it is sent).
+ * @typedef {object} PendingRequest
+ * @property {(data: string | ArrayBuffer | Blob) => void} resolve
+ * @property {(error: RequestError) => void} reject
+ * @property {unknown} timer
+ */
 
 /**
  * Options of a topic's shared socket; only the first topic of an origin's socket sets them.
@@ -90,6 +136,9 @@ const DEFAULT_BACKOFF_CAP = 10_000;
  * @property {number} [backoffBase] ms; delay = random() × min(backoffCap, backoffBase × 2^attempt)
  * @property {number} [backoffCap] ms
  * @property {Iterable<number>} [stopCodes] physical close codes after which it gives up
+ * @property {boolean} [extensions] ask for the protocol extensions (per-frame metadata, which
+ *   `request()` needs) on every subscription; default true. False for a server that speaks
+ *   only plain rocket-multiplex.
  */
 
 /**
@@ -175,6 +224,9 @@ export class MultiplexSocket extends EventTarget {
     this._backoffBase = options.backoffBase ?? DEFAULT_BACKOFF_BASE;
     this._backoffCap = options.backoffCap ?? DEFAULT_BACKOFF_CAP;
     this._stopCodes = new Set(options.stopCodes ?? DEFAULT_STOP_CODES);
+    this._extensions = options.extensions ?? true;
+    this._setTimer = options.setTimeout ?? ((callback, ms) => setTimeout(callback, ms));
+    this._clearTimer = options.clearTimeout ?? ((id) => clearTimeout(id));
     /** @type {MultiplexSocketState} */
     this._state = SocketState.IDLE;
     // Full jitter: a server back after an outage is not hit by every client at the same moment.
@@ -274,9 +326,16 @@ export class MultiplexSocket extends EventTarget {
     }
     this._connectTopic = first._topic;
     this._setState(SocketState.CONNECTING);
+    let url = first.url;
+    if (this._extensions) {
+      // The connect topic is subscribed by the handshake: its options ride on the URL.
+      const withOptions = new URL(url);
+      withOptions.searchParams.append(OPTIONS_PARAM, META);
+      url = withOptions.href;
+    }
     let ws;
     try {
-      ws = new this._WebSocket(first.url, [SUBPROTOCOL]);
+      ws = new this._WebSocket(url, [SUBPROTOCOL]);
     } catch (error) {
       // Only a URL the browser refuses (or a CSP) gets here; retrying would not help.
       if (fromConstructor) {
@@ -313,7 +372,7 @@ export class MultiplexSocket extends EventTarget {
     if (this._wanted.has(topic)) {
       if (status === undefined) {
         this._server.set(topic, TopicState.SUBSCRIBING);
-        this._send(encodeSubscribe(topic));
+        this._send(encodeSubscribe(topic, this._extensions ? { [META]: "" } : null));
       }
     } else if (status === TopicState.SUBSCRIBED) {
       const request = this._closing.get(topic);
@@ -329,10 +388,11 @@ export class MultiplexSocket extends EventTarget {
     this._setState(SocketState.OPEN);
     this._retry.reset();
     const first = /** @type {string} */ (this._connectTopic);
-    // The server subscribes the connect URL itself.
-    this._server.set(first, TopicState.SUBSCRIBED);
+    // The server subscribes the connect URL itself; with options, it confirms them with an OK
+    // (its first frame), and the topic opens then, as a SUBSCRIBEd one does.
+    this._server.set(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED);
     for (const topic of [first, ...this._wanted.keys()]) this._reconcile(topic);
-    this._wanted.get(first)?._open();
+    if (!this._extensions) this._wanted.get(first)?._open(false);
   }
 
   /**
@@ -355,7 +415,7 @@ export class MultiplexSocket extends EventTarget {
         return;
       }
       case "ok":
-        if (frame.action === "SUBSCRIBE") this._subscribed(frame.params[0]);
+        if (frame.action === "SUBSCRIBE") this._subscribed(frame.params[0], frame.params[1] ?? "");
         else if (frame.action === "UNSUBSCRIBE") this._unsubscribed(frame.params[0]);
         return;
       case "err":
@@ -371,12 +431,21 @@ export class MultiplexSocket extends EventTarget {
     }
   }
 
-  /** @param {string} topic */
-  _subscribed(topic) {
+  /**
+   * @param {string} topic
+   * @param {string} granted the OK's options field: what the server speaks on this topic
+   */
+  _subscribed(topic, granted) {
     if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
     this._server.set(topic, TopicState.SUBSCRIBED);
+    let meta = false;
+    try {
+      meta = Object.hasOwn(parseItems(granted), META);
+    } catch {
+      // A server bug: treat the topic as plain rocket-multiplex.
+    }
     const target = this._wanted.get(topic);
-    if (target) target._open();
+    if (target) target._open(meta);
     else this._reconcile(topic); // closed while subscribing: undo it now
   }
 
@@ -525,6 +594,24 @@ export class MultiplexSocket extends EventTarget {
 }
 
 /**
+ * What `send` and `request` put on the wire: a string, or the bytes of a binary message.
+ * @param {unknown} data
+ * @returns {string | Uint8Array}
+ */
+function toPayload(data) {
+  if (typeof data === "string") return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
+  if (ArrayBuffer.isView(data)) {
+    // A copy, as WebSocket.send takes one: later changes to the caller's buffer are not sent.
+    return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  }
+  if (typeof Blob === "function" && data instanceof Blob) {
+    throw new TypeError("MultiplexWebSocket cannot send a Blob; send await blob.arrayBuffer()");
+  }
+  return String(data); // as WebSocket: any other value as text
+}
+
+/**
  * One topic of a shared rocket-multiplex socket, used like a browser `WebSocket`.
  *
  * Differences from `WebSocket`, all deliberate: sends made while CONNECTING are buffered (and
@@ -557,10 +644,16 @@ export class MultiplexWebSocket extends EventTarget {
     /** @type {"arraybuffer" | "blob"} */
     this._binaryType = "arraybuffer";
     /**
-     * Frames sent while CONNECTING, in order.
-     * @type {(string | Uint8Array)[]}
+     * Messages sent while CONNECTING, in order, each with its request id (or null); framed on
+     * open, when the server has said whether this subscription carries metadata.
+     * @type {[string | Uint8Array, number | null][]}
      */
     this._buffer = [];
+    /** True while the server frames this subscription with metadata (`meta` granted). */
+    this._meta = false;
+    /** @type {Map<number, PendingRequest>} */
+    this._requests = new Map();
+    this._nextRequest = 1;
     /** @type {((event: Event) => void) | null} */
     this.onopen = null;
     /** @type {((event: MessageEvent) => void) | null} */
@@ -609,8 +702,8 @@ export class MultiplexWebSocket extends EventTarget {
   /** Bytes of frames buffered until this topic opens. */
   get bufferedAmount() {
     let total = 0;
-    for (const frame of this._buffer) {
-      total += typeof frame === "string" ? utf8Length(frame) : frame.length;
+    for (const [payload] of this._buffer) {
+      total += typeof payload === "string" ? utf8Length(payload) : payload.length;
     }
     return total;
   }
@@ -637,19 +730,72 @@ export class MultiplexWebSocket extends EventTarget {
    * @param {unknown} data any other value but a Blob is sent as text, as `String(data)`
    */
   send(data) {
-    /** @type {string | Uint8Array} */
-    let frame;
-    if (typeof data === "string") {
-      frame = encodeText(this._topic, data);
-    } else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) {
-      frame = encodeBinary(this._topic, data);
-    } else if (typeof Blob === "function" && data instanceof Blob) {
-      throw new TypeError("MultiplexWebSocket cannot send a Blob; send await blob.arrayBuffer()");
-    } else {
-      frame = encodeText(this._topic, String(data)); // as WebSocket: any other value as text
+    const payload = toPayload(data);
+    if (this._readyState === CONNECTING) this._buffer.push([payload, null]);
+    else if (this._readyState === OPEN) this._socket._send(this._frame(payload, null));
+  }
+
+  /**
+   * Send `data` as a request and wait for the handler's answer: resolves with the reply's data
+   * (as `MessageEvent.data`: a string, or per `binaryType`). Rejects with a {@link RequestError}:
+   * `"error"` when the handler raised, `"timeout"`, or `"closed"` when the topic closes or the
+   * connection is lost first. Sent on open while CONNECTING, like `send`.
+   * @param {unknown} data as for `send`
+   * @param {{ timeout?: number }} [options] `timeout` in ms (default 10 000)
+   * @returns {Promise<string | ArrayBuffer | Blob>}
+   */
+  request(data, options = {}) {
+    const payload = toPayload(data);
+    const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT;
+    return new Promise((resolve, reject) => {
+      if (this._readyState === CLOSING || this._readyState === CLOSED) {
+        reject(new RequestError("closed", "the topic is closed"));
+        return;
+      }
+      if (this._readyState === OPEN && !this._meta) {
+        reject(new RequestError("error", "the server does not take requests on this topic"));
+        return;
+      }
+      const id = this._nextRequest++;
+      const socket = this._socket;
+      const timer = socket._setTimer(() => {
+        if (this._requests.delete(id)) reject(new RequestError("timeout", `no reply within ${timeout} ms`));
+      }, timeout);
+      this._requests.set(id, { resolve, reject, timer });
+      if (this._readyState === CONNECTING) this._buffer.push([payload, id]);
+      else socket._send(this._frame(payload, id));
+    });
+  }
+
+  /**
+   * @param {string | Uint8Array} payload
+   * @param {number | null} id the request id, or null for a plain message
+   * @returns {string | Uint8Array}
+   */
+  _frame(payload, id) {
+    if (this._meta) {
+      /** @type {Record<string, number>} */
+      const items = id === null ? {} : { id };
+      return typeof payload === "string"
+        ? encodeMetaText(this._topic, items, payload)
+        : encodeMetaBinary(this._topic, items, payload);
     }
-    if (this._readyState === CONNECTING) this._buffer.push(frame);
-    else if (this._readyState === OPEN) this._socket._send(frame);
+    return typeof payload === "string" ? encodeText(this._topic, payload) : encodeBinary(this._topic, payload);
+  }
+
+  /**
+   * Settle every request: the topic closed, or the connection carrying them was lost.
+   * @param {string} reason
+   * @param {boolean} [sentOnly] keep the requests still buffered (they go out after a reconnect)
+   */
+  _abandonRequests(reason, sentOnly = false) {
+    const buffered = new Set(sentOnly ? this._buffer.map(([, id]) => id) : []);
+    for (const [id, request] of this._requests) {
+      if (buffered.has(id)) continue;
+      this._requests.delete(id);
+      this._socket._clearTimer(request.timer);
+      request.reject(new RequestError("closed", reason));
+    }
   }
 
   /**
@@ -674,6 +820,7 @@ export class MultiplexWebSocket extends EventTarget {
     const wasOpen = this._readyState === OPEN;
     this._readyState = CLOSING;
     this._buffer = [];
+    this._abandonRequests("the topic was closed");
     if (wasOpen) {
       this._socket._unsubscribe(this, code ?? null, reason ?? null);
     } else {
@@ -683,38 +830,93 @@ export class MultiplexWebSocket extends EventTarget {
     }
   }
 
-  _open() {
+  /** @param {boolean} meta whether the server frames this subscription with metadata */
+  _open(meta) {
     if (this._readyState !== CONNECTING) return;
     this._readyState = OPEN;
+    this._meta = meta;
     const buffered = this._buffer;
     this._buffer = [];
-    for (const frame of buffered) this._socket._send(frame);
+    for (const [payload, id] of buffered) {
+      if (id !== null && !meta) {
+        const request = this._requests.get(id);
+        this._requests.delete(id);
+        if (request) {
+          this._socket._clearTimer(request.timer);
+          request.reject(new RequestError("error", "the server does not take requests on this topic"));
+        }
+        continue;
+      }
+      this._socket._send(this._frame(payload, id));
+    }
     this.dispatchEvent(new Event("open"));
   }
 
   _lost() {
     if (this._readyState === OPEN) this._readyState = CONNECTING;
+    // A reply can only come on the connection that carried the request.
+    this._abandonRequests("the connection was lost", true);
   }
 
   /** @param {import("./multiplex-codec.js").DataFrame} frame */
   _message(frame) {
-    /** @type {string | ArrayBuffer | Blob} */
-    let data;
-    if (frame.text !== null) {
-      data = frame.text;
-    } else if (this._binaryType === "blob" && typeof Blob === "function") {
-      // The physical socket's binaryType is "arraybuffer": its frames are never shared memory.
-      data = new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (frame.data)]);
-    } else {
-      data = frame.data.slice().buffer; // a copy: the frame's buffer also holds the topic
+    let body = frame;
+    if (this._meta) {
+      let split;
+      try {
+        split = splitMeta(frame);
+      } catch (error) {
+        if (error instanceof ProtocolError) return; // a server bug; nothing to deliver
+        throw error;
+      }
+      const { items } = split;
+      body = split.text !== null
+        ? { type: "data", topic: frame.topic, text: split.text, data: null }
+        : { type: "data", topic: frame.topic, text: null, data: split.data };
+      if (items.reply !== undefined) {
+        this._reply(items, body);
+        return;
+      }
     }
-    this.dispatchEvent(makeMessageEvent(data, this._origin));
+    this.dispatchEvent(makeMessageEvent(this._data(body), this._origin));
+  }
+
+  /**
+   * @param {import("./multiplex-codec.js").DataFrame} frame
+   * @returns {string | ArrayBuffer | Blob}
+   */
+  _data(frame) {
+    if (frame.text !== null) return frame.text;
+    if (this._binaryType === "blob" && typeof Blob === "function") {
+      // The physical socket's binaryType is "arraybuffer": its frames are never shared memory.
+      return new Blob([/** @type {Uint8Array<ArrayBuffer>} */ (frame.data)]);
+    }
+    return frame.data.slice().buffer; // a copy: the frame's buffer also holds the topic
+  }
+
+  /**
+   * @param {Record<string, string>} items the reply's metadata: `reply`, and `error` if it failed
+   * @param {import("./multiplex-codec.js").DataFrame} frame its payload
+   */
+  _reply(items, frame) {
+    const id = Number(items.reply);
+    const request = this._requests.get(id);
+    if (!request) return; // timed out, or not ours: settled already
+    this._requests.delete(id);
+    this._socket._clearTimer(request.timer);
+    if (items.error !== undefined) {
+      const reason = frame.text ?? new TextDecoder().decode(frame.data);
+      request.reject(new RequestError("error", reason, Number(items.error)));
+    } else {
+      request.resolve(this._data(frame));
+    }
   }
 
   /** @param {string} reason */
   _fail(reason) {
     this._readyState = CLOSED;
     this._buffer = [];
+    this._abandonRequests("the subscription was refused");
     this.dispatchEvent(new Event("error"));
     this.dispatchEvent(makeCloseEvent(closeCodeForError(reason), reason, false));
   }
@@ -728,6 +930,7 @@ export class MultiplexWebSocket extends EventTarget {
     if (this._readyState === CLOSED) return;
     this._readyState = CLOSED;
     this._buffer = [];
+    this._abandonRequests("the topic was closed");
     this.dispatchEvent(makeCloseEvent(code, reason, wasClean));
   }
 }
