@@ -942,7 +942,9 @@ async def test_page_renders_offline_in_chromium() -> None:
     assert not seen.console_errors, seen.console_errors
 
 
-def test_a_handler_that_returns_a_value_documents_its_reply(validator: jsonschema.protocols.Validator) -> None:
+def test_a_handler_that_returns_a_value_documents_its_reply(
+    validator: jsonschema.protocols.Validator,
+) -> None:
     ws = WsRouter()
 
     class Question(BaseModel):
