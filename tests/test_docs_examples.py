@@ -741,7 +741,7 @@ def test_the_testing_guides_tests_pass_with_its_pytest_recipe(tmp_path: Path) ->
     assert recipe is not None and 'asyncio_mode = "auto"' in recipe.group(1)
     (tmp_path / "pyproject.toml").write_text(recipe.group(1))
     files = _guide_tests()
-    assert files == ["test_myapp.py", "test_myapp_unit.py"]
+    assert files == ["test_myapp.py", "test_myapp_browser.py", "test_myapp_unit.py"]
     config = ["-c", str(tmp_path / "pyproject.toml"), "--rootdir", str(EXAMPLES)]
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *config, *files],
@@ -754,6 +754,8 @@ def test_the_testing_guides_tests_pass_with_its_pytest_recipe(tmp_path: Path) ->
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"\b\d+ passed\b", result.stdout) and " failed" not in result.stdout
+    if os.path.exists(CHROMIUM):
+        assert " skipped" not in result.stdout, result.stdout  # the browser test ran too
 
 
 # --- the site ---------------------------------------------------------------------------------
