@@ -16,21 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from support.processes import HOST, free_port, stop_process
+from support.processes import HOST, ServerProcess, free_port
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -45,59 +42,6 @@ TOLERATED_CONSOLE_ERROR = re.compile(
 
 playwright_api = pytest.importorskip("playwright.async_api")
 
-
-
-class ServerProcess:
-    """``uvicorn apps.multiplex_page:app`` in a subprocess, restartable on the same port."""
-
-    def __init__(self, port: int, log: IO[bytes]) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = log  # both runs' output, for failure messages
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def start(self) -> None:
-        assert self.process is None
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "apps.multiplex_page:app",
-                "--app-dir",
-                str(TESTS),
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--ws",
-                "websockets-sansio",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"uvicorn did not start:\n{self.output()}") from None
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None:
-            return
-        stop_process(process)
 
 
 @dataclass
@@ -120,7 +64,7 @@ def watch(page: Any, observed: Observed) -> None:
 @pytest.fixture
 def server() -> Iterator[ServerProcess]:
     with tempfile.TemporaryFile() as log:
-        process = ServerProcess(free_port(), log)
+        process = ServerProcess("apps.multiplex_page:app", free_port(), log)
         process.start()
         try:
             yield process

@@ -23,24 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from support.processes import HOST, free_port, stop_process
+from support.processes import HOST, ServerProcess, free_port
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -57,79 +52,10 @@ DOWN_PHASES = ("restart", "kill")
 playwright_api = pytest.importorskip("playwright.async_api")
 
 
-class ServerProcess:
-    """``uvicorn apps.requests_page:app`` in a subprocess, restartable on the same port."""
-
-    def __init__(self, port: int, log: IO[bytes]) -> None:
-        self.port = port
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log = log  # every run's output, for failure messages
-
-    def output(self, since: int = 0) -> str:
-        self.log.seek(since)
-        text = self.log.read().decode(errors="replace")
-        self.log.seek(0, os.SEEK_END)
-        return text
-
-    def mark(self) -> int:
-        """Where the log ends now: `output(since=mark)` is what came after."""
-        self.log.seek(0, os.SEEK_END)
-        return self.log.tell()
-
-    def start(self) -> None:
-        assert self.process is None
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "apps.requests_page:app",
-                "--app-dir",
-                str(TESTS),
-                "--host",
-                HOST,
-                "--port",
-                str(self.port),
-                "--ws",
-                "websockets-sansio",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection((HOST, self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"uvicorn did not start:\n{self.output()}") from None
-                time.sleep(0.02)
-
-    def stop(self) -> None:
-        """SIGTERM: uvicorn's graceful shutdown (a deploy's restart)."""
-        process, self.process = self.process, None
-        if process is not None:
-            stop_process(process)
-
-    def kill(self) -> None:
-        """SIGKILL: a crash; the kernel drops every connection."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 @contextlib.contextmanager
 def running_server() -> Iterator[ServerProcess]:
     with tempfile.TemporaryFile() as log:
-        process = ServerProcess(free_port(), log)
+        process = ServerProcess("apps.requests_page:app", free_port(), log)
         process.start()
         try:
             yield process

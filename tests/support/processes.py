@@ -12,7 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -128,3 +128,74 @@ def _ready(port: int, path: str) -> bool:
         return httpx.get(f"http://{HOST}:{port}{path}", timeout=1, trust_env=False).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+class ServerProcess:
+    """``uvicorn APP`` (e.g. ``apps.multiplex_page:app``, from tests/) in a subprocess,
+    restartable on the same port; `log` keeps every run's output."""
+
+    def __init__(self, app: str, port: int, log: IO[bytes]) -> None:
+        self.app = app
+        self.port = port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = log  # every run's output, for failure messages
+
+    def output(self, since: int = 0) -> str:
+        self.log.seek(since)
+        text = self.log.read().decode(errors="replace")
+        self.log.seek(0, os.SEEK_END)
+        return text
+
+    def mark(self) -> int:
+        """Where the log ends now: `output(since=mark)` is what came after."""
+        self.log.seek(0, os.SEEK_END)
+        return self.log.tell()
+
+    def start(self) -> None:
+        assert self.process is None
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                self.app,
+                "--app-dir",
+                str(TESTS_DIR),
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                "--ws",
+                "websockets-sansio",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection((HOST, self.port), timeout=0.2):
+                    return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"uvicorn did not start:\n{self.output()}") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """SIGTERM: uvicorn's graceful shutdown (a deploy's restart)."""
+        process, self.process = self.process, None
+        if process is not None:
+            stop_process(process)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash; the kernel drops every connection."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
