@@ -458,7 +458,11 @@ def split_meta(text: str | None, data: bytes | None) -> tuple[dict[str, str], st
         i = text.find(SEP, 0, MAX_ITEMS_CHARS + 1)
         if i < 0:
             raise ProtocolError(Reason.INVALID_METADATA, "no metadata field before the payload")
-        return parse_items(text[:i]), text[i + len(SEP) :], None
+        head = text[:i]
+        # A request's lone id=N, the next most common field: checked without the regex.
+        if head.startswith("id=") and 3 < i <= 19 and head[3:].isascii() and head[3:].isalnum():
+            return {"id": head[3:]}, text[i + len(SEP) :], None
+        return parse_items(head), text[i + len(SEP) :], None
     assert data is not None
     if data.startswith(SEP_BYTES):
         return {}, None, data[len(SEP_BYTES) :]

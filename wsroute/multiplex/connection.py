@@ -69,12 +69,13 @@ class _MetaFramer:
     """Frames of a ``meta`` subscription: ``topic··payload`` for what handlers send and
     broadcasts, ``topic·reply=ID[,error=CODE]·payload`` for the answer to a request."""
 
-    __slots__ = ("_bytes_prefix", "_text_prefix", "topic")
+    __slots__ = ("_bytes_prefix", "_reply_prefix", "_text_prefix", "topic")
 
     def __init__(self, topic: str) -> None:
         self.topic = topic
         self._text_prefix = encode_text(topic, SEP)
         self._bytes_prefix = encode_binary(topic, SEP_BYTES)
+        self._reply_prefix = encode_text(topic, "reply=")
 
     def __call__(self, event: Message) -> Message:
         text = event.get("text")
@@ -83,7 +84,8 @@ class _MetaFramer:
         return {"type": "websocket.send", "bytes": self._bytes_prefix + event["bytes"]}
 
     def ok(self, request_id: str, event: Message | None) -> Message:
-        head = encode_text(self.topic, f"reply={request_id}{SEP}")
+        # The request id was checked when the request was parsed: no encoder checks here.
+        head = self._reply_prefix + request_id + SEP
         if event is None:
             return text_event(head)
         text = event.get("text")
