@@ -9,10 +9,12 @@ Run as ``python bench/client.py '<json spec>'``. It prints JSON lines on stdout:
 * a last ``{"result": {...}}``.
 
 Scenarios (``spec["scenario"]``): ``echo`` (closed-loop ping-pong per connection, or per
-topic of one multiplexed socket), ``fanout`` (one publisher, N subscribers, a window of
-broadcasts in flight), ``connect`` (open → accepted → close cycles), ``idle`` (hold N
-connections open). Every scenario is bounded by a duration and by a count, and a stall
-(no progress for ``stall`` seconds) ends it too. Traffic goes to 127.0.0.1 only.
+topic of one multiplexed socket; with ``request`` the topics ask for ``meta`` and each
+round trip is a request ``topic·id=N·payload`` and its reply ``topic·reply=N·payload``),
+``fanout`` (one publisher, N subscribers, a window of broadcasts in flight), ``connect``
+(open → accepted → close cycles), ``idle`` (hold N connections open). Every scenario is
+bounded by a duration and by a count, and a stall (no progress for ``stall`` seconds) ends
+it too. Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -188,16 +190,52 @@ class MuxTopic:
     completed = EchoListener.completed
 
 
-class MuxListener(WSListener):
-    """A ``rocket-multiplex`` socket carrying several echo topics."""
+class MuxRequestTopic:
+    """One ``meta`` topic doing request/reply: sends ``topic·id=N·payload`` and expects
+    exactly ``topic·reply=N·payload`` back (closed loop, one request in flight, N counting up)."""
 
-    def __init__(self, state: EchoState) -> None:
+    def __init__(self, owner: MuxListener, topic: str) -> None:
+        self.owner = owner
+        self.state = owner.state
+        self.request_head = (topic + SEP + "id=").encode()
+        self.reply_head = (topic + SEP + "reply=").encode()
+        self.tail = SEP_B + self.state.payload
+        self.next_id = 0
+        self.expected: bytes | None = b""  # the whole reply to the request in flight
+        self.sent_at = 0
+
+    def fire(self) -> None:
+        self.next_id += 1
+        ident = b"%d" % self.next_id
+        self.expected = self.reply_head + ident + self.tail
+        self.state.in_flight += 1
+        self.sent_at = perf_ns()
+        self.owner.transport.send(TEXT, self.request_head + ident + self.tail)  # type: ignore[union-attr]
+
+    completed = EchoListener.completed
+
+
+OK_SUBSCRIBE = SEP_B + b"OK" + SEP_B + b"SUBSCRIBE" + SEP_B
+META_GRANTED = SEP_B + b"meta"
+
+
+class MuxListener(WSListener):
+    """A ``rocket-multiplex`` socket carrying several echo topics.
+
+    `oks_expected` is set before the socket opens: the connect topic's ``OK`` (when it asked
+    for options in its URL) may arrive in the same read as the handshake's response."""
+
+    def __init__(self, state: EchoState, oks_expected: int, meta: bool = False) -> None:
         self.state = state
         self.transport: WSTransport | None = None
-        self.topics: dict[bytes, MuxTopic] = {}
+        self.topics: dict[bytes, Any] = {}
         self.oks: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting_oks = 0
+        self.oks_expected = oks_expected
+        self.oks_seen = 0
+        self.meta = meta
         self.replies: list[str] = []
+        if oks_expected == 0:
+            self.oks.set_result(None)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -213,14 +251,50 @@ class MuxListener(WSListener):
             if topic is not None:
                 topic.completed(now)
                 return
-        # a control frame (·OK·SUBSCRIBE·/topic) or something unexpected
-        self.replies.append(data.decode())
-        if data.startswith(SEP_B + b"OK" + SEP_B + b"SUBSCRIBE"):
-            self.waiting_oks -= 1
-            if self.waiting_oks == 0 and not self.oks.done():
+        self.control(data)
+
+    def control(self, data: bytes) -> None:
+        """A control frame (``·OK·SUBSCRIBE·/topic[·meta]``) or something unexpected."""
+        self.replies.append(data.decode(errors="replace"))
+        if self.oks.done():
+            return
+        if data.startswith(OK_SUBSCRIBE) and (not self.meta or data.endswith(META_GRANTED)):
+            self.oks_seen += 1
+            if self.oks_seen == self.oks_expected:
                 self.oks.set_result(None)
-        elif not self.oks.done():
+        else:
             self.oks.set_exception(RuntimeError(f"unexpected multiplex reply: {data!r}"))
+
+
+class MuxRequestListener(MuxListener):
+    """A ``rocket-multiplex`` socket whose ``meta`` topics do request/reply; a reply is
+    counted only when it is exactly the one expected (its id and payload); the first frame
+    that is not stops that topic and fails the run."""
+
+    def __init__(self, state: EchoState, oks_expected: int) -> None:
+        super().__init__(state, oks_expected, meta=True)
+        self.bad: list[bytes] = []
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not TEXT:
+            return
+        now = perf_ns()
+        data = frame.get_payload_as_bytes()
+        cut = data.find(SEP_B)
+        if cut > 0:
+            topic = self.topics.get(data[:cut])
+            if topic is not None:
+                if data == topic.expected:
+                    topic.completed(now)
+                else:
+                    self.bad.append(data)
+                    if topic.expected is not None:
+                        # its request is answered (wrongly): this topic stops, the run ends
+                        topic.expected = None
+                        self.state.in_flight -= 1
+                        self.state.stop()
+                return
+        self.control(data)
 
 
 async def run_echo(spec: dict[str, Any]) -> dict[str, Any]:
@@ -230,23 +304,28 @@ async def run_echo(spec: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     mux = spec.get("mux_topics")
     units: list[Any]
+    mux_listener: MuxListener | None = None
     if mux:
-        # one socket, `mux` topics: the connect path is the first topic
+        # One socket, `mux` topics: the connect path is the first topic, the others are
+        # subscribed by SUBSCRIBE. For request/reply every topic asks for the `meta` option
+        # (the connect topic in its URL; the server answers it with an OK first).
         topics = [spec["topic_fmt"].format(i) for i in range(mux)]
+        first_url, options, unit_cls = base + topics[0], "", MuxTopic
+        factory: Any = lambda: MuxListener(state, len(topics) - 1)  # noqa: E731
+        if spec.get("request"):
+            first_url, options, unit_cls = first_url + "?rocket-multiplex=meta", f"{SEP}meta", MuxRequestTopic
+            factory = lambda: MuxRequestListener(state, len(topics))  # noqa: E731
         (listener,) = await connect_many(
-            lambda: MuxListener(state),
-            [base + topics[0]],
-            1,
-            extra_headers={"Sec-WebSocket-Protocol": "rocket-multiplex"},
+            factory, [first_url], 1, extra_headers={"Sec-WebSocket-Protocol": "rocket-multiplex"}
         )
+        mux_listener = listener
         units = []
         for topic in topics:
-            unit = MuxTopic(listener, topic)
+            unit = unit_cls(listener, topic)
             listener.topics[topic.encode()] = unit
             units.append(unit)
-        listener.waiting_oks = len(topics) - 1
         for topic in topics[1:]:
-            listener.transport.send(TEXT, f"{SEP}SUBSCRIBE{SEP}{topic}".encode())
+            listener.transport.send(TEXT, f"{SEP}SUBSCRIBE{SEP}{topic}{options}".encode())
         await asyncio.wait_for(listener.oks, 10)
     else:
         paths = (
@@ -278,6 +357,9 @@ async def run_echo(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.wait_for(state.drained, 5)
     except TimeoutError:
         state.errors += 1
+    if isinstance(mux_listener, MuxRequestListener) and mux_listener.bad:
+        bad = mux_listener.bad
+        raise RuntimeError(f"{len(bad)} wrong replies, the first: {bad[0][:200]!r}")
     return {
         "msgs": state.count,
         "msg_per_s": state.count / state.window.seconds,

@@ -18,7 +18,12 @@ from collections import Counter
 from pathlib import Path
 
 PROFILES = Path(__file__).resolve().parent / "profiles"
-WRITE_LINES = ("websockets_sansio_impl.py:504)", "websockets_sansio_impl.py:506)")
+# The uvicorn lines that call `transport.write` (0.54: 504/506; 0.55: 514).
+WRITE_LINES = (
+    "websockets_sansio_impl.py:504)",
+    "websockets_sansio_impl.py:506)",
+    "websockets_sansio_impl.py:514)",
+)
 
 
 def bucket(frame: str) -> str:

@@ -47,6 +47,9 @@ def profile(cfg: Config) -> None:
             "raw wsroute",
             {"scenario": "connect", "path": "/idle", "concurrency": 8, "max_conns": 20_000},
         ),
+        # one rocket-multiplex socket, 10 topics: echo through `channel.send` vs request/reply
+        "mux10": ("wsroute", {"scenario": "echo", "mux_topics": 10, "topic_fmt": "/mx/{}"}),
+        "rq10": ("wsroute", {"scenario": "echo", "mux_topics": 10, "topic_fmt": "/rq/{}", "request": True}),
     }
     jobs = [
         (f"{scenario}-{app}", apps[app], spec)
@@ -59,7 +62,8 @@ def profile(cfg: Config) -> None:
         jobs = [job for job in jobs if job[0] in wanted]
     else:
         # The default set: the ones the notes discuss (the others on demand).
-        jobs = [job for job in jobs if not job[0].startswith(("echo10-", "fanout1000-", "fanout5000-fast"))]
+        on_demand = ("echo10-", "fanout1000-", "fanout5000-fast", "mux10-", "rq10-")
+        jobs = [job for job in jobs if not job[0].startswith(on_demand)]
     try:
         for name, server_spec, spec in jobs:
             server = servers.get(server_spec)

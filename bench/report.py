@@ -213,7 +213,9 @@ scenario is skipped.
 - Memory: a fresh server, warmed with 200 connect/close cycles, then 5000 idle connections;
   (RSS held − RSS before) / 5000.
 - Multiplex: 10 closed-loop echo streams, as 10 topics of one `rocket-multiplex` socket vs
-  10 dedicated sockets, same server and handler.
+  10 dedicated sockets, same server and handler; and 10 request/reply streams on `meta`
+  topics of one socket (`topic·id=N·payload` → `topic·reply=N·payload`, the handler's return
+  value) against that echo.
 - Redis: 1000 subscribers on server B, publisher on server A, both `redis://127.0.0.1:6379/0`,
   against wsroute's memory broker in one process and against encode/broadcaster's Redis
   backend set up the same way.

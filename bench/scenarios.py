@@ -198,6 +198,10 @@ def scenario_multiplex(rec: Recorder, cfg: Config, servers: Servers) -> None:
     variants = [
         Variant("10_sockets", server, {"conns": 10, "topic_fmt": "/mx/{}"}),
         Variant("1_socket_10_topics", server, {"mux_topics": 10, "topic_fmt": "/mx/{}"}),
+        # request/reply on `meta` topics: the handler's return value is the reply
+        Variant(
+            "1_socket_10_topics_request", server, {"mux_topics": 10, "topic_fmt": "/rq/{}", "request": True}
+        ),
     ]
     spec = {"scenario": "echo", "duration": cfg.duration, "max_msgs": 2_000_000, "warmup": 0.3}
     run_rounds(rec, cfg, servers, "multiplex", {"topics": 10}, variants, spec, cfg.reps, cfg.duration + 40)

@@ -237,6 +237,35 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                     )
                 )
                 facts[f"fanout[{label}].wsroute_vs_{peer}"] = {"all": med(all_r), "clean": med(clean_r)}
+        if scenario == "multiplex":
+            # Request/reply against the echo on the same socket shape (issue: "request/reply
+            # round trips >= 0.9 times the echo scenario's rate").
+            pair = ("1_socket_10_topics_request", "1_socket_10_topics")
+            all_r = paired(recs, *pair, metric)
+            if all_r:
+                clean_r = paired(recs, *pair, metric, clean=True)
+                cpu_r = paired(recs, *pair, "cpu_per_op", inverse=True)
+                rows.append(
+                    Row(
+                        scenario,
+                        label,
+                        "request vs echo (1 socket, 10 topics)",
+                        "",
+                        fmt_ratio(all_r),
+                        fmt_ratio(clean_r, n=True),
+                        fmt_ratio(cpu_r),
+                        "≥ 0.90× echo",
+                        verdict_of(all_r, clean_r, 0.90, True),
+                        "",
+                        "",
+                    )
+                )
+                facts[f"multiplex[{label}].request_vs_echo"] = {
+                    "all": med(all_r),
+                    "clean": med(clean_r),
+                    "clean_n": len(clean_r),
+                    "cpu": med(cpu_r),
+                }
         if scenario == "redis_fanout":
             pair = ("wsroute_redis_2proc", "broadcaster_redis_2proc")
             all_r = paired(recs, *pair, metric)

@@ -5,7 +5,9 @@
 * ``/idle`` — same handler shape, for the idle-memory and connection-rate scenarios;
 * ``/fan/{room}`` — subscribers (the topic is the URL path); ``/pub/{room}`` — every text
   message is published with ``Broker.broadcast_to("/fan/{room}", data)``;
-* ``/mx/{n}`` — the echo handler again, for multiplexed (``rocket-multiplex``) sockets.
+* ``/mx/{n}`` — the echo handler again, for multiplexed (``rocket-multiplex``) sockets;
+* ``/rq/{n}`` — request/reply: on a ``meta`` subscription of a multiplexed socket, the
+  request ``/rq/n·id=N·payload`` is answered ``/rq/n·reply=N·payload`` (the return value).
 
 ``BENCH_EXPERIMENT`` applies bench-only patches (see ``bench/experiments.py``).
 ``BENCH_BROKER`` picks the broker URL (``memory://`` default; ``redis://127.0.0.1:6379/0``
@@ -65,6 +67,12 @@ async def publish(data: str, room: str, broker: Broker) -> None:
 @ws.message("/mx/{n}")
 async def mx_echo(data: str, channel: Channel, user: User) -> None:
     await channel.send(data)
+
+
+@ws.message("/rq/{n}")
+async def rq_answer(data: str) -> str:
+    """A request's reply is the handler's return value (multiplex ``meta`` subscriptions)."""
+    return data
 
 
 async def _bare(scope, receive, send):  # type: ignore[no-untyped-def]
