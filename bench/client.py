@@ -187,6 +187,9 @@ class MuxTopic:
         self.sent_at = perf_ns()
         self.owner.transport.send(TEXT, self.prefix + self.state.payload)  # type: ignore[union-attr]
 
+    def received(self, data: bytes, now: int) -> None:
+        self.completed(now)
+
     completed = EchoListener.completed
 
 
@@ -212,6 +215,17 @@ class MuxRequestTopic:
         self.sent_at = perf_ns()
         self.owner.transport.send(TEXT, self.request_head + ident + self.tail)  # type: ignore[union-attr]
 
+    def received(self, data: bytes, now: int) -> None:
+        if data == self.expected:
+            self.completed(now)
+            return
+        self.owner.bad.append(data)
+        if self.expected is not None:
+            # its request is answered (wrongly): this topic stops, the run ends
+            self.expected = None
+            self.state.in_flight -= 1
+            self.state.stop()
+
     completed = EchoListener.completed
 
 
@@ -234,6 +248,7 @@ class MuxListener(WSListener):
         self.oks_seen = 0
         self.meta = meta
         self.replies: list[str] = []
+        self.bad: list[bytes] = []  # frames a request topic did not expect
         if oks_expected == 0:
             self.oks.set_result(None)
 
@@ -249,7 +264,7 @@ class MuxListener(WSListener):
         if cut > 0:
             topic = self.topics.get(data[:cut])
             if topic is not None:
-                topic.completed(now)
+                topic.received(data, now)
                 return
         self.control(data)
 
@@ -264,37 +279,6 @@ class MuxListener(WSListener):
                 self.oks.set_result(None)
         else:
             self.oks.set_exception(RuntimeError(f"unexpected multiplex reply: {data!r}"))
-
-
-class MuxRequestListener(MuxListener):
-    """A ``rocket-multiplex`` socket whose ``meta`` topics do request/reply; a reply is
-    counted only when it is exactly the one expected (its id and payload); the first frame
-    that is not stops that topic and fails the run."""
-
-    def __init__(self, state: EchoState, oks_expected: int) -> None:
-        super().__init__(state, oks_expected, meta=True)
-        self.bad: list[bytes] = []
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        if frame.msg_type is not TEXT:
-            return
-        now = perf_ns()
-        data = frame.get_payload_as_bytes()
-        cut = data.find(SEP_B)
-        if cut > 0:
-            topic = self.topics.get(data[:cut])
-            if topic is not None:
-                if data == topic.expected:
-                    topic.completed(now)
-                else:
-                    self.bad.append(data)
-                    if topic.expected is not None:
-                        # its request is answered (wrongly): this topic stops, the run ends
-                        topic.expected = None
-                        self.state.in_flight -= 1
-                        self.state.stop()
-                return
-        self.control(data)
 
 
 async def run_echo(spec: dict[str, Any]) -> dict[str, Any]:
@@ -314,7 +298,7 @@ async def run_echo(spec: dict[str, Any]) -> dict[str, Any]:
         factory: Any = lambda: MuxListener(state, len(topics) - 1)  # noqa: E731
         if spec.get("request"):
             first_url, options, unit_cls = first_url + "?rocket-multiplex=meta", f"{SEP}meta", MuxRequestTopic
-            factory = lambda: MuxRequestListener(state, len(topics))  # noqa: E731
+            factory = lambda: MuxListener(state, len(topics), meta=True)  # noqa: E731
         (listener,) = await connect_many(
             factory, [first_url], 1, extra_headers={"Sec-WebSocket-Protocol": "rocket-multiplex"}
         )
@@ -357,7 +341,7 @@ async def run_echo(spec: dict[str, Any]) -> dict[str, Any]:
         await asyncio.wait_for(state.drained, 5)
     except TimeoutError:
         state.errors += 1
-    if isinstance(mux_listener, MuxRequestListener) and mux_listener.bad:
+    if mux_listener is not None and mux_listener.bad:
         bad = mux_listener.bad
         raise RuntimeError(f"{len(bad)} wrong replies, the first: {bad[0][:200]!r}")
     return {

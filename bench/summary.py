@@ -121,6 +121,43 @@ def verdict_of(all_r: list[float], clean_r: list[float], bound: float, at_least:
     return ("PASS" if (m >= bound if at_least else m <= bound) else "FAIL") + note
 
 
+def compare(
+    rows: list[Row],
+    recs: list[dict[str, Any]],
+    scenario: str,
+    label: str,
+    metric: str,
+    pair: tuple[str, str],
+    bound: float | None,
+    name: str | None = None,
+    target_of: str | None = None,
+) -> dict[str, Any] | None:
+    """Add the row comparing variant ``pair[0]`` with ``pair[1]`` (round by round, same run)
+    and return its facts; None when the run has no such pair. Without `bound`, no verdict."""
+    variant, other = pair
+    all_r = paired(recs, variant, other, metric)
+    if not all_r:
+        return None
+    clean_r = paired(recs, variant, other, metric, clean=True)
+    cpu_r = paired(recs, variant, other, "cpu_per_op", inverse=True)
+    rows.append(
+        Row(
+            scenario,
+            label,
+            name or f"{variant} vs {other}",
+            "",
+            fmt_ratio(all_r),
+            fmt_ratio(clean_r, n=True),
+            fmt_ratio(cpu_r),
+            "" if bound is None else f"≥ {bound:g}× {target_of or other}",
+            "" if bound is None else verdict_of(all_r, clean_r, bound, True),
+            "",
+            "",
+        )
+    )
+    return {"all": med(all_r), "clean": med(clean_r), "clean_n": len(clean_r), "cpu": med(cpu_r)}
+
+
 def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     facts: dict[str, Any] = {}
@@ -216,79 +253,21 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
             # The issue's peer margins are for 1000 and 5000 subscribers; at 100, context only.
             peer_target = json.loads(params).get("subs") in (1000, 5000)
             for peer, bound in (("litestar", 1.6), ("broadcaster", 1.6), ("socketio", 4.5)):
-                all_r = paired(recs, "wsroute", peer, metric)
-                if not all_r:
-                    continue
-                clean_r = paired(recs, "wsroute", peer, metric, clean=True)
-                cpu_r = paired(recs, "wsroute", peer, "cpu_per_op", inverse=True)
-                rows.append(
-                    Row(
-                        scenario,
-                        label,
-                        f"wsroute vs {peer}",
-                        "",
-                        fmt_ratio(all_r),
-                        fmt_ratio(clean_r, n=True),
-                        fmt_ratio(cpu_r),
-                        f"≥ {bound}× {peer}" if peer_target else "",
-                        verdict_of(all_r, clean_r, bound, True) if peer_target else "",
-                        "",
-                        "",
-                    )
-                )
-                facts[f"fanout[{label}].wsroute_vs_{peer}"] = {"all": med(all_r), "clean": med(clean_r)}
+                pair = ("wsroute", peer)
+                fact = compare(rows, recs, scenario, label, metric, pair, bound if peer_target else None)
+                if fact:
+                    facts[f"fanout[{label}].wsroute_vs_{peer}"] = fact
         if scenario == "multiplex":
             # Request/reply against the echo on the same socket shape (issue: "request/reply
             # round trips >= 0.9 times the echo scenario's rate").
             pair = ("1_socket_10_topics_request", "1_socket_10_topics")
-            all_r = paired(recs, *pair, metric)
-            if all_r:
-                clean_r = paired(recs, *pair, metric, clean=True)
-                cpu_r = paired(recs, *pair, "cpu_per_op", inverse=True)
-                rows.append(
-                    Row(
-                        scenario,
-                        label,
-                        "request vs echo (1 socket, 10 topics)",
-                        "",
-                        fmt_ratio(all_r),
-                        fmt_ratio(clean_r, n=True),
-                        fmt_ratio(cpu_r),
-                        "≥ 0.90× echo",
-                        verdict_of(all_r, clean_r, 0.90, True),
-                        "",
-                        "",
-                    )
-                )
-                facts[f"multiplex[{label}].request_vs_echo"] = {
-                    "all": med(all_r),
-                    "clean": med(clean_r),
-                    "clean_n": len(clean_r),
-                    "cpu": med(cpu_r),
-                }
+            name = "request vs echo (1 socket, 10 topics)"
+            fact = compare(rows, recs, scenario, label, metric, pair, 0.90, name, "echo")
+            if fact:
+                facts[f"multiplex[{label}].request_vs_echo"] = fact
         if scenario == "redis_fanout":
             pair = ("wsroute_redis_2proc", "broadcaster_redis_2proc")
-            all_r = paired(recs, *pair, metric)
-            if all_r:
-                clean_r = paired(recs, *pair, metric, clean=True)
-                cpu_r = paired(recs, *pair, "cpu_per_op", inverse=True)
-                rows.append(
-                    Row(
-                        scenario,
-                        label,
-                        "wsroute_redis vs broadcaster_redis",
-                        "",
-                        fmt_ratio(all_r),
-                        fmt_ratio(clean_r, n=True),
-                        fmt_ratio(cpu_r),
-                        "≥ 1.5× broadcaster redis",
-                        verdict_of(all_r, clean_r, 1.5, True),
-                        "",
-                        "",
-                    )
-                )
-                facts[f"redis_fanout[{label}].wsroute_vs_broadcaster"] = {
-                    "all": med(all_r),
-                    "clean": med(clean_r),
-                }
+            fact = compare(rows, recs, scenario, label, metric, pair, 1.5, target_of="broadcaster redis")
+            if fact:
+                facts[f"redis_fanout[{label}].wsroute_vs_broadcaster"] = fact
     return rows, facts
