@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from support.processes import HOST, ServerProcess, free_port
+from support.processes import HOST, ServerProcess, server_process
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -63,13 +62,8 @@ def watch(page: Any, observed: Observed) -> None:
 
 @pytest.fixture
 def server() -> Iterator[ServerProcess]:
-    with tempfile.TemporaryFile() as log:
-        process = ServerProcess("apps.multiplex_page:app", free_port(), log)
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
+    with server_process("apps.multiplex_page:app") as process:
+        yield process
 
 
 async def stats(http: httpx.AsyncClient, port: int) -> dict[str, Any]:

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from support.processes import HOST, ServerProcess, free_port
+from support.processes import HOST, ServerProcess, server_process
 
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
@@ -52,28 +51,17 @@ DOWN_PHASES = ("restart", "kill")
 playwright_api = pytest.importorskip("playwright.async_api")
 
 
-@contextlib.contextmanager
-def running_server() -> Iterator[ServerProcess]:
-    with tempfile.TemporaryFile() as log:
-        process = ServerProcess("apps.requests_page:app", free_port(), log)
-        process.start()
-        try:
-            yield process
-        finally:
-            process.stop()
-
-
 @pytest.fixture(scope="module")
 def shared_server() -> Iterator[ServerProcess]:
     """One server for the tests that never stop it."""
-    with running_server() as process:
+    with server_process("apps.requests_page:app") as process:
         yield process
 
 
 @pytest.fixture
 def own_server() -> Iterator[ServerProcess]:
     """A server of the test's own, which it may stop and start again."""
-    with running_server() as process:
+    with server_process("apps.requests_page:app") as process:
         yield process
 
 

@@ -19,8 +19,6 @@ the test can kill it and start it again on the same port.
 
 from __future__ import annotations
 
-import os
-
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
@@ -155,15 +153,7 @@ async def announce(room: str, request: Request, broker: AppBroker) -> PlainTextR
 
 @fastapi_app.get("/stats")
 async def stats() -> JSONResponse:
-    return JSONResponse(
-        {
-            "pid": os.getpid(),
-            "open": len(app.open),
-            "accepted": app.accepted,
-            "sockets": list(app.open.values()),
-            "events": events,
-        }
-    )
+    return JSONResponse({**app.stats(), "events": events})
 
 
 ws.install(fastapi_app)

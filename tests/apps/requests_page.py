@@ -28,7 +28,6 @@ test can kill it and start it again on the same port.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from fastapi import FastAPI
@@ -197,14 +196,7 @@ async def page() -> HTMLResponse:
 
 @fastapi_app.get("/stats")
 async def stats() -> JSONResponse:
-    return JSONResponse(
-        {
-            "pid": os.getpid(),
-            "open": len(app.open),
-            "accepted": app.accepted,
-            "sockets": list(app.open.values()),
-        }
-    )
+    return JSONResponse(app.stats())
 
 
 ws.install(fastapi_app)

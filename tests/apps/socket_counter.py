@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,3 +53,12 @@ class SocketCounter:
             await self.app(scope, counting_receive, counting_send)
         finally:
             end()
+
+    def stats(self) -> dict[str, Any]:
+        """What the apps' ``/stats`` route reports: the process, open sockets, accepts."""
+        return {
+            "pid": os.getpid(),
+            "open": len(self.open),
+            "accepted": self.accepted,
+            "sockets": list(self.open.values()),
+        }

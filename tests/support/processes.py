@@ -199,3 +199,16 @@ class ServerProcess:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+
+@contextlib.contextmanager
+def server_process(app: str) -> Iterator[ServerProcess]:
+    """`ServerProcess` of `app` on a free port, started, with its log in a temporary file;
+    stopped on exit."""
+    with tempfile.TemporaryFile() as log:
+        process = ServerProcess(app, free_port(), log)
+        process.start()
+        try:
+            yield process
+        finally:
+            process.stop()
