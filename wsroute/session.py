@@ -382,8 +382,18 @@ class Session:
         would have closed the session with, and the session stays open."""
         replies = self.replies
         assert replies is not None  # the socket sends requests only where replies are set
+        # The handler's result, called as `on_message` and `recover` do (inline: a request
+        # is as hot a path as a message, and a helper coroutine costs a frame).
         try:
-            result = await self._answer(text, data)
+            if self._fast is None:
+                result = await self._dispatch(text, data)
+            else:
+                try:
+                    result = await self.message_call(text, data)
+                except Forward:
+                    if self.message_handler is None:
+                        raise
+                    result = await self._dispatch(text, data, after=self.message_handler)
         except Exception as exc:
             end = self.error_status(exc)
             if end is None:
@@ -401,18 +411,6 @@ class Session:
                 await self.outbox.send(reply)
             except ChannelClosed:
                 pass  # the socket is going: nobody to answer
-
-    async def _answer(self, text: str | None, data: bytes | None) -> Any:
-        """What the message handler returns for one message (a `Forward` from the chosen
-        handler's body tries the ones ranked after it, as `recover` does)."""
-        if self._fast is None:
-            return await self._dispatch(text, data)
-        try:
-            return await self.message_call(text, data)
-        except Forward:
-            if self.message_handler is None:
-                raise
-            return await self._dispatch(text, data, after=self.message_handler)
 
     def message_call(self, text: str | None, data: bytes | None) -> Awaitable[Any]:
         """What handles one message: the chosen handler's own coroutine when it needs no
