@@ -759,7 +759,8 @@ export class MultiplexWebSocket extends EventTarget {
       const id = this._nextRequest++;
       const socket = this._socket;
       const timer = socket._setTimer(() => {
-        if (this._requests.delete(id)) reject(new RequestError("timeout", `no reply within ${timeout} ms`));
+        // The timer has fired: _settle's clearTimer is then a no-op.
+        this._settle(id)?.reject(new RequestError("timeout", `no reply within ${timeout} ms`));
       }, timeout);
       this._requests.set(id, { resolve, reject, timer });
       if (this._readyState === CONNECTING) this._buffer.push([payload, id]);
@@ -790,12 +791,24 @@ export class MultiplexWebSocket extends EventTarget {
    */
   _abandonRequests(reason, sentOnly = false) {
     const buffered = new Set(sentOnly ? this._buffer.map(([, id]) => id) : []);
-    for (const [id, request] of this._requests) {
-      if (buffered.has(id)) continue;
+    for (const id of [...this._requests.keys()]) {
+      if (!buffered.has(id)) this._settle(id)?.reject(new RequestError("closed", reason));
+    }
+  }
+
+  /**
+   * Take request `id` out of the pending ones (and stop its timer), to settle it: the one way
+   * a request leaves, so that it settles once. Undefined when it has settled already.
+   * @param {number} id
+   * @returns {PendingRequest | undefined}
+   */
+  _settle(id) {
+    const request = this._requests.get(id);
+    if (request) {
       this._requests.delete(id);
       this._socket._clearTimer(request.timer);
-      request.reject(new RequestError("closed", reason));
     }
+    return request;
   }
 
   /**
@@ -839,12 +852,7 @@ export class MultiplexWebSocket extends EventTarget {
     this._buffer = [];
     for (const [payload, id] of buffered) {
       if (id !== null && !meta) {
-        const request = this._requests.get(id);
-        this._requests.delete(id);
-        if (request) {
-          this._socket._clearTimer(request.timer);
-          request.reject(new RequestError("error", "the server does not take requests on this topic"));
-        }
+        this._settle(id)?.reject(new RequestError("error", "the server does not take requests on this topic"));
         continue;
       }
       this._socket._send(this._frame(payload, id));
@@ -899,11 +907,8 @@ export class MultiplexWebSocket extends EventTarget {
    * @param {import("./multiplex-codec.js").DataFrame} frame its payload
    */
   _reply(items, frame) {
-    const id = Number(items.reply);
-    const request = this._requests.get(id);
+    const request = this._settle(Number(items.reply));
     if (!request) return; // timed out, or not ours: settled already
-    this._requests.delete(id);
-    this._socket._clearTimer(request.timer);
     if (items.error !== undefined) {
       const reason = frame.text ?? new TextDecoder().decode(frame.data);
       request.reject(new RequestError("error", reason, Number(items.error)));
