@@ -149,25 +149,24 @@ def _plain(markdown: str) -> str:
     return markdown
 
 
+def _range_text(low: Any, high: Any, both: str, unit: str) -> list[str]:
+    """``["3 to 8 characters"]``, ``["at most 8 characters"]``, … or ``[]`` without bounds."""
+    if low is not None and high is not None:
+        return [both.format(low, high) + unit]
+    if high is not None:
+        return [f"at most {high}{unit}"]
+    if low is not None:
+        return [f"at least {low}{unit}"]
+    return []
+
+
 def _constraint_text(schema: Mapping[str, Any], convertor: str) -> list[str]:
     """A path parameter's JSON Schema constraints in words (``matching `^[a-z]+$```)."""
     words = []
     if "pattern" in schema:
         words.append(f"matching the pattern `{schema['pattern']}`")
-    low, high = schema.get("minLength"), schema.get("maxLength")
-    if low is not None and high is not None:
-        words.append(f"{low} to {high} characters")
-    elif high is not None:
-        words.append(f"at most {high} characters")
-    elif low is not None:
-        words.append(f"at least {low} characters")
-    low, high = schema.get("minimum"), schema.get("maximum")
-    if low is not None and high is not None:
-        words.append(f"from {low} to {high}")
-    elif high is not None:
-        words.append(f"at most {high}")
-    elif low is not None:
-        words.append(f"at least {low}")
+    words += _range_text(schema.get("minLength"), schema.get("maxLength"), "{} to {}", " characters")
+    words += _range_text(schema.get("minimum"), schema.get("maximum"), "from {} to {}", "")
     if "exclusiveMinimum" in schema:
         words.append(f"greater than {schema['exclusiveMinimum']}")
     if "exclusiveMaximum" in schema:
