@@ -299,6 +299,21 @@ describe("one physical socket per origin", () => {
 });
 
 describe("buffering", () => {
+  test("bytes sent before open are the bytes at send time, as WebSocket.send copies them", () => {
+    const w = world();
+    const a = w.open("/a");
+    const bytes = new Uint8Array([1, 2, 3]);
+    a.send(bytes);
+    a.send(bytes.buffer);
+    bytes[0] = 9; // the caller reuses its buffer before the topic opens
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(ws.take(), [
+      { type: "data", topic: "/a", text: null, data: new Uint8Array([1, 2, 3]) },
+      { type: "data", topic: "/a", text: null, data: new Uint8Array([1, 2, 3]) },
+    ]);
+  });
+
   test("sends before open are flushed in order when the topic opens", () => {
     const w = world();
     const a = w.open("/a");

@@ -600,15 +600,24 @@ export class MultiplexSocket extends EventTarget {
  */
 function toPayload(data) {
   if (typeof data === "string") return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
-  if (ArrayBuffer.isView(data)) {
-    // A copy, as WebSocket.send takes one: later changes to the caller's buffer are not sent.
-    return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-  }
+  // Views, not copies: a frame sent now is encoded (copied) at once, and one kept for later is
+  // copied by `buffered`.
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
   if (typeof Blob === "function" && data instanceof Blob) {
     throw new TypeError("MultiplexWebSocket cannot send a Blob; send await blob.arrayBuffer()");
   }
   return String(data); // as WebSocket: any other value as text
+}
+
+/**
+ * A payload to keep until the topic opens: a copy of bytes, as WebSocket.send takes one (later
+ * changes to the caller's buffer are not sent).
+ * @param {string | Uint8Array} payload
+ * @returns {string | Uint8Array}
+ */
+function buffered(payload) {
+  return typeof payload === "string" ? payload : payload.slice();
 }
 
 /**
@@ -731,7 +740,7 @@ export class MultiplexWebSocket extends EventTarget {
    */
   send(data) {
     const payload = toPayload(data);
-    if (this._readyState === CONNECTING) this._buffer.push([payload, null]);
+    if (this._readyState === CONNECTING) this._buffer.push([buffered(payload), null]);
     else if (this._readyState === OPEN) this._socket._send(this._frame(payload, null));
   }
 
@@ -763,7 +772,7 @@ export class MultiplexWebSocket extends EventTarget {
         this._settle(id)?.reject(new RequestError("timeout", `no reply within ${timeout} ms`));
       }, timeout);
       this._requests.set(id, { resolve, reject, timer });
-      if (this._readyState === CONNECTING) this._buffer.push([payload, id]);
+      if (this._readyState === CONNECTING) this._buffer.push([buffered(payload), id]);
       else socket._send(this._frame(payload, id));
     });
   }
