@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Awaitable
 from urllib.parse import quote, unquote_plus
 
 from starlette.types import Message, Receive, Scope, Send
@@ -220,24 +221,11 @@ class MultiplexConnection(BaseConnection):
         if isinstance(frame, DataFrame):
             session = self.topics.get(frame.topic)
             if session is not None:
-                text, data, request_id = frame.text, frame.data, None
-                if session.replies is not None:
-                    try:
-                        items, text, data = split_meta(text, data)
-                    except ProtocolError as exc:
-                        frame = exc
-                        session = None
-                    else:
-                        request_id = items.get("id")
-            if session is not None:
-                # Counted for its topic, as for a dedicated socket: over the limit, the
-                # message is dropped and that topic's exception handlers decide.
-                bucket = session.bucket
-                if bucket is not None and not bucket.take():
-                    await session.rate_limited()
-                else:
-                    await session.receive(text, data, request_id)
-                return
+                delivery = self._delivery(session, frame)
+                if not isinstance(delivery, ProtocolError):
+                    await delivery
+                    return
+                frame = delivery  # a malformed metadata field: the socket answers it
         # No topic counts this frame, and no topic's handlers are asked about it: control
         # actions (each SUBSCRIBE runs guards) and frames for no topic have the router's
         # allowance per socket, and over it the socket is closed.
@@ -261,6 +249,25 @@ class MultiplexConnection(BaseConnection):
                 await self._reply(encode_ok("UNSUBSCRIBE", *params))
             else:
                 await self._reply(encode_err(Reason.NOT_SUBSCRIBED, "UNSUBSCRIBE", *params))
+
+    @staticmethod
+    def _delivery(session: Session, frame: DataFrame) -> Awaitable[None] | ProtocolError:
+        """What gives `frame` to its topic's session (a request when its metadata has an
+        id), or the `ProtocolError` of a malformed metadata field. Not a coroutine itself:
+        every multiplexed message passes here, and a frame more would cost it."""
+        text, data, request_id = frame.text, frame.data, None
+        if session.replies is not None:
+            try:
+                items, text, data = split_meta(text, data)
+            except ProtocolError as exc:
+                return exc
+            request_id = items.get("id")
+        # Counted for its topic, as for a dedicated socket: over the limit, the message is
+        # dropped and that topic's exception handlers decide.
+        bucket = session.bucket
+        if bucket is not None and not bucket.take():
+            return session.rate_limited()
+        return session.receive(text, data, request_id)
 
     async def _subscribe(self, topic: str, options: dict[str, str]) -> None:
         # An ERR echoes the request's parameters, options included.
