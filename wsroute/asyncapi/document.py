@@ -343,6 +343,9 @@ def _tag_value(prop: Any) -> str | None:
     return None
 
 
+_JSON_TYPES: dict[type, str] = {str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
 class _AsyncApiJsonSchema(GenerateJsonSchema):
     """Pydantic's JSON Schema in AsyncAPI's dialect, with tags that generated clients use.
 
@@ -377,12 +380,24 @@ class _AsyncApiJsonSchema(GenerateJsonSchema):
         """
         json_schema = super().model_schema(schema)
         properties = json_schema.get("properties")
-        model_title = json_schema.get("title")
+        # Pydantic before 2.7 adds the model's title after this method: read it the same way.
+        config_title = schema.get("config", {}).get("title")
+        model_title = json_schema.get("title") or config_title or schema["cls"].__name__
         if not isinstance(properties, dict) or not isinstance(model_title, str):
             return json_schema
         for name, prop in properties.items():
             if _tag_value(prop) is not None and prop.get("title") == name.title().replace("_", " "):
                 prop["title"] = f"{model_title} {prop['title']}"
+        return json_schema
+
+    def literal_schema(self, schema: Any) -> JsonSchemaValue:
+        """Pydantic's, with the JSON type of a one-value literal as newer pydantic writes it
+        (``{"const": "said", "type": "string"}``), whatever pydantic version runs."""
+        json_schema = super().literal_schema(schema)
+        if "const" in json_schema and "type" not in json_schema:
+            kind = _JSON_TYPES.get(type(json_schema["const"]))
+            if kind is not None:
+                json_schema["type"] = kind
         return json_schema
 
     def tagged_union_schema(self, schema: Any) -> JsonSchemaValue:
