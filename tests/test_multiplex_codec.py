@@ -18,6 +18,8 @@ of cases, one per line:
   of a data frame on a ``meta`` subscription, split by ``split_meta``: ``expect.type`` is
   ``meta`` (``items``, and ``text`` or ``data_hex``) or ``error``. Encoding the items and the
   payload gives back ``payload`` exactly.
+* ``{"name", "direction": "since", "value", "expect"}`` — a ``since`` option's value read by
+  ``parse_since``: ``expect.type`` is ``position`` (``epoch``, ``offset``) or ``error``.
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ from wsroute.multiplex.codec import (
     encode_meta_text,
     encode_ok,
     encode_server_unsubscribe,
+    encode_since,
     encode_subscribe,
     encode_text,
     encode_unsubscribe,
     negotiate_subprotocol,
     parse_client_frame,
     parse_server_frame,
+    parse_since,
     split_meta,
     split_topic,
 )
@@ -70,6 +74,7 @@ CASES: list[dict[str, Any]] = json.loads(FIXTURES.read_text(encoding="utf-8"))
 FRAME_CASES = [c for c in CASES if c["direction"] in ("client", "server")]
 TOPIC_CASES = [c for c in CASES if c["direction"] == "topic"]
 META_CASES = [c for c in CASES if c["direction"] == "meta"]
+SINCE_CASES = [c for c in CASES if c["direction"] == "since"]
 
 Frame = DataFrame | Subscribe | Unsubscribe | Ok | Err | Invalid | ServerUnsubscribe
 
@@ -220,7 +225,21 @@ def test_golden_metadata(case: dict[str, Any]) -> None:
 
 def test_metadata_cases_cover_every_item_the_extensions_use() -> None:
     names = {name for c in META_CASES if c["expect"]["type"] == "meta" for name in c["expect"]["items"]}
-    assert {"id", "reply", "error"} <= names
+    assert {"id", "reply", "error", "offset", "epoch"} <= names
+
+
+@pytest.mark.parametrize("case", SINCE_CASES, ids=lambda c: c["name"])
+def test_golden_since(case: dict[str, Any]) -> None:
+    expect = case["expect"]
+    if expect["type"] == "error":
+        with pytest.raises(ProtocolError) as info:
+            parse_since(case["value"])
+        assert info.value.reason == expect["reason"]
+        with pytest.raises(ValueError):
+            encode_since(*case["value"].rpartition(":")[::2])  # type: ignore[arg-type]
+        return
+    assert parse_since(case["value"]) == (expect["epoch"], expect["offset"])
+    assert encode_since(expect["epoch"], expect["offset"]) == case["value"]
 
 
 @pytest.mark.parametrize("case", TOPIC_CASES, ids=lambda c: c["name"])

@@ -35,6 +35,7 @@ from support.processes import HOST, TESTS_DIR, free_port, uvicorn_processes
 from support.redis_server import client, connections_named, private_redis, require_redis
 from wsroute import Broker, BrokerUnavailable
 from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url, split_url
+from wsroute.history import StreamPosition
 from wsroute.messages import bytes_event, text_event
 from wsroute.testing import eventually, serve
 
@@ -58,9 +59,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Message, str | None]] = []
+        self.positions: list[StreamPosition | None] = []
 
-    def __call__(self, topic: str, event: Message, exclude: str | None) -> None:
+    def __call__(
+        self, topic: str, event: Message, exclude: str | None, position: StreamPosition | None
+    ) -> None:
         self.calls.append((topic, event, exclude))
+        self.positions.append(position)
 
     def texts(self) -> list[str]:
         return [event["text"] for _, event, _ in self.calls if "text" in event]
@@ -478,7 +483,7 @@ async def race_the_resubscribe(redis_server: Any, prefix: str) -> tuple[list[str
     resubscribes; what was accepted, and how often each text was delivered here."""
     got: collections.Counter[str] = collections.Counter()
 
-    def deliver(topic: str, event: Message, exclude: str | None) -> None:
+    def deliver(topic: str, event: Message, exclude: str | None, position: StreamPosition | None) -> None:
         got[event["text"]] += 1
 
     backend = RedisBackend(

@@ -9,12 +9,14 @@ from wsroute.errors import (
     InvalidMessage,
     MessageError,
     MessageTooLarge,
+    PositionLost,
     RateLimited,
     RegistrationError,
     Unhandled,
     UnsupportedFrame,
 )
 from wsroute.guards import Forward, Guard, HandshakeRequest, Reject
+from wsroute.history import Publication, StreamPosition, TopicOptions
 from wsroute.messages import Data, IntoMessage
 from wsroute.router import AppBroker, WsRouter, serve_docs_with
 from wsroute.security import SecurityScheme
@@ -40,10 +42,14 @@ __all__ = [
     "MemoryBackend",
     "MessageError",
     "MessageTooLarge",
+    "PositionLost",
+    "Publication",
     "RateLimited",
     "RegistrationError",
     "Reject",
     "SecurityScheme",
+    "StreamPosition",
+    "TopicOptions",
     "Unhandled",
     "UnsupportedFrame",
     "WebSocketStatus",

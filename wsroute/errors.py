@@ -17,6 +17,11 @@ class BrokerUnavailable(ConnectionError):
     """The broker backend cannot deliver right now (for example Redis is down); nothing was sent."""
 
 
+class PositionLost(LookupError):
+    """The stream no longer holds every publication after a position: its epoch changed
+    (the stored stream may have lost data) or they were trimmed by size or age."""
+
+
 class MessageError(Exception):
     """Base of the errors a received message can cause; `code` is the close code it maps to."""
 

@@ -26,6 +26,7 @@ from wsroute.broker import Broker, BrokerBackend
 from wsroute.connection import BaseConnection, Connection, deny
 from wsroute.errors import RegistrationError
 from wsroute.guards import Reject
+from wsroute.history import DEFAULT_RECOVERY_LIMIT, TopicOptions
 from wsroute.injection import EventKind
 from wsroute.multiplex import MultiplexConnection, negotiate_subprotocol
 from wsroute.outbox import SlowConsumerPolicy
@@ -214,6 +215,43 @@ class WsRouter:
         )
         return self._register("leave", path, options)
 
+    def topic(
+        self,
+        pattern: str,
+        *,
+        history: int = 0,
+        history_ttl: float | None = None,
+        recovery_limit: int = DEFAULT_RECOVERY_LIMIT,
+        presence: bool = False,
+    ) -> TopicOptions:
+        """Configure every topic of a route pattern, once for its message, join and leave
+        handlers: ``ws.topic("/rooms/{room}", history=100, history_ttl=600.0)``.
+
+        `history` publications are kept per topic (0: none), each for at most `history_ttl`
+        seconds (None: until pushed out); a client resubscribing after a disconnect is
+        replayed what it missed, up to `recovery_limit` publications (docs/history.md).
+        `pattern` must be the path of a handler of this router (with its prefix); it is
+        checked when the router is installed.
+        """
+        if presence:
+            raise RegistrationError(f"ws.topic({pattern!r}, presence=True): presence is not available yet")
+        return self.broker.topic(
+            join_path(self.prefix, pattern),
+            history=history,
+            history_ttl=history_ttl,
+            recovery_limit=recovery_limit,
+        )
+
+    def _check_topics(self) -> None:
+        paths = {handler.path for handler in self.table.handlers}
+        for options in self.broker.topics:
+            if options.pattern not in paths:
+                known = ", ".join(sorted(map(repr, paths))) or "none"
+                raise RegistrationError(
+                    f"ws.topic({options.pattern!r}) names no route pattern of this router "
+                    f"(its handlers' paths: {known})"
+                )
+
     def _register(self, kind: EventKind, path: str, options: RouteOptions) -> Callable[[F], F]:
         full_path = join_path(self.prefix, path)
         compile_route(full_path)  # a malformed path fails at the decorator call
@@ -262,6 +300,14 @@ class WsRouter:
             self.table.add(handler)
         for exc_class, fn in other.settings.exception_handlers.items():
             self.settings.exception_handlers.setdefault(exc_class, fn)
+        if other.broker is not self.broker:
+            for topic in other.broker.topics:
+                self.broker.topic(
+                    join_path(prefix, topic.pattern) if prefix else topic.pattern,
+                    history=topic.history,
+                    history_ttl=topic.history_ttl,
+                    recovery_limit=topic.recovery_limit,
+                )
 
     # --- ASGI ---------------------------------------------------------------------------
 
@@ -321,6 +367,7 @@ class WsRouter:
                 "a WsRouter is already installed on this app; combine routers with "
                 "router.include_router(other) and install one"
             )
+        self._check_topics()
         app.state.wsroute = self
         app.state.wsroute_broker = self.broker
         router = app.router

@@ -31,9 +31,10 @@ from wsroute.errors import (
     Unhandled,
 )
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
+from wsroute.history import Positions, StreamPosition, TopicOptions, recovery
 from wsroute.injection import Context, EventState, Plan
 from wsroute.lifecycle import SessionState, check_session_move
-from wsroute.messages import encode
+from wsroute.messages import bytes_event, encode, text_event
 from wsroute.outbox import Outbox
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler, RouteTable, route_path
@@ -49,14 +50,18 @@ Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
 
 
-class Replies(Protocol):
-    """How a subscription that takes requests frames the answer to one (multiplex ``meta``)."""
+class MetaFrames(Protocol):
+    """How a subscription with per-frame metadata (multiplex ``meta``) frames what carries
+    some: the answer to a request, a publication with its stream position."""
 
     def ok(self, request_id: str, event: Message | None) -> Message:
         """The reply carrying the handler's return value, encoded (None: an empty text reply)."""
 
     def error(self, request_id: str, code: int, reason: str) -> Message:
         """The error reply: the close code and reason the exception would have closed with."""
+
+    def publication(self, event: Message, offset: int, epoch: str | None) -> Message:
+        """A publication with its offset (and its epoch when it changed)."""
 
 
 def check_size(limit: int, text: str | None, data: bytes | None) -> None:
@@ -118,8 +123,9 @@ class Session:
         "ctx",
         "join_handler",
         "message_handler",
+        "meta",
         "outbox",
-        "replies",
+        "positions",
         "request",
         "route_path",
         "settings",
@@ -174,8 +180,11 @@ class Session:
         # Messages that arrived while the join body runs (only in state JOINING), each with
         # its request id (None for a plain message).
         self._pending: deque[tuple[str | None, bytes | None, str | None]] | None = None
-        # Set when the client may send requests on this session (see `on_request`).
-        self.replies: Replies | None = None
+        # Set when data frames carry metadata (multiplex `meta`): the client may send
+        # requests (see `on_request`) and ask for positions.
+        self.meta: MetaFrames | None = None
+        # Set when publications reach this session with their stream positions.
+        self.positions: Positions | None = None
 
     def _to(self, state: SessionState) -> None:
         """Move to `state`: the one place the session's state changes."""
@@ -211,6 +220,29 @@ class Session:
         """A broadcast for this topic arrived: queue it (never blocks)."""
         if self.state < _LEAVING:
             self.outbox.push(event if self._frame is None else self._frame(event))
+
+    def deliver_at(self, event: Message, position: StreamPosition) -> None:
+        """A publication with its stream position arrived (a positions subscription only):
+        held while the subscription catches up, dropped if already sent, else queued."""
+        if self.state < _LEAVING:
+            positions = self.positions
+            assert positions is not None and self.meta is not None
+            if positions.held is not None:
+                positions.held.append((event, position))
+            else:
+                self._push_at(positions, event, position)
+
+    def _push_at(self, positions: Positions, event: Message, position: StreamPosition) -> None:
+        epoch, offset = position
+        if epoch == positions.epoch:
+            if offset <= positions.offset:
+                return  # already sent (replayed, or a copy)
+            positions.offset = offset
+            frame = self.meta.publication(event, offset, None)  # type: ignore[union-attr]
+        else:
+            positions.epoch, positions.offset = position
+            frame = self.meta.publication(event, offset, epoch)  # type: ignore[union-attr]
+        self.outbox.push(frame)
 
     async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
         """Close this session with `code` and `reason` (once; later calls do nothing)."""
@@ -313,6 +345,56 @@ class Session:
         await self.broker.subscribe(self.topic, self)
         self._to(_OPEN)
 
+    def history_options(self) -> TopicOptions | None:
+        """The options of this session's topic when it has history (positions can be granted)."""
+        topics = self.broker.topics
+        options = topics.get(self.topic) if topics else None
+        return options if options is not None and options.policy is not None else None
+
+    async def subscribe_with_positions(
+        self, options: TopicOptions, since: StreamPosition | None
+    ) -> tuple[StreamPosition | None, bool]:
+        """Subscribe so that publications come with their positions, recovering from `since`.
+
+        Subscribes first, then reads the stream, holding what arrives meanwhile: nothing
+        published after the read is missed, nothing before it is sent twice. Returns the
+        position the subscription starts from (None when the stream could not be read:
+        the first publication then carries its epoch) and whether every publication after
+        `since` will be replayed. Call `release` once the client was told.
+        """
+        positions = self.positions = Positions()
+        await self.broker.subscribe(self.topic, self, positions=True)
+        self._to(_OPEN)
+        after, limit = (None, 0) if since is None else (since.offset, options.recovery_limit + 1)
+        try:
+            read = await self.broker.read_stream(self.topic, after, limit)
+        except BrokerUnavailable as exc:
+            logger.warning("reading the history of %s failed: %s", self.topic, exc)
+            return None, False
+        replay = None if since is None else recovery(read, since, options.recovery_limit)
+        start = read.position if replay is None else since
+        assert start is not None
+        positions.epoch, positions.offset = start
+        if replay:
+            held = positions.held
+            assert held is not None
+            positions.held = [
+                (_event(p.data), StreamPosition(p.epoch, p.offset))
+                for p in replay
+            ]
+            positions.held += held
+        return start, replay is not None
+
+    def release(self) -> None:
+        """Send the replayed and held publications (in offset order, once each), then go live."""
+        positions = self.positions
+        if positions is None or positions.held is None:
+            return
+        held, positions.held = positions.held, None
+        if self.state < _LEAVING:
+            for event, position in held:
+                self._push_at(positions, event, position)
+
     # --- events -------------------------------------------------------------------------
 
     def start_join(self) -> bool:
@@ -380,8 +462,8 @@ class Session:
         """Handle a request: the handler's return value goes back to this client only, as
         the reply; an exception becomes an error reply with the close code and reason it
         would have closed the session with, and the session stays open."""
-        replies = self.replies
-        assert replies is not None  # the socket sends requests only where replies are set
+        replies = self.meta
+        assert replies is not None  # the socket sends requests only where metadata is on
         # The handler's result, called as `on_message` and `recover` do (inline: a request
         # is as hot a path as a message, and a helper coroutine costs a frame).
         try:
@@ -616,3 +698,8 @@ class Session:
                 logger.exception("tearing down dependencies of %s failed", self.route_path)
             finally:
                 self._to(_LEFT)
+
+
+def _event(data: str | bytes) -> Message:
+    """The send event of a stored publication's wire data."""
+    return text_event(data) if isinstance(data, str) else bytes_event(data)

@@ -28,17 +28,22 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
+from wsroute.history import StreamPosition
 from wsroute.multiplex.codec import (
     META,
     OPTIONS_PARAM,
+    POSITIONS,
+    SINCE,
     SUBPROTOCOL,
     DataFrame,
     Err,
     Ok,
     ServerFrame,
     encode_binary,
+    encode_items,
     encode_meta_binary,
     encode_meta_text,
+    encode_since,
     encode_subscribe,
     encode_text,
     encode_unsubscribe,
@@ -426,6 +431,8 @@ class _Frames:
     def __init__(self) -> None:
         self.buffer: deque[ServerFrame] = deque()
         self.meta: set[str] = set()
+        self.positions: dict[str, StreamPosition] = {}
+        self.recovered: dict[str, bool] = {}
         self._next_id = 0
 
     def pop(self) -> ServerFrame | None:
@@ -435,13 +442,19 @@ class _Frames:
         self.buffer.append(frame)
 
     def subscribed(self, reply: Ok | Err) -> None:
-        """Note whether an ``OK`` granted ``meta`` to its topic."""
+        """Note whether an ``OK`` granted ``meta`` to its topic, and where its positions start."""
         if isinstance(reply, Ok):
             topic, *rest = reply.params
-            if rest and META in parse_items(rest[0]):
+            items = parse_items(rest[0]) if rest else {}
+            if META in items:
                 self.meta.add(topic)
             else:
                 self.meta.discard(topic)
+            self.positions.pop(topic, None)
+            if "epoch" in items and "offset" in items:
+                self.positions[topic] = StreamPosition(items["epoch"], int(items["offset"]))
+            if "recovered" in items:
+                self.recovered[topic] = items["recovered"] == "true"
 
     def encode(
         self, topic: str, payload: str | bytes, items: Mapping[str, str | int] | None = None
@@ -468,6 +481,10 @@ class _Frames:
         if topic not in self.meta:
             return {}, frame.text if frame.text is not None else frame.data or b""
         items, text, data = split_meta(frame.text, frame.data)
+        if "offset" in items:
+            held = self.positions.get(topic)
+            epoch = items.get("epoch") or (held.epoch if held is not None else "")
+            self.positions[topic] = StreamPosition(epoch, int(items["offset"]))
         return items, text if text is not None else data or b""
 
     def data(self, frame: ServerFrame, topic: str) -> str | bytes | None:
@@ -487,6 +504,15 @@ class _Frames:
             raise RequestError(int(items["error"]), reason)
         return payload
 
+    def pop_any_data(self) -> tuple[str, str | bytes] | None:
+        for index, frame in enumerate(self.buffer):
+            if isinstance(frame, DataFrame):
+                payload = self.data(frame, frame.topic)
+                if payload is not None:
+                    del self.buffer[index]
+                    return frame.topic, payload
+        return None
+
     def pop_data(self, topic: str) -> str | bytes | None:
         for index, frame in enumerate(self.buffer):
             payload = self.data(frame, topic)
@@ -496,9 +522,22 @@ class _Frames:
         return None
 
 
-def _with_options(url: str) -> str:
-    """`url` with the connect topic's ``meta`` option in its query."""
-    return f"{url}{'&' if '?' in url else '?'}{OPTIONS_PARAM}={META}"
+def _options(meta: bool, positions: bool, since: StreamPosition | None) -> dict[str, str] | None:
+    """A subscription's options: ``meta`` (implied by the others), ``positions``, ``since``."""
+    if not (meta or positions or since is not None):
+        return None
+    options = {META: ""}
+    if positions or since is not None:
+        options[POSITIONS] = ""
+    if since is not None:
+        options[SINCE] = encode_since(*since)
+    return options
+
+
+def _with_options(url: str, options: dict[str, str] | None = None) -> str:
+    """`url` with the connect topic's options (default: ``meta``) in its query."""
+    field = encode_items(options) if options else META
+    return f"{url}{'&' if '?' in url else '?'}{OPTIONS_PARAM}={field}"
 
 
 def _first_topic(url: str) -> str:
@@ -517,12 +556,21 @@ class MultiplexClient:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def connect(cls, url: str, *, meta: bool = False, **options: Any) -> AsyncIterator[MultiplexClient]:
+    async def connect(
+        cls,
+        url: str,
+        *,
+        meta: bool = False,
+        positions: bool = False,
+        since: StreamPosition | None = None,
+        **options: Any,
+    ) -> AsyncIterator[MultiplexClient]:
         """Open a socket to `url` (its path and query are the first topic).
 
         `url` is written as for `connect`; `options` go to `websockets.connect`. With
-        `meta`, the first topic asks for per-frame metadata (so it takes `request`s) and
-        the server's ``OK`` is awaited here.
+        `meta`, the first topic asks for per-frame metadata (so it takes `request`s);
+        with `positions`, for stream positions (`position`); with `since`, to recover from
+        that position (`recovered`). With any of them the server's ``OK`` is awaited here.
         """
         import websockets
         from websockets.typing import Subprotocol
@@ -530,9 +578,11 @@ class MultiplexClient:
         target = _ws_url(url)
         options.setdefault("proxy", None)
         options.setdefault("subprotocols", [Subprotocol(SUBPROTOCOL)])
-        async with websockets.connect(_with_options(target) if meta else target, **options) as websocket:
+        wanted = _options(meta, positions, since)
+        first_url = _with_options(target, wanted) if wanted else target
+        async with websockets.connect(first_url, **options) as websocket:
             client = cls(websocket, _first_topic(target))
-            if meta:
+            if wanted:
                 client._frames.subscribed(await client._reply_to("SUBSCRIBE", client.first_topic, 5.0))
             yield client
 
@@ -578,10 +628,28 @@ class MultiplexClient:
                 return frame
             self._frames.keep(frame)
 
-    async def subscribe(self, topic: str, timeout: float = 5.0, *, meta: bool = False) -> Ok | Err:
+    def position(self, topic: str) -> StreamPosition | None:
+        """The position of the last publication received on `topic` (or the one its ``OK``
+        started from); None unless the topic was granted positions."""
+        return self._frames.positions.get(topic)
+
+    def recovered(self, topic: str) -> bool | None:
+        """What the last ``OK`` of `topic` said of a recovery (None: none was asked)."""
+        return self._frames.recovered.get(topic)
+
+    async def subscribe(
+        self,
+        topic: str,
+        timeout: float = 5.0,
+        *,
+        meta: bool = False,
+        positions: bool = False,
+        since: StreamPosition | None = None,
+    ) -> Ok | Err:
         """SUBSCRIBE and wait for its ``OK`` or ``ERR`` (other frames stay queued for `recv`);
-        with `meta`, ask for per-frame metadata, so that the topic takes `request`s."""
-        await self.websocket.send(encode_subscribe(topic, {META: ""} if meta else None))
+        with `meta`, ask for per-frame metadata, so that the topic takes `request`s; with
+        `positions`, for stream positions; with `since`, to recover from that position."""
+        await self.websocket.send(encode_subscribe(topic, _options(meta, positions, since)))
         reply = await self._reply_to("SUBSCRIBE", topic, timeout)
         self._frames.subscribed(reply)
         return reply
@@ -592,6 +660,17 @@ class MultiplexClient:
         """UNSUBSCRIBE and wait for its ``OK`` or ``ERR``."""
         await self.websocket.send(encode_unsubscribe(topic, code, reason))
         return await self._reply_to("UNSUBSCRIBE", topic, timeout)
+
+    async def recv_any_data(self, timeout: float = 5.0) -> tuple[str, str | bytes]:
+        """The topic and payload of the next data frame of any topic (replies excluded;
+        other frames stay queued)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            frame = self._frames.pop_any_data()
+            if frame is not None:
+                return frame
+            received = await self._next(deadline)
+            self._frames.keep(received)
 
     async def recv_data(self, topic: str, timeout: float = 5.0) -> str | bytes:
         """The payload of the next data frame for `topic` (other frames stay queued)."""

@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import ClassVar
 
 from starlette.types import Message
 
-Deliver = Callable[[str, Message, "str | None"], None]
-"""Called by a backend for every message that reaches this process: (topic, event, exclude).
+from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
+
+Deliver = Callable[[str, Message, "str | None", "StreamPosition | None"], None]
+"""Called by a backend for every message that reaches this process: (topic, event, exclude,
+position).
 
 `event` is the ASGI ``websocket.send`` event to hand to each local subscriber; `exclude`
 is the subscriber id that must not get it (the sender of a broadcast that excluded itself).
 Subscriber ids are unique only within one process: a backend that crosses processes must
 pass `exclude` back only in the process that published (tag it with a node id).
+`position` is the publication's place in its topic's stream (None for a topic without
+history): every process must see a topic's publications in offset order.
 """
 
 
@@ -27,9 +33,16 @@ class BrokerBackend(ABC):
     """A broker engine. Subclass it to plug in another transport.
 
     Calls arrive in this order: `start` once, then any number of `subscribe`,
-    `unsubscribe` and `publish`, then `stop` once. `subscribe`/`unsubscribe` come only on
-    the first local subscriber of a topic and after the last one leaves.
+    `unsubscribe`, `publish` (and, with history, `publish_with_history` and `read_history`),
+    then `stop` once. `subscribe`/`unsubscribe` come only on the first local subscriber of a
+    topic and after the last one leaves.
+
+    A backend that keeps history sets `supports_history` and implements the two history
+    methods; the broker refuses to start when a topic asks for history from one that does not.
     """
+
+    supports_history: ClassVar[bool] = False
+    """True when `publish_with_history` and `read_history` are implemented."""
 
     @abstractmethod
     async def start(self, deliver: Deliver) -> None:
@@ -54,3 +67,33 @@ class BrokerBackend(ABC):
         Raises `BrokerUnavailable` when the message cannot be handed to the transport:
         nothing is ever dropped silently.
         """
+
+    async def publish_with_history(
+        self, topic: str, event: Message, exclude: str | None, policy: HistoryPolicy
+    ) -> StreamPosition:
+        """Give `event` the next offset of the topic's stream, store it (keeping what
+        `policy` says) and publish it as `publish` does, with its position, in one atomic
+        step: the order of offsets is the order of delivery in every process.
+
+        Returns the publication's position. Raises `BrokerUnavailable` as `publish` does.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no history")
+
+    async def read_history(
+        self,
+        topic: str,
+        policy: HistoryPolicy,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> StreamRead:
+        """Read the topic's stream in one atomic step: its position, its oldest stored
+        offset, and the stored publications with an offset above `after` (None: all), oldest
+        first or newest first with `reverse`, at most `limit` (None: no limit; 0: none).
+
+        A topic never published to gets its epoch here (offset 0), so that a client that
+        subscribed before the first publication can recover. Publications older than
+        ``policy.ttl`` are not returned.
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no history")

@@ -11,7 +11,15 @@ from pydantic_core import core_schema
 from starlette.types import Message
 
 from wsroute.broker.base import BrokerBackend
-from wsroute.errors import RegistrationError
+from wsroute.errors import PositionLost, RegistrationError
+from wsroute.history import (
+    DEFAULT_RECOVERY_LIMIT,
+    Publication,
+    StreamPosition,
+    StreamRead,
+    TopicOptions,
+    TopicRules,
+)
 from wsroute.messages import encode
 
 _ids = itertools.count(1)
@@ -32,6 +40,11 @@ class Subscriber(Protocol):
 
     def deliver(self, event: Message) -> None:
         """Queue `event` for sending; must not block."""
+        ...
+
+    def deliver_at(self, event: Message, position: StreamPosition) -> None:
+        """Queue a publication with its stream position (subscribers that asked for
+        positions only); must not block."""
         ...
 
 
@@ -60,33 +73,136 @@ class Broker:
 
     def __init__(self, backend: BrokerBackend | str = "memory://") -> None:
         self.backend = backend_from_url(backend) if isinstance(backend, str) else backend
-        self._topics: dict[str, dict[Subscriber, None]] = {}
+        self.topics = TopicRules()
+        """The options of each configured route pattern (`topic`)."""
+        # Each topic's local subscribers; True for one that asked for stream positions.
+        self._topics: dict[str, dict[Subscriber, bool]] = {}
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
 
-    async def broadcast_to(self, topic: str, message: object, *, exclude: str | None = None) -> None:
+    def topic(
+        self,
+        pattern: str,
+        *,
+        history: int = 0,
+        history_ttl: float | None = None,
+        recovery_limit: int = DEFAULT_RECOVERY_LIMIT,
+        presence: bool = False,
+    ) -> TopicOptions:
+        """Configure the topics of a route pattern (what ``WsRouter.topic`` does, for a
+        broker used without a router, e.g. a write-only publisher's): `history` publications
+        are kept per topic, each for at most `history_ttl` seconds."""
+        from wsroute.routes import compile_route, default_rank  # routes imports this module
+
+        options = TopicOptions(pattern, history, history_ttl, recovery_limit, presence)
+        try:
+            regex, _ = compile_route(pattern)
+        except ValueError as exc:
+            raise RegistrationError(f"ws.topic({pattern!r}): {exc}") from None
+        self.topics.add(options, regex, default_rank(pattern))
+        return options
+
+    async def broadcast_to(
+        self, topic: str, message: object, *, exclude: str | None = None
+    ) -> StreamPosition | None:
         """Send `message` to every subscriber of `topic` (see `IntoMessage` for what can be sent).
 
-        Raises `TypeError` for a message that cannot be encoded and `BrokerUnavailable`
-        when the backend cannot take it; nothing is dropped silently.
+        On a topic with history the message is stored too; its position is returned
+        (None on a topic without history). Raises `TypeError` for a message that cannot be
+        encoded and `BrokerUnavailable` when the backend cannot take it; nothing is dropped
+        silently.
         """
-        event = encode(message)
-        if not self._started:
-            await self.start()
-        await self.backend.publish(topic, event, exclude)
+        return await self.publish_event(topic, encode(message), exclude)
 
-    async def publish_event(self, topic: str, event: Message, exclude: str | None = None) -> None:
+    async def publish_event(
+        self, topic: str, event: Message, exclude: str | None = None
+    ) -> StreamPosition | None:
         """Publish an already encoded ASGI send event (what `broadcast_to` does after `encode`)."""
         if not self._started:
             await self.start()
+        if self.topics:
+            options = self.topics.get(topic)
+            if options is not None and options.policy is not None:
+                return await self.backend.publish_with_history(topic, event, exclude, options.policy)
         await self.backend.publish(topic, event, exclude)
+        return None
+
+    def _history_options(self, topic: str) -> TopicOptions:
+        options = self.topics.get(topic)
+        if options is None or options.policy is None:
+            raise ValueError(
+                f"topic {topic!r} has no history: configure its pattern with ws.topic(pattern, history=N)"
+            )
+        return options
+
+    async def history(
+        self,
+        topic: str,
+        *,
+        since: tuple[str, int] | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> list[Publication]:
+        """The stored publications of `topic`, oldest first (newest first with `reverse`),
+        at most `limit` of them.
+
+        `since` is an ``(epoch, offset)`` position: only the publications after it are
+        returned, and `PositionLost` is raised when the stream no longer holds all of them
+        (another epoch, or trimmed by size or age). Raises `ValueError` for a topic whose
+        pattern has no history, and `BrokerUnavailable` when the backend cannot be read.
+        """
+        read = await self._read(topic, since, limit, reverse)
+        return read.publications
+
+    async def position(self, topic: str) -> StreamPosition:
+        """The current position of `topic`'s stream: its epoch and the offset of its last
+        publication (0 before the first)."""
+        read = await self._read(topic, None, 0, False)
+        return read.position
+
+    async def _read(
+        self, topic: str, since: tuple[str, int] | None, limit: int | None, reverse: bool
+    ) -> StreamRead:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0 or None, not {limit!r}")
+        read = await self.read_stream(topic, None if since is None else since[1], limit, reverse)
+        if since is not None and not read.holds_all_after(StreamPosition(*since)):
+            raise PositionLost(
+                f"the stream of {topic!r} no longer holds every publication after {since[0]}:{since[1]} "
+                f"(it is at {read.position.epoch}:{read.position.offset}, oldest kept {read.oldest})"
+            )
+        return read
+
+    async def read_stream(
+        self, topic: str, after: int | None, limit: int | None, reverse: bool = False
+    ) -> StreamRead:
+        """The backend's atomic read of `topic`'s stream (see `BrokerBackend.read_history`)."""
+        options = self._history_options(topic)
+        assert options.policy is not None
+        if not self._started:
+            await self.start()
+        return await self.backend.read_history(
+            topic, options.policy, after=after, limit=limit, reverse=reverse
+        )
 
     async def start(self) -> None:
-        """Start the backend (the app's lifespan calls this; it is also done on first use)."""
+        """Start the backend (the app's lifespan calls this; it is also done on first use).
+
+        Raises `RegistrationError` when a topic asks for history from a backend that has none.
+        """
         async with self._start_lock:
             if not self._started:
-                await self.backend.start(self._deliver)
+                backend = self.backend
+                if not backend.supports_history:
+                    wanting = [options.pattern for options in self.topics if options.history]
+                    if wanting:
+                        raise RegistrationError(
+                            f"{type(backend).__name__} keeps no history, but ws.topic() asks for it "
+                            f"on {', '.join(map(repr, wanting))}: use a backend with history "
+                            "(memory:// or redis://)"
+                        )
+                await backend.start(self._deliver)
                 self._started = True
 
     async def stop(self) -> None:
@@ -114,13 +230,16 @@ class Broker:
         """Stop the broker."""
         await self.stop()
 
-    async def subscribe(self, topic: str, subscriber: Subscriber) -> None:
-        """Add a local subscriber; the backend hears of the topic on its first subscriber."""
+    async def subscribe(self, topic: str, subscriber: Subscriber, *, positions: bool = False) -> None:
+        """Add a local subscriber; the backend hears of the topic on its first subscriber.
+
+        With `positions`, publications that have a stream position reach it through
+        `Subscriber.deliver_at`."""
         if not self._started:
             await self.start()
         subscribers = self._topics.get(topic)
         if subscribers is None:
-            self._topics[topic] = {subscriber: None}
+            self._topics[topic] = {subscriber: positions}
             confirmed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._subscribing[topic] = confirmed
             try:
@@ -130,7 +249,7 @@ class Broker:
                     del self._subscribing[topic]
                 confirmed.set_result(None)
         else:
-            subscribers[subscriber] = None
+            subscribers[subscriber] = positions
             pending = self._subscribing.get(topic)
             if pending is not None:
                 # The first subscriber's backend subscribe is still in flight: return only
@@ -140,7 +259,7 @@ class Broker:
     async def unsubscribe(self, topic: str, subscriber: Subscriber) -> None:
         """Remove a local subscriber; the backend hears of it when the topic has none left."""
         subscribers = self._topics.get(topic)
-        if subscribers is None or subscribers.pop(subscriber, 0) is not None:
+        if subscribers is None or subscribers.pop(subscriber, None) is None:
             return
         if not subscribers:
             del self._topics[topic]
@@ -164,11 +283,21 @@ class Broker:
             "route use the dependency `broker: AppBroker` (from wsroute import AppBroker)"
         )
 
-    def _deliver(self, topic: str, event: Message, exclude: str | None) -> None:
+    def _deliver(
+        self, topic: str, event: Message, exclude: str | None, position: StreamPosition | None = None
+    ) -> None:
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
-        # A snapshot: delivering may evict a slow subscriber, which unsubscribes later.
+        if position is not None:
+            # A snapshot: delivering may evict a slow subscriber, which unsubscribes later.
+            for subscriber, positions in tuple(subscribers.items()):
+                if exclude is None or subscriber.subscriber_id != exclude:
+                    if positions:
+                        subscriber.deliver_at(event, position)
+                    else:
+                        subscriber.deliver(event)
+            return
         if exclude is None:
             for subscriber in tuple(subscribers):
                 subscriber.deliver(event)

@@ -25,9 +25,12 @@ Every Redis message is one envelope, built once per publish:
 
 ```text
 byte 0        flags: high nibble = format version (1),
-              bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present
+              bit 0 = binary frame (else UTF-8 text), bit 1 = exclude id present,
+              bit 2 = stream position present
 [byte 1]      n = length of the exclude id (only when bit 1 is set)
 [n bytes]     exclude id, UTF-8: "<origin node>/<subscriber id>[#<sequence>]"
+[byte]        m = length of the position (only when bit 2 is set)
+[m bytes]     the position, ASCII: "<epoch>:<offset>" (a topic with history)
 rest          the payload: the text frame in UTF-8, or the binary frame as is
 ```
 
@@ -41,7 +44,9 @@ So a text broadcast ``"hi"`` is ``b"\\x10hi"`` and a binary one ``b"\\x11\\x00\\
 exclude id is qualified by the publishing backend's random node id, because subscriber
 ids are only unique within one process: only the origin process skips that subscriber.
 `encode_envelope` and `decode_envelope` implement the format (for publishers written
-outside wsroute, or other languages).
+outside wsroute, or other languages). A publication to a topic with history is not a plain
+PUBLISH: it is the script of `wsroute.broker.redis_streams`, which stores it and publishes
+it with its position.
 """
 
 from __future__ import annotations
@@ -60,18 +65,21 @@ from urllib.parse import unquote_plus, urlsplit
 from redis.asyncio.connection import Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 from starlette.types import Message
 
+from wsroute.broker import redis_streams
 from wsroute.broker.base import BrokerBackend, Deliver
 from wsroute.errors import BrokerUnavailable
+from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
 
 logger = logging.getLogger("wsroute")
 
 _VERSION = 0x10
 _BINARY = 0x01
 _EXCLUDE = 0x02
-_KNOWN_FLAGS = _BINARY | _EXCLUDE
+_POSITION = 0x04
+_KNOWN_FLAGS = _BINARY | _EXCLUDE | _POSITION
 
 # How long a broadcast delivered locally waits for its copy from Redis (to drop it), at
 # least: a publish may itself take up to `timeout`.
@@ -81,22 +89,37 @@ _ECHO_WINDOW = 30.0
 _BATCH = 512
 
 
-def encode_envelope(event: Message, exclude: str | None = None) -> bytes:
-    """Encode an ASGI ``websocket.send`` event (and an optional exclude id) as one envelope.
-
-    Raises `ValueError` when the exclude id is longer than 255 bytes in UTF-8.
-    """
+def _envelope_parts(event: Message, exclude: str | None, extra: int = 0) -> tuple[bytes, bytes, bytes]:
+    """The envelope's head (flags, with `extra`, and exclude id), its flags byte without
+    exclude or position (what a stream stores), and the payload."""
     text: str | None = event.get("text")
     if text is not None:
         flags, payload = _VERSION, text.encode()
     else:
         flags, payload = _VERSION | _BINARY, bytes(event.get("bytes") or b"")
+    plain = bytes((flags,))
     if exclude is None:
-        return bytes((flags,)) + payload
+        return (bytes((flags | extra,)) if extra else plain), plain, payload
     token = exclude.encode()
     if len(token) > 255:
         raise ValueError(f"exclude id too long for the Redis envelope ({len(token)} > 255 bytes)")
-    return bytes((flags | _EXCLUDE, len(token))) + token + payload
+    return bytes((flags | extra | _EXCLUDE, len(token))) + token, plain, payload
+
+
+def encode_envelope(
+    event: Message, exclude: str | None = None, position: StreamPosition | None = None
+) -> bytes:
+    """Encode an ASGI ``websocket.send`` event (and an optional exclude id and stream
+    position) as one envelope.
+
+    Raises `ValueError` when the exclude id is longer than 255 bytes in UTF-8.
+    """
+    if position is None:
+        head, _, payload = _envelope_parts(event, exclude)
+        return head + payload
+    head, _, payload = _envelope_parts(event, exclude, _POSITION)
+    at = f"{position.epoch}:{position.offset}".encode()
+    return head + bytes((len(at),)) + at + payload
 
 
 def decode_envelope(data: bytes) -> tuple[Message, str | None]:
@@ -104,6 +127,13 @@ def decode_envelope(data: bytes) -> tuple[Message, str | None]:
 
     Raises `ValueError` for an empty message, an unknown format version or bad UTF-8.
     """
+    event, exclude, _ = decode_positioned_envelope(data)
+    return event, exclude
+
+
+def decode_positioned_envelope(data: bytes) -> tuple[Message, str | None, StreamPosition | None]:
+    """Decode an envelope into the ASGI send event, the exclude id and the stream position
+    (each None when absent). Raises `ValueError` as `decode_envelope` does."""
     if not data:
         raise ValueError("empty message")
     flags = data[0]
@@ -116,9 +146,19 @@ def decode_envelope(data: bytes) -> tuple[Message, str | None]:
             raise ValueError("truncated exclude id")
         start = 2 + data[1]
         exclude = data[2:start].decode()
+    position = None
+    if flags & _POSITION:
+        if len(data) <= start or len(data) < start + 1 + data[start]:
+            raise ValueError("truncated stream position")
+        end = start + 1 + data[start]
+        epoch, _, offset = data[start + 1 : end].decode().rpartition(":")
+        if not epoch or not offset.isdigit():
+            raise ValueError("invalid stream position")
+        position = StreamPosition(epoch, int(offset))
+        start = end
     if flags & _BINARY:
-        return {"type": "websocket.send", "bytes": data[start:]}, exclude
-    return {"type": "websocket.send", "text": data[start:].decode()}, exclude
+        return {"type": "websocket.send", "bytes": data[start:]}, exclude, position
+    return {"type": "websocket.send", "text": data[start:].decode()}, exclude, position
 
 
 def safe_url(url: str) -> str:
@@ -186,7 +226,7 @@ class _Connection(Protocol):
 
     async def disconnect(self, nowait: bool = False) -> None: ...
 
-    def pack_command(self, *args: bytes | str) -> list[bytes]: ...
+    def pack_command(self, *args: bytes | str | int) -> list[bytes]: ...
 
     async def send_packed_command(self, command: list[bytes], check_health: bool = True) -> None: ...
 
@@ -204,8 +244,19 @@ _FAILURES = (RedisError, OSError, TimeoutError)
 """What a broken, refused, timed out or rejected Redis operation raises."""
 
 
+async def _script(conn: _Connection, sha: str, script: str, args: tuple[bytes | str | int, ...]) -> Any:
+    """Run a Lua script by its SHA, loading it with EVAL when Redis does not have it yet."""
+    await conn.send_packed_command(conn.pack_command(b"EVALSHA", sha, *args), check_health=False)
+    try:
+        return await conn.read_response()
+    except NoScriptError:
+        # The error reply was read: the connection is in step for the EVAL.
+        await conn.send_packed_command(conn.pack_command(b"EVAL", script, *args), check_health=False)
+        return await conn.read_response()
+
+
 class RedisBackend(BrokerBackend):
-    """Moves broadcasts between processes through Redis pub/sub.
+    """Moves broadcasts between processes through Redis pub/sub; history in Redis streams.
 
     :param url: ``redis://[[user]:password@]host:port/db``, ``rediss://…`` or
         ``unix:///path.sock``; redis-py's query parameters apply, plus ``channel_prefix``
@@ -221,6 +272,8 @@ class RedisBackend(BrokerBackend):
     :param redis_options: more keyword arguments for redis-py's connections
         (``ssl_ca_certs``, ``username``, ``client_name``…); values in the URL win.
     """
+
+    supports_history = True
 
     def __init__(
         self,
@@ -362,11 +415,56 @@ class RedisBackend(BrokerBackend):
         A publish that failed mid-way (the connection broke after the command was written)
         may still have been delivered; one that raised never reached a subscriber otherwise.
         """
+        await self._publish(topic, event, exclude, None)
+
+    async def publish_with_history(
+        self, topic: str, event: Message, exclude: str | None, policy: HistoryPolicy
+    ) -> StreamPosition:
+        """Assign the offset, append to the topic's stream and PUBLISH with the position, in
+        one script (`redis_streams`); fails as `publish` does."""
+        position = await self._publish(topic, event, exclude, policy)
+        assert position is not None
+        return position
+
+    async def read_history(
+        self,
+        topic: str,
+        policy: HistoryPolicy,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+    ) -> StreamRead:
+        """Read the topic's stream in one script (see `BrokerBackend.read_history`)."""
+        conn = self._pub
+        if conn is None:
+            raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
+        args = redis_streams.read_args(self._prefix, topic, policy, after, limit, reverse)
+        try:
+            async with asyncio.timeout(self.timeout), self._pub_lock:
+                try:
+                    await self._ready_to_publish(conn)
+                    reply = await _script(conn, redis_streams.READ_SHA, redis_streams.READ_SCRIPT, args)
+                except BaseException:
+                    with contextlib.suppress(*_FAILURES):
+                        await conn.disconnect(nowait=True)
+                    raise
+        except _FAILURES as exc:
+            raise BrokerUnavailable(
+                f"cannot read history from the Redis broker at {self.safe_url}: "
+                f"{_describe(exc, self.timeout)}"
+            ) from exc
+        return redis_streams.parse_read(reply)
+
+    async def _publish(
+        self, topic: str, event: Message, exclude: str | None, policy: HistoryPolicy | None
+    ) -> StreamPosition | None:
         conn = self._pub
         if conn is None:
             raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
         channel = self._prefix + topic.encode()
         echo: int | None = None
+        position: StreamPosition | None = None
         try:
             async with asyncio.timeout(self.timeout), self._pub_lock:
                 try:
@@ -377,10 +475,20 @@ class RedisBackend(BrokerBackend):
                         # are sure to be ahead of this PUBLISH in Redis.
                         echo = self._echoes.expect(self._echo_window)
                         token = f"{self.node_id}/{exclude or ''}#{echo}"
-                    data = encode_envelope(event, token)
-                    command = conn.pack_command(b"PUBLISH", channel, data)
-                    await conn.send_packed_command(command, check_health=False)
-                    await conn.read_response()
+                    if policy is None:
+                        data = encode_envelope(event, token)
+                        command = conn.pack_command(b"PUBLISH", channel, data)
+                        await conn.send_packed_command(command, check_health=False)
+                        await conn.read_response()
+                    else:
+                        head, flags, payload = _envelope_parts(event, token, _POSITION)
+                        args = redis_streams.publish_args(
+                            self._prefix, topic, channel, head, flags, payload, policy
+                        )
+                        reply = await _script(
+                            conn, redis_streams.PUBLISH_SHA, redis_streams.PUBLISH_SCRIPT, args
+                        )
+                        position = redis_streams.parse_position(reply)
                 except BaseException:
                     # Half written or reply unread: this connection is out of step.
                     if echo is not None:
@@ -412,10 +520,11 @@ class RedisBackend(BrokerBackend):
         if echo is not None and echoes.delivered_here(echo) and self._deliver is not None:
             # Redis may not bring this accepted message back to this process (its
             # subscription was not confirmed): deliver it here, once.
-            self._deliver(topic, event, exclude)
+            self._deliver(topic, event, exclude, position)
         if self._sub_down_since is not None:
             # Redis is back: let the listener retry now rather than at the end of its backoff.
             self._wake.set()
+        return position
 
     async def _ready_to_publish(self, conn: _Connection) -> None:
         if conn.is_connected:
@@ -605,7 +714,7 @@ class RedisBackend(BrokerBackend):
 
     def _on_message(self, topic: str, data: bytes) -> None:
         try:
-            event, exclude = decode_envelope(data)
+            event, exclude, position = decode_positioned_envelope(data)
         except ValueError as exc:
             if not self._warned_malformed:
                 self._warned_malformed = True
@@ -626,7 +735,7 @@ class RedisBackend(BrokerBackend):
                 exclude = None
         assert self._deliver is not None
         try:
-            self._deliver(topic, event, exclude)
+            self._deliver(topic, event, exclude, position)
         except Exception:
             logger.exception("delivering a broadcast on %r failed", topic)
 

@@ -97,6 +97,16 @@ META: Final = "meta"
 MAX_ITEMS_CHARS: Final = 256
 """Longest metadata field of a data frame, in characters (all ASCII)."""
 
+POSITIONS: Final = "positions"
+"""The subscription option asking for stream positions: ``epoch``/``offset`` in the OK,
+``offset`` on every publication (granted only on topics with history)."""
+
+MAX_OFFSET: Final = 2**53 - 1
+"""Largest offset a position may have: exact in JavaScript's numbers too."""
+
+SINCE: Final = "since"
+"""The subscription option asking to recover from a position: ``since=EPOCH:OFFSET``."""
+
 
 class Reason:
     """The REASON field of ``ERR`` and ``INVALID`` replies, spelled exactly as docs/protocol.md lists them."""
@@ -431,6 +441,39 @@ def parse_options(text: str) -> dict[str, str]:
     if META not in options:
         raise _invalid(f"options {text[:40]!r} without {META!r}")
     return options
+
+
+_EPOCH = re.compile(r"[A-Za-z0-9._~-]{1,32}")
+
+
+def parse_since(value: str) -> tuple[str, int]:
+    """Parse a ``since`` option's value ``EPOCH:OFFSET`` into ``(epoch, offset)``.
+
+    Raises :class:`ProtocolError` (``Invalid Control Message``) unless the epoch is 1-32 of
+    ``A-Za-z0-9._~-`` and the offset a decimal integer up to 2**53 - 1 (exact in JavaScript
+    too) without leading zeros.
+    """
+    epoch, colon, offset = value.rpartition(":")
+    if (
+        not colon
+        or _EPOCH.fullmatch(epoch) is None
+        or not (offset.isascii() and offset.isdigit())
+        or (len(offset) > 1 and offset[0] == "0")
+        or len(offset) > 16
+        or int(offset) > MAX_OFFSET
+    ):
+        raise _invalid(f"invalid since position {value[:80]!r}: use EPOCH:OFFSET")
+    return epoch, int(offset)
+
+
+def encode_since(epoch: str, offset: int) -> str:
+    """Inverse of :func:`parse_since`; raises `ValueError` for what would not parse back."""
+    value = f"{epoch}:{offset}"
+    try:
+        parse_since(value)
+    except ProtocolError:
+        raise ValueError(f"invalid position {value!r}") from None
+    return value
 
 
 def encode_items(items: Mapping[str, str | int]) -> str:

@@ -19,12 +19,15 @@ from wsroute.broker import Broker
 from wsroute.connection import BaseConnection
 from wsroute.errors import ChannelClosed
 from wsroute.guards import Reject
+from wsroute.history import StreamPosition
 from wsroute.messages import text_event
 from wsroute.multiplex.codec import (
     META,
     OPTIONS_PARAM,
+    POSITIONS,
     SEP,
     SEP_BYTES,
+    SINCE,
     ClientFrame,
     DataFrame,
     InvalidTopic,
@@ -40,6 +43,7 @@ from wsroute.multiplex.codec import (
     encode_text,
     parse_client_frame,
     parse_options,
+    parse_since,
     split_meta,
     split_topic,
 )
@@ -68,7 +72,8 @@ def _framer(topic: str) -> Framer:
 
 class _MetaFramer:
     """Frames of a ``meta`` subscription: ``topic··payload`` for what handlers send and
-    broadcasts, ``topic·reply=ID[,error=CODE]·payload`` for the answer to a request."""
+    broadcasts, ``topic·reply=ID[,error=CODE]·payload`` for the answer to a request,
+    ``topic·offset=N[,epoch=E]·payload`` for a publication with its position."""
 
     __slots__ = ("_bytes_prefix", "_reply_prefix", "_text_prefix", "topic")
 
@@ -97,6 +102,15 @@ class _MetaFramer:
     def error(self, request_id: str, code: int, reason: str) -> Message:
         return text_event(encode_text(self.topic, f"reply={request_id},error={code}{SEP}{reason}"))
 
+    def publication(self, event: Message, offset: int, epoch: str | None) -> Message:
+        # Epochs come from the backend (token_urlsafe) and offsets are ints: valid items.
+        head = f"offset={offset}" if epoch is None else f"offset={offset},epoch={epoch}"
+        text = event.get("text")
+        if text is not None:
+            return text_event(encode_text(self.topic, head + SEP + text))
+        prefix = encode_binary(self.topic, (head + SEP).encode())
+        return {"type": "websocket.send", "bytes": prefix + event["bytes"]}
+
 
 # The subscription options this server grants (docs/protocol.md, "Extensions").
 _KNOWN_OPTIONS = frozenset({META})
@@ -106,6 +120,15 @@ def _granted(options: dict[str, str]) -> dict[str, str]:
     """The options of `options` this server grants, in the order asked; unknown ones are
     left out, so a client learns from the OK reply what the server speaks."""
     return {name: value for name, value in options.items() if name in _KNOWN_OPTIONS}
+
+
+def since_position(options: dict[str, str]) -> StreamPosition | None:
+    """The position a subscription's options ask to recover from (``since``, read only
+    with ``positions``); raises `ProtocolError` for a malformed one."""
+    value = options.get(SINCE)
+    if value is None or POSITIONS not in options:
+        return None
+    return StreamPosition(*parse_since(value))
 
 
 def take_connect_options(scope: Scope) -> tuple[Scope, dict[str, str] | ProtocolError]:
@@ -126,9 +149,11 @@ def take_connect_options(scope: Scope) -> tuple[Scope, dict[str, str] | Protocol
         return scope, {}
     stripped: Scope = {**scope, "query_string": b"&".join(kept)}
     try:
-        return stripped, parse_options(found)
+        options = parse_options(found)
+        since_position(options)
     except ProtocolError as exc:
         return stripped, exc
+    return stripped, options
 
 
 def connect_topic(scope: Scope) -> str:
@@ -177,7 +202,7 @@ class MultiplexConnection(BaseConnection):
             return self.new_session(scope, close, _framer(topic))
         framer = _MetaFramer(topic)
         session = self.new_session(scope, close, framer)
-        session.replies = framer
+        session.meta = framer
         return session
 
     def sessions(self) -> list[Session]:
@@ -192,15 +217,36 @@ class MultiplexConnection(BaseConnection):
         rate = self.settings.rate_limit
         if rate is not None:
             self._bucket = TokenBucket(*rate)
-        self.topics[self.first_topic] = self.first
-        await self.first.subscribe()
+        first = self.first
+        self.topics[self.first_topic] = first
         options = self._first_options
+        assert isinstance(options, dict)  # else `open` refused the handshake
+        granted = await self._subscribe_session(first, options, _granted(options))
         if options:
             # The connect topic was subscribed by the handshake: its options get the same
             # OK a SUBSCRIBE would, first on the socket.
-            assert isinstance(options, dict)
-            await self._reply(self._ok_subscribe(self.first_topic, _granted(options)))
-        self.start_join(self.first)
+            await self._reply(self._ok_subscribe(self.first_topic, granted))
+        first.release()
+        self.start_join(first)
+
+    @staticmethod
+    async def _subscribe_session(
+        session: Session, options: dict[str, str], granted: dict[str, str]
+    ) -> dict[str, str]:
+        """Subscribe `session`; returns the items of its OK: the granted options and, for a
+        positions subscription, where it starts and whether it recovered."""
+        history = session.history_options() if POSITIONS in options and META in granted else None
+        if history is None:
+            await session.subscribe()
+            return granted
+        since = since_position(options)
+        start, recovered = await session.subscribe_with_positions(history, since)
+        answer: dict[str, str] = {**granted, POSITIONS: ""}
+        if start is not None:
+            answer["epoch"], answer["offset"] = start.epoch, str(start.offset)
+        if since is not None:
+            answer["recovered"] = "true" if recovered else "false"
+        return answer
 
     @staticmethod
     def _ok_subscribe(topic: str, granted: dict[str, str]) -> str:
@@ -256,7 +302,7 @@ class MultiplexConnection(BaseConnection):
         id), or the `ProtocolError` of a malformed metadata field. Not a coroutine itself:
         every multiplexed message passes here, and a frame more would cost it."""
         text, data, request_id = frame.text, frame.data, None
-        if session.replies is not None:
+        if session.meta is not None:
             try:
                 items, text, data = split_meta(text, data)
             except ProtocolError as exc:
@@ -270,6 +316,11 @@ class MultiplexConnection(BaseConnection):
         return session.receive(text, data, request_id)
 
     async def _subscribe(self, topic: str, options: dict[str, str]) -> None:
+        try:
+            since_position(options)
+        except ProtocolError as exc:
+            await self._reply(encode_invalid(exc.reason))
+            return
         # An ERR echoes the request's parameters, options included.
         params = (topic, encode_items(options)) if options else (topic,)
         try:
@@ -303,9 +354,11 @@ class MultiplexConnection(BaseConnection):
             await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", *params))
             return
         self.topics[topic] = session
-        await session.subscribe()
-        # OK before the join body runs, as accept is for a dedicated connection.
+        granted = await self._subscribe_session(session, options, granted)
+        # OK before the join body runs, as accept is for a dedicated connection; then what
+        # a recovery replays, then live publications.
         await self._reply(self._ok_subscribe(topic, granted))
+        session.release()
         self.start_join(session)
 
     async def _close_topic(self, topic: str, code: int, reason: str) -> None:
