@@ -31,11 +31,17 @@ def make_app(broker: str | BrokerBackend | Broker = "memory://", **topic: object
 
     @ws.message("/rooms/{room}")
     async def said(data: str, channel: Channel) -> None:
-        await channel.broadcast(data)
+        if data == "where?":  # the handler reads its topic's position
+            await channel.send(repr(await channel.position()))
+        else:
+            await channel.broadcast(data)
 
     @ws.message("/plain")
     async def plain(data: str, channel: Channel) -> None:
-        await channel.broadcast(data)
+        if data == "where?":
+            await channel.send(repr(await channel.position()))
+        else:
+            await channel.broadcast(data)
 
     options: dict[str, object] = {"history": 50, **topic}
     ws.topic("/rooms/{room}", **options)  # type: ignore[arg-type]
@@ -232,6 +238,17 @@ async def test_a_client_recovers_what_it_missed_once_in_order_then_goes_live() -
             reply = await client.subscribe("/rooms/a", since=last)
             assert isinstance(reply, Ok) and reply.params[1].endswith(f"offset={last.offset},recovered=true")
             assert await data(client, "/rooms/a", 8) == [*missed, "live"]
+
+
+async def test_handlers_read_their_topics_position() -> None:
+    async with served() as (url, broker):
+        await broker.broadcast_to("/rooms/a", "one")
+        position = await broker.position("/rooms/a")
+        async with connect(f"{url}/rooms/a") as room, connect(f"{url}/plain") as plain:
+            await room.send("where?")
+            assert await room.recv() == repr(position)
+            await plain.send("where?")
+            assert await plain.recv() == "None"
 
 
 async def test_a_client_that_never_received_anything_recovers_from_its_ok() -> None:

@@ -15,6 +15,7 @@ from wsroute.messages import encode
 
 if TYPE_CHECKING:
     from wsroute.guards import HandshakeRequest
+    from wsroute.history import StreamPosition
 
 M = TypeVar("M", default=object)
 
@@ -47,6 +48,10 @@ class ChannelTarget(Protocol):
 
     async def close(self, code: int, reason: str) -> None:
         """Close this connection (or this topic only, when multiplexed)."""
+        ...
+
+    async def stream_position(self) -> StreamPosition | None:
+        """The current position of the topic's stream; None without history."""
         ...
 
 
@@ -101,6 +106,11 @@ class Channel(Generic[M]):
         """Send `message` to every subscriber of this channel's topic, this client included
         unless `exclude_self` is true. The message is encoded once."""
         await self._target.broadcast_event(encode(message), exclude_self)
+
+    async def position(self) -> StreamPosition | None:
+        """The current position of this topic's stream (its epoch and last offset), or None
+        when the topic has no history (``ws.topic(pattern, history=N)``)."""
+        return await self._target.stream_position()
 
     async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
         """Close the connection with `code` and `reason` (in a multiplexed socket: this topic only).

@@ -351,6 +351,10 @@ class Session:
         options = topics.get(self.topic) if topics else None
         return options if options is not None and options.policy is not None else None
 
+    async def stream_position(self) -> StreamPosition | None:
+        """The current position of this topic's stream (`Channel.position`)."""
+        return None if self.history_options() is None else await self.broker.position(self.topic)
+
     async def subscribe_with_positions(
         self, options: TopicOptions, since: StreamPosition | None
     ) -> tuple[StreamPosition | None, bool]:
