@@ -620,3 +620,52 @@ async def test_a_broker_outage_is_told_to_the_sender(tmp_path: Path) -> None:
                     assert announce.status_code == 503 and "broker unavailable" in announce.json()["detail"]
                 await ws.send(json.dumps({"text": "still open?"}))
                 assert (await recv_json(ws))["code"] == "unavailable"
+
+
+async def test_a_page_that_was_offline_is_replayed_what_it_missed(chat: ChatServer) -> None:
+    """Rooms keep their broadcasts (`ws.topic`): a client resubscribing with its last
+    position gets the messages it missed, once and in order."""
+    room = room_name()
+    _, token = await sign_in(chat.http, "Ann")
+    _, bob_token = await sign_in(chat.http, "Bob")
+    url = f"{chat.ws}/rooms/{room}"
+    async with MultiplexClient.connect(url, positions=True, additional_headers=bearer(token)) as ann:
+        assert json.loads(await ann.recv_data(f"/rooms/{room}"))["type"] == "hello"
+        assert json.loads(await ann.recv_data(f"/rooms/{room}"))["type"] == "presence"
+        last = ann.position(f"/rooms/{room}")
+    assert last is not None
+    async with enter(chat.ws, room, bob_token) as (bob, _):
+        for i in range(3):
+            await bob.send(json.dumps({"text": f"while away {i}"}))
+            assert (await recv_json(bob))["text"] == f"while away {i}"
+    async with MultiplexClient.connect(url, since=last, additional_headers=bearer(token)) as ann:
+        assert ann.recovered(f"/rooms/{room}") is True
+        said = []
+        while len(said) < 3:
+            event = json.loads(await ann.recv_data(f"/rooms/{room}"))
+            if event["type"] == "message":
+                said.append(event["text"])
+        assert said == [f"while away {i}" for i in range(3)]
+
+
+async def test_history_outlives_a_restart_with_the_memory_broker(tmp_path: Path) -> None:
+    """The HTTP history reads the broker's stream; what a restarted memory broker lost
+    comes from the store."""
+    with chat_server(chat_env(tmp_path / "chat.db")) as chat:
+        room = room_name()
+        _, token = await sign_in(chat.http, "Ann")
+        async with enter(chat.ws, room, token) as (ws, _):
+            for i in range(3):
+                await ws.send(json.dumps({"text": f"before {i}"}))
+                assert (await recv_json(ws))["text"] == f"before {i}"
+        chat.stop()
+        chat.start()
+        async with enter(chat.ws, room, token) as (ws, _):
+            await ws.send(json.dumps({"text": "after"}))
+            assert (await recv_json(ws))["text"] == "after"
+        async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+            history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
+        texts = [m["text"] for m in history["messages"]]
+        assert texts == ["before 0", "before 1", "before 2", "after"]
+        ids = [m["id"] for m in history["messages"]]
+        assert ids == sorted(set(ids))

@@ -9,6 +9,9 @@
   `Presence` event without the leaver.
 * **errors** — a message that fails validation, is too large or is binary gets an
   `ErrorEvent` back and the connection stays open (the default would close it).
+* **history** — every room keeps its last `ROOM_HISTORY` broadcasts in the broker
+  (``router.topic``): a page whose connection dropped is replayed what it missed when it
+  resubscribes, once and in order, and `recent_messages` serves the HTTP history from it.
 
 Presence lives in the shared store (see `store`), not in this process's memory: with
 several workers, each one only sees its own connections.
@@ -21,13 +24,15 @@ import os
 import secrets
 from typing import Annotated
 
+import orjson
 from fastapi import Depends, Path
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from examples.chat.auth import Member
-from examples.chat.models import MAX_LENGTH, ROOM_PATTERN, ErrorEvent, Hello, Say, ServerEvent
+from examples.chat.models import MAX_LENGTH, ROOM_PATTERN, ErrorEvent, Hello, HistoryItem, Say, ServerEvent
 from examples.chat.state import State
 from wsroute import (
+    Broker,
     BrokerUnavailable,
     Channel,
     HandshakeRequest,
@@ -45,6 +50,11 @@ MAX_FRAME = 4096
 
 router = WsRouter()
 """The handlers; `app.create_app` includes them into the router it installs with its broker."""
+
+ROOM_HISTORY = 500
+"""Broadcasts each room keeps for recovery (messages, announcements and presence events)."""
+
+_ITEM: TypeAdapter[HistoryItem] = TypeAdapter(HistoryItem)
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
 
@@ -86,6 +96,23 @@ async def leave(
         await channel.broadcast(presence)
     except BrokerUnavailable:
         logger.warning("could not tell %s that a member left (%s): broker unavailable", room, status)
+
+
+router.topic("/rooms/{room}", history=ROOM_HISTORY, history_ttl=24 * 3600.0)
+
+
+async def recent_messages(broker: Broker, room: str, limit: int) -> list[HistoryItem]:
+    """The last `limit` messages and announcements the broker keeps for `room`, oldest first
+    (its stream also holds presence events, skipped here)."""
+    items: list[HistoryItem] = []
+    for publication in await broker.history(f"/rooms/{room}", limit=ROOM_HISTORY, reverse=True):
+        event = orjson.loads(publication.data)
+        if isinstance(event, dict) and event.get("type") in ("message", "announcement"):
+            items.append(_ITEM.validate_python(event))
+            if len(items) == limit:
+                break
+    items.reverse()
+    return items
 
 
 @router.message("/echo")

@@ -167,14 +167,14 @@ class Store:
 
         return Announcement(id=await self._run(work), room=room, text=text, at=_when(at))
 
-    async def history(self, room: str, limit: int) -> list[HistoryItem]:
-        """The last `limit` messages of `room`, oldest first."""
+    async def history(self, room: str, limit: int, before: int | None = None) -> list[HistoryItem]:
+        """The last `limit` messages of `room` (with an id below `before`, if given), oldest first."""
 
         def work(db: sqlite3.Connection) -> list[tuple[int, str, str | None, str | None, str, float]]:
             rows = db.execute(
-                "SELECT id, kind, user_id, user_name, text, at FROM messages WHERE room = ? "
+                "SELECT id, kind, user_id, user_name, text, at FROM messages WHERE room = ? AND id < ? "
                 "ORDER BY id DESC LIMIT ?",
-                (room, limit),
+                (room, 2**62 if before is None else before, limit),
             ).fetchall()
             return list(reversed(rows))
 

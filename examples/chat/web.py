@@ -28,8 +28,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from examples.chat import auth
 from examples.chat.auth import Member, check_admin, http_member
 from examples.chat.models import HISTORY, ROOM_PATTERN, Announce, Announcement, History, Session, SignIn
+from examples.chat.rooms import recent_messages
 from examples.chat.state import State
-from wsroute import AppBroker
+from wsroute import AppBroker, BrokerUnavailable
 
 STATIC = FilePath(__file__).parent / "static"
 DOCS = "/docs"
@@ -116,10 +117,23 @@ async def history(
     room: Room,
     member: SignedIn,
     state: State,
+    broker: AppBroker,
     limit: Annotated[int, Query(ge=1, le=HISTORY)] = HISTORY,
 ) -> History:
-    """The last messages of a room (at most 50), oldest first."""
-    return History(room=room, messages=await state.store.history(room, limit))
+    """The last messages of a room (at most 50), oldest first.
+
+    The recent ones come from the broker's history of the room (what a reconnecting page is
+    replayed); older ones, and all of them when the broker is down, from the store, which
+    outlives the broker's window and a restart of the memory broker.
+    """
+    try:
+        messages = await recent_messages(broker, room, limit)
+    except BrokerUnavailable:
+        messages = []
+    if len(messages) < limit:
+        before = messages[0].id if messages else None
+        messages = await state.store.history(room, limit - len(messages), before) + messages
+    return History(room=room, messages=messages)
 
 
 @router.post(
