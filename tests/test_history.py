@@ -306,9 +306,9 @@ async def test_recovery_within_the_cap_succeeds_at_the_cap() -> None:
 async def test_a_malformed_since_is_refused_and_the_socket_stays_up() -> None:
     async with served() as (url, _):
         async with MultiplexClient.connect(f"{url}/plain") as client:
-            bad = {"meta": "", "positions": "", "since": "e:01"}
-            await client.send_raw(encode_subscribe("/rooms/a", bad))
-            assert await client.recv() == Invalid("Invalid Control Message")
+            for bad in ({"meta": "", "positions": "", "since": "e:01"}, {"meta": "", "since": "e"}):
+                await client.send_raw(encode_subscribe("/rooms/a", bad))
+                assert await client.recv() == Invalid("Invalid Control Message")
             assert isinstance(await client.subscribe("/rooms/a", positions=True), Ok)
         with pytest.raises(Exception, match="400"):
             async with MultiplexClient.connect(f"{url}/rooms/a?rocket-multiplex=meta,positions,since=e:x"):

@@ -233,3 +233,34 @@ async def test_a_client_cut_off_mid_burst_recovers_every_message_once_in_order_a
                 for port in (port_a, port_b):
                     own = [m for m in got[topic] if m.startswith(f"w{port}:")]
                     assert own == [f"w{port}:{i}" for i in range(1, 126)], f"round {round_}: order"
+
+
+async def test_a_publisher_without_the_topic_configuration_is_warned_about(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its broadcasts still reach subscribers, but are not stored: the receiving process says so."""
+    url = prefixed(redis_url)
+    async with Broker(url) as configured, Broker(url) as bare:
+        configured.topic("/rooms/{room}", history=10)
+
+        class Subscriber:
+            subscriber_id = "s"
+
+            def __init__(self) -> None:
+                self.got: list[str] = []
+
+            def deliver(self, event: Message) -> None:
+                self.got.append(event["text"])
+
+            def deliver_at(self, event: Message, position: StreamPosition) -> None:
+                self.got.append(event["text"])
+
+        subscriber = Subscriber()
+        await configured.subscribe("/rooms/a", subscriber)
+        with caplog.at_level("WARNING", logger="wsroute"):
+            await bare.broadcast_to("/rooms/a", "unstored")
+            await bare.broadcast_to("/rooms/a", "unstored again")
+            await eventually(lambda: len(subscriber.got) == 2, timeout=5)
+        warnings = [r.getMessage() for r in caplog.records if "published without history" in r.getMessage()]
+        assert len(warnings) == 1 and "'/rooms/{room}'" in warnings[0]
+        assert await configured.history("/rooms/a") == []

@@ -233,13 +233,12 @@ class WsRouter:
         `pattern` must be the path of a handler of this router (with its prefix); it is
         checked when the router is installed.
         """
-        if presence:
-            raise RegistrationError(f"ws.topic({pattern!r}, presence=True): presence is not available yet")
         return self.broker.topic(
             join_path(self.prefix, pattern),
             history=history,
             history_ttl=history_ttl,
             recovery_limit=recovery_limit,
+            presence=presence,
         )
 
     def _check_topics(self) -> None:

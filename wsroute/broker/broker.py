@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -21,6 +22,8 @@ from wsroute.history import (
     TopicRules,
 )
 from wsroute.messages import encode
+
+logger = logging.getLogger("wsroute")
 
 _ids = itertools.count(1)
 
@@ -80,6 +83,7 @@ class Broker:
         self._subscribing: dict[str, asyncio.Future[None]] = {}
         self._started = False
         self._start_lock = asyncio.Lock()
+        self._warned: set[str] = set()
 
     def topic(
         self,
@@ -95,6 +99,8 @@ class Broker:
         are kept per topic, each for at most `history_ttl` seconds."""
         from wsroute.routes import compile_route, default_rank  # routes imports this module
 
+        if presence:
+            raise RegistrationError(f"ws.topic({pattern!r}, presence=True): presence is not available yet")
         options = TopicOptions(pattern, history, history_ttl, recovery_limit, presence)
         try:
             regex, _ = compile_route(pattern)
@@ -274,6 +280,20 @@ class Broker:
         """Each topic with local subscribers and how many it has (for tests and metrics)."""
         return {topic: len(subs) for topic, subs in self._topics.items()}
 
+    def _check_unstored(self, topic: str) -> None:
+        """Warn (once per pattern) when a publication without a position reaches a topic
+        with history: its publisher has no ``topic()`` configuration, so it was not stored
+        and no client will be replayed it."""
+        options = self.topics.get(topic)
+        if options is not None and options.policy is not None and options.pattern not in self._warned:
+            self._warned.add(options.pattern)
+            logger.warning(
+                "a broadcast to %s was published without history: it is not stored, and clients "
+                "recovering miss it. Configure every publisher of %r (Broker.topic or the app's "
+                "ws.topic) the same way.",
+                topic, options.pattern,
+            )
+
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> core_schema.CoreSchema:
         # FastAPI builds a schema for each HTTP route parameter: fail at registration
@@ -289,7 +309,9 @@ class Broker:
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
-        if position is not None:
+        if position is None and self.topics:
+            self._check_unstored(topic)
+        elif position is not None:
             # A snapshot: delivering may evict a slow subscriber, which unsubscribes later.
             for subscriber, positions in tuple(subscribers.items()):
                 if exclude is None or subscriber.subscriber_id != exclude:

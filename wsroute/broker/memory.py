@@ -18,7 +18,7 @@ from wsroute.history import POSITION_TTL, HistoryPolicy, Publication, StreamPosi
 
 class _Stream:
     """One topic's stream: epoch, last offset, and the kept publications as
-    ``(offset, monotonic time, event)``, oldest first."""
+    ``(offset, monotonic time, wire data)``, oldest first."""
 
     __slots__ = ("entries", "epoch", "offset", "touched")
 
@@ -26,7 +26,7 @@ class _Stream:
         self.epoch = secrets.token_urlsafe(6)
         self.offset = 0
         self.touched = now
-        self.entries: deque[tuple[int, float, Message]] = deque(maxlen=size)
+        self.entries: deque[tuple[int, float, str | bytes]] = deque(maxlen=size)
 
     def expire(self, ttl: float | None, now: float) -> None:
         if ttl is not None:
@@ -37,6 +37,7 @@ class _Stream:
 
 
 def _data(event: Message) -> str | bytes:
+    # The payload alone: an event dict would cost ~200 bytes more per kept publication.
     text: str | None = event.get("text")
     return text if text is not None else bytes(event["bytes"])
 
@@ -92,7 +93,7 @@ class MemoryBackend(BrokerBackend):
         now = time.monotonic()
         stream = self._stream(topic, policy, now)
         stream.offset += 1
-        stream.entries.append((stream.offset, now, event))
+        stream.entries.append((stream.offset, now, _data(event)))
         position = StreamPosition(stream.epoch, stream.offset)
         if self._deliver is not None:
             self._deliver(topic, event, exclude, position)
@@ -121,5 +122,5 @@ class MemoryBackend(BrokerBackend):
         else:
             picked = [entries[i] for i in range(skip, skip + count)]
         epoch = stream.epoch
-        publications = [Publication(offset, epoch, _data(event)) for offset, _, event in picked]
+        publications = [Publication(offset, epoch, data) for offset, _, data in picked]
         return StreamRead(StreamPosition(epoch, stream.offset), oldest, publications)

@@ -123,12 +123,13 @@ def _granted(options: dict[str, str]) -> dict[str, str]:
 
 
 def since_position(options: dict[str, str]) -> StreamPosition | None:
-    """The position a subscription's options ask to recover from (``since``, read only
-    with ``positions``); raises `ProtocolError` for a malformed one."""
+    """The position a subscription's options ask to recover from (``since``, used only
+    with ``positions``); raises `ProtocolError` for a malformed one, used or not."""
     value = options.get(SINCE)
-    if value is None or POSITIONS not in options:
+    if value is None:
         return None
-    return StreamPosition(*parse_since(value))
+    since = StreamPosition(*parse_since(value))
+    return since if POSITIONS in options else None
 
 
 def take_connect_options(scope: Scope) -> tuple[Scope, dict[str, str] | ProtocolError]:
