@@ -36,7 +36,7 @@ expect = playwright_api.expect
 EXPECTED_401 = re.compile(r"^Failed to load resource: the server responded with a status of 401")
 # While the server is down (restart test), connection attempts fail; Chromium logs each one.
 WHILE_DOWN = re.compile(
-    r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+(\?rocket-multiplex=meta)?' failed"
+    r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+(\?rocket-multiplex=[^']*)?' failed"
     r"|Failed to load resource: net::ERR_CONNECTION_REFUSED)"
 )
 

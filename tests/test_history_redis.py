@@ -16,6 +16,7 @@ from starlette.types import Message
 
 from apps.history_app import create_app
 from support.processes import HOST, uvicorn_processes
+from support.proxy import CuttableProxy
 from support.redis_server import private_redis, require_redis
 from wsroute import Broker, BrokerUnavailable, PositionLost
 from wsroute.broker.redis import RedisBackend
@@ -125,47 +126,6 @@ async def test_a_restarted_redis_is_a_new_epoch_and_old_positions_are_lost() -> 
             assert second.epoch != first.epoch and second.offset == 1
             with pytest.raises(PositionLost, match="no longer holds"):
                 await broker.history("/t/a", since=tuple(first))  # type: ignore[arg-type]
-
-
-class CuttableProxy:
-    """A TCP proxy to 127.0.0.1:`port` whose connections `cut` drops without a close frame."""
-
-    def __init__(self, port: int) -> None:
-        self.target = port
-        self.transports: list[asyncio.BaseTransport] = []
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        """Listen; the port to connect to."""
-        self.server = await asyncio.start_server(self._handle, HOST, 0)
-        return int(self.server.sockets[0].getsockname()[1])
-
-    async def __aenter__(self) -> CuttableProxy:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.cut()
-        assert self.server is not None
-        self.server.close()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(HOST, self.target)
-        self.transports += [writer.transport, up_writer.transport]
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, RuntimeError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.transport.abort()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    def cut(self) -> None:
-        """Abort every connection (a RST, no WebSocket close)."""
-        for transport in self.transports:
-            transport.abort()
-        self.transports.clear()
 
 
 @contextlib.asynccontextmanager

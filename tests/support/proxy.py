@@ -1,0 +1,59 @@
+"""A TCP proxy on 127.0.0.1 whose connections a test can cut (a reset, no WebSocket close)
+and whose new connections it can refuse for a while: a network that drops and comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+HOST = "127.0.0.1"
+
+
+class CuttableProxy:
+    """Forwards every connection to 127.0.0.1:`port`. `start` listens (returns the port);
+    `cut` aborts every connection; while `down`, new connections are aborted at once."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.down = False
+        self.transports: list[asyncio.BaseTransport] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        """Listen; the port to connect to."""
+        self.server = await asyncio.start_server(self._handle, HOST, 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aenter__(self) -> CuttableProxy:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.down:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(HOST, self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.transports += [writer.transport, up_writer.transport]
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, RuntimeError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        """Abort every open connection (a reset, no WebSocket close)."""
+        for transport in self.transports:
+            transport.abort()
+        self.transports.clear()
