@@ -729,7 +729,7 @@ describe("extensions: meta subscriptions and requests", () => {
 
   test("the connect URL carries the options; the topic opens on the server's OK", () => {
     const { w, a, ws } = metaWorld();
-    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta`);
+    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions`);
     assert.equal(a.url, `${w.host}/a`); // the topic's own URL is untouched
     assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
     ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
@@ -743,7 +743,8 @@ describe("extensions: meta subscriptions and requests", () => {
     ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
     const b = w.open("/b");
     const c = w.open("/c");
-    assert.deepEqual(ws.take(), [sub("/b", { meta: "" }), sub("/c", { meta: "" })]);
+    const options = { meta: "", positions: "" };
+    assert.deepEqual(ws.take(), [sub("/b", options), sub("/c", options)]);
     ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
     ws.deliver(encodeOk("SUBSCRIBE", "/c")); // a server that ignores the option
     b.send("x");
@@ -852,5 +853,292 @@ describe("extensions: meta subscriptions and requests", () => {
     const { a } = metaWorld();
     a.close();
     await assert.rejects(a.request("x"), (error) => error instanceof RequestError && error.kind === "closed");
+  });
+});
+
+describe("extensions: stream positions and recovery", () => {
+  const asked = { meta: "", positions: "" };
+  const since = (position) => ({ ...asked, since: position });
+  /** `·OK·SUBSCRIBE·topic·meta,positions,epoch=E,offset=N[,recovered=…]`. */
+  const okAt = (topic, epoch, offset, recovered = null) =>
+    encodeOk(
+      "SUBSCRIBE",
+      topic,
+      `meta,positions,epoch=${epoch},offset=${offset}${recovered === null ? "" : `,recovered=${recovered}`}`,
+    );
+  /** A data frame of a meta subscription: `topic·items·payload`. */
+  const frame = (topic, items, payload) => `${topic}${S}${items}${S}${payload}`;
+  /** Record `subscribed` events among the others, as `subscribed:wasRecovering:recovered`. */
+  function withSubscribed(topic) {
+    topic.addEventListener("subscribed", (event) =>
+      topic.events.push(`subscribed:${event.wasRecovering}:${event.recovered}`),
+    );
+    return topic;
+  }
+  /** `/a` (the connect topic) and `/b`, both asking for the extensions, the socket open. */
+  function positionsWorld(extra = {}) {
+    const w = world({ extensions: true, ...extra });
+    const a = withSubscribed(w.open("/a"));
+    const b = withSubscribed(w.open("/b"));
+    const ws = w.sockets[0];
+    ws.accept();
+    return { w, a, b, ws };
+  }
+  /** Lose the connection and reconnect: the new physical socket, open. */
+  function reconnect(w) {
+    w.sockets.at(-1).drop(1006);
+    w.tick();
+    const again = w.sockets.at(-1);
+    again.accept();
+    return again;
+  }
+
+  test("positions are asked for in the connect URL and on SUBSCRIBE", () => {
+    const { w, ws } = positionsWorld();
+    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions`);
+    assert.deepEqual(ws.take(), [sub("/b", asked)]);
+  });
+
+  test("the connect URL keeps the topic's own query exactly as the topic names it", () => {
+    const w = world({ extensions: true });
+    const a = w.open("/a?q=a b&t=~&flag");
+    const b = new MultiplexWebSocket(`${w.host}:81/b?`, w.options); // an empty query
+    assert.equal(a.topic, "/a?q=a%20b&t=~&flag");
+    assert.equal(w.sockets[0].url, `${w.host}/a?q=a%20b&t=~&flag&rocket-multiplex=meta,positions`);
+    assert.equal(b.topic, "/b");
+    assert.equal(w.sockets[1].url, `${w.host}:81/b?rocket-multiplex=meta,positions`);
+    w.sockets[0].accept();
+    w.sockets[0].deliver(okAt("/a?q=a%20b&t=~&flag", "E", 0));
+    assert.equal(a.readyState, MultiplexWebSocket.OPEN);
+  });
+
+  test("the position follows the OK, then each publication; duplicates are dropped", async () => {
+    const { a, b, ws } = positionsWorld();
+    assert.equal(a.position, null);
+    ws.deliver(okAt("/a", "Xy1_-z", 17));
+    ws.deliver(okAt("/b", "Q2w", 0));
+    assert.deepEqual(a.position, { epoch: "Xy1_-z", offset: 17 });
+    assert.deepEqual(b.position, { epoch: "Q2w", offset: 0 });
+    ws.deliver(frame("/a", "offset=18", "one"));
+    ws.deliver(frame("/a", "offset=18", "one again")); // a duplicate
+    ws.deliver(frame("/a", "offset=12", "older")); // delivered long ago
+    ws.deliver(frame("/a", "", "for this client only")); // no offset: not a publication
+    ws.deliver(frame("/a", "offset=20", "two")); // a gap is not the client's to fill
+    ws.deliver(encodeBinary("/a", new TextEncoder().encode(`offset=21${S}\u0001`)).buffer);
+    ws.deliver(encodeBinary("/a", new TextEncoder().encode(`offset=21${S}\u0002`)).buffer);
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed:false:false",
+      "message:one",
+      "message:for this client only",
+      "message:two",
+      "binary:1",
+    ]);
+    assert.deepEqual(a.position, { epoch: "Xy1_-z", offset: 21 });
+    // Replies do not move it either.
+    const answer = a.request("q");
+    ws.deliver(frame("/a", "reply=1", "r"));
+    assert.equal(await answer, "r");
+    assert.deepEqual(a.position, { epoch: "Xy1_-z", offset: 21 });
+    // Positions are per topic.
+    ws.deliver(frame("/b", "offset=1", "b1"));
+    assert.deepEqual(b.position, { epoch: "Q2w", offset: 1 });
+    assert.deepEqual(b.events, ["open", "subscribed:false:false", "message:b1"]);
+  });
+
+  test("a publication with an epoch starts the new epoch, even at a lower offset", () => {
+    const { a, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "old", 40));
+    ws.deliver(frame("/a", "offset=1,epoch=Nw3_a", "reset"));
+    ws.deliver(frame("/a", "offset=2", "next"));
+    ws.deliver(frame("/a", "offset=2", "dup"));
+    assert.deepEqual(a.events, ["open", "subscribed:false:false", "message:reset", "message:next"]);
+    assert.deepEqual(a.position, { epoch: "Nw3_a", offset: 2 });
+  });
+
+  test("an OK granting positions without one: the first publication's epoch sets it", () => {
+    // The server could not read the stream: no epoch or offset in the OK.
+    const { a, ws } = positionsWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta,positions"));
+    assert.equal(a.position, null);
+    ws.deliver(frame("/a", "offset=5", "no epoch known"));
+    assert.equal(a.position, null);
+    ws.deliver(frame("/a", "offset=6,epoch=E", "six"));
+    ws.deliver(frame("/a", "offset=6", "dup"));
+    assert.deepEqual(a.events, ["open", "subscribed:false:false", "message:no epoch known", "message:six"]);
+    assert.deepEqual(a.position, { epoch: "E", offset: 6 });
+  });
+
+  test("a malformed position is a server bug: the payload is delivered, the position kept", () => {
+    const { a, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "E", 3));
+    ws.deliver(frame("/a", "offset=007", "x"));
+    ws.deliver(frame("/a", "offset=9007199254740992", "y"));
+    ws.deliver(frame("/a", "offset=4,epoch=a:b", "z"));
+    assert.deepEqual(a.events, ["open", "subscribed:false:false", "message:x", "message:y", "message:z"]);
+    assert.deepEqual(a.position, { epoch: "E", offset: 3 });
+  });
+
+  test("after a lost connection each topic resubscribes from its position", () => {
+    const { w, a, b, ws } = positionsWorld();
+    ws.take();
+    ws.deliver(okAt("/a", "Xy1_-z", 17));
+    ws.deliver(okAt("/b", "Q2w", 0));
+    ws.deliver(frame("/a", "offset=18", "a18"));
+    ws.deliver(frame("/b", "offset=1", "b1"));
+    const again = reconnect(w);
+    // The connect topic's since rides on the URL, the other topic's on its SUBSCRIBE.
+    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions,since=Xy1_-z:18`);
+    assert.deepEqual(again.take(), [sub("/b", since("Q2w:1"))]);
+    // Kept while away, for the next attempt too.
+    assert.deepEqual(a.position, { epoch: "Xy1_-z", offset: 18 });
+    const third = reconnect(w);
+    assert.equal(third.url, `${w.host}/a?rocket-multiplex=meta,positions,since=Xy1_-z:18`);
+    assert.deepEqual(third.take(), [sub("/b", since("Q2w:1"))]);
+    assert.deepEqual(b.position, { epoch: "Q2w", offset: 1 });
+  });
+
+  test("a recovered resubscription: subscribed (true, true), then the replay, in order", () => {
+    const { w, a, b, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "E", 17));
+    ws.deliver(okAt("/b", "F", 2));
+    ws.deliver(frame("/a", "offset=18", "live 18"));
+    const again = reconnect(w);
+    again.take();
+    again.deliver(okAt("/a", "E", 18, true));
+    // The replay, overlapping what the client had: 18 is dropped.
+    again.deliver(frame("/a", "offset=18", "live 18"));
+    again.deliver(frame("/a", "offset=19", "missed 19"));
+    again.deliver(frame("/a", "offset=20", "missed 20"));
+    again.deliver(okAt("/b", "F", 2, true));
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed:false:false",
+      "message:live 18",
+      "open",
+      "subscribed:true:true",
+      "message:missed 19",
+      "message:missed 20",
+    ]);
+    assert.deepEqual(a.position, { epoch: "E", offset: 20 });
+    assert.deepEqual(b.events, ["open", "subscribed:false:false", "open", "subscribed:true:true"]);
+  });
+
+  test("a refused recovery: subscribed (true, false), and the position is the OK's", () => {
+    const { w, a, b, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "Xy1_-z", 17));
+    ws.deliver(okAt("/b", "E", 5));
+    const again = reconnect(w);
+    assert.deepEqual(again.take(), [sub("/b", since("E:5"))]);
+    again.deliver(okAt("/a", "Q2w", 340, false)); // too far behind, or a new epoch
+    again.deliver(frame("/a", "offset=340", "already counted"));
+    again.deliver(frame("/a", "offset=341", "live"));
+    again.deliver(okAt("/b", "E", 9, false));
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed:false:false",
+      "open",
+      "subscribed:true:false",
+      "message:live",
+    ]);
+    assert.deepEqual(a.position, { epoch: "Q2w", offset: 341 });
+    assert.deepEqual(b.events, ["open", "subscribed:false:false", "open", "subscribed:true:false"]);
+    assert.deepEqual(b.position, { epoch: "E", offset: 9 });
+    // The next reconnect recovers from there.
+    const third = reconnect(w);
+    assert.equal(third.url, `${w.host}/a?rocket-multiplex=meta,positions,since=Q2w:341`);
+    assert.deepEqual(third.take(), [sub("/b", since("E:9"))]);
+  });
+
+  test("a topic without history: no position, no since, subscribed (false, false) each time", () => {
+    const { w, a, b, ws } = positionsWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta")); // positions not granted
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
+    ws.deliver(frame("/a", "offset=3", "offset ignored"));
+    ws.deliver(frame("/a", "offset=3", "not a duplicate either"));
+    assert.equal(a.position, null);
+    const again = reconnect(w);
+    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions`);
+    assert.deepEqual(again.take(), [sub("/b", asked)]);
+    again.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    again.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed:false:false",
+      "message:offset ignored",
+      "message:not a duplicate either",
+      "open",
+      "subscribed:false:false",
+    ]);
+    assert.deepEqual(b.events, ["open", "subscribed:false:false", "open", "subscribed:false:false"]);
+    assert.equal(b.position, null);
+  });
+
+  test("a topic that loses its history forgets its position", () => {
+    const { w, a, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "E", 4));
+    const again = reconnect(w);
+    again.deliver(encodeOk("SUBSCRIBE", "/a", "meta")); // say, the app changed meanwhile
+    assert.equal(a.position, null);
+    assert.deepEqual(a.events.slice(2), ["open", "subscribed:true:false"]);
+    assert.equal(reconnect(w).url, `${w.host}/a?rocket-multiplex=meta,positions`);
+  });
+
+  test("a new MultiplexWebSocket for the same topic starts without a position", () => {
+    const { w, b, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "E", 1));
+    ws.deliver(okAt("/b", "E", 7));
+    ws.take();
+    b.close();
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/b"));
+    const reopened = withSubscribed(w.open("/b"));
+    assert.equal(reopened.position, null);
+    assert.deepEqual(ws.take(), [unsub("/b"), sub("/b", asked)]);
+    ws.deliver(okAt("/b", "E", 9));
+    assert.deepEqual(reopened.events, ["open", "subscribed:false:false"]);
+  });
+
+  test("position is a copy; onsubscribed is called with the topic as this", () => {
+    const { a, ws } = positionsWorld();
+    const seen = [];
+    a.onsubscribed = function (event) {
+      seen.push([this === a, event.type, event.wasRecovering, event.recovered, this.position]);
+    };
+    ws.deliver(okAt("/a", "E", 1));
+    assert.deepEqual(seen, [[true, "subscribed", false, false, { epoch: "E", offset: 1 }]]);
+    a.position.offset = 99;
+    assert.deepEqual(a.position, { epoch: "E", offset: 1 });
+  });
+
+  test("a topic closed from its open listener gets no subscribed event", () => {
+    const { a, ws } = positionsWorld();
+    a.addEventListener("open", () => a.close());
+    ws.deliver(okAt("/a", "E", 1));
+    assert.deepEqual(a.events, ["open"]);
+  });
+
+  test("without extensions: subscribed (false, false) on every open, and no position", () => {
+    const w = world(); // extensions: false
+    const a = withSubscribed(w.open("/a"));
+    const b = withSubscribed(w.open("/b"));
+    const ws = w.sockets[0];
+    assert.equal(ws.url, `${w.host}/a`);
+    ws.accept();
+    assert.deepEqual(ws.take(), [sub("/b")]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    ws.deliver(encodeText("/a", `offset=1${S}x`)); // no metadata here: all payload
+    const again = reconnect(w);
+    assert.equal(again.url, `${w.host}/a`);
+    assert.deepEqual(again.take(), [sub("/b")]);
+    again.deliver(encodeOk("SUBSCRIBE", "/b"));
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed:false:false",
+      `message:offset=1${S}x`,
+      "open",
+      "subscribed:false:false",
+    ]);
+    assert.deepEqual(b.events, ["open", "subscribed:false:false", "open", "subscribed:false:false"]);
+    assert.equal(a.position, null);
   });
 });

@@ -5,9 +5,12 @@ import { readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 
 import {
+  MAX_OFFSET,
+  POSITIONS,
   ProtocolError,
   Reason,
   SEP,
+  SINCE,
   closeCodeForError,
   encodeBinary,
   encodeErr,
@@ -17,12 +20,14 @@ import {
   encodeMetaText,
   encodeOk,
   encodeServerUnsubscribe,
+  encodeSince,
   encodeSubscribe,
   encodeText,
   encodeUnsubscribe,
   invalidTopicReason,
   parseClientFrame,
   parseServerFrame,
+  parseSince,
   splitMeta,
   utf8Length,
 } from "../../wsroute/static/multiplex.js";
@@ -86,6 +91,7 @@ function encode(expect) {
 const frameCases = cases.filter((c) => c.direction === "client" || c.direction === "server");
 const topicCases = cases.filter((c) => c.direction === "topic");
 const metaCases = cases.filter((c) => c.direction === "meta");
+const sinceCases = cases.filter((c) => c.direction === "since");
 
 describe("golden frames", () => {
   test("the fixture file has cases", () => {
@@ -145,6 +151,31 @@ describe("golden metadata", () => {
   }
 });
 
+describe("golden since positions", () => {
+  test("the fixture file has since cases, valid and not", () => {
+    assert.ok(sinceCases.some((c) => c.expect.type === "position"));
+    assert.ok(sinceCases.some((c) => c.expect.type === "error"));
+  });
+  for (const c of sinceCases) {
+    test(c.name, () => {
+      if (c.expect.type === "error") {
+        assert.throws(
+          () => parseSince(c.value),
+          (error) => error instanceof ProtocolError && error.reason === c.expect.reason,
+        );
+        // As test_golden_since: the value split at its last colon (Python's rpartition), the
+        // offset as text, does not encode either.
+        const i = c.value.lastIndexOf(":");
+        const [epoch, offset] = i < 0 ? ["", c.value] : [c.value.slice(0, i), c.value.slice(i + 1)];
+        assert.throws(() => encodeSince(epoch, /** @type {any} */ (offset)), TypeError);
+        return;
+      }
+      assert.deepEqual(parseSince(c.value), { epoch: c.expect.epoch, offset: c.expect.offset });
+      assert.equal(encodeSince(c.expect.epoch, c.expect.offset), c.value);
+    });
+  }
+});
+
 describe("golden topics", () => {
   for (const c of topicCases) {
     test(c.name, () => {
@@ -179,6 +210,18 @@ describe("codec details", () => {
     const frame = encodeUnsubscribe("/room", 4000, reason);
     assert.equal(frame, `${SEP}UNSUBSCRIBE${SEP}/room${SEP}4000${SEP}${reason}${SEP}`);
     assert.equal(parseClientFrame(frame).reason, reason);
+  });
+
+  test("positions constants match codec.py; encodeSince refuses offsets that are not safe integers", () => {
+    assert.deepEqual([POSITIONS, SINCE, MAX_OFFSET], ["positions", "since", 2 ** 53 - 1]);
+    assert.equal(MAX_OFFSET, Number.MAX_SAFE_INTEGER);
+    for (const offset of [-1, 1.5, NaN, Infinity, 2 ** 53, 1e21]) {
+      assert.throws(() => encodeSince("e", offset), TypeError, String(offset));
+    }
+    assert.throws(() => encodeSince("", 1), TypeError);
+    assert.throws(() => encodeSince("a:b", 1), TypeError);
+    assert.throws(() => encodeSince("é", 1), TypeError);
+    assert.equal(encodeSince("e", 0), "e:0");
   });
 
   test("utf8Length matches TextEncoder, lone surrogates as U+FFFD", () => {

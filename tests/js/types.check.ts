@@ -133,9 +133,28 @@ export type Types = [
   Assert<SameShape<Impl.MultiplexOptions, Decl.MultiplexOptions>>,
   Assert<SameShape<Impl.MultiplexSocketState, Decl.MultiplexSocketState>>,
   Assert<SameShape<Impl.MultiplexStateEvent, Decl.MultiplexStateEvent>>,
+  Assert<SameShape<Impl.MultiplexSubscribedEvent, Decl.MultiplexSubscribedEvent>>,
+  Assert<SameShape<Impl.StreamPosition, Decl.StreamPosition>>,
+  Assert<Same<ReturnType<ImplModule["parseSince"]>, Decl.StreamPosition>>,
   // What the parsers return is what the declared frame types describe.
   Assert<Same<ReturnType<ImplModule["parseServerFrame"]>, Decl.ServerFrame>>,
   Assert<Same<ReturnType<ImplModule["parseClientFrame"]>, Decl.ClientFrame>>,
   // The state a socket reports is one the declared type names.
   Assert<Same<ImplSocket["state"], Decl.MultiplexSocketState>>,
+  // A topic's position, and what its `subscribed` listeners receive.
+  Assert<Same<ImplTopic["position"], Decl.StreamPosition | null>>,
+  Assert<Same<Parameters<NonNullable<ImplTopic["onsubscribed"]>>[0], Decl.MultiplexSubscribedEvent>>,
+  Assert<Same<Decl.MultiplexWebSocketEventMap["subscribed"], Decl.MultiplexSubscribedEvent>>,
 ];
+
+// ---- the event map types listeners by name, as users write them.
+
+declare const topic: DeclTopic;
+topic.addEventListener("subscribed", (event) => {
+  const flags: [boolean, boolean] = [event.wasRecovering, event.recovered];
+  return flags;
+});
+topic.onsubscribed = function (event) {
+  const position: Decl.StreamPosition | null = this.position;
+  return event.recovered ? position : null;
+};

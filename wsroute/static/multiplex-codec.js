@@ -25,6 +25,18 @@ export const OPTIONS_PARAM = "rocket-multiplex";
 export const META = "meta";
 /** Longest metadata field of a data frame, in characters (all ASCII). */
 export const MAX_ITEMS_CHARS = 256;
+/**
+ * The subscription option asking for stream positions: `epoch`/`offset` in the OK, `offset` on
+ * every publication (granted only on topics with history).
+ */
+export const POSITIONS = "positions";
+/** The subscription option asking to recover from a position: `since=EPOCH:OFFSET`. */
+export const SINCE = "since";
+/**
+ * Largest offset a position may have, 2**53 - 1: exact in JavaScript's numbers.
+ * @type {9007199254740991}
+ */
+export const MAX_OFFSET = 9007199254740991;
 
 /** REASON fields of `ERR` and `INVALID` replies, spelled exactly as on the wire. */
 export const Reason = Object.freeze({
@@ -53,6 +65,11 @@ export const Reason = Object.freeze({
  * frame, `data` for a binary one).
  * @typedef {{ items: Record<string, string>, text: string, data: null }
  *   | { items: Record<string, string>, text: null, data: Uint8Array }} MetaPayload
+ */
+/**
+ * Where a topic's stream stands: its `epoch` and the `offset` of its last publication (0
+ * before the first one).
+ * @typedef {{ epoch: string, offset: number }} StreamPosition
  */
 /**
  * Client `·UNSUBSCRIBE·topic[·code[·reason]]`; `code` is 1000 or 3000-4999 when set.
@@ -488,6 +505,48 @@ export function encodeItems(items) {
     parts.push(item);
   }
   return parts.join(",");
+}
+
+// The same grammar as codec.py's parse_since: 1-32 epoch characters, and an offset without
+// leading zeros; at most 16 digits, so Number() reads it exactly enough to compare with MAX_OFFSET.
+const EPOCH = /^[A-Za-z0-9._~-]{1,32}$/;
+const OFFSET = /^(?:0|[1-9][0-9]{0,15})$/;
+
+/**
+ * Parse a `since` option's value `EPOCH:OFFSET`: `"Xy1_-z:17"` gives
+ * `{ epoch: "Xy1_-z", offset: 17 }`.
+ * @param {string} value
+ * @returns {StreamPosition}
+ * @throws {ProtocolError} `Invalid Control Message` unless the epoch is 1-32 of `A-Za-z0-9._~-`
+ *   and the offset a decimal integer up to {@link MAX_OFFSET} without leading zeros
+ */
+export function parseSince(value) {
+  const i = value.lastIndexOf(":");
+  const epoch = value.slice(0, i);
+  const offset = value.slice(i + 1);
+  if (i < 0 || !EPOCH.test(epoch) || !OFFSET.test(offset) || Number(offset) > MAX_OFFSET) {
+    throw invalid(`invalid since position ${JSON.stringify(value.slice(0, 80))}: use EPOCH:OFFSET`);
+  }
+  return { epoch, offset: Number(offset) };
+}
+
+/**
+ * Inverse of {@link parseSince}: `encodeSince("Xy1_-z", 17)` is `"Xy1_-z:17"`.
+ * @param {string} epoch
+ * @param {number} offset
+ * @returns {string}
+ * @throws {TypeError} for what would not parse back (an offset that is not a safe integer >= 0,
+ *   an epoch outside the grammar)
+ */
+export function encodeSince(epoch, offset) {
+  const value = `${epoch}:${offset}`;
+  try {
+    parseSince(value);
+  } catch (error) {
+    if (!(error instanceof ProtocolError)) throw error;
+    throw new TypeError(`invalid position ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 /**

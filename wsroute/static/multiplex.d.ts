@@ -6,6 +6,9 @@
  *   data, both directions:         TOPIC S PAYLOAD   (text or binary; topic prefix UTF-8)
  *   control, text only, <= 512 B:  S ACTION (S PARAM)* [S]
  *   on a subscription granted `meta`:  TOPIC S META S PAYLOAD   (META = name=value,…)
+ *   on one granted `positions` too (a topic with history), each publication carries its stream
+ *   position, `offset=N[,epoch=E]`; a resubscription after a lost connection asks for what it
+ *   missed with `since=EPOCH:OFFSET`, and fires `subscribed` with `recovered`.
  *
  * Import it from the path the app serves it at:
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
@@ -30,6 +33,12 @@ export const OPTIONS_PARAM: "rocket-multiplex";
 export const META: "meta";
 /** Longest metadata field of a data frame, in characters. */
 export const MAX_ITEMS_CHARS: 256;
+/** The subscription option asking for stream positions (granted only on topics with history). */
+export const POSITIONS: "positions";
+/** The subscription option asking to recover from a position: `since=EPOCH:OFFSET`. */
+export const SINCE: "since";
+/** Largest offset a position may have, 2**53 - 1: exact in JavaScript's numbers. */
+export const MAX_OFFSET: 9007199254740991;
 /** How long `request()` waits for its reply unless told otherwise, in ms. */
 export const DEFAULT_REQUEST_TIMEOUT: 10000;
 
@@ -69,6 +78,14 @@ export interface SubscribeFrame {
 export type MetaPayload =
   | { items: Record<string, string>; text: string; data: null }
   | { items: Record<string, string>; text: null; data: Uint8Array };
+/**
+ * Where a topic's stream stands: its `epoch` and the `offset` of its last publication (0 before
+ * the first one).
+ */
+export interface StreamPosition {
+  epoch: string;
+  offset: number;
+}
 /** Client `·UNSUBSCRIBE·topic[·code[·reason]]`; `code` is 1000 or 3000-4999 when set. */
 export interface UnsubscribeFrame {
   type: "unsubscribe";
@@ -135,6 +152,14 @@ export function encodeMetaBinary(
   items: Record<string, string | number>,
   payload: ArrayBuffer | ArrayBufferView,
 ): Uint8Array;
+/**
+ * A `since` option's value: `"Xy1_-z:17"` → `{ epoch: "Xy1_-z", offset: 17 }`.
+ * @throws {ProtocolError} `Invalid Control Message` unless the epoch is 1-32 of `A-Za-z0-9._~-`
+ *   and the offset a decimal integer up to {@link MAX_OFFSET} without leading zeros
+ */
+export function parseSince(value: string): StreamPosition;
+/** Inverse of {@link parseSince}. @throws {TypeError} for what would not parse back */
+export function encodeSince(epoch: string, offset: number): string;
 
 /**
  * Why `request()` rejected: `"error"` = the handler raised (`code`/`reason`: what the error
@@ -180,8 +205,9 @@ export interface MultiplexOptions {
   /** Close codes of the physical socket that stop reconnection. Default {@link DEFAULT_STOP_CODES}. */
   stopCodes?: Iterable<number>;
   /**
-   * Ask for the protocol extensions (per-frame metadata, which `request()` needs) on every
-   * subscription. Default true; false for a server that speaks only plain rocket-multiplex.
+   * Ask for the protocol extensions (per-frame metadata, which `request()` needs, and stream
+   * positions, which recovery after a reconnect needs) on every subscription. Default true;
+   * false for a server that speaks only plain rocket-multiplex.
    */
   extensions?: boolean;
 }
@@ -240,18 +266,34 @@ export interface MultiplexSocketEventMap {
   statechange: MultiplexStateEvent;
 }
 
+/**
+ * The `subscribed` event of a {@link MultiplexWebSocket}: fired on every successful
+ * subscription and resubscription, right after `open` and before any replayed `message`.
+ */
+export interface MultiplexSubscribedEvent extends Event {
+  /** This subscription asked to recover from the topic's position (`since`, after a reconnect). */
+  readonly wasRecovering: boolean;
+  /**
+   * The server replays every publication missed since that position. False with
+   * `wasRecovering` = a gap the history could not fill: reload the state some other way.
+   */
+  readonly recovered: boolean;
+}
+
 export interface MultiplexWebSocketEventMap {
   open: Event;
   message: MessageEvent;
   close: CloseEvent;
   error: Event;
+  subscribed: MultiplexSubscribedEvent;
 }
 
 /**
  * One topic of a shared rocket-multiplex socket, used like a browser `WebSocket`. Sends made
  * while CONNECTING are buffered; a lost connection takes the topic back to CONNECTING (no close
  * event) while the socket reconnects; `send(Blob)` throws; `protocol` is always `""`.
- * A refused SUBSCRIBE fires `error` then `close` (4000 + HTTP status, else 1008).
+ * A refused SUBSCRIBE fires `error` then `close` (4000 + HTTP status, else 1008). Each
+ * successful (re)subscription fires `open` then `subscribed` ({@link MultiplexSubscribedEvent}).
  */
 export class MultiplexWebSocket extends EventTarget {
   /**
@@ -278,10 +320,17 @@ export class MultiplexWebSocket extends EventTarget {
   binaryType: "arraybuffer" | "blob";
   /** The shared physical socket. */
   readonly socket: MultiplexSocket;
+  /**
+   * Where this topic's stream stands for this client (the last publication delivered, or where
+   * the subscription started), kept across reconnects to recover from; `null` before the
+   * first subscription and on a topic without history. A copy: changing it changes nothing.
+   */
+  readonly position: StreamPosition | null;
   onopen: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
   onmessage: ((this: MultiplexWebSocket, event: MessageEvent) => unknown) | null;
   onclose: ((this: MultiplexWebSocket, event: CloseEvent) => unknown) | null;
   onerror: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
+  onsubscribed: ((this: MultiplexWebSocket, event: MultiplexSubscribedEvent) => unknown) | null;
   /** Text for a string, binary for an ArrayBuffer or view; other values are sent as `String(data)`. */
   send(data: string | ArrayBuffer | ArrayBufferView): void;
   /**

@@ -6,14 +6,20 @@
  *   data, both directions:         TOPIC S PAYLOAD   (text or binary; topic prefix UTF-8)
  *   control, text only, <= 512 B:  S ACTION (S PARAM)* [S]
  *   client: SUBSCRIBE topic, UNSUBSCRIBE topic [code [reason]]; server: OK, ERR, INVALID, UNSUBSCRIBE
- *   extensions (opt-in per subscription, on by default here): SUBSCRIBE topic S meta, and then
- *   data frames TOPIC S META S PAYLOAD, which carry request ids and replies (docs/protocol.md)
+ *   extensions (opt-in per subscription, on by default here): SUBSCRIBE topic S meta,positions,
+ *   and then data frames TOPIC S META S PAYLOAD, which carry request ids and replies, and on a
+ *   topic with history each publication's stream position (offset=N[,epoch=E]); after a lost
+ *   connection the client resubscribes with since=EPOCH:OFFSET, and the server replays what it
+ *   missed if it still can (docs/protocol.md, "Extensions")
  *
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  *   const room = new MultiplexWebSocket("/rooms/lobby");   // used like a WebSocket
  *   room.onmessage = (event) => console.log(event.data);
  *   room.send("hello");
  *   const answer = await room.request("ping", { timeout: 5000 });  // the handler's return value
+ *   room.onsubscribed = (event) => {  // on every (re)subscription, before replayed messages
+ *     if (event.wasRecovering && !event.recovered) reloadState();  // a gap history can't fill
+ *   };
  *
  * Dependency-free ES modules, no build step: this one is the client (the state machine of the
  * shared socket and its topics); the frames are parsed and built by multiplex-codec.js, whose
@@ -25,18 +31,23 @@ import {
   DEFAULT_STOP_CODES,
   META,
   OPTIONS_PARAM,
+  POSITIONS,
   ProtocolError,
+  SINCE,
   SUBPROTOCOL,
   closeCodeForError,
   encodeBinary,
+  encodeItems,
   encodeMetaBinary,
   encodeMetaText,
+  encodeSince,
   encodeSubscribe,
   encodeText,
   encodeUnsubscribe,
   invalidTopicReason,
   parseItems,
   parseServerFrame,
+  parseSince,
   splitMeta,
   utf8Length,
 } from "./multiplex-codec.js";
@@ -70,6 +81,14 @@ const SocketState = Object.freeze({
 /**
  * The `statechange` event of a {@link MultiplexSocket}; `state` is the state it changed to.
  * @typedef {Event & { readonly state: MultiplexSocketState }} MultiplexStateEvent
+ */
+
+/**
+ * The `subscribed` event of a {@link MultiplexWebSocket}, fired on every successful
+ * subscription and resubscription: `wasRecovering` = it asked to recover from a position (after
+ * a lost connection), `recovered` = the server replays every publication missed since then.
+ * @typedef {Event & { readonly wasRecovering: boolean, readonly recovered: boolean }}
+ *   MultiplexSubscribedEvent
  */
 
 /**
@@ -137,8 +156,8 @@ export class RequestError extends Error {
  * @property {number} [backoffCap] ms
  * @property {Iterable<number>} [stopCodes] physical close codes after which it gives up
  * @property {boolean} [extensions] ask for the protocol extensions (per-frame metadata, which
- *   `request()` needs) on every subscription; default true. False for a server that speaks
- *   only plain rocket-multiplex.
+ *   `request()` needs, and stream positions, which recovery after a reconnect needs) on every
+ *   subscription; default true. False for a server that speaks only plain rocket-multiplex.
  */
 
 /**
@@ -165,6 +184,37 @@ function makeMessageEvent(data, origin) {
   const event = new Event("message");
   Object.defineProperties(event, { data: { value: data }, origin: { value: origin } });
   return /** @type {MessageEvent} */ (event);
+}
+
+/**
+ * @param {boolean} wasRecovering
+ * @param {boolean} recovered
+ * @returns {MultiplexSubscribedEvent}
+ */
+function makeSubscribedEvent(wasRecovering, recovered) {
+  const event = new Event("subscribed");
+  Object.defineProperties(event, {
+    wasRecovering: { value: wasRecovering, enumerable: true },
+    recovered: { value: recovered, enumerable: true },
+  });
+  return /** @type {MultiplexSubscribedEvent} */ (event);
+}
+
+/**
+ * The stream position that `epoch` and `offset` items name, or null if either is missing or
+ * malformed (read as a `since` value is, so that what is kept can be sent back as one).
+ * @param {string | undefined} epoch
+ * @param {string | undefined} offset
+ * @returns {import("./multiplex-codec.js").StreamPosition | null}
+ */
+function readPosition(epoch, offset) {
+  if (epoch === undefined || offset === undefined) return null;
+  try {
+    return parseSince(`${epoch}:${offset}`);
+  } catch (error) {
+    if (error instanceof ProtocolError) return null;
+    throw error;
+  }
 }
 
 /**
@@ -327,11 +377,14 @@ export class MultiplexSocket extends EventTarget {
     this._connectTopic = first._topic;
     this._setState(SocketState.CONNECTING);
     let url = first.url;
-    if (this._extensions) {
-      // The connect topic is subscribed by the handshake: its options ride on the URL.
-      const withOptions = new URL(url);
-      withOptions.searchParams.append(OPTIONS_PARAM, META);
-      url = withOptions.href;
+    const options = this._subscribeOptions(first);
+    if (options) {
+      // The connect topic is subscribed by the handshake: its options ride on the URL. Appended
+      // as text: URLSearchParams would re-serialise the topic's own query (%20 as +, ~ as %7E),
+      // and the server would then name the topic differently. Items need no escaping in a query.
+      // (No fragment: resolveUrl dropped it, so a `?` starts the query.)
+      const separator = !url.includes("?") ? "?" : url.endsWith("?") ? "" : "&";
+      url += `${separator}${OPTIONS_PARAM}=${encodeItems(options)}`;
     }
     let ws;
     try {
@@ -363,6 +416,25 @@ export class MultiplexSocket extends EventTarget {
   }
 
   /**
+   * The options to subscribe `target` with, or null for a plain subscription; notes on
+   * `target` whether they ask to recover (for its `subscribed` event).
+   * @param {MultiplexWebSocket} target
+   * @returns {Record<string, string> | null}
+   */
+  _subscribeOptions(target) {
+    target._recovering = false;
+    if (!this._extensions) return null;
+    /** @type {Record<string, string>} */
+    const options = { [META]: "", [POSITIONS]: "" };
+    const position = target._position;
+    if (position !== null) {
+      options[SINCE] = encodeSince(position.epoch, position.offset);
+      target._recovering = true;
+    }
+    return options;
+  }
+
+  /**
    * Send whatever brings the server's view of `topic` one step closer to the user's.
    * @param {string} topic
    */
@@ -372,7 +444,8 @@ export class MultiplexSocket extends EventTarget {
     if (this._wanted.has(topic)) {
       if (status === undefined) {
         this._server.set(topic, TopicState.SUBSCRIBING);
-        this._send(encodeSubscribe(topic, this._extensions ? { [META]: "" } : null));
+        const target = /** @type {MultiplexWebSocket} */ (this._wanted.get(topic));
+        this._send(encodeSubscribe(topic, this._subscribeOptions(target)));
       }
     } else if (status === TopicState.SUBSCRIBED) {
       const request = this._closing.get(topic);
@@ -392,7 +465,7 @@ export class MultiplexSocket extends EventTarget {
     // (its first frame), and the topic opens then, as a SUBSCRIBEd one does.
     this._server.set(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED);
     for (const topic of [first, ...this._wanted.keys()]) this._reconcile(topic);
-    if (!this._extensions) this._wanted.get(first)?._open(false);
+    if (!this._extensions) this._wanted.get(first)?._open({});
   }
 
   /**
@@ -433,19 +506,21 @@ export class MultiplexSocket extends EventTarget {
 
   /**
    * @param {string} topic
-   * @param {string} granted the OK's options field: what the server speaks on this topic
+   * @param {string} granted the OK's options field: what the server speaks on this topic, and
+   *   where a positions subscription starts
    */
   _subscribed(topic, granted) {
     if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
     this._server.set(topic, TopicState.SUBSCRIBED);
-    let meta = false;
+    /** @type {Record<string, string>} */
+    let items = {};
     try {
-      meta = Object.hasOwn(parseItems(granted), META);
+      items = parseItems(granted);
     } catch {
       // A server bug: treat the topic as plain rocket-multiplex.
     }
     const target = this._wanted.get(topic);
-    if (target) target._open(meta);
+    if (target) target._open(items);
     else this._reconcile(topic); // closed while subscribing: undo it now
   }
 
@@ -627,6 +702,8 @@ function buffered(payload) {
  * flushed in order on open) instead of throwing; a lost connection does not close the topic but
  * takes it back to CONNECTING while the shared socket reconnects; `send(Blob)` is refused
  * (reading a Blob is asynchronous and would reorder frames); `protocol` is always `""`.
+ * Added: every successful (re)subscription fires `subscribed` right after `open`, telling
+ * whether the publications missed while away are replayed (`recovered`); `position`.
  */
 export class MultiplexWebSocket extends EventTarget {
   /**
@@ -660,6 +737,17 @@ export class MultiplexWebSocket extends EventTarget {
     this._buffer = [];
     /** True while the server frames this subscription with metadata (`meta` granted). */
     this._meta = false;
+    /** True while publications come with their stream positions (`positions` granted). */
+    this._positions = false;
+    /**
+     * This topic's stream position: the last publication delivered (or where the subscription
+     * started). Kept across reconnects, to ask for what was missed (`since`); a topic without
+     * history has none.
+     * @type {import("./multiplex-codec.js").StreamPosition | null}
+     */
+    this._position = null;
+    /** Whether the subscription in progress asked to recover from `_position`. */
+    this._recovering = false;
     /** @type {Map<number, PendingRequest>} */
     this._requests = new Map();
     this._nextRequest = 1;
@@ -671,7 +759,9 @@ export class MultiplexWebSocket extends EventTarget {
     this.onclose = null;
     /** @type {((event: Event) => void) | null} */
     this.onerror = null;
-    for (const type of /** @type {const} */ (["open", "message", "close", "error"])) {
+    /** @type {((event: MultiplexSubscribedEvent) => void) | null} */
+    this.onsubscribed = null;
+    for (const type of /** @type {const} */ (["open", "message", "close", "error", "subscribed"])) {
       this.addEventListener(type, (event) => {
         const handler = /** @type {((event: Event) => unknown) | null} */ (this[`on${type}`]);
         if (typeof handler === "function") handler.call(this, event);
@@ -731,6 +821,18 @@ export class MultiplexWebSocket extends EventTarget {
   /** The shared physical socket this topic rides on. */
   get socket() {
     return this._socket;
+  }
+
+  /**
+   * Where this topic's stream stands for this client: the position of the last publication
+   * delivered, or where the subscription started; kept across reconnects to recover from.
+   * `null` before the first subscription, and on a topic without history (or without
+   * `extensions`).
+   * @returns {import("./multiplex-codec.js").StreamPosition | null}
+   */
+  get position() {
+    const position = this._position;
+    return position === null ? null : { epoch: position.epoch, offset: position.offset };
   }
 
   /**
@@ -852,11 +954,22 @@ export class MultiplexWebSocket extends EventTarget {
     }
   }
 
-  /** @param {boolean} meta whether the server frames this subscription with metadata */
-  _open(meta) {
+  /**
+   * The subscription succeeded: open, and fire `open` then `subscribed`. Both come from the
+   * OK, so before any publication the server replays after it.
+   * @param {Record<string, string>} granted the OK's items (`{}` for a plain subscription)
+   */
+  _open(granted) {
     if (this._readyState !== CONNECTING) return;
     this._readyState = OPEN;
+    const meta = Object.hasOwn(granted, META);
     this._meta = meta;
+    // The OK's position is where this subscription starts, recovered or not; without
+    // `positions` the topic has no history, hence no position to recover from later.
+    this._positions = meta && Object.hasOwn(granted, POSITIONS);
+    this._position = this._positions ? readPosition(granted.epoch, granted.offset) : null;
+    const wasRecovering = this._recovering;
+    this._recovering = false;
     const buffered = this._buffer;
     this._buffer = [];
     for (const [payload, id] of buffered) {
@@ -867,6 +980,10 @@ export class MultiplexWebSocket extends EventTarget {
       this._socket._send(this._frame(payload, id));
     }
     this.dispatchEvent(new Event("open"));
+    // As for messages: nothing more once a listener has closed the topic.
+    if (this._readyState !== OPEN) return;
+    const recovered = wasRecovering && this._positions && granted.recovered === "true";
+    this.dispatchEvent(makeSubscribedEvent(wasRecovering, recovered));
   }
 
   _lost() {
@@ -894,8 +1011,31 @@ export class MultiplexWebSocket extends EventTarget {
         this._reply(items, body);
         return;
       }
+      if (this._positions && !this._advance(items)) return;
     }
     this.dispatchEvent(makeMessageEvent(this._data(body), this._origin));
+  }
+
+  /**
+   * Track the stream position a publication carries (`offset=N[,epoch=E]`); false for one
+   * delivered already (a replay overlapping what arrived live), which is dropped.
+   * @param {Record<string, string>} items
+   * @returns {boolean}
+   */
+  _advance(items) {
+    // No offset: a message for this client only (or a broadcast the server did not store),
+    // not a publication of the stream.
+    if (items.offset === undefined) return true;
+    const held = this._position;
+    const next = readPosition(items.epoch ?? held?.epoch, items.offset);
+    // Malformed (a server bug), or no epoch known yet (the OK had no position: the server
+    // could not read the stream): deliver the payload, nothing to compare it with.
+    if (next === null) return true;
+    // An epoch on the frame is a new one (the stream was reset): its offsets start over, so
+    // none is a duplicate. Otherwise an offset not past ours was delivered already.
+    if (items.epoch === undefined && held !== null && next.offset <= held.offset) return false;
+    this._position = next;
+    return true;
   }
 
   /**
