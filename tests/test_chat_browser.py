@@ -15,6 +15,7 @@ Chromium is ``/usr/bin/chromium``: never ``playwright install``. Missing, the te
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import time
@@ -28,6 +29,7 @@ import pytest
 
 from support.browser import ARTIFACTS
 from support.chat import SECRET, ChatServer, chat_env, chat_server
+from support.proxy import CuttableProxy
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -304,3 +306,49 @@ async def test_footer_http_api_link_renders_swagger_ui_offline(browser: Any, cha
     assert [url for url in failed if not url.endswith("/api/session")] == [], failed
     assert seen.page_errors == []
     assert seen.unexpected_console(EXPECTED_401) == []
+
+
+async def test_messages_posted_while_the_page_was_offline_appear_once_in_order(
+    browser: Any, chat: ChatServer
+) -> None:
+    """The page's network drops (its TCP connections reset, new ones refused) while Bob
+    posts; when it is back, the client resubscribes with its position and the server replays
+    what it missed: the messages appear once, in order, with no reload and no history request."""
+    room = room_name()
+    async with CuttableProxy(chat.port) as proxy:
+        via_proxy = f"http://127.0.0.1:{await proxy.start()}"
+        ann_context, bob_context = await browser.new_context(), await browser.new_context()
+        ann, bob = await ann_context.new_page(), await bob_context.new_page()
+        ann_seen = watch(ann)
+        await sign_in(ann, via_proxy, room, "Ann")
+        await sign_in(bob, chat.http, room, "Bob")
+        await say(bob, room, "before the drop")
+        await expect(log(ann).get_by_text("before the drop")).to_be_visible()
+        history_requests: list[str] = []
+        ann.on("request", lambda r: history_requests.append(r.url) if "/messages" in r.url else None)
+        ann.on("framenavigated", lambda frame: history_requests.append(f"navigated {frame.url}"))
+
+        proxy.down = True
+        proxy.cut()
+        await expect(ann.get_by_role("status")).to_contain_text(re.compile("reconnecting|unreachable"))
+        missed = [f"while you were away {i}" for i in range(3)]
+        for text in missed:
+            await say(bob, room, text)
+            await expect(log(bob).get_by_text(text)).to_be_visible()
+        await asyncio.sleep(1.5)
+        proxy.down = False
+
+        await expect(ann.get_by_role("status")).to_have_text("Connected", timeout=20_000)
+        for text in missed:
+            await expect(log(ann).get_by_text(text)).to_have_count(1)
+        texts = await log(ann).locator("li").all_inner_texts()
+        order = [next(i for i, t in enumerate(texts) if text in t) for text in ["before the drop", *missed]]
+        assert order == sorted(order), texts
+        await expect(log(ann).get_by_text("before the drop")).to_have_count(1)
+        assert history_requests == [], "recovered over the socket, not by reloading"
+        await say(ann, room, "back")
+        await expect(log(bob).get_by_text("back")).to_be_visible()
+        assert ann_seen.page_errors == []
+        assert ann_seen.unexpected_console(EXPECTED_401, WHILE_DOWN) == []
+        await ann_context.close()
+        await bob_context.close()

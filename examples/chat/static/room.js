@@ -3,9 +3,10 @@
 //
 // Every Room is a `MultiplexWebSocket` to /rooms/{name}: all rooms of the page ride on ONE
 // physical WebSocket, which the client reconnects (and resubscribes) by itself after a network
-// drop or a server restart. Each time the topic opens, the room loads its history over HTTP;
-// events that arrive meanwhile wait, so nothing is lost and nothing is shown twice (messages
-// carry ids).
+// drop or a server restart. Rooms keep history on the server: a resubscription that recovered
+// (`subscribed` with `recovered`) is replayed what it missed, through the same message events.
+// Otherwise (the first time, or too far behind) the room loads its history over HTTP; events
+// that arrive meanwhile wait, so nothing is lost and nothing is shown twice (messages carry ids).
 //
 // The topic comes from chat-api.js, generated from the app's AsyncAPI document (`python -m
 // wsroute typescript examples.chat.app:app --js`): `rooms.open()` gives a topic whose `send`
@@ -67,6 +68,7 @@ export class Room extends EventTarget {
     const topic = rooms.open({ room: this.name });
     const socket = topic.socket;
     socket.addEventListener("open", () => this._opened());
+    socket.addEventListener("subscribed", (event) => this._subscribed(event.recovered));
     topic.onMessage((event) => this._received(event));
     socket.addEventListener("close", (event) => this._closed(event));
     // The shared physical socket connecting, open, or backing off: the room's status too.
@@ -128,11 +130,17 @@ export class Room extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  async _opened() {
+  _opened() {
     this.closures = 0;
     // A fresh subscription: presence versions start over (the database may be new).
     this.version = 0;
     this._emit("state");
+  }
+
+  /** @param {boolean} recovered the server replays what this room missed while away */
+  async _subscribed(recovered) {
+    this._waiting = null;
+    if (recovered) return;
     /** @type {RoomsMessage[]} */
     const waiting = [];
     this._waiting = waiting;
