@@ -134,8 +134,6 @@ def test_topic_options_are_checked_when_configured_and_installed() -> None:
         ws.topic("/rooms/{room}", history=-1)
     with pytest.raises(RegistrationError, match="history_ttl needs history"):
         ws.topic("/rooms/{room}", history_ttl=5.0)
-    with pytest.raises(RegistrationError, match="presence"):
-        ws.topic("/rooms/{room}", presence=True)
     ws.topic("/rooms/{room}", history=10)
     with pytest.raises(RegistrationError, match="configured twice"):
         ws.topic("/rooms/{room}", history=5)

@@ -18,6 +18,7 @@ from wsroute.errors import (
 from wsroute.guards import Forward, Guard, HandshakeRequest, Reject
 from wsroute.history import Publication, StreamPosition, TopicOptions
 from wsroute.messages import Data, IntoMessage
+from wsroute.presence import Member, PresenceInfo, PresenceStats
 from wsroute.router import AppBroker, WsRouter, serve_docs_with
 from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
@@ -39,10 +40,13 @@ __all__ = [
     "HandshakeRequest",
     "IntoMessage",
     "InvalidMessage",
+    "Member",
     "MemoryBackend",
     "MessageError",
     "MessageTooLarge",
     "PositionLost",
+    "PresenceInfo",
+    "PresenceStats",
     "Publication",
     "RateLimited",
     "RegistrationError",

@@ -16,6 +16,7 @@ from wsroute.messages import encode
 if TYPE_CHECKING:
     from wsroute.guards import HandshakeRequest
     from wsroute.history import StreamPosition
+    from wsroute.presence import Member
 
 M = TypeVar("M", default=object)
 
@@ -52,6 +53,15 @@ class ChannelTarget(Protocol):
 
     async def stream_position(self) -> StreamPosition | None:
         """The current position of the topic's stream; None without history."""
+        ...
+
+    @property
+    def client_id(self) -> str:
+        """This connection's id in every process."""
+        ...
+
+    async def topic_presence(self) -> list[Member]:
+        """The members of the topic, from every process."""
         ...
 
 
@@ -106,6 +116,17 @@ class Channel(Generic[M]):
         """Send `message` to every subscriber of this channel's topic, this client included
         unless `exclude_self` is true. The message is encoded once."""
         await self._target.broadcast_event(encode(message), exclude_self)
+
+    @property
+    def client_id(self) -> str:
+        """This connection's id, unique across every process sharing the broker: what
+        presence lists it as, and what ``broker.disconnect(client_id=…)`` takes."""
+        return self._target.client_id
+
+    async def presence(self) -> list[Member]:
+        """The members of this topic, from every process (``ws.topic(pattern,
+        presence=True)``; `ValueError` otherwise)."""
+        return await self._target.topic_presence()
 
     async def position(self) -> StreamPosition | None:
         """The current position of this topic's stream (its epoch and last offset), or None

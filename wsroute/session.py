@@ -36,6 +36,7 @@ from wsroute.injection import Context, EventState, Plan
 from wsroute.lifecycle import SessionState, check_session_move
 from wsroute.messages import bytes_event, encode, text_event
 from wsroute.outbox import Outbox
+from wsroute.presence import Attendance, Member, PresenceInfo, encode_state
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler, RouteTable, route_path
 from wsroute.settings import Settings
@@ -45,6 +46,8 @@ logger = logging.getLogger("wsroute")
 
 # RFC 6455 §7.4: codes a server may put in a close frame (1004-1006 and 1015 are reserved).
 _SERVER_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+
+_NOBODY = PresenceInfo()
 
 Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
@@ -62,6 +65,9 @@ class MetaFrames(Protocol):
 
     def publication(self, event: Message, offset: int, epoch: str | None) -> Message:
         """A publication with its offset (and its epoch when it changed)."""
+
+    def presence(self, kind: str, body: str) -> Message:
+        """A presence frame: ``kind`` is ``state`` or ``diff``, `body` its JSON."""
 
 
 def check_size(limit: int, text: str | None, data: bytes | None) -> None:
@@ -115,6 +121,7 @@ class Session:
         "_leaving",
         "_more_values",
         "_pending",
+        "_presence",
         "_subscriber_id",
         "broker",
         "bucket",
@@ -185,6 +192,8 @@ class Session:
         self.meta: MetaFrames | None = None
         # Set when publications reach this session with their stream positions.
         self.positions: Positions | None = None
+        # Presence, on a topic that has it: this session as a member, and the diffs it watches.
+        self._presence: Attendance | None = None
 
     def _to(self, state: SessionState) -> None:
         """Move to `state`: the one place the session's state changes."""
@@ -198,6 +207,11 @@ class Session:
     def closed(self) -> bool:
         """True once the session is closing or closed."""
         return self.state >= _CLOSING or self.outbox.closed
+
+    @property
+    def client_id(self) -> str:
+        """Id of this connection in every process: the broker's node and the subscriber id."""
+        return f"{self.broker.node}.{self.subscriber_id[1:]}"
 
     @property
     def subscriber_id(self) -> str:
@@ -231,6 +245,48 @@ class Session:
                 positions.held.append((event, position))
             else:
                 self._push_at(positions, event, position)
+
+    def _attendance(self) -> Attendance:
+        if self._presence is None:
+            self._presence = Attendance()
+        return self._presence
+
+    def deliver_presence(self, diff: str) -> None:
+        """A presence diff of this topic arrived: held until the client has the state."""
+        if self.state < _LEAVING:
+            held = self._attendance().held
+            if held is not None:
+                held.append(diff)
+            else:
+                self.outbox.push(self.meta.presence("diff", diff))  # type: ignore[union-attr]
+
+    async def watch_presence(self) -> str | None:
+        """Get this topic's presence diffs from now on, held until `release`; returns the
+        state to send first (None when the broker cannot be read)."""
+        attendance = self._attendance()
+        attendance.held = []
+        attendance.watching = True
+        self.broker.watch_presence(self.topic, self)
+        try:
+            return encode_state(await self.broker.presence(self.topic))
+        except BrokerUnavailable as exc:
+            logger.warning("reading the presence of %s failed: %s", self.topic, exc)
+            return None
+
+    async def topic_presence(self) -> list[Member]:
+        """The members of this topic (`Channel.presence`)."""
+        return await self.broker.presence(self.topic)
+
+    async def _track(self, result: object) -> None:
+        """Make this session a member of its topic, named by its join's `PresenceInfo`."""
+        info = result if isinstance(result, PresenceInfo) else _NOBODY
+        member = Member(self.client_id, info.user, info.info)
+        try:
+            await self.broker.track(self.topic, member)
+        except BrokerUnavailable as exc:
+            logger.warning("%s could not be made present on %s: %s", member.client_id, self.topic, exc)
+            return
+        self._attendance().member = member
 
     def _push_at(self, positions: Positions, event: Message, position: StreamPosition) -> None:
         epoch, offset = position
@@ -344,6 +400,12 @@ class Session:
         """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""
         await self.broker.subscribe(self.topic, self)
         self._to(_OPEN)
+        await self._present_without_join()
+
+    async def _present_without_join(self) -> None:
+        # With a join handler the session is made present when the join returns.
+        if self.join_handler is None and self.broker.topics and self.broker.has_presence(self.topic):
+            await self._track(None)
 
     def history_options(self) -> TopicOptions | None:
         """The options of this session's topic when it has history (positions can be granted)."""
@@ -369,6 +431,7 @@ class Session:
         positions = self.positions = Positions()
         await self.broker.subscribe(self.topic, self, positions=True)
         self._to(_OPEN)
+        await self._present_without_join()
         after, limit = (None, 0) if since is None else (since.offset, options.recovery_limit + 1)
         try:
             read = await self.broker.read_stream(self.topic, after, limit)
@@ -389,15 +452,26 @@ class Session:
             positions.held += held
         return start, replay is not None
 
-    def release(self) -> None:
-        """Send the replayed and held publications (in offset order, once each), then go live."""
+    def release(self, presence_state: str | None = None) -> None:
+        """Send what waited for the client to be told of its subscription: the presence
+        state, the replayed and held publications (in offset order, once each), the held
+        presence diffs; then go live."""
+        live = self.state < _LEAVING
+        if presence_state is not None and live:
+            self.outbox.push(self.meta.presence("state", presence_state))  # type: ignore[union-attr]
         positions = self.positions
-        if positions is None or positions.held is None:
+        if positions is not None and positions.held is not None:
+            held, positions.held = positions.held, None
+            if live:
+                for event, position in held:
+                    self._push_at(positions, event, position)
+        attendance = self._presence
+        if attendance is None or attendance.held is None:
             return
-        held, positions.held = positions.held, None
-        if self.state < _LEAVING:
-            for event, position in held:
-                self._push_at(positions, event, position)
+        diffs, attendance.held = attendance.held, None
+        if live:
+            for diff in diffs:
+                self.outbox.push(self.meta.presence("diff", diff))  # type: ignore[union-attr]
 
     # --- events -------------------------------------------------------------------------
 
@@ -418,9 +492,12 @@ class Session:
             try:
                 values = self._values(handler)
                 assert values is not None  # prepared by the handshake
-                await self._call(handler, values, None, None)
+                result = await self._call(handler, values, None, None)
             except Exception as exc:
                 await self.handle_error(exc)
+            else:
+                if self.state is _JOINING and self.broker.topics and self.broker.has_presence(self.topic):
+                    await self._track(result)
             pending = self._pending
             # Messages arriving while these run join the end of the queue: order holds.
             while pending and self.state is _JOINING and not self.outbox.closed:
@@ -675,6 +752,16 @@ class Session:
         return self.state is _LEFT
 
     async def _leave(self, end: WebSocketStatus, subscribed: bool) -> None:
+        # Absent before the leave handler runs: it (and the others) see the topic without it.
+        attendance = self._presence
+        if attendance is not None:
+            if attendance.watching:
+                self.broker.unwatch_presence(self.topic, self)
+            if attendance.member is not None:
+                try:
+                    await self.broker.untrack(self.topic, attendance.member.client_id)
+                except Exception:
+                    logger.exception("leaving the presence of %s failed", self.topic)
         try:
             if subscribed:
                 await self.broker.unsubscribe(self.topic, self)

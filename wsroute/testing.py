@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import json
 import threading
 import time
 from collections import deque
@@ -33,6 +34,7 @@ from wsroute.multiplex.codec import (
     META,
     OPTIONS_PARAM,
     POSITIONS,
+    PRESENCE,
     SINCE,
     SUBPROTOCOL,
     DataFrame,
@@ -488,9 +490,17 @@ class _Frames:
         return items, text if text is not None else data or b""
 
     def data(self, frame: ServerFrame, topic: str) -> str | bytes | None:
-        """The payload of `frame` if it is data for `topic` (a reply is not)."""
+        """The payload of `frame` if it is data for `topic` (a reply or presence frame is not)."""
         split = self.split(frame, topic)
-        return None if split is None or "reply" in split[0] else split[1]
+        return None if split is None or "reply" in split[0] or "presence" in split[0] else split[1]
+
+    def presence(self, frame: ServerFrame, topic: str) -> tuple[str, dict[str, Any]] | None:
+        """``(kind, body)`` of `frame` if it is a presence frame of `topic`."""
+        split = self.split(frame, topic)
+        if split is None or "presence" not in split[0]:
+            return None
+        body = split[1]
+        return split[0]["presence"], json.loads(body)
 
     def reply(self, frame: ServerFrame, topic: str, request_id: str) -> str | bytes | None:
         """The payload of `frame` if it is the reply to `request_id`; raises `RequestError`
@@ -522,15 +532,20 @@ class _Frames:
         return None
 
 
-def _options(meta: bool, positions: bool, since: StreamPosition | None) -> dict[str, str] | None:
-    """A subscription's options: ``meta`` (implied by the others), ``positions``, ``since``."""
-    if not (meta or positions or since is not None):
+def _options(
+    meta: bool, positions: bool, since: StreamPosition | None, presence: bool = False
+) -> dict[str, str] | None:
+    """A subscription's options: ``meta`` (implied by the others), ``positions``, ``since``,
+    ``presence``."""
+    if not (meta or positions or presence or since is not None):
         return None
     options = {META: ""}
     if positions or since is not None:
         options[POSITIONS] = ""
     if since is not None:
         options[SINCE] = encode_since(*since)
+    if presence:
+        options[PRESENCE] = ""
     return options
 
 
@@ -563,6 +578,7 @@ class MultiplexClient:
         meta: bool = False,
         positions: bool = False,
         since: StreamPosition | None = None,
+        presence: bool = False,
         **options: Any,
     ) -> AsyncIterator[MultiplexClient]:
         """Open a socket to `url` (its path and query are the first topic).
@@ -570,7 +586,8 @@ class MultiplexClient:
         `url` is written as for `connect`; `options` go to `websockets.connect`. With
         `meta`, the first topic asks for per-frame metadata (so it takes `request`s);
         with `positions`, for stream positions (`position`); with `since`, to recover from
-        that position (`recovered`). With any of them the server's ``OK`` is awaited here.
+        that position (`recovered`); with `presence`, for the member list and its changes
+        (`recv_presence`). With any of them the server's ``OK`` is awaited here.
         """
         import websockets
         from websockets.typing import Subprotocol
@@ -578,7 +595,7 @@ class MultiplexClient:
         target = _ws_url(url)
         options.setdefault("proxy", None)
         options.setdefault("subprotocols", [Subprotocol(SUBPROTOCOL)])
-        wanted = _options(meta, positions, since)
+        wanted = _options(meta, positions, since, presence)
         first_url = _with_options(target, wanted) if wanted else target
         async with websockets.connect(first_url, **options) as websocket:
             client = cls(websocket, _first_topic(target))
@@ -645,11 +662,13 @@ class MultiplexClient:
         meta: bool = False,
         positions: bool = False,
         since: StreamPosition | None = None,
+        presence: bool = False,
     ) -> Ok | Err:
         """SUBSCRIBE and wait for its ``OK`` or ``ERR`` (other frames stay queued for `recv`);
         with `meta`, ask for per-frame metadata, so that the topic takes `request`s; with
-        `positions`, for stream positions; with `since`, to recover from that position."""
-        await self.websocket.send(encode_subscribe(topic, _options(meta, positions, since)))
+        `positions`, for stream positions; with `since`, to recover from that position; with
+        `presence`, for the member list and its changes."""
+        await self.websocket.send(encode_subscribe(topic, _options(meta, positions, since, presence)))
         reply = await self._reply_to("SUBSCRIBE", topic, timeout)
         self._frames.subscribed(reply)
         return reply
@@ -660,6 +679,22 @@ class MultiplexClient:
         """UNSUBSCRIBE and wait for its ``OK`` or ``ERR``."""
         await self.websocket.send(encode_unsubscribe(topic, code, reason))
         return await self._reply_to("UNSUBSCRIBE", topic, timeout)
+
+    async def recv_presence(self, topic: str, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
+        """The next presence frame of `topic`: ``("state", {client_id: {"user", "info"}})``
+        or ``("diff", {"joins": {…}, "leaves": {…}})`` (other frames stay queued)."""
+        for index, frame in enumerate(self._frames.buffer):
+            found = self._frames.presence(frame, topic)
+            if found is not None:
+                del self._frames.buffer[index]
+                return found
+        deadline = time.monotonic() + timeout
+        while True:
+            received = await self._next(deadline)
+            found = self._frames.presence(received, topic)
+            if found is not None:
+                return found
+            self._frames.keep(received)
 
     async def recv_any_data(self, timeout: float = 5.0) -> tuple[str, str | bytes]:
         """The topic and payload of the next data frame of any topic (replies excluded;

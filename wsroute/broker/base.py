@@ -15,6 +15,7 @@ from typing import ClassVar
 from starlette.types import Message
 
 from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
+from wsroute.presence import Member, PresenceStats
 
 Deliver = Callable[[str, Message, "str | None", "StreamPosition | None"], None]
 """Called by a backend for every message that reaches this process: (topic, event, exclude,
@@ -43,6 +44,9 @@ class BrokerBackend(ABC):
 
     supports_history: ClassVar[bool] = False
     """True when `publish_with_history` and `read_history` are implemented."""
+
+    supports_presence: ClassVar[bool] = False
+    """True when the ``presence_*`` methods are implemented."""
 
     @abstractmethod
     async def start(self, deliver: Deliver) -> None:
@@ -97,3 +101,29 @@ class BrokerBackend(ABC):
         ``policy.ttl`` are not returned.
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no history")
+
+    async def presence_add(self, topic: str, member: Member) -> None:
+        """Record `member` on `topic`, seen by every process (a client id added again
+        replaces its member)."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence_remove(self, topic: str, client_id: str) -> Member | None:
+        """Remove a member; the removed `Member`, or None when it was not there."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence_members(self, topic: str) -> list[Member]:
+        """Every member of `topic`, from every process."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence_stats(self, topic: str) -> PresenceStats:
+        """How many members and distinct users `topic` has, without reading the members."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def publish_presence(self, topic: str, diff: str) -> None:
+        """Deliver a presence diff (its JSON) to every process: each calls its `Deliver` with
+        ``{"type": PRESENCE_EVENT, "text": diff}``, no exclude and no position.
+
+        A backend whose processes can die without running their leaves must remove their
+        members itself within a bounded time, and publish the leaves (Redis: heartbeats).
+        """
+        raise NotImplementedError(f"{type(self).__name__} keeps no presence")

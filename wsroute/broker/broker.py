@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+import secrets
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -12,7 +14,7 @@ from pydantic_core import core_schema
 from starlette.types import Message
 
 from wsroute.broker.base import BrokerBackend
-from wsroute.errors import PositionLost, RegistrationError
+from wsroute.errors import BrokerUnavailable, PositionLost, RegistrationError
 from wsroute.history import (
     DEFAULT_RECOVERY_LIMIT,
     Publication,
@@ -22,6 +24,7 @@ from wsroute.history import (
     TopicRules,
 )
 from wsroute.messages import encode
+from wsroute.presence import DEFAULT_BATCH, PRESENCE_EVENT, Member, PresenceDiff, PresenceStats
 
 logger = logging.getLogger("wsroute")
 
@@ -48,6 +51,14 @@ class Subscriber(Protocol):
     def deliver_at(self, event: Message, position: StreamPosition) -> None:
         """Queue a publication with its stream position (subscribers that asked for
         positions only); must not block."""
+        ...
+
+
+class PresenceWatcher(Protocol):
+    """What the broker hands presence diffs to: a subscription that asked for them."""
+
+    def deliver_presence(self, diff: str) -> None:
+        """Queue a presence diff (its JSON); must not block."""
         ...
 
 
@@ -84,6 +95,14 @@ class Broker:
         self._started = False
         self._start_lock = asyncio.Lock()
         self._warned: set[str] = set()
+        self.node = secrets.token_urlsafe(6)
+        """Random id of this broker: the first part of its connections' client ids."""
+        self.presence_batch = DEFAULT_BATCH
+        """Seconds joins and leaves of a topic are gathered before they go out as one diff."""
+        self._watchers: dict[str, dict[PresenceWatcher, None]] = {}
+        self._diffs: dict[str, PresenceDiff] = {}
+        self._flush: asyncio.TimerHandle | None = None
+        self._flushing: set[asyncio.Task[None]] = set()
 
     def topic(
         self,
@@ -99,8 +118,6 @@ class Broker:
         are kept per topic, each for at most `history_ttl` seconds."""
         from wsroute.routes import compile_route, default_rank  # routes imports this module
 
-        if presence:
-            raise RegistrationError(f"ws.topic({pattern!r}, presence=True): presence is not available yet")
         options = TopicOptions(pattern, history, history_ttl, recovery_limit, presence)
         try:
             regex, _ = compile_route(pattern)
@@ -208,6 +225,13 @@ class Broker:
                             f"on {', '.join(map(repr, wanting))}: use a backend with history "
                             "(memory:// or redis://)"
                         )
+                if not backend.supports_presence:
+                    wanting = [options.pattern for options in self.topics if options.presence]
+                    if wanting:
+                        raise RegistrationError(
+                            f"{type(backend).__name__} keeps no presence, but ws.topic() asks for it "
+                            f"on {', '.join(map(repr, wanting))}"
+                        )
                 await backend.start(self._deliver)
                 self._started = True
 
@@ -215,9 +239,11 @@ class Broker:
         """Stop the backend; local subscriptions are forgotten."""
         async with self._start_lock:
             if self._started:
+                await self._send_diffs()
                 self._started = False
                 self._topics.clear()
                 self._subscribing.clear()
+                self._watchers.clear()
                 await self.backend.stop()
 
     async def __aenter__(self) -> Broker:
@@ -280,6 +306,106 @@ class Broker:
         """Each topic with local subscribers and how many it has (for tests and metrics)."""
         return {topic: len(subs) for topic, subs in self._topics.items()}
 
+    # --- presence -----------------------------------------------------------------------
+
+    def _presence_options(self, topic: str) -> TopicOptions:
+        options = self.topics.get(topic)
+        if options is None or not options.presence:
+            raise ValueError(
+                f"topic {topic!r} has no presence: configure its pattern with "
+                "ws.topic(pattern, presence=True)"
+            )
+        return options
+
+    def has_presence(self, topic: str) -> bool:
+        """True when `topic`'s pattern has presence on."""
+        options = self.topics.get(topic) if self.topics else None
+        return options is not None and options.presence
+
+    async def presence(self, topic: str) -> list[Member]:
+        """The members of `topic` in every process sharing the backend: each with its
+        `client_id`, `user` and `info`. Raises `ValueError` for a topic without presence."""
+        self._presence_options(topic)
+        if not self._started:
+            await self.start()
+        return await self.backend.presence_members(topic)
+
+    async def presence_stats(self, topic: str) -> PresenceStats:
+        """How many clients (connections) and distinct users `topic` has, without
+        transferring its member list."""
+        self._presence_options(topic)
+        if not self._started:
+            await self.start()
+        return await self.backend.presence_stats(topic)
+
+    async def track(self, topic: str, member: Member) -> None:
+        """Make `member` present on `topic` (the others hear of it in the next diff)."""
+        if not self._started:
+            await self.start()
+        await self.backend.presence_add(topic, member)
+        self._diff(topic).join(member)
+
+    async def untrack(self, topic: str, client_id: str) -> None:
+        """Remove a member (the others hear of it in the next diff)."""
+        member = await self.backend.presence_remove(topic, client_id)
+        if member is not None:
+            self._diff(topic).leave(member)
+
+    def publish_leaves(self, leaves: list[tuple[str, Member]]) -> None:
+        """Announce members a backend removed itself (their process died)."""
+        for topic, member in leaves:
+            self._diff(topic).leave(member)
+
+    def watch_presence(self, topic: str, watcher: PresenceWatcher) -> None:
+        """Hand `watcher` every presence diff of `topic` (it must be subscribed to the topic)."""
+        self._watchers.setdefault(topic, {})[watcher] = None
+
+    def unwatch_presence(self, topic: str, watcher: PresenceWatcher) -> None:
+        """Stop handing `watcher` the diffs of `topic`."""
+        watchers = self._watchers.get(topic)
+        if watchers is not None and watchers.pop(watcher, 0) is None and not watchers:
+            del self._watchers[topic]
+
+    def _deliver_presence(self, topic: str, diff: str) -> None:
+        watchers = self._watchers.get(topic)
+        if watchers:
+            for watcher in tuple(watchers):
+                watcher.deliver_presence(diff)
+
+    def _diff(self, topic: str) -> PresenceDiff:
+        diff = self._diffs.get(topic)
+        if diff is None:
+            diff = self._diffs[topic] = PresenceDiff()
+        if self._flush is None:
+            # Churn goes out batched: one diff per topic per interval, however many changes.
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_later(self.presence_batch, self._flush_diffs)
+        return diff
+
+    def _flush_diffs(self) -> None:
+        self._flush = None
+        task = asyncio.get_running_loop().create_task(self._send_diffs())
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _send_diffs(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        diffs, self._diffs = self._diffs, {}
+        for topic, diff in diffs.items():
+            if diff:
+                try:
+                    await self.backend.publish_presence(topic, diff.encode())
+                except BrokerUnavailable as exc:
+                    logger.warning("presence changes of %s were not announced: %s", topic, exc)
+
+    async def wait_presence_sent(self) -> None:
+        """Wait until the joins and leaves gathered so far have gone out (tests, shutdown)."""
+        await self._send_diffs()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._flushing)
+
     def _check_unstored(self, topic: str) -> None:
         """Warn (once per pattern) when a publication without a position reaches a topic
         with history: its publisher has no ``topic()`` configuration, so it was not stored
@@ -310,6 +436,9 @@ class Broker:
         if not subscribers:
             return
         if position is None and self.topics:
+            if event["type"] == PRESENCE_EVENT:
+                self._deliver_presence(topic, event["text"])
+                return
             self._check_unstored(topic)
         elif position is not None:
             # A snapshot: delivering may evict a slow subscriber, which unsubscribes later.

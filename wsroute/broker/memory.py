@@ -14,6 +14,7 @@ from starlette.types import Message
 
 from wsroute.broker.base import BrokerBackend, Deliver
 from wsroute.history import POSITION_TTL, HistoryPolicy, Publication, StreamPosition, StreamRead
+from wsroute.presence import PRESENCE_EVENT, Member, PresenceStats
 
 
 class _Stream:
@@ -46,9 +47,13 @@ class MemoryBackend(BrokerBackend):
     """Delivers published messages straight to this process's subscribers."""
 
     supports_history = True
+    supports_presence = True
 
     def __init__(self) -> None:
         self._deliver: Deliver | None = None
+        # Each topic's members by client id, and how many connections each user has there.
+        self._members: dict[str, dict[str, Member]] = {}
+        self._users: dict[str, dict[str, int]] = {}
         # Least recently used first: streams unused for POSITION_TTL are dropped from the front.
         self._streams: OrderedDict[str, _Stream] = OrderedDict()
 
@@ -124,3 +129,41 @@ class MemoryBackend(BrokerBackend):
         epoch = stream.epoch
         publications = [Publication(offset, epoch, data) for offset, _, data in picked]
         return StreamRead(StreamPosition(epoch, stream.offset), oldest, publications)
+
+    async def presence_add(self, topic: str, member: Member) -> None:
+        """Record the member (replacing one with the same client id)."""
+        await self.presence_remove(topic, member.client_id)
+        self._members.setdefault(topic, {})[member.client_id] = member
+        if member.user is not None:
+            users = self._users.setdefault(topic, {})
+            users[member.user] = users.get(member.user, 0) + 1
+
+    async def presence_remove(self, topic: str, client_id: str) -> Member | None:
+        """Forget the member; topics and users left empty are forgotten too."""
+        members = self._members.get(topic)
+        member = None if members is None else members.pop(client_id, None)
+        if member is None:
+            return None
+        if not members:
+            del self._members[topic]
+        if member.user is not None:
+            users = self._users[topic]
+            users[member.user] -= 1
+            if not users[member.user]:
+                del users[member.user]
+                if not users:
+                    del self._users[topic]
+        return member
+
+    async def presence_members(self, topic: str) -> list[Member]:
+        """The members, in the order they joined."""
+        return list(self._members.get(topic, {}).values())
+
+    async def presence_stats(self, topic: str) -> PresenceStats:
+        """Counted, not listed."""
+        return PresenceStats(len(self._members.get(topic, ())), len(self._users.get(topic, ())))
+
+    async def publish_presence(self, topic: str, diff: str) -> None:
+        """Deliver the diff to this process's subscribers."""
+        if self._deliver is not None:
+            self._deliver(topic, {"type": PRESENCE_EVENT, "text": diff}, None, None)

@@ -104,6 +104,10 @@ POSITIONS: Final = "positions"
 MAX_OFFSET: Final = 2**53 - 1
 """Largest offset a position may have: exact in JavaScript's numbers too."""
 
+PRESENCE: Final = "presence"
+"""The subscription option asking for presence: the member list after the OK, then diffs
+(granted only on topics with presence)."""
+
 SINCE: Final = "since"
 """The subscription option asking to recover from a position: ``since=EPOCH:OFFSET``."""
 

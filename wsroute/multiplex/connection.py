@@ -25,6 +25,7 @@ from wsroute.multiplex.codec import (
     META,
     OPTIONS_PARAM,
     POSITIONS,
+    PRESENCE,
     SEP,
     SEP_BYTES,
     SINCE,
@@ -101,6 +102,9 @@ class _MetaFramer:
 
     def error(self, request_id: str, code: int, reason: str) -> Message:
         return text_event(encode_text(self.topic, f"reply={request_id},error={code}{SEP}{reason}"))
+
+    def presence(self, kind: str, body: str) -> Message:
+        return text_event(encode_text(self.topic, f"presence={kind}{SEP}{body}"))
 
     def publication(self, event: Message, offset: int, epoch: str | None) -> Message:
         # Epochs come from the backend (token_urlsafe) and offsets are ints: valid items.
@@ -222,32 +226,40 @@ class MultiplexConnection(BaseConnection):
         self.topics[self.first_topic] = first
         options = self._first_options
         assert isinstance(options, dict)  # else `open` refused the handshake
-        granted = await self._subscribe_session(first, options, _granted(options))
+        granted, presence_state = await self._subscribe_session(first, options, _granted(options))
         if options:
             # The connect topic was subscribed by the handshake: its options get the same
             # OK a SUBSCRIBE would, first on the socket.
             await self._reply(self._ok_subscribe(self.first_topic, granted))
-        first.release()
+        first.release(presence_state)
         self.start_join(first)
 
     @staticmethod
     async def _subscribe_session(
         session: Session, options: dict[str, str], granted: dict[str, str]
-    ) -> dict[str, str]:
-        """Subscribe `session`; returns the items of its OK: the granted options and, for a
-        positions subscription, where it starts and whether it recovered."""
-        history = session.history_options() if POSITIONS in options and META in granted else None
+    ) -> tuple[dict[str, str], str | None]:
+        """Subscribe `session`. Returns the items of its OK (the granted options; for a
+        positions subscription where it starts and whether it recovered; for a presence
+        one, the client's id) and the presence state to send after the OK."""
+        meta = META in granted
+        history = session.history_options() if meta and POSITIONS in options else None
+        answer = dict(granted)
         if history is None:
             await session.subscribe()
-            return granted
-        since = since_position(options)
-        start, recovered = await session.subscribe_with_positions(history, since)
-        answer: dict[str, str] = {**granted, POSITIONS: ""}
-        if start is not None:
-            answer["epoch"], answer["offset"] = start.epoch, str(start.offset)
-        if since is not None:
-            answer["recovered"] = "true" if recovered else "false"
-        return answer
+        else:
+            since = since_position(options)
+            start, recovered = await session.subscribe_with_positions(history, since)
+            answer[POSITIONS] = ""
+            if start is not None:
+                answer["epoch"], answer["offset"] = start.epoch, str(start.offset)
+            if since is not None:
+                answer["recovered"] = "true" if recovered else "false"
+        state = None
+        if meta and PRESENCE in options and session.broker.has_presence(session.topic):
+            state = await session.watch_presence()
+            answer[PRESENCE] = ""
+            answer["client"] = session.client_id
+        return answer, state
 
     @staticmethod
     def _ok_subscribe(topic: str, granted: dict[str, str]) -> str:
@@ -355,11 +367,11 @@ class MultiplexConnection(BaseConnection):
             await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", *params))
             return
         self.topics[topic] = session
-        granted = await self._subscribe_session(session, options, granted)
+        granted, presence_state = await self._subscribe_session(session, options, granted)
         # OK before the join body runs, as accept is for a dedicated connection; then what
         # a recovery replays, then live publications.
         await self._reply(self._ok_subscribe(topic, granted))
-        session.release()
+        session.release(presence_state)
         self.start_join(session)
 
     async def _close_topic(self, topic: str, code: int, reason: str) -> None:

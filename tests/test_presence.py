@@ -1,0 +1,204 @@
+"""Presence on the memory backend: members named by their join, the lists and counts, the
+multiplex extension's state and diffs over a real uvicorn server (docs/presence.md).
+
+The Redis backend's presence (across workers, crashed workers) is in test_presence_redis.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import tracemalloc
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from wsroute import AppBroker, Broker, Channel, PresenceInfo, WebSocketStatus, WsRouter
+from wsroute.multiplex.codec import Ok
+from wsroute.presence import Member
+from wsroute.testing import MultiplexClient, connect, eventually, serve
+
+pytestmark = pytest.mark.anyio
+
+
+def make_app() -> tuple[FastAPI, list[list[str]]]:
+    """Rooms with presence: the join names the connection after its ``?user=`` query."""
+    ws = WsRouter()
+    seen_at_leave: list[list[str]] = []
+
+    @ws.join("/rooms/{room}")
+    async def enter(user: str | None = None) -> PresenceInfo:
+        return PresenceInfo(user=user, info={"name": (user or "guest").title()})
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str, channel: Channel) -> None:
+        if data == "me?":
+            await channel.send(channel.client_id)
+        elif data == "who?":
+            await channel.send(json.dumps(sorted(m.user or "-" for m in await channel.presence())))
+        else:
+            await channel.broadcast(data)
+
+    @ws.leave("/rooms/{room}")
+    async def left(channel: Channel, status: WebSocketStatus) -> None:
+        seen_at_leave.append([m.client_id for m in await channel.presence()] + [channel.client_id])
+
+    @ws.message("/lobby")
+    async def lobby(data: str, channel: Channel) -> None:
+        await channel.broadcast(data)
+
+    ws.topic("/rooms/{room}", presence=True)
+    app = FastAPI()
+
+    @app.get("/presence")
+    async def presence(topic: str, broker: AppBroker) -> list[dict[str, Any]]:
+        found = await broker.presence(topic)
+        return [{"client_id": m.client_id, "user": m.user, "info": m.info} for m in found]
+
+    @app.get("/stats")
+    async def stats(topic: str, broker: AppBroker) -> dict[str, int]:
+        counts = await broker.presence_stats(topic)
+        return {"clients": counts.clients, "users": counts.users}
+
+    ws.install(app)
+    return app, seen_at_leave
+
+
+@contextlib.asynccontextmanager
+async def served() -> AsyncIterator[tuple[str, httpx.AsyncClient, list[list[str]]]]:
+    app, seen = make_app()
+    async with serve(app) as url, httpx.AsyncClient(base_url=f"http://{url}", trust_env=False) as http:
+        yield url, http, seen
+
+
+async def members(http: httpx.AsyncClient, topic: str) -> list[dict[str, Any]]:
+    response = await http.get("/presence", params={"topic": topic})
+    response.raise_for_status()
+    result: list[dict[str, Any]] = response.json()
+    return result
+
+
+async def stats(http: httpx.AsyncClient, topic: str) -> dict[str, int]:
+    response = await http.get("/stats", params={"topic": topic})
+    response.raise_for_status()
+    result: dict[str, int] = response.json()
+    return result
+
+
+async def test_members_across_connection_kinds_with_user_info_counts_and_diffs() -> None:
+    async with served() as (url, http, _), MultiplexClient.connect(f"{url}/lobby") as watcher:
+        reply = await watcher.subscribe("/rooms/a", presence=True)
+        assert isinstance(reply, Ok)
+        items = dict(item.partition("=")[::2] for item in reply.params[1].split(","))
+        assert set(items) == {"meta", "presence", "client"}
+        mine = items["client"]
+        assert await watcher.recv_presence("/rooms/a") == ("state", {})
+        kind, diff = await watcher.recv_presence("/rooms/a")
+        guest = {"user": None, "info": {"name": "Guest"}}
+        assert (kind, diff) == ("diff", {"joins": {mine: guest}, "leaves": {}})
+
+        ann = f"{url}/rooms/a?user=ann"
+        async with connect(ann) as ann_1, connect(ann):  # two tabs
+            async with connect(f"{url}/rooms/a?user=bob") as bob:
+                await ann_1.send("me?")
+                ann_id = await ann_1.recv()
+                joined: dict[str, Any] = {}
+                while len(joined) < 3:
+                    kind, diff = await watcher.recv_presence("/rooms/a")
+                    assert kind == "diff" and diff["leaves"] == {}
+                    joined.update(diff["joins"])
+                assert joined[ann_id] == {"user": "ann", "info": {"name": "Ann"}}
+                assert sorted(v["user"] for v in joined.values()) == ["ann", "ann", "bob"]
+                listed = await members(http, "/rooms/a")
+                assert {m["client_id"] for m in listed} == {mine, *joined}
+                # One user with two tabs is one user with two connections.
+                assert await stats(http, "/rooms/a") == {"clients": 4, "users": 2}
+                await bob.send("who?")
+                assert json.loads(await bob.recv()) == ["-", "ann", "ann", "bob"]
+            await eventually(lambda: True)
+            kind, diff = await watcher.recv_presence("/rooms/a")
+            assert kind == "diff" and diff["joins"] == {}
+            assert [v["user"] for v in diff["leaves"].values()] == ["bob"]
+            assert await stats(http, "/rooms/a") == {"clients": 3, "users": 1}
+        # Other topics' members are their own; a topic without presence has none to ask.
+        assert await members(http, "/rooms/b") == []
+        assert (await http.get("/presence", params={"topic": "/lobby"})).status_code == 500
+
+
+async def test_clients_that_do_not_ask_see_no_presence_frames() -> None:
+    async with served() as (url, _, _), MultiplexClient.connect(f"{url}/rooms/a", meta=True) as plain:
+        async with connect(f"{url}/rooms/a?user=bob"):
+            await plain.send("/rooms/a", "hello")
+            assert await plain.recv_data("/rooms/a") == "hello"
+        with pytest.raises(TimeoutError):
+            await plain.recv(timeout=0.3)
+
+
+async def test_the_leave_handler_sees_the_topic_without_its_connection() -> None:
+    async with served() as (url, _, seen), connect(f"{url}/rooms/a?user=ann") as ann:
+        async with connect(f"{url}/rooms/a?user=bob") as bob:
+            await bob.send("me?")
+            bob_id = await bob.recv()
+        await eventually(lambda: len(seen) == 1)
+        *present, leaver = seen[0]
+        assert leaver == bob_id and bob_id not in present and len(present) == 1
+        await ann.send("who?")
+        assert json.loads(await ann.recv()) == ["ann"]
+
+
+async def test_churn_goes_out_batched() -> None:
+    """30 connections joining at once reach a watcher as a few diffs, not 30 frames."""
+    async with served() as (url, _, _), MultiplexClient.connect(f"{url}/lobby") as watcher:
+        await watcher.subscribe("/rooms/churn", presence=True)
+        assert (await watcher.recv_presence("/rooms/churn"))[0] == "state"
+        await watcher.recv_presence("/rooms/churn")  # the watcher's own join
+        async with contextlib.AsyncExitStack() as stack:
+            for i in range(30):
+                await stack.enter_async_context(connect(f"{url}/rooms/churn?user=u{i}"))
+            joined: set[str] = set()
+            diffs = 0
+            while len(joined) < 30:
+                _, diff = await watcher.recv_presence("/rooms/churn")
+                joined.update(v["user"] for v in diff["joins"].values())
+                diffs += 1
+            assert diffs <= 10, f"{diffs} diffs for 30 joins"
+
+
+async def test_join_and_leave_cycles_leave_no_memory_behind() -> None:
+    """100,000 join/leave cycles on one topic: the backend's state is back to its size."""
+    broker = Broker()
+    broker.topic("/rooms/{room}", presence=True)
+    async with broker:
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            for i in range(100_000):
+                member = Member(f"c{i}", f"user{i % 100}", {"n": i})
+                await broker.track("/rooms/a", member)
+                await broker.untrack("/rooms/a", member.client_id)
+            await broker.wait_presence_sent()
+            gc.collect()
+            after = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+        assert await broker.presence("/rooms/a") == []
+        assert (await broker.presence_stats("/rooms/a")).clients == 0
+        assert after - before < 64 * 1024, f"{after - before} bytes left after 100,000 cycles"
+
+
+async def test_presence_stats_and_lists_for_10000_members() -> None:
+    broker = Broker()
+    broker.topic("/rooms/{room}", presence=True)
+    async with broker:
+        for i in range(10_000):
+            await broker.track("/rooms/big", Member(f"c{i}", f"u{i // 2}", None))
+        assert len(await broker.presence("/rooms/big")) == 10_000
+        counts = await broker.presence_stats("/rooms/big")
+        assert (counts.clients, counts.users) == (10_000, 5_000)
+        await asyncio.sleep(0)
