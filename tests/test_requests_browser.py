@@ -43,7 +43,8 @@ OPEN, CLOSED = 1, 3
 # Chromium logs a failed WebSocket handshake as a console error; while the server is down that
 # is the expected result of each reconnection attempt (and nothing else is).
 TOLERATED_CONSOLE_ERROR = re.compile(
-    r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/(slow|echo)\?rocket-multiplex=meta,positions' failed: "
+    r"^WebSocket connection to 'ws://127\.0\.0\.1:\d+/(slow|echo)"
+    r"\?rocket-multiplex=meta,positions,presence' failed: "
     r".*net::ERR_CONNECTION_REFUSED\s*$"
 )
 DOWN_PHASES = ("restart", "kill")
@@ -238,7 +239,7 @@ async def assert_one_socket(page: Any, observed: Observed, port: int) -> None:
     [physical] = server_view["sockets"]
     assert physical["subprotocol"] == "rocket-multiplex"
     # The client asks every topic for positions; these have no history: only meta is granted.
-    assert physical["query"] == "rocket-multiplex=meta,positions", physical
+    assert physical["query"] == "rocket-multiplex=meta,positions,presence", physical
 
 
 def assert_clean_log(server: ServerProcess, since: int) -> None:
@@ -278,7 +279,7 @@ async def test_100_pipelined_requests_each_resolve_with_their_own_answer(
         for i, key in enumerate(early):
             assert await resolves(page, observed, key) == f"early {i}"[::-1]
         [(_, url)] = observed.websockets
-        assert urlsplit(url).query == "rocket-multiplex=meta,positions", url
+        assert urlsplit(url).query == "rocket-multiplex=meta,positions,presence", url
         await assert_one_socket(page, observed, port)
 
         # 100 on /echo (ids 1..100) and 100 on /reverse (ids 11..110) interleaved, all sent in

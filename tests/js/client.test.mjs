@@ -729,7 +729,7 @@ describe("extensions: meta subscriptions and requests", () => {
 
   test("the connect URL carries the options; the topic opens on the server's OK", () => {
     const { w, a, ws } = metaWorld();
-    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions`);
+    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions,presence`);
     assert.equal(a.url, `${w.host}/a`); // the topic's own URL is untouched
     assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
     ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
@@ -743,7 +743,7 @@ describe("extensions: meta subscriptions and requests", () => {
     ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
     const b = w.open("/b");
     const c = w.open("/c");
-    const options = { meta: "", positions: "" };
+    const options = { meta: "", positions: "", presence: "" };
     assert.deepEqual(ws.take(), [sub("/b", options), sub("/c", options)]);
     ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
     ws.deliver(encodeOk("SUBSCRIBE", "/c")); // a server that ignores the option
@@ -857,7 +857,7 @@ describe("extensions: meta subscriptions and requests", () => {
 });
 
 describe("extensions: stream positions and recovery", () => {
-  const asked = { meta: "", positions: "" };
+  const asked = { meta: "", positions: "", presence: "" };
   const since = (position) => ({ ...asked, since: position });
   /** `·OK·SUBSCRIBE·topic·meta,positions,epoch=E,offset=N[,recovered=…]`. */
   const okAt = (topic, epoch, offset, recovered = null) =>
@@ -895,7 +895,7 @@ describe("extensions: stream positions and recovery", () => {
 
   test("positions are asked for in the connect URL and on SUBSCRIBE", () => {
     const { w, ws } = positionsWorld();
-    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions`);
+    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions,presence`);
     assert.deepEqual(ws.take(), [sub("/b", asked)]);
   });
 
@@ -904,9 +904,9 @@ describe("extensions: stream positions and recovery", () => {
     const a = w.open("/a?q=a b&t=~&flag");
     const b = new MultiplexWebSocket(`${w.host}:81/b?`, w.options); // an empty query
     assert.equal(a.topic, "/a?q=a%20b&t=~&flag");
-    assert.equal(w.sockets[0].url, `${w.host}/a?q=a%20b&t=~&flag&rocket-multiplex=meta,positions`);
+    assert.equal(w.sockets[0].url, `${w.host}/a?q=a%20b&t=~&flag&rocket-multiplex=meta,positions,presence`);
     assert.equal(b.topic, "/b");
-    assert.equal(w.sockets[1].url, `${w.host}:81/b?rocket-multiplex=meta,positions`);
+    assert.equal(w.sockets[1].url, `${w.host}:81/b?rocket-multiplex=meta,positions,presence`);
     w.sockets[0].accept();
     w.sockets[0].deliver(okAt("/a?q=a%20b&t=~&flag", "E", 0));
     assert.equal(a.readyState, MultiplexWebSocket.OPEN);
@@ -988,12 +988,12 @@ describe("extensions: stream positions and recovery", () => {
     ws.deliver(frame("/b", "offset=1", "b1"));
     const again = reconnect(w);
     // The connect topic's since rides on the URL, the other topic's on its SUBSCRIBE.
-    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions,since=Xy1_-z:18`);
+    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions,presence,since=Xy1_-z:18`);
     assert.deepEqual(again.take(), [sub("/b", since("Q2w:1"))]);
     // Kept while away, for the next attempt too.
     assert.deepEqual(a.position, { epoch: "Xy1_-z", offset: 18 });
     const third = reconnect(w);
-    assert.equal(third.url, `${w.host}/a?rocket-multiplex=meta,positions,since=Xy1_-z:18`);
+    assert.equal(third.url, `${w.host}/a?rocket-multiplex=meta,positions,presence,since=Xy1_-z:18`);
     assert.deepEqual(third.take(), [sub("/b", since("Q2w:1"))]);
     assert.deepEqual(b.position, { epoch: "Q2w", offset: 1 });
   });
@@ -1046,7 +1046,7 @@ describe("extensions: stream positions and recovery", () => {
     assert.deepEqual(b.position, { epoch: "E", offset: 9 });
     // The next reconnect recovers from there.
     const third = reconnect(w);
-    assert.equal(third.url, `${w.host}/a?rocket-multiplex=meta,positions,since=Q2w:341`);
+    assert.equal(third.url, `${w.host}/a?rocket-multiplex=meta,positions,presence,since=Q2w:341`);
     assert.deepEqual(third.take(), [sub("/b", since("E:9"))]);
   });
 
@@ -1058,7 +1058,7 @@ describe("extensions: stream positions and recovery", () => {
     ws.deliver(frame("/a", "offset=3", "not a duplicate either"));
     assert.equal(a.position, null);
     const again = reconnect(w);
-    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions`);
+    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions,presence`);
     assert.deepEqual(again.take(), [sub("/b", asked)]);
     again.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
     again.deliver(encodeOk("SUBSCRIBE", "/b", "meta"));
@@ -1081,7 +1081,7 @@ describe("extensions: stream positions and recovery", () => {
     again.deliver(encodeOk("SUBSCRIBE", "/a", "meta")); // say, the app changed meanwhile
     assert.equal(a.position, null);
     assert.deepEqual(a.events.slice(2), ["open", "subscribed:true:false"]);
-    assert.equal(reconnect(w).url, `${w.host}/a?rocket-multiplex=meta,positions`);
+    assert.equal(reconnect(w).url, `${w.host}/a?rocket-multiplex=meta,positions,presence`);
   });
 
   test("a new MultiplexWebSocket for the same topic starts without a position", () => {
@@ -1140,5 +1140,305 @@ describe("extensions: stream positions and recovery", () => {
     ]);
     assert.deepEqual(b.events, ["open", "subscribed:false:false", "open", "subscribed:false:false"]);
     assert.equal(a.position, null);
+  });
+});
+
+describe("extensions: presence", () => {
+  const asked = { meta: "", positions: "", presence: "" };
+  /** `·OK·SUBSCRIBE·topic·meta,presence,client=ID[,…more]`. */
+  const okPresence = (topic, client, more = "") => encodeOk("SUBSCRIBE", topic, `meta,presence,client=${client}${more}`);
+  const state = (topic, clients) => `${topic}${S}presence=state${S}${JSON.stringify(clients)}`;
+  const diff = (topic, joins = {}, leaves = {}) =>
+    `${topic}${S}presence=diff${S}${JSON.stringify({ joins, leaves })}`;
+  const ann1 = { user: "ann", info: { name: "Ann" } };
+  const ann2 = { user: "ann", info: { name: "Ann", tab: 2 } };
+  const bob = { user: "bob", info: { name: "Bob" } };
+  const anon = { user: null, info: null };
+  /** `presence` as plain data: `[user, [clientId, info]…]` per entry. */
+  const list = (topic) => topic.presence.map((entry) => [entry.user, ...entry.clients.map((c) => [c.clientId, c.info])]);
+  /** Record `subscribed` and `presence` events among the others; a presence event as `presence:+joined,-left`. */
+  function withPresence(topic) {
+    topic.addEventListener("subscribed", () => topic.events.push("subscribed"));
+    topic.addEventListener("presence", (event) => {
+      const changes = [...event.joins.map((c) => `+${c.clientId}`), ...event.leaves.map((c) => `-${c.clientId}`)];
+      topic.events.push(`presence:${changes.join(",")}`);
+    });
+    return topic;
+  }
+  /** `/a` (the connect topic) and `/b`, both asking for the extensions, the socket open. */
+  function presenceWorld() {
+    const w = world({ extensions: true });
+    const a = withPresence(w.open("/a"));
+    const b = withPresence(w.open("/b"));
+    const ws = w.sockets[0];
+    ws.accept();
+    return { w, a, b, ws };
+  }
+  function reconnect(w) {
+    w.sockets.at(-1).drop(1006);
+    w.tick();
+    const again = w.sockets.at(-1);
+    again.accept();
+    return again;
+  }
+
+  test("presence is asked for in the connect URL and on SUBSCRIBE, with since on a reconnect", () => {
+    const { w, ws } = presenceWorld();
+    assert.equal(ws.url, `${w.host}/a?rocket-multiplex=meta,positions,presence`);
+    assert.deepEqual(ws.take(), [sub("/b", asked)]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta,positions,presence,client=c1,epoch=E,offset=3"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta,positions,presence,client=c2,epoch=F,offset=0"));
+    const again = reconnect(w);
+    assert.equal(again.url, `${w.host}/a?rocket-multiplex=meta,positions,presence,since=E:3`);
+    assert.deepEqual(again.take(), [sub("/b", { ...asked, since: "F:0" })]);
+  });
+
+  test("the OK names this client; the state, then diffs, build the list grouped by user", () => {
+    const { a, ws } = presenceWorld();
+    assert.equal(a.clientId, null);
+    assert.deepEqual(a.presence, []);
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta,positions,presence,client=Xk2_9.14,epoch=E,offset=0"));
+    assert.equal(a.clientId, "Xk2_9.14");
+    ws.deliver(state("/a", { "Xk2_9.14": ann1, "Qz.3": anon }));
+    assert.deepEqual(list(a), [
+      ["ann", ["Xk2_9.14", { name: "Ann" }]],
+      [null, ["Qz.3", null]],
+    ]);
+    // Ann's second tab joins her entry; Bob and another anonymous client get their own.
+    ws.deliver(diff("/a", { "w2.1": ann2, "w2.2": bob, "w2.3": anon }));
+    assert.deepEqual(list(a), [
+      ["ann", ["Xk2_9.14", { name: "Ann" }], ["w2.1", { name: "Ann", tab: 2 }]],
+      [null, ["Qz.3", null]],
+      ["bob", ["w2.2", { name: "Bob" }]],
+      [null, ["w2.3", null]],
+    ]);
+    // Ann's first tab leaves: her entry keeps its place with the other tab.
+    ws.deliver(diff("/a", {}, { "Xk2_9.14": ann1, "Qz.3": anon }));
+    assert.deepEqual(list(a), [
+      ["ann", ["w2.1", { name: "Ann", tab: 2 }]],
+      ["bob", ["w2.2", { name: "Bob" }]],
+      [null, ["w2.3", null]],
+    ]);
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed",
+      "presence:+Xk2_9.14,+Qz.3",
+      "presence:+w2.1,+w2.2,+w2.3",
+      "presence:-Xk2_9.14,-Qz.3",
+    ]);
+  });
+
+  test("a join of a known client replaces it in place; diffs that change nothing fire nothing", () => {
+    const { a, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "me"));
+    ws.deliver(state("/a", { me: anon, b1: bob, a1: ann1 }));
+    const seen = [];
+    a.addEventListener("presence", (event) => seen.push([event.joins, event.leaves]));
+    ws.deliver(diff("/a", { b1: { user: "bob", info: { name: "Bobby" } } }));
+    assert.deepEqual(list(a), [
+      [null, ["me", null]],
+      ["bob", ["b1", { name: "Bobby" }]],
+      ["ann", ["a1", { name: "Ann" }]],
+    ]);
+    assert.deepEqual(seen.pop(), [[{ clientId: "b1", user: "bob", info: { name: "Bobby" } }], []]);
+    // The state and diffs overlap by design: a join repeating what is known, a leave of a
+    // client never known (or gone already) change nothing.
+    ws.deliver(diff("/a", { a1: ann1 }, { ghost: anon }));
+    ws.deliver(diff("/a", {}, {}));
+    assert.deepEqual(seen, []);
+    // A client whose user changes moves to that user's entry.
+    ws.deliver(diff("/a", { me: { user: "ann", info: { signed: "in" } } }));
+    assert.deepEqual(list(a), [
+      ["bob", ["b1", { name: "Bobby" }]],
+      ["ann", ["a1", { name: "Ann" }], ["me", { signed: "in" }]],
+    ]);
+    assert.deepEqual(seen.pop(), [[{ clientId: "me", user: "ann", info: { signed: "in" } }], []]);
+    // Joins apply before leaves: a client in both is gone, reported as it was known.
+    ws.deliver(diff("/a", { b1: bob, x: anon }, { b1: bob, x: anon }));
+    assert.deepEqual(seen.pop(), [[], [{ clientId: "b1", user: "bob", info: { name: "Bobby" } }]]);
+    assert.deepEqual(list(a).map(([user]) => user), ["ann"]);
+  });
+
+  test("after a reconnect the new state replaces the list; the event reports what changed", () => {
+    const { w, a, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "old-me"));
+    ws.deliver(state("/a", { "old-me": ann1, b1: bob, gone: anon, changes: anon }));
+    const again = reconnect(w);
+    // While reconnecting: the last list known, and the id it holds for this client.
+    assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
+    assert.equal(a.clientId, "old-me");
+    assert.equal(a.presence.length, 4);
+    const seen = [];
+    a.addEventListener("presence", (event) => seen.push([event.joins, event.leaves]));
+    again.deliver(okPresence("/a", "new-me"));
+    assert.equal(a.clientId, "new-me");
+    again.deliver(state("/a", { b1: bob, changes: { user: "cy", info: 1 }, "new-me": ann1, n1: anon }));
+    assert.deepEqual(seen, [
+      [
+        [
+          { clientId: "changes", user: "cy", info: 1 },
+          { clientId: "new-me", user: "ann", info: { name: "Ann" } },
+          { clientId: "n1", user: null, info: null },
+        ],
+        [
+          { clientId: "old-me", user: "ann", info: { name: "Ann" } },
+          { clientId: "gone", user: null, info: null },
+        ],
+      ],
+    ]);
+    // Who stayed keeps their place, Ann too (her new id joins her entry before the old one
+    // leaves it); the new ones follow, in the state's order.
+    assert.deepEqual(list(a), [
+      ["ann", ["new-me", { name: "Ann" }]],
+      ["bob", ["b1", { name: "Bob" }]],
+      ["cy", ["changes", 1]],
+      [null, ["n1", null]],
+    ]);
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed",
+      "presence:+old-me,+b1,+gone,+changes",
+      "open",
+      "subscribed",
+      "presence:+changes,+new-me,+n1,-old-me,-gone",
+    ]);
+    // A state equal to the list changes nothing, but still says that the list is current.
+    const third = reconnect(w);
+    third.deliver(okPresence("/a", "new-me"));
+    third.deliver(state("/a", { b1: bob, changes: { user: "cy", info: 1 }, "new-me": ann1, n1: anon }));
+    assert.deepEqual(seen.at(-1), [[], []]);
+    assert.equal(list(a).length, 4);
+  });
+
+  test("the first state fires presence even when empty (as wsroute sends it: own join follows)", () => {
+    const { a, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "me"));
+    ws.deliver(state("/a", {}));
+    assert.deepEqual(a.presence, []);
+    ws.deliver(diff("/a", { me: anon }));
+    assert.deepEqual(list(a), [[null, ["me", null]]]);
+    assert.deepEqual(a.events, ["open", "subscribed", "presence:", "presence:+me"]);
+  });
+
+  test("order: open, subscribed, presence, then messages; presence frames are never messages", () => {
+    const { a, b, ws } = presenceWorld();
+    const calls = [];
+    a.onpresence = function (event) {
+      calls.push([this === a, event.type, this.clientId, this.presence.length]);
+    };
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta,positions,presence,client=me,epoch=E,offset=4,recovered=false"));
+    ws.deliver(state("/a", { me: ann1 }));
+    ws.deliver(`/a${S}offset=5${S}live`);
+    ws.deliver(diff("/a", { b1: bob }));
+    ws.deliver(`/a${S}${S}for me`);
+    ws.deliver(encodeBinary("/a", new TextEncoder().encode(`presence=diff${S}{"joins":{},"leaves":{"b1":{}}}`)).buffer);
+    ws.deliver(`/a${S}presence=later-kind${S}{}`); // a kind this client does not know: ignored
+    assert.deepEqual(a.events, [
+      "open",
+      "subscribed",
+      "presence:+me",
+      "message:live",
+      "presence:+b1",
+      "message:for me",
+      "presence:-b1",
+    ]);
+    assert.deepEqual(calls, [
+      [true, "presence", "me", 1],
+      [true, "presence", "me", 2],
+      [true, "presence", "me", 1],
+    ]);
+    // Presence frames do not move the stream position either.
+    assert.deepEqual(a.position, { epoch: "E", offset: 5 });
+    assert.deepEqual(b.events, []);
+  });
+
+  test("a topic without presence granted: no client id, an empty list, no event", () => {
+    const { w, a, b, ws } = presenceWorld();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta,positions,epoch=E,offset=0"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta,client=ignored")); // a client id without presence
+    // Never sent there; were it, the item is unknown to this subscription and ignored.
+    ws.deliver(state("/a", { x: anon }));
+    assert.equal(a.clientId, null);
+    assert.equal(b.clientId, null);
+    assert.deepEqual(a.presence, []);
+    assert.deepEqual(b.presence, []);
+    assert.deepEqual(a.events, ["open", "subscribed", `message:${JSON.stringify({ x: anon })}`]);
+    assert.deepEqual(b.events, ["open", "subscribed"]);
+    // Nor without extensions: no metadata, so no presence frames; all of it is payload.
+    const plain = world(); // extensions: false
+    const c = withPresence(plain.open("/c"));
+    plain.sockets[0].accept();
+    plain.sockets[0].deliver(`/c${S}presence=state${S}{}`);
+    assert.deepEqual(c.events, ["open", "subscribed", `message:presence=state${S}{}`]);
+    assert.deepEqual([c.clientId, c.presence], [null, []]);
+    assert.equal(w.sockets.length, 1);
+  });
+
+  test("presence revoked on a resubscription: everyone leaves, right after subscribed", () => {
+    const { w, a, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "me"));
+    ws.deliver(state("/a", { me: ann1, b1: bob }));
+    const again = reconnect(w);
+    again.deliver(encodeOk("SUBSCRIBE", "/a", "meta")); // say, the app changed meanwhile
+    ws.deliver(`/a${S}${S}stale socket`); // the old socket is not listened to
+    again.deliver(`/a${S}${S}hello`);
+    assert.deepEqual(a.events.slice(3), ["open", "subscribed", "presence:-me,-b1", "message:hello"]);
+    assert.deepEqual([a.clientId, a.presence], [null, []]);
+  });
+
+  test("the list is frozen, the same array until it changes; info and events are frozen too", () => {
+    const { a, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "me"));
+    let event;
+    a.addEventListener("presence", (e) => (event = e));
+    ws.deliver(state("/a", { me: { user: "ann", info: { deep: { list: [1, { x: 2 }] } } } }));
+    const first = a.presence;
+    assert.equal(a.presence, first);
+    assert.ok(Object.isFrozen(first) && Object.isFrozen(first[0]) && Object.isFrozen(first[0].clients));
+    assert.ok(Object.isFrozen(first[0].clients[0]));
+    assert.ok(Object.isFrozen(first[0].clients[0].info.deep.list[1]));
+    assert.throws(() => first.push({}), TypeError);
+    assert.throws(() => {
+      first[0].clients[0].info.deep.list[1].x = 3;
+    }, TypeError);
+    assert.ok(Object.isFrozen(event.joins) && Object.isFrozen(event.leaves) && Object.isFrozen(event.joins[0]));
+    ws.deliver(diff("/a", { b1: bob }));
+    assert.notEqual(a.presence, first);
+    assert.deepEqual(first.length, 1); // the old array is as it was
+    assert.deepEqual(list(a)[0], ["ann", ["me", { deep: { list: [1, { x: 2 }] } }]]);
+  });
+
+  test("a malformed presence payload is dropped; a malformed entry costs only itself", () => {
+    const { a, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "me"));
+    ws.deliver(`/a${S}presence=state${S}not json`);
+    ws.deliver(`/a${S}presence=state${S}[1,2]`);
+    ws.deliver(`/a${S}presence=diff${S}{"joins":[],"leaves":{}}`);
+    ws.deliver(`/a${S}presence=diff${S}null`);
+    assert.deepEqual(a.events, ["open", "subscribed"]);
+    ws.deliver(state("/a", { me: { user: 7 }, bad: "x", worse: null, ok: bob }));
+    assert.deepEqual(list(a), [
+      [null, ["me", null]],
+      ["bob", ["ok", { name: "Bob" }]],
+    ]);
+    ws.deliver(`/a${S}presence=diff${S}{"leaves":{"ok":1}}`); // no joins: none
+    assert.deepEqual(list(a), [[null, ["me", null]]]);
+    assert.deepEqual(a.events.slice(2), ["presence:+me,+ok", "presence:-ok"]);
+  });
+
+  test("closing the topic forgets the list and the client id, without an event", () => {
+    const { a, b, ws } = presenceWorld();
+    ws.deliver(okPresence("/a", "me"));
+    ws.deliver(okPresence("/b", "me-b"));
+    ws.deliver(state("/a", { me: ann1 }));
+    ws.deliver(state("/b", { "me-b": ann1 }));
+    a.close();
+    ws.deliver(diff("/a", { late: bob })); // after close(): not delivered
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/a"));
+    assert.deepEqual([a.clientId, a.presence], [null, []]);
+    assert.deepEqual(a.events, ["open", "subscribed", "presence:+me", "close:1000::true"]);
+    ws.deliver(encodeServerUnsubscribe("/b", 4000, "bye"));
+    assert.deepEqual([b.clientId, b.presence], [null, []]);
+    assert.deepEqual(b.events.at(-1), "close:4000:bye:true");
   });
 });

@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 import {
   MAX_OFFSET,
   POSITIONS,
+  PRESENCE,
   ProtocolError,
   Reason,
   SEP,
@@ -124,6 +125,17 @@ describe("golden frames", () => {
 
 describe("golden metadata", () => {
   test("the fixture file has metadata cases", () => assert.ok(metaCases.length > 10));
+  test("they cover every item the extensions use, and both kinds of presence frame", () => {
+    const items = metaCases.filter((c) => c.expect.type === "meta").map((c) => c.expect.items);
+    const names = new Set(items.flatMap((found) => Object.keys(found)));
+    for (const name of ["id", "reply", "error", "offset", "epoch", PRESENCE]) assert.ok(names.has(name), name);
+    const kinds = new Set(items.map((found) => found[PRESENCE]).filter((kind) => kind !== undefined));
+    assert.deepEqual([...kinds].sort(), ["diff", "state"]);
+    // Their payloads are the JSON the client reads.
+    for (const c of metaCases.filter((found) => found.expect.items?.[PRESENCE] !== undefined)) {
+      assert.equal(typeof JSON.parse(c.expect.text), "object", c.name);
+    }
+  });
   for (const c of metaCases) {
     test(c.name, () => {
       const binary = c.kind === "binary";
@@ -214,6 +226,7 @@ describe("codec details", () => {
 
   test("positions constants match codec.py; encodeSince refuses offsets that are not safe integers", () => {
     assert.deepEqual([POSITIONS, SINCE, MAX_OFFSET], ["positions", "since", 2 ** 53 - 1]);
+    assert.equal(PRESENCE, "presence");
     assert.equal(MAX_OFFSET, Number.MAX_SAFE_INTEGER);
     for (const offset of [-1, 1.5, NaN, Infinity, 2 ** 53, 1e21]) {
       assert.throws(() => encodeSince("e", offset), TypeError, String(offset));

@@ -145,6 +145,16 @@ export type Types = [
   Assert<Same<ImplTopic["position"], Decl.StreamPosition | null>>,
   Assert<Same<Parameters<NonNullable<ImplTopic["onsubscribed"]>>[0], Decl.MultiplexSubscribedEvent>>,
   Assert<Same<Decl.MultiplexWebSocketEventMap["subscribed"], Decl.MultiplexSubscribedEvent>>,
+  // Presence: the list, this client's id, and what `presence` listeners receive.
+  Assert<SameShape<Impl.PresenceChange, Decl.PresenceChange>>,
+  Assert<SameShape<Impl.PresenceClient, Decl.PresenceClient>>,
+  Assert<SameShape<Impl.PresenceEntry, Decl.PresenceEntry>>,
+  Assert<SameShape<Impl.MultiplexPresenceEvent, Decl.MultiplexPresenceEvent>>,
+  Assert<Same<ImplTopic["presence"], readonly Decl.PresenceEntry[]>>,
+  Assert<Same<ImplTopic["clientId"], string | null>>,
+  Assert<Same<Parameters<NonNullable<ImplTopic["onpresence"]>>[0], Decl.MultiplexPresenceEvent>>,
+  Assert<Same<Decl.MultiplexWebSocketEventMap["presence"], Decl.MultiplexPresenceEvent>>,
+  Assert<Same<ImplModule["PRESENCE"], "presence">>,
 ];
 
 // ---- the event map types listeners by name, as users write them.
@@ -157,4 +167,14 @@ topic.addEventListener("subscribed", (event) => {
 topic.onsubscribed = function (event) {
   const position: Decl.StreamPosition | null = this.position;
   return event.recovered ? position : null;
+};
+topic.addEventListener("presence", (event) => {
+  const changes: readonly Decl.PresenceChange[] = [...event.joins, ...event.leaves];
+  return changes.map(({ clientId, user, info }) => [clientId, user, info]);
+});
+topic.onpresence = function (event) {
+  const me: string | null = this.clientId;
+  const users: (string | null)[] = this.presence.map((entry) => entry.user);
+  const others = this.presence.flatMap((entry) => entry.clients).filter((client) => client.clientId !== me);
+  return [users, others, event.joins.length];
 };

@@ -53,6 +53,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import random
 import secrets
@@ -68,10 +70,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError, RedisError
 from starlette.types import Message
 
-from wsroute.broker import redis_streams
+from wsroute.broker import redis_presence, redis_streams
 from wsroute.broker.base import BrokerBackend, Deliver
 from wsroute.errors import BrokerUnavailable
 from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
+from wsroute.presence import PRESENCE_EVENT, Member, PresenceDiff, PresenceStats, member_from_json
 
 logger = logging.getLogger("wsroute")
 
@@ -79,7 +82,8 @@ _VERSION = 0x10
 _BINARY = 0x01
 _EXCLUDE = 0x02
 _POSITION = 0x04
-_KNOWN_FLAGS = _BINARY | _EXCLUDE | _POSITION
+_PRESENCE = 0x08
+_KNOWN_FLAGS = _BINARY | _EXCLUDE | _POSITION | _PRESENCE
 
 # How long a broadcast delivered locally waits for its copy from Redis (to drop it), at
 # least: a publish may itself take up to `timeout`.
@@ -156,6 +160,8 @@ def decode_positioned_envelope(data: bytes) -> tuple[Message, str | None, Stream
             raise ValueError("invalid stream position")
         position = StreamPosition(epoch, int(offset))
         start = end
+    if flags & _PRESENCE:
+        return {"type": PRESENCE_EVENT, "text": data[start:].decode()}, exclude, position
     if flags & _BINARY:
         return {"type": "websocket.send", "bytes": data[start:]}, exclude, position
     return {"type": "websocket.send", "text": data[start:].decode()}, exclude, position
@@ -178,6 +184,10 @@ def safe_url(url: str) -> str:
     return url
 
 
+_OWN_PARAMS = ("channel_prefix", "presence_ttl")
+"""Query parameters of the URL that are wsroute's settings, not redis-py's."""
+
+
 def split_url(url: str) -> tuple[str, str | None]:
     """Take wsroute's ``channel_prefix`` (and a ``protocol`` this backend fixes) out of the URL.
 
@@ -185,18 +195,24 @@ def split_url(url: str) -> tuple[str, str | None]:
     else is kept exactly as written: ``urlunsplit`` would turn ``unix:///run/redis.sock``
     into ``unix:/run/redis.sock``, which redis-py 8.2 and later refuse.
     """
+    redis_url, own = _split_params(url)
+    return redis_url, own.get("channel_prefix")
+
+
+def _split_params(url: str) -> tuple[str, dict[str, str]]:
+    """The URL without wsroute's own query parameters (and ``protocol``), and those."""
     items = _query_items(url)
-    prefix = None
+    own: dict[str, str] = {}
     rest = []
     for item in items:
         key = _query_key(item)
-        if key == "channel_prefix":
-            prefix = unquote_plus(item.partition("=")[2])
+        if key in _OWN_PARAMS:
+            own[key] = unquote_plus(item.partition("=")[2])
         elif key != "protocol":
             rest.append(item)
     if len(rest) == len(items):
-        return url, prefix
-    return _with_query(url, rest), prefix
+        return url, own
+    return _with_query(url, rest), own
 
 
 def _query_items(url: str) -> list[str]:
@@ -244,6 +260,16 @@ _FAILURES = (RedisError, OSError, TimeoutError)
 """What a broken, refused, timed out or rejected Redis operation raises."""
 
 
+def _sha(script: str) -> str:
+    sha = _SHAS.get(script)
+    if sha is None:
+        sha = _SHAS[script] = hashlib.sha1(script.encode()).hexdigest()
+    return sha
+
+
+_SHAS: dict[str, str] = {}
+
+
 async def _script(conn: _Connection, sha: str, script: str, args: tuple[bytes | str | int, ...]) -> Any:
     """Run a Lua script by its SHA, loading it with EVAL when Redis does not have it yet."""
     await conn.send_packed_command(conn.pack_command(b"EVALSHA", sha, *args), check_health=False)
@@ -256,7 +282,8 @@ async def _script(conn: _Connection, sha: str, script: str, args: tuple[bytes | 
 
 
 class RedisBackend(BrokerBackend):
-    """Moves broadcasts between processes through Redis pub/sub; history in Redis streams.
+    """Moves broadcasts between processes through Redis pub/sub; history in Redis streams;
+    presence in Redis hashes.
 
     :param url: ``redis://[[user]:password@]host:port/db``, ``rediss://…`` or
         ``unix:///path.sock``; redis-py's query parameters apply, plus ``channel_prefix``
@@ -269,11 +296,15 @@ class RedisBackend(BrokerBackend):
         attempt up to `reconnect_max` (each delay is randomised between half and all of it).
     :param health_check_interval: after this many idle seconds the listener PINGs Redis; no
         answer within another interval counts as a lost connection (0 disables it).
+    :param presence_ttl: seconds after which the presence members of a process that stopped
+        heartbeating (killed, partitioned) are removed by the others, who publish their leaves
+        (``?presence_ttl=`` in the URL too).
     :param redis_options: more keyword arguments for redis-py's connections
         (``ssl_ca_certs``, ``username``, ``client_name``…); values in the URL win.
     """
 
     supports_history = True
+    supports_presence = True
 
     def __init__(
         self,
@@ -285,9 +316,19 @@ class RedisBackend(BrokerBackend):
         reconnect_min: float = 0.1,
         reconnect_max: float = 5.0,
         health_check_interval: float = 15.0,
+        presence_ttl: float = 15.0,
         **redis_options: Any,
     ) -> None:
-        redis_url, url_prefix = split_url(url)
+        redis_url, own = _split_params(url)
+        url_prefix = own.get("channel_prefix")
+        if "presence_ttl" in own:
+            try:
+                presence_ttl = float(own["presence_ttl"])
+            except ValueError:
+                given = own["presence_ttl"]
+                raise ValueError(f"invalid presence_ttl in the Redis broker URL: {given!r}") from None
+        if not presence_ttl > 0:
+            raise ValueError(f"presence_ttl must be > 0 seconds, not {presence_ttl}")
         try:
             parse_url(redis_url)  # a bad URL fails here, when the router is built
         except ValueError as exc:
@@ -304,6 +345,13 @@ class RedisBackend(BrokerBackend):
         self.reconnect_min = reconnect_min
         self.reconnect_max = max(reconnect_max, reconnect_min)
         self.health_check_interval = health_check_interval
+        self.presence_ttl = presence_ttl
+        """Seconds after which the members of a process that stopped heartbeating are removed
+        (it heartbeats every third of that); ``?presence_ttl=`` in the URL sets it too."""
+        # This process's members (client id -> topic, member), to add again after a pause
+        # long enough to be declared dead; and the task that heartbeats and sweeps.
+        self._present: dict[str, tuple[str, Member]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
         self._redis_options = redis_options
         self._prefix = self.channel_prefix.encode()
         self._deliver: Deliver | None = None
@@ -382,10 +430,12 @@ class RedisBackend(BrokerBackend):
 
     async def stop(self) -> None:
         """Cancel the listener and close both connections (closing drops the subscriptions)."""
-        task, self._listener = self._listener, None
-        if task is not None:
-            task.cancel()
-            await asyncio.wait({task})
+        for task in (self._listener, self._heartbeat):
+            if task is not None:
+                task.cancel()
+                await asyncio.wait({task})
+        self._listener = self._heartbeat = None
+        self._present.clear()
         self._wanted.clear()
         self._live = False
         self._echoes = _Echoes()
@@ -436,25 +486,114 @@ class RedisBackend(BrokerBackend):
         reverse: bool = False,
     ) -> StreamRead:
         """Read the topic's stream in one script (see `BrokerBackend.read_history`)."""
+        args = redis_streams.read_args(self._prefix, topic, policy, after, limit, reverse)
+        reply = await self._run("read history from", redis_streams.READ_SCRIPT, args)
+        return redis_streams.parse_read(reply)
+
+    async def _run(self, what: str, script: str | bytes, args: tuple[bytes | str | int, ...]) -> Any:
+        """Run a Lua script (or, given bytes, the command ``script *args``) on the publish
+        connection, in turn with publishes; `BrokerUnavailable` saying what failed to `what`."""
         conn = self._pub
         if conn is None:
             raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
-        args = redis_streams.read_args(self._prefix, topic, policy, after, limit, reverse)
         try:
             async with asyncio.timeout(self.timeout), self._pub_lock:
                 try:
                     await self._ready_to_publish(conn)
-                    reply = await _script(conn, redis_streams.READ_SHA, redis_streams.READ_SCRIPT, args)
+                    if isinstance(script, bytes):
+                        await conn.send_packed_command(conn.pack_command(script, *args), check_health=False)
+                        return await conn.read_response()
+                    return await _script(conn, _sha(script), script, args)
                 except BaseException:
                     with contextlib.suppress(*_FAILURES):
                         await conn.disconnect(nowait=True)
                     raise
         except _FAILURES as exc:
             raise BrokerUnavailable(
-                f"cannot read history from the Redis broker at {self.safe_url}: "
-                f"{_describe(exc, self.timeout)}"
+                f"cannot {what} the Redis broker at {self.safe_url}: {_describe(exc, self.timeout)}"
             ) from exc
-        return redis_streams.parse_read(reply)
+
+    # --- presence -------------------------------------------------------------------------
+
+    def _ttl_ms(self) -> int:
+        return max(1, int(self.presence_ttl * 1000))
+
+    async def presence_add(self, topic: str, member: Member) -> None:
+        """Store the member, registered under this process (see `redis_presence`)."""
+        members, users = redis_presence.topic_keys(self._prefix, topic)
+        value = redis_presence.encode_member(member)
+        node = redis_presence.node_key(self._prefix, self.node_id)
+        nodes = redis_presence.nodes_key(self._prefix)
+        args = (4, members, users, node, nodes, member.client_id, value, topic, self.node_id, self._ttl_ms())
+        await self._run("add a presence member to", redis_presence.ADD_SCRIPT, args)
+        self._present[member.client_id] = (topic, member)
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(
+                self._beat(), name=f"wsroute redis presence {self.safe_url}"
+            )
+
+    async def presence_remove(self, topic: str, client_id: str) -> Member | None:
+        """Remove the member; the removed one, or None."""
+        self._present.pop(client_id, None)
+        members, users = redis_presence.topic_keys(self._prefix, topic)
+        node = redis_presence.node_key(self._prefix, self.node_id)
+        args = (3, members, users, node, client_id)
+        value = await self._run("remove a presence member from", redis_presence.REMOVE_SCRIPT, args)
+        if value is None:
+            return None
+        return member_from_json(client_id, json.loads(value))
+
+    async def presence_members(self, topic: str) -> list[Member]:
+        """Every member, once the members of dead processes are swept."""
+        await self.sweep()
+        members, _ = redis_presence.topic_keys(self._prefix, topic)
+        return redis_presence.parse_members(await self._run("read the presence of", b"HGETALL", (members,)))
+
+    async def presence_stats(self, topic: str) -> PresenceStats:
+        """Counted by Redis (``HLEN`` of the members and of the users)."""
+        await self.sweep()
+        members, users = redis_presence.topic_keys(self._prefix, topic)
+        clients = await self._run("count the presence of", b"HLEN", (members,))
+        distinct = await self._run("count the presence of", b"HLEN", (users,))
+        return PresenceStats(int(clients), int(distinct))
+
+    async def publish_presence(self, topic: str, diff: str) -> None:
+        """PUBLISH the diff on the topic's channel, flagged as presence."""
+        channel = self._prefix + topic.encode()
+        data = bytes((_VERSION | _PRESENCE,)) + diff.encode()
+        await self._run("publish presence to", b"PUBLISH", (channel, data))
+
+    async def sweep(self) -> int:
+        """Remove the members of processes past their heartbeat deadline and publish their
+        leaves; how many were removed."""
+        args = (1, redis_presence.nodes_key(self._prefix), self._prefix)
+        reply = await self._run("sweep the presence of", redis_presence.SWEEP_SCRIPT, args)
+        removed = redis_presence.parse_sweep(reply)
+        for topic, members in removed.items():
+            diff = PresenceDiff()
+            for member in members:
+                diff.leave(member)
+            await self.publish_presence(topic, diff.encode())
+        return sum(map(len, removed.values()))
+
+    async def _beat(self) -> None:
+        """Heartbeat while this process has members, sweep the dead ones, every ttl/3."""
+        nodes = redis_presence.nodes_key(self._prefix)
+        while True:
+            try:
+                if self._present:
+                    args = (1, nodes, self.node_id, self._ttl_ms())
+                    added = await self._run("heartbeat to", redis_presence.HEARTBEAT_SCRIPT, args)
+                    if added:
+                        # Declared dead meanwhile (a long pause): the others removed our members.
+                        for topic, member in list(self._present.values()):
+                            await self.presence_add(topic, member)
+                await self.sweep()
+            except BrokerUnavailable as exc:
+                logger.warning("Redis broker at %s: presence heartbeat failed: %s", self.safe_url, exc)
+            except Exception:
+                logger.exception("presence heartbeat failed")
+            await asyncio.sleep(self.presence_ttl / 3)
 
     async def _publish(
         self, topic: str, event: Message, exclude: str | None, policy: HistoryPolicy | None
@@ -486,7 +625,7 @@ class RedisBackend(BrokerBackend):
                             self._prefix, topic, channel, head, flags, payload, policy
                         )
                         reply = await _script(
-                            conn, redis_streams.PUBLISH_SHA, redis_streams.PUBLISH_SCRIPT, args
+                            conn, _sha(redis_streams.PUBLISH_SCRIPT), redis_streams.PUBLISH_SCRIPT, args
                         )
                         position = redis_streams.parse_position(reply)
                 except BaseException:

@@ -19,7 +19,6 @@ deletes any stream left under the old one.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Any
 
@@ -99,9 +98,6 @@ if limit ~= 0 then
 end
 return {epoch, offset, oldest, entries}
 """
-
-PUBLISH_SHA = hashlib.sha1(PUBLISH_SCRIPT.encode()).hexdigest()
-READ_SHA = hashlib.sha1(READ_SCRIPT.encode()).hexdigest()
 
 _POSITION_TTL_MS = int(POSITION_TTL * 1000)
 

@@ -33,6 +33,12 @@ export const POSITIONS = "positions";
 /** The subscription option asking to recover from a position: `since=EPOCH:OFFSET`. */
 export const SINCE = "since";
 /**
+ * The subscription option asking for presence (who is on the topic): granted only on topics
+ * whose route has presence; the OK then carries `client=ID`, and `presence=state` and
+ * `presence=diff` data frames follow.
+ */
+export const PRESENCE = "presence";
+/**
  * Largest offset a position may have, 2**53 - 1: exact in JavaScript's numbers.
  * @type {9007199254740991}
  */

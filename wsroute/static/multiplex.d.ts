@@ -9,6 +9,8 @@
  *   on one granted `positions` too (a topic with history), each publication carries its stream
  *   position, `offset=N[,epoch=E]`; a resubscription after a lost connection asks for what it
  *   missed with `since=EPOCH:OFFSET`, and fires `subscribed` with `recovered`.
+ *   on one granted `presence` (a topic whose route has presence), the OK carries `client=ID`,
+ *   and `presence=state` (the whole list) then `presence=diff` frames keep `presence` up to date.
  *
  * Import it from the path the app serves it at:
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
@@ -37,6 +39,11 @@ export const MAX_ITEMS_CHARS: 256;
 export const POSITIONS: "positions";
 /** The subscription option asking to recover from a position: `since=EPOCH:OFFSET`. */
 export const SINCE: "since";
+/**
+ * The subscription option asking for presence (granted only on topics whose route has it):
+ * the OK then carries `client=ID`, and `presence=state` / `presence=diff` frames follow.
+ */
+export const PRESENCE: "presence";
 /** Largest offset a position may have, 2**53 - 1: exact in JavaScript's numbers. */
 export const MAX_OFFSET: 9007199254740991;
 /** How long `request()` waits for its reply unless told otherwise, in ms. */
@@ -205,9 +212,9 @@ export interface MultiplexOptions {
   /** Close codes of the physical socket that stop reconnection. Default {@link DEFAULT_STOP_CODES}. */
   stopCodes?: Iterable<number>;
   /**
-   * Ask for the protocol extensions (per-frame metadata, which `request()` needs, and stream
-   * positions, which recovery after a reconnect needs) on every subscription. Default true;
-   * false for a server that speaks only plain rocket-multiplex.
+   * Ask for the protocol extensions (per-frame metadata, which `request()` needs, stream
+   * positions, which recovery after a reconnect needs, and presence) on every subscription.
+   * Default true; false for a server that speaks only plain rocket-multiplex.
    */
   extensions?: boolean;
 }
@@ -280,12 +287,58 @@ export interface MultiplexSubscribedEvent extends Event {
   readonly recovered: boolean;
 }
 
+/**
+ * One client on a topic, as a `presence` event reports it joining or leaving. A user with two
+ * tabs has two clients, each with its own id.
+ */
+export interface PresenceChange {
+  /** The client's id: one per subscription (the topic's own is its `clientId`). */
+  readonly clientId: string;
+  /** The user the server knows the client as; `null` for an anonymous one. */
+  readonly user: string | null;
+  /** What the client shares (any JSON; frozen). */
+  readonly info: unknown;
+}
+
+/** One client of a {@link PresenceEntry}. */
+export interface PresenceClient {
+  readonly clientId: string;
+  /** What the client shares (any JSON; frozen). */
+  readonly info: unknown;
+}
+
+/**
+ * One entry of `MultiplexWebSocket.presence`: a user with all of their clients (tabs,
+ * devices), or a single client without a user (`user: null`).
+ */
+export interface PresenceEntry {
+  readonly user: string | null;
+  /** In order of first appearance; never empty. */
+  readonly clients: readonly PresenceClient[];
+}
+
+/**
+ * The `presence` event of a {@link MultiplexWebSocket}: fired on the state that follows each
+ * subscription's `subscribed` (even one that changes nothing: the list is then current), and
+ * whenever the server reports a change to `presence`; before any message that follows.
+ */
+export interface MultiplexPresenceEvent extends Event {
+  /**
+   * Clients that joined, or whose user or info changed. For the state after a reconnect: those
+   * not known before, or changed; for the first state: everyone.
+   */
+  readonly joins: readonly PresenceChange[];
+  /** Clients that left (as they were last known). */
+  readonly leaves: readonly PresenceChange[];
+}
+
 export interface MultiplexWebSocketEventMap {
   open: Event;
   message: MessageEvent;
   close: CloseEvent;
   error: Event;
   subscribed: MultiplexSubscribedEvent;
+  presence: MultiplexPresenceEvent;
 }
 
 /**
@@ -293,7 +346,8 @@ export interface MultiplexWebSocketEventMap {
  * while CONNECTING are buffered; a lost connection takes the topic back to CONNECTING (no close
  * event) while the socket reconnects; `send(Blob)` throws; `protocol` is always `""`.
  * A refused SUBSCRIBE fires `error` then `close` (4000 + HTTP status, else 1008). Each
- * successful (re)subscription fires `open` then `subscribed` ({@link MultiplexSubscribedEvent}).
+ * successful (re)subscription fires `open` then `subscribed` ({@link MultiplexSubscribedEvent}),
+ * then, on a topic with presence, `presence` ({@link MultiplexPresenceEvent}).
  */
 export class MultiplexWebSocket extends EventTarget {
   /**
@@ -326,11 +380,26 @@ export class MultiplexWebSocket extends EventTarget {
    * first subscription and on a topic without history. A copy: changing it changes nothing.
    */
   readonly position: StreamPosition | null;
+  /**
+   * This client's id in the topic's presence (as it appears in `presence`), from the
+   * subscription's OK; `null` on a topic without presence, and once closed. While reconnecting,
+   * the last subscription's, until the next OK.
+   */
+  readonly clientId: string | null;
+  /**
+   * Who is on the topic, across every server worker: one entry per user with all their
+   * clients, and one per client without a user, in order of first appearance. Frozen, and the
+   * same array until it changes (the `presence` event). Empty on a topic without presence and
+   * once closed; while reconnecting, the last list known, until the new subscription's state
+   * replaces it.
+   */
+  readonly presence: readonly PresenceEntry[];
   onopen: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
   onmessage: ((this: MultiplexWebSocket, event: MessageEvent) => unknown) | null;
   onclose: ((this: MultiplexWebSocket, event: CloseEvent) => unknown) | null;
   onerror: ((this: MultiplexWebSocket, event: Event) => unknown) | null;
   onsubscribed: ((this: MultiplexWebSocket, event: MultiplexSubscribedEvent) => unknown) | null;
+  onpresence: ((this: MultiplexWebSocket, event: MultiplexPresenceEvent) => unknown) | null;
   /** Text for a string, binary for an ArrayBuffer or view; other values are sent as `String(data)`. */
   send(data: string | ArrayBuffer | ArrayBufferView): void;
   /**

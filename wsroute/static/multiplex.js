@@ -6,11 +6,14 @@
  *   data, both directions:         TOPIC S PAYLOAD   (text or binary; topic prefix UTF-8)
  *   control, text only, <= 512 B:  S ACTION (S PARAM)* [S]
  *   client: SUBSCRIBE topic, UNSUBSCRIBE topic [code [reason]]; server: OK, ERR, INVALID, UNSUBSCRIBE
- *   extensions (opt-in per subscription, on by default here): SUBSCRIBE topic S meta,positions,
- *   and then data frames TOPIC S META S PAYLOAD, which carry request ids and replies, and on a
- *   topic with history each publication's stream position (offset=N[,epoch=E]); after a lost
- *   connection the client resubscribes with since=EPOCH:OFFSET, and the server replays what it
- *   missed if it still can (docs/protocol.md, "Extensions")
+ *   extensions (opt-in per subscription, on by default here): SUBSCRIBE topic S
+ *   meta,positions,presence, and then data frames TOPIC S META S PAYLOAD, which carry request
+ *   ids and replies, and on a topic with history each publication's stream position
+ *   (offset=N[,epoch=E]); after a lost connection the client resubscribes with
+ *   since=EPOCH:OFFSET, and the server replays what it missed if it still can. On a topic with
+ *   presence the OK names this client (client=ID), and presence=state (the whole list, once
+ *   per subscription) then presence=diff frames (joins and leaves) keep `topic.presence`
+ *   (docs/protocol.md, "Extensions")
  *
  *   import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  *   const room = new MultiplexWebSocket("/rooms/lobby");   // used like a WebSocket
@@ -20,6 +23,7 @@
  *   room.onsubscribed = (event) => {  // on every (re)subscription, before replayed messages
  *     if (event.wasRecovering && !event.recovered) reloadState();  // a gap history can't fill
  *   };
+ *   room.onpresence = () => render(room.presence);  // [{ user, clients: [{ clientId, info }] }]
  *
  * Dependency-free ES modules, no build step: this one is the client (the state machine of the
  * shared socket and its topics); the frames are parsed and built by multiplex-codec.js, whose
@@ -32,6 +36,7 @@ import {
   META,
   OPTIONS_PARAM,
   POSITIONS,
+  PRESENCE,
   ProtocolError,
   SINCE,
   SUBPROTOCOL,
@@ -89,6 +94,31 @@ const SocketState = Object.freeze({
  * a lost connection), `recovered` = the server replays every publication missed since then.
  * @typedef {Event & { readonly wasRecovering: boolean, readonly recovered: boolean }}
  *   MultiplexSubscribedEvent
+ */
+
+/**
+ * One client on a topic: its id (one per subscription: a user with two tabs has two), the user
+ * the server knows it as (null for an anonymous one) and the info it shares (any JSON, frozen).
+ * The `presence` event's `joins` and `leaves` list these.
+ * @typedef {{ readonly clientId: string, readonly user: string | null, readonly info: unknown }}
+ *   PresenceChange
+ */
+/**
+ * One client of a {@link PresenceEntry}.
+ * @typedef {{ readonly clientId: string, readonly info: unknown }} PresenceClient
+ */
+/**
+ * One entry of a topic's `presence`: a user with all their clients (tabs, devices), or a single
+ * client without a user (`user: null`).
+ * @typedef {{ readonly user: string | null, readonly clients: readonly PresenceClient[] }}
+ *   PresenceEntry
+ */
+/**
+ * The `presence` event of a {@link MultiplexWebSocket}, fired on each subscription's presence
+ * state (the list is current), and whenever `presence` changes: the clients that joined (or
+ * whose user or info changed) and those that left.
+ * @typedef {Event & { readonly joins: readonly PresenceChange[], readonly leaves: readonly PresenceChange[] }}
+ *   MultiplexPresenceEvent
  */
 
 /**
@@ -156,8 +186,9 @@ export class RequestError extends Error {
  * @property {number} [backoffCap] ms
  * @property {Iterable<number>} [stopCodes] physical close codes after which it gives up
  * @property {boolean} [extensions] ask for the protocol extensions (per-frame metadata, which
- *   `request()` needs, and stream positions, which recovery after a reconnect needs) on every
- *   subscription; default true. False for a server that speaks only plain rocket-multiplex.
+ *   `request()` needs, stream positions, which recovery after a reconnect needs, and presence)
+ *   on every subscription; default true. False for a server that speaks only plain
+ *   rocket-multiplex.
  */
 
 /**
@@ -198,6 +229,83 @@ function makeSubscribedEvent(wasRecovering, recovered) {
     recovered: { value: recovered, enumerable: true },
   });
   return /** @type {MultiplexSubscribedEvent} */ (event);
+}
+
+/**
+ * @param {PresenceChange[]} joins
+ * @param {PresenceChange[]} leaves
+ * @returns {MultiplexPresenceEvent}
+ */
+function makePresenceEvent(joins, leaves) {
+  const event = new Event("presence");
+  Object.defineProperties(event, {
+    joins: { value: Object.freeze(joins), enumerable: true },
+    leaves: { value: Object.freeze(leaves), enumerable: true },
+  });
+  return /** @type {MultiplexPresenceEvent} */ (event);
+}
+
+/**
+ * @param {unknown} value
+ * @returns {value is Record<string, unknown>}
+ */
+function isRecord(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Freeze parsed JSON all the way down: the info a presence list shares with the app can then
+ * be handed out as is. A loop, not recursion: the server's JSON may be deeply nested.
+ * @param {unknown} value
+ * @returns {unknown}
+ */
+function deepFreeze(value) {
+  const stack = [value];
+  while (stack.length > 0) {
+    const item = stack.pop();
+    if (typeof item === "object" && item !== null && !Object.isFrozen(item)) {
+      Object.freeze(item);
+      for (const child of Object.values(item)) stack.push(child); // not push(...): a long array
+    }
+  }
+  return value;
+}
+
+/**
+ * The clients of a presence payload, `{ ID: { user, info }, … }`, by id; null if it is not an
+ * object. An entry that is not an object is skipped, a user that is not a string is null: a
+ * server bug costs that entry, not the list.
+ * @param {unknown} value
+ * @returns {Map<string, PresenceChange> | null}
+ */
+function readClients(value) {
+  if (!isRecord(value)) return null;
+  /** @type {Map<string, PresenceChange>} */
+  const clients = new Map();
+  for (const [clientId, entry] of Object.entries(value)) {
+    if (!isRecord(entry)) continue;
+    const user = typeof entry.user === "string" ? entry.user : null;
+    clients.set(clientId, Object.freeze({ clientId, user, info: deepFreeze(entry.info ?? null) }));
+  }
+  return clients;
+}
+
+/**
+ * Whether two clients' user and info are the same (a join repeating what is known changes
+ * nothing). Info is parsed JSON: its text compares it.
+ * @param {PresenceChange} a
+ * @param {PresenceChange} b
+ */
+function sameClient(a, b) {
+  return a.user === b.user && JSON.stringify(a.info) === JSON.stringify(b.info);
+}
+
+/**
+ * The `presence` group of a client: its user's, or its own for a client without a user.
+ * @param {PresenceChange} client
+ */
+function groupKey(client) {
+  return client.user !== null ? `u:${client.user}` : `c:${client.clientId}`;
 }
 
 /**
@@ -425,7 +533,7 @@ export class MultiplexSocket extends EventTarget {
     target._recovering = false;
     if (!this._extensions) return null;
     /** @type {Record<string, string>} */
-    const options = { [META]: "", [POSITIONS]: "" };
+    const options = { [META]: "", [POSITIONS]: "", [PRESENCE]: "" };
     const position = target._position;
     if (position !== null) {
       options[SINCE] = encodeSince(position.epoch, position.offset);
@@ -703,7 +811,8 @@ function buffered(payload) {
  * takes it back to CONNECTING while the shared socket reconnects; `send(Blob)` is refused
  * (reading a Blob is asynchronous and would reorder frames); `protocol` is always `""`.
  * Added: every successful (re)subscription fires `subscribed` right after `open`, telling
- * whether the publications missed while away are replayed (`recovered`); `position`.
+ * whether the publications missed while away are replayed (`recovered`); `position`; on a
+ * topic with presence, `clientId`, `presence` and the `presence` event.
  */
 export class MultiplexWebSocket extends EventTarget {
   /**
@@ -748,6 +857,32 @@ export class MultiplexWebSocket extends EventTarget {
     this._position = null;
     /** Whether the subscription in progress asked to recover from `_position`. */
     this._recovering = false;
+    /** True while the server sends this topic's presence (`presence` granted). */
+    this._presenceOn = false;
+    /**
+     * This client's id in the topic's presence, from the OK. Kept with the list it belongs to
+     * while reconnecting, until the next OK.
+     * @type {string | null}
+     */
+    this._clientId = null;
+    /**
+     * Who is on the topic, by client id, in order of arrival. Kept across a reconnect (no
+     * flicker), until the new subscription's `presence=state` replaces it.
+     * @type {Map<string, PresenceChange>}
+     */
+    this._clients = new Map();
+    /**
+     * The same clients grouped as `presence` lists them, one group per user (or per client
+     * without one), in order of first appearance.
+     * @type {Map<string, Map<string, PresenceChange>>}
+     */
+    this._groups = new Map();
+    /**
+     * `presence` as last built, or null once the clients changed: the same frozen array until
+     * then, so that an app may compare it by identity.
+     * @type {readonly PresenceEntry[] | null}
+     */
+    this._presenceList = null;
     /** @type {Map<number, PendingRequest>} */
     this._requests = new Map();
     this._nextRequest = 1;
@@ -761,7 +896,9 @@ export class MultiplexWebSocket extends EventTarget {
     this.onerror = null;
     /** @type {((event: MultiplexSubscribedEvent) => void) | null} */
     this.onsubscribed = null;
-    for (const type of /** @type {const} */ (["open", "message", "close", "error", "subscribed"])) {
+    /** @type {((event: MultiplexPresenceEvent) => void) | null} */
+    this.onpresence = null;
+    for (const type of /** @type {const} */ (["open", "message", "close", "error", "subscribed", "presence"])) {
       this.addEventListener(type, (event) => {
         const handler = /** @type {((event: Event) => unknown) | null} */ (this[`on${type}`]);
         if (typeof handler === "function") handler.call(this, event);
@@ -833,6 +970,37 @@ export class MultiplexWebSocket extends EventTarget {
   get position() {
     const position = this._position;
     return position === null ? null : { epoch: position.epoch, offset: position.offset };
+  }
+
+  /**
+   * This client's id in the topic's presence (the same id appears in `presence`), given by the
+   * subscription's OK; `null` on a topic without presence, and once closed.
+   * @returns {string | null}
+   */
+  get clientId() {
+    return this._clientId;
+  }
+
+  /**
+   * Who is on the topic, on every server worker: one entry per user, with all of that user's
+   * clients (one per tab or device), and one per client without a user; in order of first
+   * appearance. Frozen, and the same array until it changes (the `presence` event). Empty on a
+   * topic without presence, and once closed; while reconnecting, the last list known, until
+   * the new subscription's state replaces it.
+   * @returns {readonly PresenceEntry[]}
+   */
+  get presence() {
+    if (this._presenceList === null) {
+      /** @type {PresenceEntry[]} */
+      const list = [];
+      for (const group of this._groups.values()) {
+        const members = [...group.values()];
+        const clients = members.map(({ clientId, info }) => Object.freeze({ clientId, info }));
+        list.push(Object.freeze({ user: members[0].user, clients: Object.freeze(clients) }));
+      }
+      this._presenceList = Object.freeze(list);
+    }
+    return this._presenceList;
   }
 
   /**
@@ -956,7 +1124,8 @@ export class MultiplexWebSocket extends EventTarget {
 
   /**
    * The subscription succeeded: open, and fire `open` then `subscribed`. Both come from the
-   * OK, so before any publication the server replays after it.
+   * OK, so before any publication the server replays after it, and before the presence state
+   * that follows it.
    * @param {Record<string, string>} granted the OK's items (`{}` for a plain subscription)
    */
   _open(granted) {
@@ -968,6 +1137,8 @@ export class MultiplexWebSocket extends EventTarget {
     // `positions` the topic has no history, hence no position to recover from later.
     this._positions = meta && Object.hasOwn(granted, POSITIONS);
     this._position = this._positions ? readPosition(granted.epoch, granted.offset) : null;
+    this._presenceOn = meta && Object.hasOwn(granted, PRESENCE);
+    this._clientId = this._presenceOn ? granted.client ?? null : null;
     const wasRecovering = this._recovering;
     this._recovering = false;
     const buffered = this._buffer;
@@ -984,6 +1155,11 @@ export class MultiplexWebSocket extends EventTarget {
     if (this._readyState !== OPEN) return;
     const recovered = wasRecovering && this._positions && granted.recovered === "true";
     this.dispatchEvent(makeSubscribedEvent(wasRecovering, recovered));
+    // Presence no longer granted (the app changed while we were away): no state will come to
+    // replace the list kept from the last connection, so everyone on it leaves now.
+    if (this._readyState === OPEN && !this._presenceOn && this._clients.size > 0) {
+      this._changePresence(new Map(), [...this._clients.keys()]);
+    }
   }
 
   _lost() {
@@ -1011,6 +1187,12 @@ export class MultiplexWebSocket extends EventTarget {
         this._reply(items, body);
         return;
       }
+      // Presence frames update `presence`, never a message. Where presence was not granted the
+      // item is one this subscription does not know, and is ignored like any such item.
+      if (this._presenceOn && items[PRESENCE] !== undefined) {
+        this._presenceFrame(items[PRESENCE], body);
+        return;
+      }
       if (this._positions && !this._advance(items)) return;
     }
     this.dispatchEvent(makeMessageEvent(this._data(body), this._origin));
@@ -1036,6 +1218,104 @@ export class MultiplexWebSocket extends EventTarget {
     if (items.epoch === undefined && held !== null && next.offset <= held.offset) return false;
     this._position = next;
     return true;
+  }
+
+  /**
+   * Apply a presence frame: `presence=state`, the whole list (once per subscription, right
+   * after its OK: it replaces what the last connection left), or `presence=diff`, a batch of
+   * `joins` and `leaves`. Diffs and the state may overlap: a join of a known client replaces
+   * it, a leave of an unknown one is ignored. A malformed payload is a server bug, dropped.
+   * @param {string} kind the `presence` item's value
+   * @param {import("./multiplex-codec.js").DataFrame} frame its payload, JSON
+   */
+  _presenceFrame(kind, frame) {
+    let body;
+    try {
+      body = JSON.parse(frame.text ?? new TextDecoder().decode(frame.data));
+    } catch {
+      return;
+    }
+    if (kind === "state") {
+      const clients = readClients(body);
+      if (clients === null) return;
+      // Fired even when nothing changed: it tells that the list is current again.
+      this._changePresence(clients, [...this._clients.keys()].filter((id) => !clients.has(id)), true);
+    } else if (kind === "diff" && isRecord(body)) {
+      const joins = readClients(body.joins ?? {});
+      const leaves = body.leaves ?? {};
+      if (joins === null || !isRecord(leaves)) return;
+      this._changePresence(joins, Object.keys(leaves));
+    }
+    // Any other kind: one this client does not know yet; ignored like an unknown item.
+  }
+
+  /**
+   * Apply joins then leaves (as Phoenix does: a client in both is gone), and fire `presence`
+   * with what changed in the end, if anything did (or `always`).
+   * @param {Map<string, PresenceChange>} joins
+   * @param {string[]} leaves client ids
+   * @param {boolean} [always]
+   */
+  _changePresence(joins, leaves, always = false) {
+    /** @type {Map<string, PresenceChange | undefined>} */
+    const before = new Map();
+    for (const id of [...joins.keys(), ...leaves]) before.set(id, this._clients.get(id));
+    for (const client of joins.values()) this._putClient(client);
+    for (const id of leaves) this._removeClient(id);
+    /** @type {PresenceChange[]} */
+    const joined = [];
+    /** @type {PresenceChange[]} */
+    const left = [];
+    for (const [id, was] of before) {
+      const now = this._clients.get(id);
+      // _putClient keeps the known object when nothing changed: identity tells.
+      if (now !== undefined && now !== was) joined.push(now);
+      else if (now === undefined && was !== undefined) left.push(was);
+    }
+    if (always || joined.length > 0 || left.length > 0) this.dispatchEvent(makePresenceEvent(joined, left));
+  }
+
+  /**
+   * Add a client, or replace the known one of that id (keeping its place, unless its user
+   * changed: then it moves to its new user's entry).
+   * @param {PresenceChange} client
+   */
+  _putClient(client) {
+    const known = this._clients.get(client.clientId);
+    if (known !== undefined) {
+      if (sameClient(known, client)) return;
+      if (known.user !== client.user) this._removeClient(known.clientId);
+    }
+    this._clients.set(client.clientId, client);
+    const key = groupKey(client);
+    let group = this._groups.get(key);
+    if (group === undefined) {
+      group = new Map();
+      this._groups.set(key, group);
+    }
+    group.set(client.clientId, client);
+    this._presenceList = null;
+  }
+
+  /** @param {string} id */
+  _removeClient(id) {
+    const known = this._clients.get(id);
+    if (known === undefined) return;
+    this._clients.delete(id);
+    const key = groupKey(known);
+    const group = this._groups.get(key);
+    group?.delete(id);
+    if (group?.size === 0) this._groups.delete(key);
+    this._presenceList = null;
+  }
+
+  /** The topic is closed: nobody is on it for this client any more (no event after close). */
+  _forgetPresence() {
+    this._presenceOn = false;
+    this._clientId = null;
+    this._clients.clear();
+    this._groups.clear();
+    this._presenceList = null;
   }
 
   /**
@@ -1070,6 +1350,7 @@ export class MultiplexWebSocket extends EventTarget {
   _fail(reason) {
     this._readyState = CLOSED;
     this._buffer = [];
+    this._forgetPresence();
     this._abandonRequests("the subscription was refused");
     this.dispatchEvent(new Event("error"));
     this.dispatchEvent(makeCloseEvent(closeCodeForError(reason), reason, false));
@@ -1084,6 +1365,7 @@ export class MultiplexWebSocket extends EventTarget {
     if (this._readyState === CLOSED) return;
     this._readyState = CLOSED;
     this._buffer = [];
+    this._forgetPresence();
     this._abandonRequests("the topic was closed");
     this.dispatchEvent(makeCloseEvent(code, reason, wasClean));
   }

@@ -1,0 +1,63 @@
+"""Rooms with presence on a shared broker, for the presence tests across workers.
+
+Served by uvicorn subprocesses (``uvicorn apps.presence_app:app --app-dir tests``); the broker
+URL comes from ``WSROUTE_TEST_BROKER`` (e.g. ``redis://…?channel_prefix=t1:&presence_ttl=1``).
+
+* ``/rooms/{room}?user=NAME``: a member named NAME, info ``{"pid": <worker pid>}``; the
+  leave of each connection is counted with its close code (``GET /leaves``).
+* ``GET /presence?topic=…`` / ``GET /stats?topic=…``: `Broker.presence` / `presence_stats`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from fastapi import FastAPI
+
+from wsroute import AppBroker, PresenceInfo, WebSocketStatus, WsRouter
+
+
+def create_app(broker: str) -> FastAPI:
+    """The app on `broker`."""
+    ws = WsRouter(broker=broker)
+    leaves: list[int] = []
+
+    @ws.join("/rooms/{room}")
+    async def enter(user: str | None = None) -> PresenceInfo:
+        return PresenceInfo(user=user, info={"pid": os.getpid()})
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str) -> None:
+        pass
+
+    @ws.leave("/rooms/{room}")
+    async def left(status: WebSocketStatus) -> None:
+        leaves.append(status.code)
+
+    ws.topic("/rooms/{room}", presence=True)
+    app = FastAPI()
+
+    @app.get("/presence")
+    async def presence(topic: str, broker: AppBroker) -> list[dict[str, Any]]:
+        found = await broker.presence(topic)
+        return [{"client_id": m.client_id, "user": m.user, "info": m.info} for m in found]
+
+    @app.get("/stats")
+    async def stats(topic: str, broker: AppBroker) -> dict[str, int]:
+        counts = await broker.presence_stats(topic)
+        return {"clients": counts.clients, "users": counts.users}
+
+    @app.get("/leaves")
+    async def left_codes() -> list[int]:
+        return leaves
+
+    @app.get("/health")
+    async def health() -> str:
+        return str(os.getpid())
+
+    ws.install(app)
+    return app
+
+
+app = create_app(os.environ.get("WSROUTE_TEST_BROKER", "memory://"))

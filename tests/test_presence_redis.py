@@ -1,0 +1,120 @@
+"""Presence on the Redis backend: members of every worker seen from any process, diffs
+across workers, and the members of a killed worker removed within the stated bound, with
+their leaves announced (docs/presence.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from apps.presence_app import create_app
+from support.processes import HOST, ServerProcess, free_port
+from support.redis_server import require_redis
+from wsroute.broker.redis import RedisBackend
+from wsroute.presence import Member
+from wsroute.testing import MultiplexClient, connect, eventually
+
+pytestmark = pytest.mark.anyio
+
+APP = "apps.presence_app:app"
+WATCHED = "/rooms/r?user=watcher"  # the watcher's connect topic: its name on the wire has the query
+TTL = 1.0  # presence_ttl of these tests: a dead worker's members go within TTL + TTL/3
+
+
+@pytest.fixture
+def broker_url() -> str:
+    return f"{require_redis()}?channel_prefix=wsroute-test-{uuid.uuid4().hex[:12]}:&presence_ttl={TTL}"
+
+
+async def get(port: int, path: str, **params: str) -> Any:
+    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+        response = await http.get(f"http://{HOST}:{port}{path}", params=params)
+        response.raise_for_status()
+        return response.json()
+
+
+async def test_members_of_two_workers_are_seen_everywhere_and_a_killed_workers_leave(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
+    with tempfile.TemporaryFile() as log_a, tempfile.TemporaryFile() as log_b:
+        a, b = ServerProcess(APP, free_port(), log_a), ServerProcess(APP, free_port(), log_b)
+        a.start()
+        b.start()
+        try:
+            async with (
+                MultiplexClient.connect(f"ws://{HOST}:{a.port}{WATCHED}", presence=True) as watcher,
+                connect(f"ws://{HOST}:{a.port}/rooms/r?user=ann"),
+                connect(f"ws://{HOST}:{b.port}/rooms/r?user=ann"),  # Ann's second tab, other worker
+                connect(f"ws://{HOST}:{b.port}/rooms/r?user=bob"),
+            ):
+                users: dict[str, str | None] = {}
+
+                async def seen_by_watcher() -> None:
+                    while sorted(filter(None, users.values())) != ["ann", "ann", "bob", "watcher"]:
+                        kind, body = await watcher.recv_presence(WATCHED)
+                        changes = body if kind == "state" else body["joins"]
+                        users.update({cid: v["user"] for cid, v in changes.items()})
+
+                await asyncio.wait_for(seen_by_watcher(), 10)
+                # From either worker, and from a third process that only reads.
+                for port in (a.port, b.port):
+                    await eventually(lambda: True)
+                    listed = await get(port, "/presence", topic="/rooms/r")
+                    assert sorted(m["user"] for m in listed) == ["ann", "ann", "bob", "watcher"]
+                    assert await get(port, "/stats", topic="/rooms/r") == {"clients": 4, "users": 3}
+                async with create_app(broker_url).state.wsroute.broker as reader:
+                    assert len(await reader.presence("/rooms/r")) == 4
+                    bob = next(m for m in await reader.presence("/rooms/r") if m.user == "bob")
+                    bob_pid = bob.info["pid"]  # type: ignore[index,call-overload]
+
+                # Worker B dies without running its leaves: its members go within the bound,
+                # and the watcher on A is told.
+                b.kill()
+                killed = time.monotonic()
+                left: set[str | None] = set()
+                while left != {"ann", "bob"}:
+                    kind, body = await asyncio.wait_for(watcher.recv_presence(WATCHED), TTL * 4)
+                    if kind == "diff":
+                        left.update(v["user"] for v in body["leaves"].values())
+                elapsed = time.monotonic() - killed
+                assert elapsed < TTL + TTL / 3 + 1.0, f"members of a dead worker left after {elapsed:.1f}s"
+                listed = await get(a.port, "/presence", topic="/rooms/r")
+                assert sorted(m["user"] for m in listed) == ["ann", "watcher"]
+                assert all(m["info"]["pid"] != bob_pid for m in listed)
+        finally:
+            a.stop()
+            b.kill()
+
+
+async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker_url: str) -> None:
+    dead, one, two = RedisBackend(broker_url), RedisBackend(broker_url), RedisBackend(broker_url)
+    published: list[str] = []
+    for backend in (dead, one, two):
+        await backend.start(lambda *args: None)
+    try:
+        await dead.presence_add("/rooms/x", Member("c1", "ann", None))
+        await dead.presence_add("/rooms/y", Member("c2", None, {"k": 1}))
+        assert dead._heartbeat is not None
+        dead._heartbeat.cancel()  # it stops heartbeating, as a killed process does
+
+        async def record(topic: str, diff: str) -> None:
+            published.append(diff)
+
+        one.publish_presence = record  # type: ignore[method-assign]
+        two.publish_presence = record  # type: ignore[method-assign]
+        await asyncio.sleep(TTL + 0.2)
+        counts = await asyncio.gather(one.sweep(), two.sweep())
+        assert sorted(counts) == [0, 2]
+        assert len(published) == 2  # one leave diff per topic, from one sweeper
+        assert await one.presence_members("/rooms/x") == []
+        assert (await one.presence_stats("/rooms/x")).users == 0
+    finally:
+        for backend in (dead, one, two):
+            await backend.stop()

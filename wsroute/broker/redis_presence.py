@@ -1,0 +1,128 @@
+"""Presence for the Redis backend: members in Redis hashes, and heartbeats that let the
+live processes remove the members of a dead one.
+
+Keys (``<prefix>`` is the backend's channel prefix, ``wsroute:`` by default):
+
+* ``<prefix>presence:<topic>``, a hash: client id -> ``{"user": …, "info": …}`` (JSON).
+* ``<prefix>presence-users:<topic>``, a hash: user -> how many of its connections are
+  there (for `presence_stats` without reading the members).
+* ``<prefix>presence-node:<node>``, a hash: client id -> topic, every member a process holds.
+* ``<prefix>presence-nodes``, a sorted set: each process holding members, scored with the
+  time (Redis ms) by which it must heartbeat again.
+
+A process with members heartbeats every third of its ``presence_ttl``. Any process sweeps:
+a node past its deadline is claimed by exactly one sweeper (``ZREM`` returns 1 once), which
+removes its members and publishes their leaves. A member of a process killed without running
+its leaves is gone within ``presence_ttl`` plus one heartbeat interval.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from wsroute.presence import Member, member_from_json
+
+_USER_DOWN = """
+local function user_down(ukey, value)
+  local user = cjson.decode(value)['user']
+  if type(user) == 'string' and redis.call('HINCRBY', ukey, user, -1) <= 0 then
+    redis.call('HDEL', ukey, user)
+  end
+end
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
+
+# KEYS: presence, users, node hash, nodes. ARGV: client id, member JSON, topic, node, ttl ms.
+ADD_SCRIPT = _USER_DOWN + """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then user_down(KEYS[2], old) end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local user = cjson.decode(ARGV[2])['user']
+if type(user) == 'string' then redis.call('HINCRBY', KEYS[2], user, 1) end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[4], now_ms() + tonumber(ARGV[5]), ARGV[4])
+return 1
+"""
+
+# KEYS: presence, users, node hash. ARGV: client id. Returns the member JSON or nil.
+REMOVE_SCRIPT = _USER_DOWN + """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if not old then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+user_down(KEYS[2], old)
+return old
+"""
+
+# KEYS: nodes. ARGV: node, ttl ms. Returns 1 when the node was not registered (new, or
+# swept while it was paused: its members must be added again).
+HEARTBEAT_SCRIPT = _USER_DOWN + """
+return redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
+"""
+
+# KEYS: nodes. ARGV: prefix. Returns a flat list: topic, client id, member JSON, ...
+SWEEP_SCRIPT = _USER_DOWN + """
+local out = {}
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now_ms(), 'LIMIT', 0, 16)
+for _, node in ipairs(dead) do
+  if redis.call('ZREM', KEYS[1], node) == 1 then
+    local nkey = ARGV[1] .. 'presence-node:' .. node
+    local entries = redis.call('HGETALL', nkey)
+    for i = 1, #entries, 2 do
+      local cid, topic = entries[i], entries[i + 1]
+      local pkey = ARGV[1] .. 'presence:' .. topic
+      local value = redis.call('HGET', pkey, cid)
+      if value then
+        redis.call('HDEL', pkey, cid)
+        user_down(ARGV[1] .. 'presence-users:' .. topic, value)
+        table.insert(out, topic)
+        table.insert(out, cid)
+        table.insert(out, value)
+      end
+    end
+    redis.call('DEL', nkey)
+  end
+end
+return out
+"""
+
+
+def topic_keys(prefix: bytes, topic: str) -> tuple[bytes, bytes]:
+    """The members hash and the users hash of `topic`."""
+    name = topic.encode()
+    return prefix + b"presence:" + name, prefix + b"presence-users:" + name
+
+
+def node_key(prefix: bytes, node: str) -> bytes:
+    """The hash of every member `node` holds."""
+    return prefix + b"presence-node:" + node.encode()
+
+
+def nodes_key(prefix: bytes) -> bytes:
+    """The sorted set of processes holding members, by heartbeat deadline."""
+    return prefix + b"presence-nodes"
+
+
+def encode_member(member: Member) -> str:
+    """A member's stored value."""
+    return json.dumps(member.as_json(), separators=(",", ":"))
+
+
+def parse_members(reply: Any) -> list[Member]:
+    """The members of an ``HGETALL`` of a presence hash."""
+    flat = list(reply)
+    pairs = zip(flat[::2], flat[1::2], strict=True)
+    return [member_from_json(cid.decode(), json.loads(value)) for cid, value in pairs]
+
+
+def parse_sweep(reply: Any) -> dict[str, list[Member]]:
+    """The members a sweep removed, by topic."""
+    flat = list(reply)
+    removed: dict[str, list[Member]] = {}
+    for topic, cid, value in zip(flat[::3], flat[1::3], flat[2::3], strict=True):
+        removed.setdefault(topic.decode(), []).append(member_from_json(cid.decode(), json.loads(value)))
+    return removed
