@@ -12,7 +12,9 @@ Scenarios (``spec["scenario"]``): ``echo`` (closed-loop ping-pong per connection
 topic of one multiplexed socket; with ``request`` the topics ask for ``meta`` and each
 round trip is a request ``topic·id=N·payload`` and its reply ``topic·reply=N·payload``),
 ``fanout`` (one publisher, N subscribers, a window of broadcasts in flight), ``connect``
-(open → accepted → close cycles), ``idle`` (hold N connections open). Every scenario is
+(open → accepted → close cycles), ``idle`` (hold N connections open), ``storm`` (N
+multiplexed clients resubscribe a topic with history at once, recovering with ``since``,
+or not, or receiving the same publications live; see `run_storm`). Every scenario is
 bounded by a duration and by a count, and a stall (no progress for ``stall`` seconds) ends
 it too. Traffic goes to 127.0.0.1 only.
 """
@@ -399,7 +401,31 @@ class SocketIO(Protocol):
         return None
 
 
-PROTOCOLS: dict[str, Protocol] = {"plain": Protocol(), "socketio": SocketIO()}
+class Multiplexed(Protocol):
+    """Subscribers on ``rocket-multiplex`` sockets whose connect topic is the room, with
+    subscription `options` in the URL (``meta,positions``: every broadcast arrives as
+    ``/fan/room·offset=N[,epoch=E]·payload``); the publisher stays a plain socket. The
+    connect topic's OK (first on the socket) and other control frames are skipped."""
+
+    headers = {"Sec-WebSocket-Protocol": "rocket-multiplex"}  # noqa: RUF012
+
+    def __init__(self, options: str) -> None:
+        self.options = options
+
+    def sub_path(self, room: str) -> str:
+        return f"/fan/{room}?rocket-multiplex={self.options}"
+
+    def message(self, transport: WSTransport, text: str) -> str | None:
+        if text.startswith(SEP):
+            return None
+        return text.rpartition(SEP)[2]
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "plain": Protocol(),
+    "socketio": SocketIO(),
+    "mux_positions": Multiplexed("meta,positions"),
+}
 
 
 class FanState:
@@ -453,6 +479,8 @@ class FanListener(WSListener):
         self.publisher = publisher
         self.transport: WSTransport | None = None
         self.is_ready = False
+        # multiplexed frames have `·` (UTF-8) in them; plain ones are read as ASCII
+        self.utf8 = isinstance(protocol, Multiplexed) and not publisher
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -462,7 +490,8 @@ class FanListener(WSListener):
         if frame.msg_type is not TEXT:
             return
         now = perf_ns()
-        text = self.protocol.message(transport, frame.get_payload_as_ascii_text())
+        raw = frame.get_payload_as_bytes().decode() if self.utf8 else frame.get_payload_as_ascii_text()
+        text = self.protocol.message(transport, raw)
         if text is None or self.publisher:
             return
         state = self.state
@@ -505,10 +534,15 @@ async def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
     factory = lambda: FanListener(state, protocol, room, False)  # noqa: E731
     # The first subscriber alone: encode/broadcaster loses concurrent *first* subscriptions
     # to a channel when its backend's subscribe awaits (Redis): each replaces the set.
-    await connect_many(factory, [sub_base + protocol.sub_path(room)], 1)
+    headers = getattr(protocol, "headers", None)
+    options: dict[str, Any] = {"extra_headers": headers} if headers else {}
+    await connect_many(factory, [sub_base + protocol.sub_path(room)], 1, **options)
     await asyncio.sleep(0.2)
     await connect_many(
-        factory, [sub_base + protocol.sub_path(room)] * (subs - 1), spec.get("connect_concurrency", 100)
+        factory,
+        [sub_base + protocol.sub_path(room)] * (subs - 1),
+        spec.get("connect_concurrency", 100),
+        **options,
     )
     connect_s = (perf_ns() - t_connect) / 1e9
     (publisher,) = await connect_many(
@@ -659,7 +693,242 @@ async def run_idle(spec: dict[str, Any]) -> dict[str, Any]:
     return {"open": len(listeners)}
 
 
-SCENARIOS = {"echo": run_echo, "fanout": run_fanout, "connect": run_connect, "idle": run_idle}
+# --- reconnect storm (history and recovery) ---------------------------------------------
+
+
+class StormSocket(WSListener):
+    """One client of the storm: a ``rocket-multiplex`` socket that (un)subscribes the storm
+    topic with ``meta,positions`` (and ``since=E:O`` when it recovers) and checks what comes:
+    the OK's items, and every replayed publication's offset and payload."""
+
+    def __init__(self, storm: Storm) -> None:
+        self.storm = storm
+        self.transport: WSTransport | None = None
+        self.items: dict[str, str] = {}  # the items of the last OK·SUBSCRIBE
+        self.ok = False
+        self.unsubscribed = False
+        self.next_offset = 0  # the offset the next replayed publication must have
+        self.replayed = 0
+        self.bad: list[str] = []
+        self.done = False
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def send(self, text: str) -> None:
+        self.transport.send(TEXT, text.encode())  # type: ignore[union-attr]
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not TEXT:
+            return
+        text = frame.get_payload_as_bytes().decode()
+        storm = self.storm
+        if text.startswith(storm.ok_subscribe):
+            self.items = dict(item.partition("=")[::2] for item in text[len(storm.ok_subscribe) :].split(","))
+            self.ok = True
+        elif text.startswith(storm.ok_unsubscribe):
+            self.unsubscribed = True
+        elif text.startswith(storm.topic_prefix):
+            head, _, payload = text[len(storm.topic_prefix) :].partition(SEP)
+            items = dict(item.partition("=")[::2] for item in head.split(","))
+            offset = int(items.get("offset", "-1"))
+            # the burst sent "i burst" as offset base+1+i
+            if offset != self.next_offset or payload != f"{offset - storm.base - 1} burst":
+                self.bad.append(text[:200])
+            self.next_offset = offset + 1
+            self.replayed += 1
+        else:
+            self.bad.append(text[:200])
+        storm.check(self)
+
+
+class Storm:
+    def __init__(self, topic: str, clients: int) -> None:
+        self.topic = topic
+        self.clients = clients
+        self.ok_subscribe = f"{SEP}OK{SEP}SUBSCRIBE{SEP}{topic}{SEP}"
+        self.ok_unsubscribe = f"{SEP}OK{SEP}UNSUBSCRIBE{SEP}{topic}"
+        self.topic_prefix = topic + SEP
+        self.base = 0  # the stream's offset before the burst
+        self.expect_replayed = 0
+        self.pending = 0
+        self.all_done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def arm(self, expect_replayed: int) -> None:
+        self.expect_replayed = expect_replayed
+        self.pending = self.clients
+        self.all_done = asyncio.get_running_loop().create_future()
+
+    def check(self, sock: StormSocket) -> None:
+        if sock.done or not sock.ok or sock.replayed < self.expect_replayed:
+            return
+        sock.done = True
+        self.pending -= 1
+        if self.pending == 0 and not self.all_done.done():
+            self.all_done.set_result(None)
+
+
+async def run_storm(spec: dict[str, Any]) -> dict[str, Any]:
+    """``clients`` multiplexed sockets subscribe a topic with history (positions), leave it,
+    miss ``missed`` broadcasts, then all resubscribe at once. ``mode``: ``recover``, with
+    ``since`` = the position each got (done when its OK said recovered=true and exactly
+    ``missed`` publications were replayed, in order); ``plain``, a positions subscription
+    without ``since`` (done at its OK). The measured window is the resubscription alone.
+    ``live`` (for scale): the clients stay subscribed and the window is the ``missed``
+    broadcasts published and delivered live to all of them."""
+    base_url, clients, missed = spec["url"], spec["clients"], spec["missed"]
+    mode = spec.get("mode", "recover")
+    recover = mode == "recover"
+    topic = f"/hist/{spec['room']}-{os.getpid()}"
+    storm = Storm(topic, clients)
+    mux = {"extra_headers": {"Sec-WebSocket-Protocol": "rocket-multiplex"}}
+    socks: list[StormSocket] = await connect_many(
+        lambda: StormSocket(storm),
+        [base_url + "/mx/0"] * clients,
+        spec.get("connect_concurrency", 100),
+        **mux,
+    )
+    done_burst: asyncio.Queue[str] = asyncio.Queue()
+
+    class Publisher(WSListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type is TEXT:
+                done_burst.put_nowait(frame.get_payload_as_bytes().decode())
+
+    pub_transport, _ = await ws_connect(Publisher, base_url + "/hburst/" + topic.rsplit("/", 1)[1])
+    limit = spec.get("phase_timeout", 30.0)
+    # 1. everyone subscribes (positions) and learns where the stream stands
+    storm.arm(0)
+    for sock in socks:
+        sock.send(f"{SEP}SUBSCRIBE{SEP}{topic}{SEP}meta,positions")
+    await asyncio.wait_for(storm.all_done, limit)
+    positions = {(s.items.get("epoch"), s.items.get("offset")) for s in socks}
+    if len(positions) != 1:
+        raise RuntimeError(f"the subscribers start from different positions: {sorted(positions)[:5]}")
+    ((epoch, offset),) = positions
+    storm.base = int(offset or 0)
+    if mode == "live":
+        return await storm_live(spec, storm, socks, pub_transport, done_burst, epoch, offset)
+    # 2. everyone leaves
+    for sock in socks:
+        sock.send(f"{SEP}UNSUBSCRIBE{SEP}{topic}")
+    deadline = time.monotonic() + limit
+    while not all(s.unsubscribed for s in socks) and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    # 3. `missed` broadcasts nobody hears (each stored)
+    pub_transport.send(TEXT, str(missed).encode())
+    answer = await asyncio.wait_for(done_burst.get(), limit)
+    if answer != f"done {missed}":
+        raise RuntimeError(f"unexpected burst answer {answer!r}")
+    # 4. the storm: all resubscribe at once
+    for sock in socks:
+        sock.ok, sock.done, sock.items, sock.replayed = False, False, {}, 0
+        sock.next_offset = storm.base + 1
+    storm.arm(missed if recover else 0)
+    option = f"meta,positions,since={epoch}:{offset}" if recover else "meta,positions"
+    frame = f"{SEP}SUBSCRIBE{SEP}{topic}{SEP}{option}".encode()
+    window = Window()
+    window.start()
+    t0 = perf_ns()
+    for sock in socks:
+        sock.transport.send(TEXT, frame)  # type: ignore[union-attr]
+    timed_out = False
+    try:
+        await asyncio.wait_for(storm.all_done, limit)
+    except TimeoutError:
+        timed_out = True
+    storm_s = (perf_ns() - t0) / 1e9
+    window.end()
+    await asyncio.sleep(0.1)  # anything more (a duplicate, a stray publication) shows up as bad
+    recovered = sum(1 for s in socks if s.items.get("recovered") == "true")
+    exact = sum(1 for s in socks if s.replayed == (missed if recover else 0) and not s.bad)
+    # recovering, the OK's offset is `since`'s (the replay follows); else the stream's head
+    start_at = str(storm.base if recover else storm.base + missed)
+    ok_offset = sum(1 for s in socks if s.items.get("offset") == start_at)
+    bad = [b for s in socks for b in s.bad]
+    pub_transport.disconnect()
+    for sock in socks:
+        sock.transport.disconnect()  # type: ignore[union-attr]
+    return {
+        "clients": clients,
+        "conns": clients,  # server CPU per client (summary.cpu_per_op)
+        "missed": missed,
+        "mode": mode,
+        "storm_s": storm_s,
+        "storm_ms": storm_s * 1000,
+        "clients_per_s": clients / storm_s,
+        "recovered": recovered,
+        "exact": exact,
+        "ok_offset_right": ok_offset,
+        "replayed_total": sum(s.replayed for s in socks),
+        "bad": len(bad),
+        "bad_first": bad[:3],
+        "timed_out": timed_out,
+        "start": f"{epoch}:{offset}",
+        **window.report(),
+    }
+
+
+async def storm_live(
+    spec: dict[str, Any],
+    storm: Storm,
+    socks: list[StormSocket],
+    pub_transport: WSTransport,
+    done_burst: asyncio.Queue[str],
+    epoch: str,
+    offset: str,
+) -> dict[str, Any]:
+    """The ``live`` mode of `run_storm`: the same publications, delivered as they happen."""
+    clients, missed, limit = spec["clients"], spec["missed"], spec.get("phase_timeout", 30.0)
+    for sock in socks:
+        sock.done, sock.replayed, sock.next_offset = False, 0, storm.base + 1
+    storm.arm(missed)
+    window = Window()
+    window.start()
+    t0 = perf_ns()
+    pub_transport.send(TEXT, str(missed).encode())
+    timed_out = False
+    try:
+        await asyncio.wait_for(storm.all_done, limit)
+    except TimeoutError:
+        timed_out = True
+    storm_s = (perf_ns() - t0) / 1e9
+    window.end()
+    answer = await asyncio.wait_for(done_burst.get(), limit)
+    await asyncio.sleep(0.1)
+    bad = [b for s in socks for b in s.bad]
+    if answer != f"done {missed}":
+        bad.append(answer)
+    pub_transport.disconnect()
+    for sock in socks:
+        sock.transport.disconnect()  # type: ignore[union-attr]
+    return {
+        "clients": clients,
+        "conns": clients,
+        "missed": missed,
+        "mode": "live",
+        "storm_s": storm_s,
+        "storm_ms": storm_s * 1000,
+        "clients_per_s": clients / storm_s,
+        "recovered": 0,
+        "exact": sum(1 for s in socks if s.replayed == missed and not s.bad),
+        "ok_offset_right": clients,
+        "replayed_total": sum(s.replayed for s in socks),
+        "bad": len(bad),
+        "bad_first": bad[:3],
+        "timed_out": timed_out,
+        "start": f"{epoch}:{offset}",
+        **window.report(),
+    }
+
+
+SCENARIOS = {
+    "echo": run_echo,
+    "fanout": run_fanout,
+    "connect": run_connect,
+    "idle": run_idle,
+    "storm": run_storm,
+}
 
 
 def main() -> None:

@@ -42,7 +42,12 @@ def result_line(scenario: str, r: dict[str, Any]) -> str:
     )
     if scenario in ("echo", "multiplex"):
         return f"{r['msg_per_s']:>9.0f} msg/s  p50 {r['rtt_us']['p50']:.0f}us p99 {r['rtt_us']['p99']:.0f}us  {cpu}"  # noqa: E501
-    if scenario in ("fanout", "redis_fanout"):
+    if scenario == "history_storm":
+        return (
+            f"{r['storm_s'] * 1000:>7.0f} ms  recovered {r['recovered']}/{r['clients']} exact {r['exact']} "
+            f"replayed {r['replayed_total']} bad {r['bad']}  {cpu}"
+        )
+    if "fanout" in scenario:
         return (
             f"{r['deliveries_per_s']:>9.0f} deliv/s  p99 {r['latency_us']['p99'] / 1000:.1f}ms "
             f"lost {r['lost']}  {cpu}"
@@ -102,6 +107,35 @@ def micro_rows(records: list[dict[str, Any]]) -> list[str]:
                 + "; ".join(parts)
                 + " | | | tracemalloc, by the innermost frame of each allocation |"
             )
+    out += history_memory_rows(records)
+    return out
+
+
+def history_memory_rows(records: list[dict[str, Any]]) -> list[str]:
+    """The history memory figures (issue 16), from `bench/history_mem.py`."""
+    out: list[str] = []
+    for r in records:
+        if r.get("scenario") != "history_memory" or "memory" not in r:
+            continue
+        for size, m in r["memory"].items():
+            out.append(
+                f"| history, memory backend: bytes per stored message beyond the payload, {size}-byte text "
+                f"| {m['overhead_bytes_per_msg']:,.0f} B (without history: {m['no_history_bytes_per_msg']:,.0f} B) "  # noqa: E501
+                f"| | | tracemalloc over {r['n']:,} publications into `history={r['n']}`; the payload's own "
+                f"`str` is {m['payload_str_bytes']:,.0f} B more |"
+            )
+        for broker, c in r.get("publish_us", {}).items():
+            out.append(
+                f"| history, {broker}: µs per `broadcast_to` with no subscriber, 100-byte text | "
+                f"{c['history']:.2f} with `history=100, history_ttl=600`, {c['history_no_ttl']:.2f} without the ttl, "  # noqa: E501
+                f"{c['no_history']:.2f} without history | | | the publish path alone, one publication at a time |"  # noqa: E501
+            )
+        for size, m in r.get("redis", {}).items():
+            if isinstance(m, dict):
+                out.append(
+                    f"| history, Redis: bytes per stored message, {size}-byte text | {m['bytes_per_msg']:,.0f} B "  # noqa: E501
+                    f"| | | `MEMORY USAGE` of the stream key / {m['entries']:,} entries (payload included) |"
+                )
     return out
 
 

@@ -318,6 +318,147 @@ def scenario_redis(rec: Recorder, cfg: Config, servers: Servers) -> None:
     servers.stop_all()
 
 
+# History (issue 16): its own Redis channel prefix, so that its keys never meet another user's.
+HISTORY_REDIS_URL = f"{REDIS_URL}?channel_prefix=benchhist:"
+HISTORY_SIZE = 100
+
+
+def scenario_history_fanout(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Fan-out to a topic with history against the same fan-out without it, same run: the
+    same app, one server started with ``BENCH_HISTORY`` (``ws.topic("/fan/{room}",
+    history=100, history_ttl=600.0)``) and one without. The subscribers are plain dedicated
+    sockets (history costs the publish path only); ``history_positions`` has them on
+    ``rocket-multiplex`` sockets with ``meta,positions`` (every frame carries its offset)."""
+    subs = 100 if cfg.smoke else 1000
+    spec = {
+        "scenario": "fanout",
+        "subs": subs,
+        "room": f"h{os.getpid()}",
+        "duration": cfg.duration,
+        "max_broadcasts": 100_000,
+        "window": 4,
+        "payload": 64,
+        "warmup": 0.3,
+        "stall": 5.0,
+    }
+    hist = {"BENCH_HISTORY": str(HISTORY_SIZE)}
+    memory = [
+        Variant("no_history", ServerSpec("bench.apps.wsroute_app")),
+        Variant("history", ServerSpec("bench.apps.wsroute_app", hist)),
+        Variant(
+            "history_positions", ServerSpec("bench.apps.wsroute_app", hist), {"protocol": "mux_positions"}
+        ),
+    ]
+    run_rounds(
+        rec, cfg, servers, "history_fanout", {"subs": subs, "broker": "memory"}, memory, spec, cfg.reps, 180
+    )
+    servers.stop_all()
+    if not redis_available():
+        log("  history_fanout redis: skipped, no Redis answering at 127.0.0.1:6379")
+        return
+    # Cross-process, as in the Redis scenario: subscribers on server B, publisher on server A.
+    plain = ServerSpec("bench.apps.wsroute_app", {"BENCH_BROKER": HISTORY_REDIS_URL})
+    stored = ServerSpec("bench.apps.wsroute_app", {"BENCH_BROKER": HISTORY_REDIS_URL, **hist})
+    redis = [
+        Variant("no_history", plain, sub_server=plain),
+        Variant("history", stored, sub_server=stored),
+    ]
+    if not cfg.quick:
+        redis.append(Variant("history_positions", stored, {"protocol": "mux_positions"}, sub_server=stored))
+    params = {"subs": subs, "broker": "redis_2proc"}
+    room = f"hr{os.getpid()}"
+    run_rounds(rec, cfg, servers, "history_fanout", params, redis, {**spec, "room": room}, cfg.reps, 180)
+    servers.stop_all()
+    drop_history_keys()
+
+
+def drop_history_keys() -> None:
+    """Delete the Redis keys the history scenarios left (their prefix only; bounded)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        cursor = 0
+        for _ in range(10_000):
+            cursor, keys = client.scan(cursor, match="benchhist:*", count=1000)
+            if keys:
+                client.delete(*keys)
+            if cursor == 0:
+                break
+    finally:
+        client.close()
+
+
+def scenario_history_storm(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """The reconnect storm: 1000 multiplexed clients that missed 100 broadcasts resubscribe
+    at once with ``since`` (``recover``), against the same clients resubscribing without it
+    (``subscribe``, the baseline) and, for scale, the same 100 broadcasts delivered live to
+    them (``live``). One server per broker with ``BENCH_HISTORY=100``; each client run uses
+    a topic of its own."""
+    clients = 100 if cfg.smoke else 1000
+    spec = {
+        "scenario": "storm",
+        "clients": clients,
+        "missed": HISTORY_SIZE,
+        "room": f"s{os.getpid()}",
+        "phase_timeout": 30.0,
+    }
+    hist = {"BENCH_HISTORY": str(HISTORY_SIZE)}
+    brokers = [("memory", ServerSpec("bench.apps.wsroute_app", hist))]
+    if redis_available():
+        redis = ServerSpec("bench.apps.wsroute_app", {"BENCH_BROKER": HISTORY_REDIS_URL, **hist})
+        brokers.append(("redis", redis))
+    else:
+        log("  history_storm redis: skipped, no Redis answering at 127.0.0.1:6379")
+    for broker, server in brokers:
+        variants = [
+            Variant("subscribe", server, {"mode": "plain"}),
+            Variant("recover", server, {"mode": "recover"}),
+            Variant("live", server, {"mode": "live"}),
+        ]
+        params = {"clients": clients, "missed": HISTORY_SIZE, "broker": broker}
+        run_rounds(rec, cfg, servers, "history_storm", params, variants, spec, cfg.reps, 120)
+        servers.stop_all()
+    if len(brokers) > 1:
+        drop_history_keys()
+
+
+def scenario_history_memory(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Bytes of history per stored message (memory backend: tracemalloc; Redis: MEMORY USAGE)."""
+    mode = "quick" if cfg.quick or cfg.smoke else "full"
+    args = [str(VENV_PY), str(BENCH / "history_mem.py"), mode]
+    if redis_available():
+        args.append(REDIS_URL)
+    proc = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    if proc.returncode != 0:
+        rec.add({"scenario": "history_memory", "error": proc.stderr[-2000:]})
+        log(f"  history_memory: ERROR {proc.stderr[-500:]}")
+        return
+    result = json.loads(proc.stdout)
+    rec.add({"scenario": "history_memory", **result})
+    for size, m in result["memory"].items():
+        log(
+            f"  history memory, {size} B payload: {m['overhead_bytes_per_msg']:.0f} B/stored message beyond "
+            f"the payload's str ({m['payload_str_bytes']:.0f} B); without history {m['no_history_bytes_per_msg']:.0f} B"  # noqa: E501
+        )
+    for broker, c in result.get("publish_us", {}).items():
+        log(
+            f"  history publish path, {broker}, us/broadcast: {json.dumps({k: round(v, 2) for k, v in c.items()})}"  # noqa: E501
+        )
+    for size, r in result.get("redis", {}).items():
+        if isinstance(r, dict):
+            log(
+                f"  history memory, Redis, {size} B payload: {r['bytes_per_msg']:.0f} B/stored message (stream key)"  # noqa: E501
+            )
+
+
 def scenario_micro(rec: Recorder, cfg: Config, servers: Servers) -> None:
     mode = "quick" if cfg.quick or cfg.smoke else "full"
     proc = subprocess.run(
@@ -359,4 +500,8 @@ SCENARIOS = {
     "multiplex": scenario_multiplex,
     "memory": scenario_memory,
     "redis": scenario_redis,
+    # history and recovery (issue 16)
+    "history_fanout": scenario_history_fanout,
+    "history_storm": scenario_history_storm,
+    "history_memory": scenario_history_memory,
 }

@@ -109,6 +109,16 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
         "wsroute_memory",
         {"wsroute_redis_2proc": ("≥ 0.60× memory", 0.60, True)},
     ),
+    # issue 16: history costs the publish path only
+    "history_fanout": (
+        "deliveries_per_s",
+        "deliveries/s",
+        "no_history",
+        {"history": ("≥ 0.85× no history", 0.85, True)},
+    ),
+    # a time: the ratio is the variant's time over the baseline's (> 1: slower); the
+    # recovery's target is correctness (every client recovered, exactly `missed` each)
+    "history_storm": ("storm_ms", "ms, all clients done", "subscribe", {}),
 }
 
 
@@ -156,6 +166,30 @@ def compare(
         )
     )
     return {"all": med(all_r), "clean": med(clean_r), "clean_n": len(clean_r), "cpu": med(cpu_r)}
+
+
+def storm_check(
+    name: str, mine: list[dict[str, Any]], errors: list[dict[str, Any]], extra: list[str]
+) -> tuple[str, str]:
+    """The reconnect storm's counts (every round's): recovered, replayed exactly, frames the
+    client did not expect; for ``recover`` the target (all recovered, exactly `missed` each)."""
+    clients = sum(r["clients"] for r in mine)
+    exact = sum(r["exact"] for r in mine)
+    bad = sum(r["bad"] for r in mine)
+    missed = mine[0]["missed"]
+    if name == "recover":
+        recovered = sum(r["recovered"] for r in mine)
+        extra.append(f"recovered {recovered}/{clients}, exactly {missed} replayed: {exact}/{clients}")
+    elif name == "live":
+        extra.append(f"all {missed} delivered live: {exact}/{clients}")
+    else:
+        extra.append(f"subscribed at the head, nothing replayed: {exact}/{clients}")
+    extra.append(f"unexpected frames {bad}")
+    extra.append(f"{sum(r['replayed_total'] for r in mine) / sum(r['storm_s'] for r in mine):,.0f} frames/s")
+    if name != "recover":
+        return "", ""
+    ok = not errors and recovered == clients == exact and bad == 0 and not any(r["timed_out"] for r in mine)
+    return f"all recovered, exactly {missed} each", "PASS" if ok else "FAIL"
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]:
@@ -208,7 +242,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 p50 = med([r["rtt_us"]["p50"] for r in mine])
                 p99 = med([r["rtt_us"]["p99"] for r in mine])
                 extra.append(f"RTT p50 {p50:.0f} µs, p99 {p99:.0f} µs")
-            if scenario in ("fanout", "redis_fanout") and mine:
+            if "fanout" in scenario and mine:
                 extra.append(f"p99 {med([r['latency_us']['p99'] for r in mine]) / 1000:.1f} ms")
                 extra.append(f"lost {sum(r['lost'] for r in mine)}")
                 if name != base:
@@ -219,13 +253,19 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 per = [v for v in (cpu_per_op(r) for r in mine) if v is not None]
                 if per:
                     what = (
-                        "conn" if scenario == "connect" else ("delivery" if "fanout" in scenario else "msg")
+                        "conn"
+                        if scenario == "connect"
+                        else "client"
+                        if scenario == "history_storm"
+                        else ("delivery" if "fanout" in scenario else "msg")
                     )
                     if scenario == "connect":
                         per = [sum(r["server_cpu_s"]) / r["conns"] * 1e6 for r in mine if r.get("conns")]
                     extra.append(f"server {med(per):.1f} µs CPU/{what}")
             if scenario == "connect" and mine:
                 extra.append(f"handshake p50 {med([r['handshake_us']['p50'] for r in mine]) / 1000:.2f} ms")
+            if scenario == "history_storm" and mine:
+                target, verdict = storm_check(name, mine, errors, extra)
             cpu = ""
             if mine and "server_cpu_util" in mine[0]:
                 srv = "+".join(
@@ -265,6 +305,9 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
             fact = compare(rows, recs, scenario, label, metric, pair, 0.90, name, "echo")
             if fact:
                 facts[f"multiplex[{label}].request_vs_echo"] = fact
+        if scenario == "history_storm":
+            # recovering the missed publications against receiving the same ones live (a time)
+            compare(rows, recs, scenario, label, metric, ("recover", "live"), None, "recover vs live (time)")
         if scenario == "redis_fanout":
             pair = ("wsroute_redis_2proc", "broadcaster_redis_2proc")
             fact = compare(rows, recs, scenario, label, metric, pair, 1.5, target_of="broadcaster redis")

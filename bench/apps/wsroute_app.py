@@ -8,6 +8,13 @@
 * ``/mx/{n}`` — the echo handler again, for multiplexed (``rocket-multiplex``) sockets;
 * ``/rq/{n}`` — request/reply: on a ``meta`` subscription of a multiplexed socket, the
   request ``/rq/n·id=N·payload`` is answered ``/rq/n·reply=N·payload`` (the return value).
+* ``/hist/{room}`` — the reconnect storm's topic (subscribers only, on multiplexed sockets
+  with ``meta,positions[,since=E:O]``); ``/hburst/{room}`` — the message ``N`` broadcasts
+  ``N`` messages to ``/hist/{room}`` one after another, then answers ``done N``.
+
+``BENCH_HISTORY=N`` switches history on (issue 16): ``ws.topic("/fan/{room}", history=N,
+history_ttl=600.0)`` and the same for ``/hist/{room}``. Without it no ``ws.topic`` is
+configured, so the other scenarios measure the app exactly as before.
 
 ``BENCH_EXPERIMENT`` applies bench-only patches (see ``bench/experiments.py``).
 ``BENCH_BROKER`` picks the broker URL (``memory://`` default; ``redis://127.0.0.1:6379/0``
@@ -42,6 +49,10 @@ class User(Guard):
 
 
 ws = WsRouter(broker=os.environ.get("BENCH_BROKER", "memory://"))
+HISTORY = int(os.environ.get("BENCH_HISTORY", "0"))
+if HISTORY:
+    ws.topic("/fan/{room}", history=HISTORY, history_ttl=600.0)
+    ws.topic("/hist/{room}", history=HISTORY, history_ttl=600.0)
 
 
 @ws.message("/echo")
@@ -73,6 +84,21 @@ async def mx_echo(data: str, channel: Channel, user: User) -> None:
 async def rq_answer(data: str) -> str:
     """A request's reply is the handler's return value (multiplex ``meta`` subscriptions)."""
     return data
+
+
+@ws.message("/hist/{room}")
+async def hist_subscriber(data: str) -> None:
+    """The reconnect storm's subscribers only listen."""
+
+
+@ws.message("/hburst/{room}")
+async def hist_burst(data: str, room: str, broker: Broker, channel: Channel) -> None:
+    """``N``: broadcast ``N`` messages to ``/hist/{room}`` (each stored), then ``done N``."""
+    count = min(int(data), 10_000)
+    topic = f"/hist/{room}"
+    for i in range(count):
+        await broker.broadcast_to(topic, f"{i} burst")
+    await channel.send(f"done {count}")
 
 
 async def _bare(scope, receive, send):  # type: ignore[no-untyped-def]
