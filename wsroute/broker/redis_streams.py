@@ -44,6 +44,9 @@ end
 local function expire(ttl_ms, now)
   if ttl_ms <= 0 then return end
   local cutoff = now - ttl_ms
+  -- The common case, nothing expired: one entry read, not a batch.
+  local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
+  if #first == 0 or tonumber(first[1][2][2]) >= cutoff then return end
   while true do
     local batch = redis.call('XRANGE', stream, '-', '+', 'COUNT', 64)
     local last = nil
@@ -76,7 +79,7 @@ return {epoch, offset}
 """
 
 # KEYS: position, stream. ARGV: after (-1: none), limit (-1: none), reverse (0/1), ttl ms,
-# position ttl ms, epoch candidate. Returns {epoch, offset, oldest, entries}.
+# position ttl ms, epoch candidate. Returns {epoch, offset, oldest, offset, data, offset, data…}.
 READ_SCRIPT = _COMMON + """
 local after, limit, reverse = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
 local epoch = epoch_of(ARGV[6], tonumber(ARGV[5]))
@@ -96,7 +99,13 @@ if limit ~= 0 then
     else entries = redis.call('XRANGE', stream, low, '+') end
   end
 end
-return {epoch, offset, oldest, entries}
+-- Flat (offset, data, offset, data, ...): a reply of two levels, not four, for the client to parse.
+local out = {epoch, offset, oldest}
+for _, entry in ipairs(entries) do
+  table.insert(out, tonumber(string.match(entry[1], '^(%d+)')))
+  table.insert(out, entry[2][4])
+end
+return out
 """
 
 _POSITION_TTL_MS = int(POSITION_TTL * 1000)
@@ -153,13 +162,11 @@ def parse_position(reply: Any) -> StreamPosition:
 
 
 def parse_read(reply: Any) -> StreamRead:
-    """The ``{epoch, offset, oldest, entries}`` reply of the read script."""
-    raw_epoch, offset, oldest, entries = reply
-    epoch = raw_epoch.decode()
+    """The ``{epoch, offset, oldest, offset, data, …}`` reply of the read script."""
+    epoch = reply[0].decode()
     publications = []
-    for entry_id, fields in entries:
-        values = dict(zip(fields[::2], fields[1::2], strict=True))
-        stored = values[b"d"]
+    for i in range(3, len(reply), 2):
+        stored = reply[i + 1]
         data: str | bytes = stored[1:] if stored[0] & 0x01 else stored[1:].decode()
-        publications.append(Publication(int(entry_id.partition(b"-")[0]), epoch, data))
-    return StreamRead(StreamPosition(epoch, int(offset)), int(oldest), publications)
+        publications.append(Publication(int(reply[i]), epoch, data))
+    return StreamRead(StreamPosition(epoch, int(reply[1])), int(reply[2]), publications)
