@@ -216,7 +216,7 @@ async def test_a_publisher_without_the_topic_configuration_is_warned_about(
                 self.got.append(event["text"])
 
         subscriber = Subscriber()
-        await configured.subscribe("/rooms/a", subscriber)
+        await configured.add_subscriber("/rooms/a", subscriber)
         with caplog.at_level("WARNING", logger="wsroute"):
             await bare.broadcast_to("/rooms/a", "unstored")
             await bare.broadcast_to("/rooms/a", "unstored again")

@@ -317,8 +317,8 @@ async def test_stop_leaves_no_task_and_no_connection(redis_url: str, prefix: str
     for _ in range(2):  # and a stopped backend starts again cleanly
         sink = Sink()
         await broker.start()
-        await broker.subscribe("/a", sink)
-        await broker.subscribe("/b", sink)
+        await broker.add_subscriber("/a", sink)
+        await broker.add_subscriber("/b", sink)
         await broker.broadcast_to("/a", "one")
         await eventually(lambda: sink.events == [text_event("one")], what="delivery")  # noqa: B023
         assert connections_named(backend.client_name) == 2

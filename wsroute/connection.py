@@ -155,6 +155,7 @@ class BaseConnection:
             outbox=self.outbox,
             closer=closer,
             frame=frame,
+            socket=self,
         )
 
     async def run(self) -> None:

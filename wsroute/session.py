@@ -53,6 +53,13 @@ Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
 
 
+class Socket(Protocol):
+    """The physical socket a session belongs to, as server-side control sees it."""
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        """Close the whole socket (every topic of a multiplexed one) with `code` and `reason`."""
+
+
 class MetaFrames(Protocol):
     """How a subscription with per-frame metadata (multiplex ``meta``) frames what carries
     some: the answer to a request, a publication with its stream position."""
@@ -136,6 +143,7 @@ class Session:
         "request",
         "route_path",
         "settings",
+        "socket",
         "state",
         "table",
         "topic",
@@ -151,8 +159,12 @@ class Session:
         outbox: Outbox,
         closer: Closer,
         frame: Framer | None = None,
+        socket: Socket | None = None,
     ) -> None:
         self.table = table
+        # The physical socket: closed whole by `Broker.disconnect`, asked to subscribe by
+        # `Broker.subscribe`.
+        self.socket = socket
         self.settings = settings
         self.broker = broker
         self.outbox = outbox
@@ -210,8 +222,21 @@ class Session:
 
     @property
     def client_id(self) -> str:
-        """Id of this connection in every process: the broker's node and the subscriber id."""
-        return f"{self.broker.node}.{self.subscriber_id[1:]}"
+        """Id of this connection in every process: the broker's node and the subscriber id.
+
+        The broker knows the session by it once it was read (for ``Broker.disconnect`` and
+        the others): a connection nobody names costs nothing."""
+        client_id = f"{self.broker.node}.{self.subscriber_id[1:]}"
+        self.broker.clients.add(client_id, self)
+        return client_id
+
+    def client_id_if_known(self) -> str | None:
+        """`client_id` if it was made, without making it."""
+        return None if self._subscriber_id is None else f"{self.broker.node}.{self._subscriber_id[1:]}"
+
+    def present_as(self) -> Member | None:
+        """This session's presence member, once its join returned."""
+        return None if self._presence is None else self._presence.member
 
     @property
     def subscriber_id(self) -> str:
@@ -287,6 +312,8 @@ class Session:
             logger.warning("%s could not be made present on %s: %s", member.client_id, self.topic, exc)
             return
         self._attendance().member = member
+        if member.user is not None:
+            self.broker.clients.add_user(member.user, self)
 
     def _push_at(self, positions: Positions, event: Message, position: StreamPosition) -> None:
         epoch, offset = position
@@ -398,7 +425,7 @@ class Session:
 
     async def subscribe(self) -> None:
         """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""
-        await self.broker.subscribe(self.topic, self)
+        await self.broker.add_subscriber(self.topic, self)
         self._to(_OPEN)
         await self._present_without_join()
 
@@ -429,7 +456,7 @@ class Session:
         `since` will be replayed. Call `release` once the client was told.
         """
         positions = self.positions = Positions()
-        await self.broker.subscribe(self.topic, self, positions=True)
+        await self.broker.add_subscriber(self.topic, self, positions=True)
         self._to(_OPEN)
         await self._present_without_join()
         after, limit = (None, 0) if since is None else (since.offset, options.recovery_limit + 1)
@@ -752,6 +779,8 @@ class Session:
         return self.state is _LEFT
 
     async def _leave(self, end: WebSocketStatus, subscribed: bool) -> None:
+        if self._subscriber_id is not None:
+            self.broker.clients.remove(self)
         # Absent before the leave handler runs: it (and the others) see the topic without it.
         attendance = self._presence
         if attendance is not None:
@@ -764,7 +793,7 @@ class Session:
                     logger.exception("leaving the presence of %s failed", self.topic)
         try:
             if subscribed:
-                await self.broker.unsubscribe(self.topic, self)
+                await self.broker.remove_subscriber(self.topic, self)
         except Exception:
             logger.exception("unsubscribing %s failed", self.topic)
         try:

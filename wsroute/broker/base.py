@@ -9,7 +9,7 @@ connection wants.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
 from starlette.types import Message
@@ -47,6 +47,10 @@ class BrokerBackend(ABC):
 
     supports_presence: ClassVar[bool] = False
     """True when the ``presence_*`` methods are implemented."""
+
+    control: Callable[[str], Awaitable[int]] | None = None
+    """Set by the broker before `start`: carries out a control command on this process's
+    connections and returns how many it affected (see `publish_control`)."""
 
     @abstractmethod
     async def start(self, deliver: Deliver) -> None:
@@ -127,3 +131,9 @@ class BrokerBackend(ABC):
         members itself within a bounded time, and publish the leaves (Redis: heartbeats).
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def publish_control(self, command: str) -> int:
+        """Have every process sharing this backend run `command` through its `control`
+        (this one included, when it serves connections); the sum of their answers, gathered
+        within a bounded time."""
+        raise NotImplementedError(f"{type(self).__name__} cannot reach other processes' clients")

@@ -14,7 +14,9 @@ from pydantic_core import core_schema
 from starlette.types import Message
 
 from wsroute.broker.base import BrokerBackend
+from wsroute.control import Clients, command
 from wsroute.errors import BrokerUnavailable, PositionLost, RegistrationError
+from wsroute.guards import Reject
 from wsroute.history import (
     DEFAULT_RECOVERY_LIMIT,
     Publication,
@@ -99,6 +101,9 @@ class Broker:
         """Random id of this broker: the first part of its connections' client ids."""
         self.presence_batch = DEFAULT_BATCH
         """Seconds joins and leaves of a topic are gathered before they go out as one diff."""
+        self.clients = Clients()
+        """This process's connections that can be named (by client id or user)."""
+        self.backend.control = self.clients.handle
         self._watchers: dict[str, dict[PresenceWatcher, None]] = {}
         self._diffs: dict[str, PresenceDiff] = {}
         self._flush: asyncio.TimerHandle | None = None
@@ -262,7 +267,7 @@ class Broker:
         """Stop the broker."""
         await self.stop()
 
-    async def subscribe(self, topic: str, subscriber: Subscriber, *, positions: bool = False) -> None:
+    async def add_subscriber(self, topic: str, subscriber: Subscriber, *, positions: bool = False) -> None:
         """Add a local subscriber; the backend hears of the topic on its first subscriber.
 
         With `positions`, publications that have a stream position reach it through
@@ -288,7 +293,7 @@ class Broker:
                 # once it is confirmed, so this subscriber's join cannot run before it.
                 await asyncio.wait({pending})
 
-    async def unsubscribe(self, topic: str, subscriber: Subscriber) -> None:
+    async def remove_subscriber(self, topic: str, subscriber: Subscriber) -> None:
         """Remove a local subscriber; the backend hears of it when the topic has none left."""
         subscribers = self._topics.get(topic)
         if subscribers is None or subscribers.pop(subscriber, None) is None:
@@ -305,6 +310,47 @@ class Broker:
     def local_topics(self) -> dict[str, int]:
         """Each topic with local subscribers and how many it has (for tests and metrics)."""
         return {topic: len(subs) for topic, subs in self._topics.items()}
+
+    # --- server-side control -------------------------------------------------------------
+
+    async def disconnect(
+        self, *, client_id: str | None = None, user: str | None = None, code: int = 1000, reason: str = ""
+    ) -> int:
+        """Close a client's connection, or every connection of a `user` (the user its
+        presence gave it), in whichever process holds them; a multiplexed socket is closed
+        whole. Their leave handlers run with `code`. Returns how many sockets were closed."""
+        text = command("disconnect", client_id=client_id, user=user, code=code, reason=reason)
+        return await self._control(text)
+
+    async def unsubscribe(
+        self,
+        topic: str,
+        *,
+        client_id: str | None = None,
+        user: str | None = None,
+        code: int = 1000,
+        reason: str = "",
+    ) -> int:
+        """Close `topic` only, for a client or every connection of a user: a multiplexed
+        socket gets ``·UNSUBSCRIBE·topic·code·reason`` and stays open; a dedicated one is
+        closed. Its leave handler runs with `code`. Returns how many were closed."""
+        text = command("unsubscribe", topic=topic, client_id=client_id, user=user, code=code, reason=reason)
+        return await self._control(text)
+
+    async def subscribe(self, client_id: str, topic: str) -> int:
+        """Subscribe the multiplexed socket of `client_id` to `topic` from the server, as if
+        its client had sent ``SUBSCRIBE`` (the topic's guards run; the client gets the
+        ``OK``). Returns 1 when subscribed, 0 when no multiplexed socket has that client id;
+        raises `Reject` with the status of a refusal (403 from a guard, 409 already there…)."""
+        result = await self._control(command("subscribe", client_id=client_id, topic=topic))
+        if result < 0:
+            raise Reject(-result, f"subscribing {client_id} to {topic} was refused")
+        return min(result, 1)
+
+    async def _control(self, text: str) -> int:
+        if not self._started:
+            await self.start()
+        return await self.backend.publish_control(text)
 
     # --- presence -----------------------------------------------------------------------
 

@@ -167,3 +167,7 @@ class MemoryBackend(BrokerBackend):
         """Deliver the diff to this process's subscribers."""
         if self._deliver is not None:
             self._deliver(topic, {"type": PRESENCE_EVENT, "text": diff}, None, None)
+
+    async def publish_control(self, command: str) -> int:
+        """Run the command here: this process holds every connection."""
+        return 0 if self.control is None else await self.control(command)

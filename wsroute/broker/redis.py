@@ -64,6 +64,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
+import orjson
 from redis.asyncio.connection import Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -81,6 +82,11 @@ logger = logging.getLogger("wsroute")
 _VERSION = 0x10
 _BINARY = 0x01
 _EXCLUDE = 0x02
+# The channel of control commands (after the prefix; topics start with "/"), and the
+# marker that stands for it among the subscribed topics.
+_CONTROL_CHANNEL = b"control"
+_CONTROL = "\x00control"
+
 _POSITION = 0x04
 _PRESENCE = 0x08
 _KNOWN_FLAGS = _BINARY | _EXCLUDE | _POSITION | _PRESENCE
@@ -351,6 +357,7 @@ class RedisBackend(BrokerBackend):
         # This process's members (client id -> topic, member), to add again after a pause
         # long enough to be declared dead; and the task that heartbeats and sweeps.
         self._present: dict[str, tuple[str, Member]] = {}
+        self._answering: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._redis_options = redis_options
         self._prefix = self.channel_prefix.encode()
@@ -563,6 +570,59 @@ class RedisBackend(BrokerBackend):
         data = bytes((_VERSION | _PRESENCE,)) + diff.encode()
         await self._run("publish presence to", b"PUBLISH", (channel, data))
 
+    # --- control ----------------------------------------------------------------------------
+
+    async def publish_control(self, command: str) -> int:
+        """PUBLISH the command to every process serving connections (``PUBLISH`` says how
+        many got it), then sum their answers, pushed to a list of this command's own, until
+        all arrived or `timeout` passed."""
+        key = self._prefix + b"control-reply:" + secrets.token_hex(8).encode()
+        data = orjson.dumps({"reply": key.decode(), "command": command})
+        channel = self._prefix + _CONTROL_CHANNEL
+        receivers = int(await self._run("send a command to", b"PUBLISH", (channel, data)))
+        deadline = time.monotonic() + self.timeout
+        answers: list[bytes] = []
+        try:
+            while receivers:
+                answers = await self._run("read answers from", b"LRANGE", (key, 0, -1))
+                if len(answers) >= receivers:
+                    break
+                if time.monotonic() > deadline:
+                    logger.warning(
+                        "Redis broker at %s: %d of %d processes answered a control command within %g s",
+                        self.safe_url, len(answers), receivers, self.timeout,
+                    )
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            with contextlib.suppress(BrokerUnavailable):
+                await self._run("clean up after", b"DEL", (key,))
+        return sum(int(answer) for answer in answers)
+
+    def _on_control(self, data: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._answer_control(data))
+        self._answering.add(task)
+        task.add_done_callback(self._answering.discard)
+
+    async def _answer_control(self, data: bytes) -> None:
+        try:
+            message = orjson.loads(data)
+            reply, command = message["reply"].encode(), message["command"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            logger.warning("Redis broker at %s: ignored a malformed control message", self.safe_url)
+            return
+        count = 0
+        try:
+            if self.control is not None:
+                count = await self.control(command)
+        except Exception:
+            logger.exception("a control command failed")
+        try:
+            await self._run("answer a command on", b"RPUSH", (reply, count))
+            await self._run("answer a command on", b"PEXPIRE", (reply, int(self.timeout * 2000)))
+        except BrokerUnavailable as exc:
+            logger.warning("Redis broker at %s: could not answer a control command: %s", self.safe_url, exc)
+
     async def sweep(self) -> int:
         """Remove the members of processes past their heartbeat deadline and publish their
         leaves; how many were removed."""
@@ -690,6 +750,8 @@ class RedisBackend(BrokerBackend):
         channel = self._prefix + topic.encode()
         self._wanted[channel] = topic
         if self._listener is None:
+            # A process serving connections hears control commands (Broker.disconnect…).
+            self._wanted[self._prefix + _CONTROL_CHANNEL] = _CONTROL
             loop = asyncio.get_running_loop()
             # Created here, not in the task: this very call must wait for the first connection.
             self._ready = loop.create_future()
@@ -838,7 +900,9 @@ class RedisBackend(BrokerBackend):
             kind = reply[0]
             if kind == b"message":
                 topic = wanted.get(reply[1])
-                if topic is not None:
+                if topic is _CONTROL:
+                    self._on_control(reply[2])
+                elif topic is not None:
                     self._on_message(topic, reply[2])
             elif kind == b"subscribe" or kind == b"unsubscribe":
                 self._received += 1

@@ -328,25 +328,31 @@ class MultiplexConnection(BaseConnection):
             return session.rate_limited()
         return session.receive(text, data, request_id)
 
-    async def _subscribe(self, topic: str, options: dict[str, str]) -> None:
+    async def subscribe_topic(self, topic: str) -> int:
+        """Subscribe this socket to `topic` from the server (``Broker.subscribe``), as if the
+        client had sent ``SUBSCRIBE``: its guards run, the client gets the ``OK`` or ``ERR``.
+        Returns 0 when subscribed, else the HTTP-like status of the refusal."""
+        return await self._subscribe(topic, {})
+
+    async def _subscribe(self, topic: str, options: dict[str, str]) -> int:
         try:
             since_position(options)
         except ProtocolError as exc:
             await self._reply(encode_invalid(exc.reason))
-            return
+            return 400
         # An ERR echoes the request's parameters, options included.
         params = (topic, encode_items(options)) if options else (topic,)
         try:
             path, raw_path, query = split_topic(topic)
         except InvalidTopic:
             await self._reply(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", *params))
-            return
+            return 400
         if topic in self.topics:
             await self._reply(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", *params))
-            return
+            return 409
         if len(self.topics) >= self.settings.max_topics:
             await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", *params))
-            return
+            return 429
         root = self.scope.get("root_path", "")
         scope: Scope = {
             **self.scope,
@@ -361,11 +367,11 @@ class MultiplexConnection(BaseConnection):
             await session.handshake()
         except Reject as reject:
             await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", *params))
-            return
+            return reject.status_code
         except Exception:
             logger.exception("exception while subscribing to %s", topic)
             await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", *params))
-            return
+            return 500
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
         # OK before the join body runs, as accept is for a dedicated connection; then what
@@ -373,6 +379,7 @@ class MultiplexConnection(BaseConnection):
         await self._reply(self._ok_subscribe(topic, granted))
         session.release(presence_state)
         self.start_join(session)
+        return 0
 
     async def _close_topic(self, topic: str, code: int, reason: str) -> None:
         """The server closed one topic: tell the client, then leave; the socket stays open."""
