@@ -8,10 +8,12 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from apps.presence_app import create_app
 from support.processes import HOST, ServerProcess, free_port
@@ -37,6 +39,14 @@ async def get(port: int, path: str, **params: str) -> Any:
         response = await http.get(f"http://{HOST}:{port}{path}", params=params)
         response.raise_for_status()
         return response.json()
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+    """Poll `check` (it asks another process over HTTP) until true, for at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out after {timeout}s waiting for {what}"
+        await asyncio.sleep(0.05)
 
 
 async def test_members_of_two_workers_are_seen_everywhere_and_a_killed_workers_leave(
@@ -118,3 +128,47 @@ async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker
     finally:
         for backend in (dead, one, two):
             await backend.stop()
+
+
+async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_worker(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
+    with tempfile.TemporaryFile() as log_a, tempfile.TemporaryFile() as log_b:
+        a, b = ServerProcess(APP, free_port(), log_a), ServerProcess(APP, free_port(), log_b)
+        a.start()
+        b.start()
+        try:
+            async with (
+                connect(f"ws://{HOST}:{a.port}/rooms/r?user=mallory") as on_a,
+                MultiplexClient.connect(f"ws://{HOST}:{b.port}/rooms/r?user=mallory") as on_b,
+                connect(f"ws://{HOST}:{b.port}/rooms/r?user=bob") as bob,
+            ):
+                await on_b.subscribe("/rooms/s?user=mallory")
+                await eventually(lambda: True)
+
+                async def all_present() -> bool:
+                    return int((await get(a.port, "/stats", topic="/rooms/r"))["clients"]) == 3
+
+                await until(all_present, 5, "3 members")
+                async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+                    ban = {"user": "mallory", "code": 4003}
+                    response = await http.post(f"http://{HOST}:{a.port}/ban", params=ban)
+                assert response.json() == 2  # one socket on each worker
+                for socket in (on_a.websocket, on_b.websocket):
+                    with pytest.raises(ConnectionClosed) as closed:
+                        while True:
+                            await socket.recv()
+                    assert closed.value.rcvd is not None
+                    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4003, "banned")
+                # Every leave ran once, with the ban's code: one on A, two topics on B.
+                async def left_once() -> bool:
+                    codes = (await get(a.port, "/leaves"), await get(b.port, "/leaves"))
+                    return codes == ([4003], [4003, 4003])
+
+                await until(left_once, 5, "one leave per connection, with code 4003")
+                await bob.send("still here")  # the others stay
+                assert (await get(b.port, "/stats", topic="/rooms/r")) == {"clients": 1, "users": 1}
+        finally:
+            a.stop()
+            b.stop()

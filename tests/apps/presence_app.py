@@ -6,6 +6,7 @@ URL comes from ``WSROUTE_TEST_BROKER`` (e.g. ``redis://…?channel_prefix=t1:&pr
 * ``/rooms/{room}?user=NAME``: a member named NAME, info ``{"pid": <worker pid>}``; the
   leave of each connection is counted with its close code (``GET /leaves``).
 * ``GET /presence?topic=…`` / ``GET /stats?topic=…``: `Broker.presence` / `presence_stats`.
+* ``POST /ban?user=…&code=…``: `Broker.disconnect` of the user, on every worker.
 """
 
 from __future__ import annotations
@@ -47,6 +48,11 @@ def create_app(broker: str) -> FastAPI:
     async def stats(topic: str, broker: AppBroker) -> dict[str, int]:
         counts = await broker.presence_stats(topic)
         return {"clients": counts.clients, "users": counts.users}
+
+    @app.post("/ban")
+    async def ban(user: str, code: int, broker: AppBroker) -> int:
+        """Close every connection of `user`, on every worker."""
+        return await broker.disconnect(user=user, code=code, reason="banned")
 
     @app.get("/leaves")
     async def left_codes() -> list[int]:

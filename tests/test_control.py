@@ -1,0 +1,156 @@
+"""Server-side control on the memory backend, over a real uvicorn server: disconnect a
+client or a user, close one topic, subscribe a socket from the server (docs/presence.md).
+
+Across workers on Redis: test_presence_redis.py."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import Depends, FastAPI
+from websockets.exceptions import ConnectionClosed
+
+from wsroute import AppBroker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
+from wsroute.multiplex.codec import Ok, ServerUnsubscribe
+from wsroute.testing import MultiplexClient, connect, eventually, serve
+
+pytestmark = pytest.mark.anyio
+
+
+def refuse() -> None:
+    raise Reject(403, "private")
+
+
+def make_app() -> tuple[FastAPI, list[tuple[str, int]]]:
+    ws = WsRouter()
+    leaves: list[tuple[str, int]] = []
+
+    @ws.join("/rooms/{room}")
+    async def enter(user: str | None = None) -> PresenceInfo:
+        return PresenceInfo(user=user)
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str, channel: Channel) -> None:
+        if data == "me?":
+            await channel.send(channel.client_id)
+        else:
+            await channel.broadcast(data)
+
+    @ws.leave("/rooms/{room}")
+    async def left(channel: Channel, status: WebSocketStatus) -> None:
+        leaves.append((channel.topic, status.code))
+
+    @ws.message("/private")
+    async def private(data: str, _: Annotated[None, Depends(refuse)]) -> None: ...
+
+    ws.topic("/rooms/{room}", presence=True)
+    app = FastAPI()
+
+    @app.post("/disconnect")
+    async def disconnect(
+        broker: AppBroker, code: int, client_id: str | None = None, user: str | None = None
+    ) -> int:
+        return await broker.disconnect(client_id=client_id, user=user, code=code, reason="bye")
+
+    @app.post("/unsubscribe")
+    async def unsubscribe(broker: AppBroker, topic: str, user: str, code: int) -> int:
+        return await broker.unsubscribe(topic, user=user, code=code, reason="moved")
+
+    @app.post("/subscribe")
+    async def subscribe(broker: AppBroker, client_id: str, topic: str) -> Any:
+        try:
+            return await broker.subscribe(client_id, topic)
+        except Reject as exc:
+            return {"refused": exc.status_code}
+
+    ws.install(app)
+    return app, leaves
+
+
+@contextlib.asynccontextmanager
+async def served() -> AsyncIterator[tuple[str, httpx.AsyncClient, list[tuple[str, int]]]]:
+    app, leaves = make_app()
+    async with serve(app) as url, httpx.AsyncClient(base_url=f"http://{url}", trust_env=False) as http:
+        yield url, http, leaves
+
+
+async def post(http: httpx.AsyncClient, path: str, **params: Any) -> Any:
+    response = await http.post(path, params=params)
+    response.raise_for_status()
+    return response.json()
+
+
+async def test_disconnect_a_client_by_id_once() -> None:
+    async with served() as (url, http, leaves), connect(f"{url}/rooms/a?user=ann") as ann:
+        await ann.send("me?")
+        client_id = await ann.recv()
+        assert await post(http, "/disconnect", client_id=client_id, code=4001) == 1
+        with pytest.raises(ConnectionClosed) as closed:
+            await ann.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        assert closed.value.rcvd.reason == "bye"
+        await eventually(lambda: leaves == [("/rooms/a", 4001)])
+        # Idempotent: nothing left to close.
+        assert await post(http, "/disconnect", client_id=client_id, code=4001) == 0
+        assert await post(http, "/disconnect", client_id="nobody.1", code=4001) == 0
+
+
+async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:
+    async with (
+        served() as (url, http, leaves), MultiplexClient.connect(f"{url}/rooms/a?user=ann") as tabs,
+        connect(f"{url}/rooms/b?user=ann") as other,
+        connect(f"{url}/rooms/a?user=bob") as bob,
+    ):
+        await tabs.subscribe("/rooms/b?user=ann")
+        await eventually(lambda: True)
+        assert await post(http, "/disconnect", user="ann", code=4003) == 2
+        for socket in (tabs.websocket, other.websocket):
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await socket.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+        await eventually(lambda: len(leaves) == 3)
+        assert sorted(leaves) == [("/rooms/a", 4003), ("/rooms/b", 4003), ("/rooms/b", 4003)]
+        await bob.send("still here")
+        assert await bob.recv() == "still here"
+
+
+async def test_unsubscribe_closes_one_topic_and_keeps_the_socket() -> None:
+    async with served() as (url, http, leaves), MultiplexClient.connect(f"{url}/rooms/a?user=ann") as ann:
+        assert isinstance(await ann.subscribe("/rooms/b?user=ann"), Ok)
+        await eventually(lambda: True)
+        assert await post(http, "/unsubscribe", topic="/rooms/b", user="ann", code=4010) == 1
+        frame = await ann.recv()
+        assert frame == ServerUnsubscribe("/rooms/b?user=ann", 4010, "moved")
+        await eventually(lambda: leaves == [("/rooms/b", 4010)])
+        await ann.send("/rooms/a?user=ann", "still here")
+        assert await ann.recv_data("/rooms/a?user=ann") == "still here"
+        assert await post(http, "/unsubscribe", topic="/rooms/b", user="ann", code=4010) == 0
+
+
+async def test_subscribe_a_socket_from_the_server_runs_the_topics_guards() -> None:
+    async with served() as (url, http, _), MultiplexClient.connect(f"{url}/rooms/a") as client:
+        await client.send("/rooms/a", "me?")
+        client_id = str(await client.recv_data("/rooms/a"))
+        assert await post(http, "/subscribe", client_id=client_id, topic="/rooms/news") == 1
+        assert await client.recv() == Ok("SUBSCRIBE", ("/rooms/news",))
+        await client.send("/rooms/news", "breaking")
+        assert await client.recv_data("/rooms/news") == "breaking"
+        assert await post(http, "/subscribe", client_id=client_id, topic="/private") == {"refused": 403}
+        assert await post(http, "/subscribe", client_id=client_id, topic="/rooms/news") == {"refused": 409}
+        assert await post(http, "/subscribe", client_id="nobody.1", topic="/rooms/news") == 0
+
+
+async def test_commands_check_their_arguments() -> None:
+    app, _ = make_app()
+    broker = app.state.wsroute.broker
+    with pytest.raises(ValueError, match="exactly one"):
+        await broker.disconnect(code=1000)
+    with pytest.raises(ValueError, match="exactly one"):
+        await broker.disconnect(client_id="a", user="b")
+    with pytest.raises(ValueError, match="close code 1005"):
+        await broker.disconnect(user="b", code=1005)
