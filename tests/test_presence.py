@@ -202,3 +202,21 @@ async def test_presence_stats_and_lists_for_10000_members() -> None:
         counts = await broker.presence_stats("/rooms/big")
         assert (counts.clients, counts.users) == (10_000, 5_000)
         await asyncio.sleep(0)
+
+
+async def test_app_code_follows_presence_changes() -> None:
+    broker = Broker()
+    broker.topic("/rooms/{room}", presence=True)
+    async with broker, broker.presence_changes("/rooms/a") as changes:
+        await broker.track("/rooms/a", Member("c1", "ann", {"n": 1}))
+        await broker.track("/rooms/a", Member("c2", "bob", None))
+        await broker.track("/rooms/b", Member("c3", "eve", None))  # another topic
+        change = await asyncio.wait_for(anext(changes), 2)
+        assert change.topic == "/rooms/a" and change.leaves == []
+        assert change.joins == [Member("c1", "ann", {"n": 1}), Member("c2", "bob", None)]
+        await broker.untrack("/rooms/a", "c1")
+        change = await asyncio.wait_for(anext(changes), 2)
+        assert (change.joins, change.leaves) == ([], [Member("c1", "ann", {"n": 1})])
+    with pytest.raises(ValueError, match="no presence"):
+        async with broker.presence_changes("/lobby"):
+            pass

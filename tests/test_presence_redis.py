@@ -172,3 +172,14 @@ async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_wo
         finally:
             a.stop()
             b.stop()
+
+
+async def test_presence_changes_of_another_process_reach_app_code(broker_url: str) -> None:
+    here, there = create_app(broker_url).state.wsroute.broker, create_app(broker_url).state.wsroute.broker
+    async with here, there, here.presence_changes("/rooms/z") as changes:
+        await there.track("/rooms/z", Member("x.1", "ann", None))
+        change = await asyncio.wait_for(anext(changes), 5)
+        assert [m.user for m in change.joins] == ["ann"]
+        await there.untrack("/rooms/z", "x.1")
+        change = await asyncio.wait_for(anext(changes), 5)
+        assert [m.client_id for m in change.leaves] == ["x.1"]

@@ -18,7 +18,7 @@ from wsroute.errors import (
 from wsroute.guards import Forward, Guard, HandshakeRequest, Reject
 from wsroute.history import Publication, StreamPosition, TopicOptions
 from wsroute.messages import Data, IntoMessage
-from wsroute.presence import Member, PresenceInfo, PresenceStats
+from wsroute.presence import Member, PresenceChange, PresenceInfo, PresenceStats
 from wsroute.router import AppBroker, WsRouter, serve_docs_with
 from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
@@ -45,6 +45,7 @@ __all__ = [
     "MessageError",
     "MessageTooLarge",
     "PositionLost",
+    "PresenceChange",
     "PresenceInfo",
     "PresenceStats",
     "Publication",

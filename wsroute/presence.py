@@ -10,11 +10,15 @@ presence events (docs/presence.md).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 import orjson
 from pydantic import JsonValue
+
+logger = logging.getLogger("wsroute")
 
 PRESENCE_EVENT = "wsroute.presence"
 """The ``type`` of the event a backend delivers for a presence diff (its ``text`` is the
@@ -102,6 +106,58 @@ class Attendance:
         self.member: Member | None = None
         self.watching = False
         self.held: list[str] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PresenceChange:
+    """Who joined and who left `topic` since the previous change (`Broker.presence_changes`)."""
+
+    topic: str
+    joins: list[Member]
+    leaves: list[Member]
+
+    @classmethod
+    def from_json(cls, topic: str, diff: str) -> PresenceChange:
+        """The change a diff's JSON describes."""
+        body = orjson.loads(diff)
+        return cls(
+            topic,
+            [member_from_json(cid, value) for cid, value in body.get("joins", {}).items()],
+            [member_from_json(cid, value) for cid, value in body.get("leaves", {}).items()],
+        )
+
+
+class PresenceFeed:
+    """The presence changes of one topic in this process, as an async iterator (see
+    `Broker.presence_changes`). Holds at most `limit` changes a slow reader has not taken:
+    past that the oldest are dropped, with a warning, rather than growing without bound."""
+
+    def __init__(self, topic: str, limit: int = 1000) -> None:
+        self.topic = topic
+        self.subscriber_id = f"presence-feed-{id(self)}"
+        self._changes: asyncio.Queue[PresenceChange] = asyncio.Queue(limit)
+        self._warned = False
+
+    def deliver(self, event: Any) -> None:
+        """Broadcasts to the topic are not this feed's business."""
+
+    def deliver_at(self, event: Any, position: Any) -> None:
+        """Nor are stored publications."""
+
+    def deliver_presence(self, diff: str) -> None:
+        change = PresenceChange.from_json(self.topic, diff)
+        if self._changes.full():
+            self._changes.get_nowait()
+            if not self._warned:
+                self._warned = True
+                logger.warning("presence changes of %s are read too slowly: oldest dropped", self.topic)
+        self._changes.put_nowait(change)
+
+    def __aiter__(self) -> PresenceFeed:
+        return self
+
+    async def __anext__(self) -> PresenceChange:
+        return await self._changes.get()
 
 
 def member_from_json(client_id: str, value: dict[str, Any]) -> Member:

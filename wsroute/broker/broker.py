@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import logging
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 from pydantic_core import core_schema
@@ -26,7 +26,14 @@ from wsroute.history import (
     TopicRules,
 )
 from wsroute.messages import encode
-from wsroute.presence import DEFAULT_BATCH, PRESENCE_EVENT, Member, PresenceDiff, PresenceStats
+from wsroute.presence import (
+    DEFAULT_BATCH,
+    PRESENCE_EVENT,
+    Member,
+    PresenceDiff,
+    PresenceFeed,
+    PresenceStats,
+)
 
 logger = logging.getLogger("wsroute")
 
@@ -384,6 +391,28 @@ class Broker:
             await self.start()
         return await self.backend.presence_stats(topic)
 
+    @contextlib.asynccontextmanager
+    async def presence_changes(self, topic: str) -> AsyncIterator[PresenceFeed]:
+        """The joins and leaves of `topic`, from every process, as they are announced
+        (batched like the clients' diffs), for app code in this process:
+
+        ```python
+        async with broker.presence_changes("/rooms/lobby") as changes:
+            async for change in changes:
+                for member in change.joins:
+                    print(member.user, "is here")
+        ```
+        """
+        self._presence_options(topic)
+        feed = PresenceFeed(topic)
+        await self.add_subscriber(topic, feed)
+        self.watch_presence(topic, feed)
+        try:
+            yield feed
+        finally:
+            self.unwatch_presence(topic, feed)
+            await self.remove_subscriber(topic, feed)
+
     async def track(self, topic: str, member: Member) -> None:
         """Make `member` present on `topic` (the others hear of it in the next diff)."""
         if not self._started:
@@ -395,11 +424,6 @@ class Broker:
         """Remove a member (the others hear of it in the next diff)."""
         member = await self.backend.presence_remove(topic, client_id)
         if member is not None:
-            self._diff(topic).leave(member)
-
-    def publish_leaves(self, leaves: list[tuple[str, Member]]) -> None:
-        """Announce members a backend removed itself (their process died)."""
-        for topic, member in leaves:
             self._diff(topic).leave(member)
 
     def watch_presence(self, topic: str, watcher: PresenceWatcher) -> None:
