@@ -22,7 +22,7 @@ from wsroute import Broker, BrokerUnavailable, PositionLost
 from wsroute.broker.redis import RedisBackend
 from wsroute.history import HistoryPolicy, StreamPosition
 from wsroute.messages import text_event
-from wsroute.testing import MultiplexClient, eventually
+from wsroute.testing import MultiplexClient, eventually, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -224,3 +224,36 @@ async def test_a_publisher_without_the_topic_configuration_is_warned_about(
         warnings = [r.getMessage() for r in caplog.records if "published without history" in r.getMessage()]
         assert len(warnings) == 1 and "'/rooms/{room}'" in warnings[0]
         assert await configured.history("/rooms/a") == []
+
+
+async def test_a_client_resubscribing_after_a_redis_restart_is_told_recovered_false() -> None:
+    """Redis lost everything (restarted without persistence): the stream has a new epoch, and
+    a client's old position cannot be served. It still subscribes, with recovered=false and
+    nothing replayed."""
+    with private_redis() as server:
+        app = create_app(prefixed(server.url))
+        async with serve(app) as url:
+            async with MultiplexClient.connect(f"ws://{url}/rooms/a", positions=True) as client:
+                await client.send("/rooms/a", "before")
+                assert await client.recv_data("/rooms/a") == "before"
+                last = client.position("/rooms/a")
+            assert last is not None and last.offset == 1
+            server.kill()
+            server.start()
+            async with MultiplexClient.connect(f"ws://{url}/rooms/b", positions=True) as other:
+                # The server's Redis connections notice the restart and come back.
+                async def published() -> bool:
+                    with contextlib.suppress(TimeoutError):
+                        await other.send("/rooms/b", "ping")
+                        return await other.recv_data("/rooms/b", timeout=0.5) == "ping"
+                    return False
+
+                for _ in range(40):
+                    if await published():
+                        break
+                async with MultiplexClient.connect(f"ws://{url}/rooms/a", since=last) as client:
+                    assert client.recovered("/rooms/a") is False
+                    position = client.position("/rooms/a")
+                    assert position is not None and position.epoch != last.epoch and position.offset == 0
+                    await client.send("/rooms/a", "after")
+                    assert await client.recv_data("/rooms/a") == "after"  # nothing replayed before it
