@@ -111,6 +111,23 @@ def test_route_options_survive_include_router_and_are_checked_once() -> None:
         RouteOptions(rate_limit=(0, 1), decorator="@message('/x')")
 
 
+def test_topic_options_survive_include_router() -> None:
+    """History and presence configured on an included router's pattern apply to the app's
+    topics (the chat configures them on its rooms router)."""
+    inner = WsRouter()
+
+    @inner.join("/rooms/{room}")
+    async def enter() -> None: ...
+
+    inner.topic("/rooms/{room}", history=7, history_ttl=60.0, recovery_limit=5, presence=True)
+    outer = WsRouter()
+    outer.include_router(inner, prefix="/v1")
+    options = outer.broker.topics.get("/v1/rooms/lobby")
+    assert options is not None and options.pattern == "/v1/rooms/{room}"
+    assert (options.history, options.history_ttl, options.recovery_limit, options.presence) == (7, 60.0, 5, True)
+    assert outer.broker.has_presence("/v1/rooms/lobby") and not outer.broker.has_presence("/rooms/lobby")
+
+
 class _Yields:
     def __call__(self) -> Iterator[int]:
         yield 1

@@ -306,6 +306,7 @@ class WsRouter:
                     history=topic.history,
                     history_ttl=topic.history_ttl,
                     recovery_limit=topic.recovery_limit,
+                    presence=topic.presence,
                 )
 
     # --- ASGI ---------------------------------------------------------------------------
