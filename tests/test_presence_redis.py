@@ -13,14 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 
 from apps.presence_app import create_app
 from support.processes import HOST, ServerProcess, free_port
 from support.redis_server import require_redis
+from wsroute import Channel, WsRouter
 from wsroute.broker.redis import RedisBackend
 from wsroute.presence import Member
-from wsroute.testing import MultiplexClient, connect, eventually
+from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -183,3 +185,33 @@ async def test_presence_changes_of_another_process_reach_app_code(broker_url: st
         await there.untrack("/rooms/z", "x.1")
         change = await asyncio.wait_for(anext(changes), 5)
         assert [m.client_id for m in change.leaves] == ["x.1"]
+
+
+async def test_a_process_without_presence_never_hands_a_diff_to_its_sockets(broker_url: str) -> None:
+    """A process that configures no `ws.topic` (an older deploy, a separate service) shares a
+    topic's Redis channel with one that has presence on it: the diffs there are not messages.
+    Its subscriber gets only the broadcasts, before and after the other process's joins."""
+    plain = WsRouter(broker=broker_url)
+
+    @plain.message("/rooms/{room}")
+    async def echo(data: str, channel: Channel) -> None:
+        await channel.send(data)
+
+    app = FastAPI()
+    plain.install(app)
+    there = create_app(broker_url).state.wsroute.broker
+    async with there, serve(app) as url, connect(f"ws://{url}/rooms/z") as client:
+        # Messages are handled after the join, so after Redis confirmed the subscription.
+        await client.send("subscribed?")
+        assert await client.recv() == "subscribed?"
+        await there.broadcast_to("/rooms/z", "before")
+        assert await client.recv() == "before"
+        # Each diff is flushed (batched for 50 ms) and delivered before the next broadcast.
+        await there.track("/rooms/z", Member("x.1", "ann", None))
+        await asyncio.sleep(0.3)
+        await there.broadcast_to("/rooms/z", "joined")
+        assert await client.recv() == "joined"
+        await there.untrack("/rooms/z", "x.1")
+        await asyncio.sleep(0.3)
+        await there.broadcast_to("/rooms/z", "left")
+        assert await client.recv() == "left"

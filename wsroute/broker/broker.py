@@ -505,12 +505,15 @@ class Broker:
         subscribers = self._topics.get(topic)
         if not subscribers:
             return
-        if position is None and self.topics:
+        if position is None:
+            # Checked even without `ws.topic`: another process may have presence on this
+            # topic, and its diffs are for presence watchers, never for a socket.
             if event["type"] == PRESENCE_EVENT:
                 self._deliver_presence(topic, event["text"])
                 return
-            self._check_unstored(topic)
-        elif position is not None:
+            if self.topics:
+                self._check_unstored(topic)
+        else:
             # A snapshot: delivering may evict a slow subscriber, which unsubscribes later.
             for subscriber, positions in tuple(subscribers.items()):
                 if exclude is None or subscriber.subscriber_id != exclude:
