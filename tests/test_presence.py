@@ -220,3 +220,14 @@ async def test_app_code_follows_presence_changes() -> None:
     with pytest.raises(ValueError, match="no presence"):
         async with broker.presence_changes("/lobby"):
             pass
+
+
+def test_info_that_is_not_json_is_refused_where_it_is_made() -> None:
+    """A join returning an `info` JSON cannot carry fails there, with the reason, rather than
+    breaking the batched diff of the members announced with it."""
+    assert PresenceInfo(user="ann", info={"name": "Ann", "tags": [1, 2]}).info == {
+        "name": "Ann",
+        "tags": [1, 2],
+    }
+    with pytest.raises(TypeError, match=r"PresenceInfo\.info must be JSON-serialisable"):
+        PresenceInfo(user="ann", info={"since": object()})  # type: ignore[dict-item]

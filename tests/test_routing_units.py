@@ -124,7 +124,8 @@ def test_topic_options_survive_include_router() -> None:
     outer.include_router(inner, prefix="/v1")
     options = outer.broker.topics.get("/v1/rooms/lobby")
     assert options is not None and options.pattern == "/v1/rooms/{room}"
-    assert (options.history, options.history_ttl, options.recovery_limit, options.presence) == (7, 60.0, 5, True)
+    kept = (options.history, options.history_ttl, options.recovery_limit, options.presence)
+    assert kept == (7, 60.0, 5, True)
     assert outer.broker.has_presence("/v1/rooms/lobby") and not outer.broker.has_presence("/rooms/lobby")
 
 

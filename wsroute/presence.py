@@ -37,6 +37,14 @@ class PresenceInfo:
     user: str | None = None
     info: JsonValue = None
 
+    def __post_init__(self) -> None:
+        # Checked here, in the join handler's frame, so a bad value fails that join with a
+        # clear error instead of breaking the diff of every member batched with it.
+        try:
+            orjson.dumps(self.info)
+        except TypeError as exc:
+            raise TypeError(f"PresenceInfo.info must be JSON-serialisable: {exc}") from None
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Member:
