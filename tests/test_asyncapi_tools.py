@@ -178,7 +178,7 @@ def test_modelina_makes_tags_required_literals(documents: dict[str, dict[str, An
 def test_modelina_types_the_chat_example(documents: dict[str, dict[str, Any]], tmp_path: Path) -> None:
     node = node_with("@asyncapi/modelina", "typescript")
     models = run_node(node, "asyncapi-models.mjs", str(write(tmp_path, "chat", documents["chat"])))
-    for model, tag in (("Hello", "hello"), ("ChatMessage", "message"), ("Presence", "presence")):
+    for model, tag in (("Hello", "hello"), ("ChatMessage", "message"), ("Announcement", "announcement")):
         assert_tag(models, model, "type", tag)
     assert not interface_property(models, "Say", "text")[1]
     compile_typescript(node, models, tmp_path)

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from support.browser import ARTIFACTS
-from support.chat import SECRET, ChatServer, chat_env, chat_server
+from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
 from support.proxy import CuttableProxy
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -41,7 +42,6 @@ WHILE_DOWN = re.compile(
     r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+(\?rocket-multiplex=[^']*)?' failed"
     r"|Failed to load resource: net::ERR_CONNECTION_REFUSED)"
 )
-
 
 
 @dataclass
@@ -167,7 +167,8 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
     assert unlabelled == []
     for role in ("status", "log"):
         await expect(ann.get_by_role(role)).to_have_count(1)
-    await expect(ann.locator("[role=alert]")).to_have_count(3)  # sign-in, join, composer problems
+    # Sign-in, join and composer problems, and the notice of a removal by an admin.
+    await expect(ann.locator("[role=alert]")).to_have_count(4)
 
     # The narrow window has no horizontal scrolling.
     assert await bob.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -183,6 +184,67 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
     await expect(bob.get_by_role("heading", name="No room")).to_be_visible()
     await expect(bob.get_by_role("status")).to_have_text("Not in any room")
 
+    for seen in (ann_seen, bob_seen):
+        assert seen.page_errors == []
+        assert seen.unexpected_console(EXPECTED_401) == []
+    await ann_context.close()
+    await bob_context.close()
+
+
+def api(chat: ChatServer, token: str) -> httpx.AsyncClient:
+    """An HTTP client of the chat's API with `token` as its bearer."""
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.AsyncClient(base_url=chat.http, headers=headers, trust_env=False, timeout=5)
+
+
+async def token_of(context: Any) -> str:
+    """The sign-in token a browser context holds (its session cookie)."""
+    from examples.chat.auth import COOKIE  # support.chat put the project's root on sys.path
+
+    cookies = {cookie["name"]: cookie["value"] for cookie in await context.cookies()}
+    return cookies[COOKIE]
+
+
+async def test_a_second_tab_is_one_member_and_a_kicked_user_stays_out(browser: Any, chat: ChatServer) -> None:
+    """Members come from wsroute's presence: Ann's two tabs are one Ann, and closing one is
+    no departure. An admin kicks Bob (``POST /api/admin/users/{id}/kick``): his page says so,
+    stops taking messages and does not reconnect; Ann sees him leave."""
+    room = room_name()
+    ann_context = await browser.new_context()
+    bob_context = await browser.new_context()
+    ann, bob = await ann_context.new_page(), await bob_context.new_page()
+    ann_seen, bob_seen = watch(ann), watch(bob)
+    await sign_in(ann, chat.http, room, "Ann")
+    await sign_in(bob, chat.http, room, "Bob")
+    await expect(members(bob)).to_have_text(["Ann", "Bob (you)"])
+
+    second_tab = await ann_context.new_page()  # same cookie: the same user
+    await second_tab.goto(f"{chat.http}/rooms/{room}")
+    await expect(second_tab.get_by_role("status")).to_have_text("Connected", timeout=10_000)
+    await expect(members(second_tab)).to_have_text(["Ann (you)", "Bob"])
+    async with api(chat, await token_of(ann_context)) as http:
+        listed = (await http.get(f"/api/rooms/{room}/members")).json()["members"]
+    assert [(m["user"]["name"], m["connections"]) for m in listed] == [("Ann", 2), ("Bob", 1)]
+    await expect(members(bob)).to_have_text(["Ann", "Bob (you)"])
+    await second_tab.close()
+    await say(ann, room, "one tab now")
+    await expect(log(bob).get_by_text("one tab now")).to_be_visible()
+    await expect(log(bob).get_by_text(f"Ann left #{room}")).to_have_count(0)
+    await expect(members(bob)).to_have_text(["Ann", "Bob (you)"])
+
+    async with api(chat, await token_of(bob_context)) as http:
+        bob_id = (await http.get("/api/session")).json()["user"]["id"]
+    sockets_before = len(bob_seen.sockets)
+    async with api(chat, ADMIN) as http:
+        kicked = await http.post(f"/api/admin/users/{bob_id}/kick")
+    assert kicked.json() == {"closed": 1}
+    await expect(bob.get_by_role("alert").filter(has_text="An admin removed you")).to_be_visible()
+    await expect(bob.get_by_role("status")).to_have_text("Removed by an admin")
+    await expect(bob.get_by_label(f"Message #{room}")).to_be_disabled()
+    await expect(log(ann).get_by_text(f"Bob left #{room}")).to_be_visible()
+    await expect(members(ann)).to_have_text(["Ann (you)"])
+    await asyncio.sleep(1.5)  # longer than the client's first reconnect delay
+    assert len(bob_seen.sockets) == sockets_before, bob_seen.sockets
     for seen in (ann_seen, bob_seen):
         assert seen.page_errors == []
         assert seen.unexpected_console(EXPECTED_401) == []

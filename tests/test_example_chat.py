@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
 from support.clients import connect
@@ -96,17 +96,37 @@ async def recv_until(
 async def enter(
     base_ws: str, room: str, token: str, **options: Any
 ) -> AsyncIterator[tuple[Any, dict[str, Any]]]:
-    """Enter `room`: yields the socket and its hello, after its own presence event."""
+    """Enter `room` on a plain WebSocket: yields the socket and its hello (a plain socket
+    gets no presence frames: members are for clients that ask, and for ``/members``)."""
     async with connect(f"{base_ws}/rooms/{room}", additional_headers=bearer(token), **options) as ws:
         hello = await recv_json(ws)
         assert hello["type"] == "hello", hello
-        presence = await recv_json(ws)
-        assert presence["type"] == "presence", presence
         yield ws, hello
 
 
-def names(presence: dict[str, Any]) -> list[str]:
-    return [member["name"] for member in presence["members"]]
+async def members(base: str, room: str, token: str) -> list[tuple[str, int]]:
+    """``GET /api/rooms/{room}/members``: (name, connections) of each user in the room."""
+    async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=5) as http:
+        response = await http.get(f"/api/rooms/{room}/members", headers=bearer(token))
+    assert response.status_code == 200, response.text
+    return [(m["user"]["name"], m["connections"]) for m in response.json()["members"]]
+
+
+async def members_become(
+    base: str, room: str, token: str, expected: list[tuple[str, int]], timeout: float = 5.0
+) -> None:
+    """Poll ``/members`` until it reads `expected` (a leave is seen by every worker at once,
+    but the socket's close may reach the test before the server ran the leave)."""
+    deadline = time.monotonic() + timeout
+    while (found := await members(base, room, token)) != expected:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"members are {found}, not {expected}, after {timeout}s")
+        await asyncio.sleep(0.05)
+
+
+def who(change: dict[str, Any]) -> list[tuple[str | None, Any]]:
+    """(user, info) of each client in a presence state or a diff's joins/leaves."""
+    return sorted((c["user"], c["info"]) for c in change.values())
 
 
 def forge(token: str, **claims: Any) -> str:
@@ -153,16 +173,13 @@ async def test_readme_run_command_serves_signs_in_and_chats(tmp_path: Path) -> N
         ) as ann:
             hello = await recv_json(ann)
             assert hello["you"]["name"] == "Ann" and hello["room"] == "lobby"
-            assert names(await recv_json(ann)) == ["Ann"]
-            async with enter(server.ws, "lobby", bob_token) as (bob_ws, _):
-                joined = await recv_json(ann)
-                assert joined["change"] == "joined" and joined["user"] == bob.model_dump()
-                assert names(joined) == ["Ann", "Bob"]
+            async with enter(server.ws, "lobby", bob_token) as (bob_ws, bob_hello):
+                assert bob_hello["you"] == bob.model_dump()
+                await members_become(server.http, "lobby", bob_token, [("Ann", 1), ("Bob", 1)])
                 await bob_ws.send(json.dumps({"text": "hello"}))
                 said = await recv_json(ann)
                 assert (said["type"], said["text"], said["user"]["name"]) == ("message", "hello", "Bob")
-            left = await recv_json(ann)
-            assert (left["change"], left["user"]["name"], names(left)) == ("left", "Bob", ["Ann"])
+            await members_become(server.http, "lobby", bob_token, [("Ann", 1)])
         async with connect(f"{server.ws}/echo") as echo:
             await echo.send("ping")
             assert await asyncio.wait_for(echo.recv(), 5) == "ping"
@@ -324,26 +341,75 @@ def test_without_a_database_setting_the_app_uses_a_temporary_file(
 
 
 async def test_presence_join_leave_and_a_second_tab(chat: ChatServer) -> None:
+    """What the page sees (it asks for presence): the member list once, then each
+    connection's arrival and departure; a second tab is a second client of the same user."""
     room = room_name()
+    topic = f"/rooms/{room}"
     ann, ann_token = await sign_in(chat.http, "Ann")
-    _, bob_token = await sign_in(chat.http, "Bob")
-    async with enter(chat.ws, room, ann_token) as (ann_ws, hello):
+    bob, bob_token = await sign_in(chat.http, "Bob")
+    url = f"{chat.ws}{topic}"
+    async with MultiplexClient.connect(url, presence=True, additional_headers=bearer(ann_token)) as ann_ws:
+        hello = json.loads(await ann_ws.recv_data(topic))
         assert hello["worker"] > 0 and hello["max_length"] == 500
-        async with enter(chat.ws, room, bob_token) as (bob_ws, _):
-            joined = await recv_json(ann_ws)
-            assert (joined["change"], names(joined)) == ("joined", ["Ann", "Bob"])
-            # Ann opens a second tab: the list does not change, and nobody is told she joined.
+        # The list as the subscription found it, then the page's own arrival (once its join ran).
+        assert await ann_ws.recv_presence(topic) == ("state", {})
+        kind, state = await ann_ws.recv_presence(topic)
+        assert (kind, who(state["joins"])) == ("diff", [(ann.id, {"name": "Ann"})])
+        state = state["joins"]
+        async with enter(chat.ws, room, bob_token):
+            kind, diff = await ann_ws.recv_presence(topic)
+            assert (kind, who(diff["joins"]), diff["leaves"]) == ("diff", [(bob.id, {"name": "Bob"})], {})
+            # Ann opens a second tab: a second client of the same user, one entry by name.
             async with enter(chat.ws, room, ann_token):
-                again = await recv_json(bob_ws)
-                assert again["change"] is None and names(again) == ["Ann", "Bob"]
-                assert again["version"] > joined["version"]
-            closed_tab = await recv_json(bob_ws)
-            assert closed_tab["change"] is None and names(closed_tab) == ["Ann", "Bob"]
-        for expected in (["Ann", "Bob"], ["Ann", "Bob"]):  # the second tab came and went
-            assert names(await recv_json(ann_ws)) == expected
-        left = await recv_json(ann_ws)
-        assert (left["change"], left["user"]["name"], names(left)) == ("left", "Bob", ["Ann"])
-        assert left["members"] == [ann.model_dump()]
+                kind, diff = await ann_ws.recv_presence(topic)
+                assert who(diff["joins"]) == [(ann.id, {"name": "Ann"})]
+                tab = next(iter(diff["joins"]))
+                assert tab not in state  # a client id of its own
+                assert await members(chat.http, room, ann_token) == [("Ann", 2), ("Bob", 1)]
+            kind, diff = await ann_ws.recv_presence(topic)
+            assert (diff["joins"], list(diff["leaves"])) == ({}, [tab])
+            assert await members(chat.http, room, ann_token) == [("Ann", 1), ("Bob", 1)]
+        kind, diff = await ann_ws.recv_presence(topic)
+        assert (diff["joins"], who(diff["leaves"])) == ({}, [(bob.id, {"name": "Bob"})])
+        assert await members(chat.http, room, ann_token) == [("Ann", 1)]
+    await members_become(chat.http, room, bob_token, [])
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        assert (await http.get(f"/api/rooms/{room}/members")).status_code == 401
+
+
+async def test_an_admin_kicks_a_user_from_every_room(chat: ChatServer) -> None:
+    """``POST /api/admin/users/{id}/kick`` closes each socket of the user with 4403 (the page
+    does not reconnect after it); the others stay."""
+    one, two = room_name(), room_name()
+    _, ann_token = await sign_in(chat.http, "Ann")
+    bob, bob_token = await sign_in(chat.http, "Bob")
+    url = f"/api/admin/users/{bob.id}/kick"
+    async with (
+        httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http,
+        enter(chat.ws, one, ann_token) as (ann_ws, _),
+        enter(chat.ws, one, bob_token) as (bob_one, _),
+        MultiplexClient.connect(f"{chat.ws}/rooms/{two}", additional_headers=bearer(bob_token)) as bob_mux,
+    ):
+        assert (await http.post(url)).status_code == 401
+        assert (await http.post(url, headers=bearer(bob_token))).status_code == 403
+        assert isinstance(await bob_mux.subscribe(f"/rooms/{one}"), Ok)
+        await members_become(chat.http, one, ann_token, [("Ann", 1), ("Bob", 2)])
+        kicked = await http.post(url, headers=bearer(ADMIN))
+        assert kicked.status_code == 200 and kicked.json() == {"closed": 2}
+        with pytest.raises(ConnectionClosed) as closed:
+            await recv_json(bob_one)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "removed by an admin")
+        with pytest.raises(ConnectionClosed) as closed:
+            for _ in range(100):  # what was sent before the close (hellos), then the close
+                await asyncio.wait_for(bob_mux.websocket.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+        await members_become(chat.http, one, ann_token, [("Ann", 1)])
+        await members_become(chat.http, two, ann_token, [])
+        # Kicking again finds nothing; Ann's socket is untouched and still chats.
+        assert (await http.post(url, headers=bearer(ADMIN))).json() == {"closed": 0}
+        await ann_ws.send(json.dumps({"text": "still here"}))
+        assert (await recv_json(ann_ws))["text"] == "still here"
 
 
 async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: ChatServer) -> None:
@@ -457,8 +523,8 @@ async def test_one_multiplexed_socket_carries_several_rooms(chat: ChatServer) ->
             assert (event["room"], event["text"]) == (one, f"in {one}")
             # Leaving one room (UNSUBSCRIBE) is a leave for the others in it.
             assert isinstance(await mux.unsubscribe(f"/rooms/{two}"), Ok)
-            left = await recv_until(bob, lambda e: e["type"] == "presence" and e["change"] == "left")
-            assert left["user"]["name"] == "Ann" and names(left) == ["Bob"]
+            await members_become(chat.http, two, bob_token, [("Bob", 1)])
+            assert await members(chat.http, one, bob_token) == [("Ann", 1)]
     # A socket without credentials cannot subscribe to a room: ERR with the real status.
     async with MultiplexClient.connect(f"{chat.ws}/echo") as anonymous:
         refused = await anonymous.subscribe(f"/rooms/{one}")
@@ -474,11 +540,10 @@ async def test_asyncapi_page_documents_every_route_and_message(chat: ChatServer)
     assert set(channels) == {"/rooms/{room}", "/echo"}
     rooms = channels["/rooms/{room}"]
     titles = {message["title"] for message in rooms["messages"].values()}
-    assert titles == {"Say", "Hello", "ChatMessage", "Announcement", "Presence", "ErrorEvent"}
+    assert titles == {"Say", "Hello", "ChatMessage", "Announcement", "ErrorEvent"}
     assert "pattern" in rooms["parameters"]["room"]["description"]
     schemas = document["components"]["schemas"]
     assert schemas["Say"]["properties"]["text"]["maxLength"] == 500
-    assert set(schemas["Presence"]["properties"]) >= {"members", "version", "change"}
     operations = document["operations"]
     assert {op["action"] for op in operations.values()} == {"send", "receive"}
     assert all(
@@ -548,6 +613,7 @@ async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
 
 
 async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
+    """Messages, announcements, members and a kick cross workers through Redis."""
     from support.redis_server import require_redis
 
     url = require_redis()
@@ -559,21 +625,19 @@ async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
         # The server answers once one worker is up; the other may still be starting.
         await both_workers_answer(server.http)
         _, ann_token = await sign_in(server.http, "Ann")
-        _, bob_token = await sign_in(server.http, "Bob")  # signed by one worker, checked by either
+        bob_user, bob_token = await sign_in(server.http, "Bob")  # signed by one worker, checked by either
         async with enter(server.ws, room, ann_token) as (ann, ann_hello):
             async with contextlib.AsyncExitStack() as stack:
-                # New connections land on either worker: reconnect until Bob's is on the other one.
+                # New connections land on either worker: connect Bob until he has one on each.
+                bobs: dict[int, Any] = {}
                 for _attempt in range(60):
-                    bob, bob_hello = await stack.enter_async_context(enter(server.ws, room, bob_token))
-                    if bob_hello["worker"] != ann_hello["worker"]:
+                    socket, hello = await stack.enter_async_context(enter(server.ws, room, bob_token))
+                    bobs.setdefault(hello["worker"], socket)
+                    if len(bobs) == 2:
                         break
-                    await stack.aclose()
-                    await recv_until(ann, lambda e: e["type"] == "presence" and e["change"] == "left")
                 else:
-                    pytest.fail("60 connections all landed on Ann's worker")
-                # Presence is shared (the store), events cross workers (Redis).
-                joined = await recv_until(ann, lambda e: e["type"] == "presence" and e["change"] == "joined")
-                assert names(joined) == ["Ann", "Bob"]
+                    pytest.fail("60 connections all landed on one worker")
+                bob = bobs[next(w for w in bobs if w != ann_hello["worker"])]
                 await bob.send(json.dumps({"text": "hello from the other worker"}))
                 said = await recv_until(ann, lambda e: e["type"] == "message")
                 assert (said["user"]["name"], said["text"]) == ("Bob", "hello from the other worker")
@@ -585,11 +649,21 @@ async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
                         f"/api/admin/rooms/{room}/announce", json={"text": "to all"}, headers=bearer(ADMIN)
                     )
                     assert sent.status_code == 202
-                for ws in (ann, bob):
-                    event = await recv_until(ws, lambda e: e["type"] == "announcement")
-                    assert event["text"] == "to all"
-            left = await recv_until(ann, lambda e: e["type"] == "presence" and e["change"] == "left")
-            assert names(left) == ["Ann"]
+                    for ws in (ann, bob):
+                        event = await recv_until(ws, lambda e: e["type"] == "announcement")
+                        assert event["text"] == "to all"
+                    # Every worker sees every connection (the extra ones of Bob's retries too).
+                    connections = dict(await members(server.http, room, ann_token))
+                    assert connections["Ann"] == 1 and connections["Bob"] >= 2
+                    kicked = await http.post(f"/api/admin/users/{bob_user.id}/kick", headers=bearer(ADMIN))
+                    assert kicked.json() == {"closed": connections["Bob"]}
+                for socket in bobs.values():  # one on each worker
+                    with pytest.raises(ConnectionClosed) as closed:
+                        await recv_until(socket, lambda e: False)
+                    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+                await members_become(server.http, room, ann_token, [("Ann", 1)])
+            await ann.send(json.dumps({"text": "alone"}))
+            assert (await recv_until(ann, lambda e: e["type"] == "message"))["text"] == "alone"
         assert server.stop() == 0, server.output()
 
 
@@ -631,7 +705,6 @@ async def test_a_page_that_was_offline_is_replayed_what_it_missed(chat: ChatServ
     url = f"{chat.ws}/rooms/{room}"
     async with MultiplexClient.connect(url, positions=True, additional_headers=bearer(token)) as ann:
         assert json.loads(await ann.recv_data(f"/rooms/{room}"))["type"] == "hello"
-        assert json.loads(await ann.recv_data(f"/rooms/{room}"))["type"] == "presence"
         last = ann.position(f"/rooms/{room}")
     assert last is not None
     async with enter(chat.ws, room, bob_token) as (bob, _):

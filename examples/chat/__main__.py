@@ -75,7 +75,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"  broker {args.broker}, {args.workers} worker(s), messages in {os.environ[config.DB]}\n"
         f"  admin: curl -X POST -H 'Authorization: Bearer {admin}' -H 'Content-Type: application/json' "
-        f'-d \'{{"text": "hello"}}\' http://{args.host}:{args.port}/api/admin/rooms/lobby/announce',
+        f'-d \'{{"text": "hello"}}\' http://{args.host}:{args.port}/api/admin/rooms/lobby/announce\n'
+        f"  kick:  curl -X POST -H 'Authorization: Bearer {admin}' "
+        f"http://{args.host}:{args.port}/api/admin/users/<user id>/kick",
         flush=True,
     )
     signal.signal(signal.SIGTERM, _stopped)

@@ -6,12 +6,7 @@ from the environment (see `config`); `create_app` builds one from explicit setti
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
-import os
-import secrets
-import socket
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
@@ -21,29 +16,8 @@ from fastapi.staticfiles import StaticFiles
 from examples.chat import rooms, web
 from examples.chat.config import ChatConfig
 from examples.chat.state import ChatState
-from examples.chat.store import HEARTBEAT_EVERY, Store
+from examples.chat.store import Store
 from wsroute import BrokerUnavailable, WsRouter
-
-logger = logging.getLogger("examples.chat")
-
-
-async def _announce_presence(state: ChatState, events: list[object]) -> None:
-    for event in events:
-        room = getattr(event, "room", "")
-        try:
-            await state.broker.broadcast_to(f"/rooms/{room}", event)
-        except BrokerUnavailable:
-            logger.warning("could not broadcast presence of %s: broker unavailable", room)
-
-
-async def _heartbeat(state: ChatState) -> None:
-    """Keep this worker's presence rows alive; purge those of workers that died."""
-    while True:
-        await asyncio.sleep(HEARTBEAT_EVERY)
-        try:
-            await _announce_presence(state, list(await state.store.heartbeat(state.worker)))
-        except Exception:
-            logger.exception("presence heartbeat failed")
 
 
 def create_app(config: ChatConfig | None = None) -> FastAPI:
@@ -52,22 +26,14 @@ def create_app(config: ChatConfig | None = None) -> FastAPI:
     ws = WsRouter(broker=config.broker)
     ws.include_router(rooms.router)
     store = Store(config.db_path)
-    worker = f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
-    state = ChatState(config=config, store=store, broker=ws.broker, worker=worker)
+    state = ChatState(config=config, store=store, broker=ws.broker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await store.open()
-        await store.heartbeat(worker)
-        beat = asyncio.create_task(_heartbeat(state))
         try:
             yield
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
-            # Connections have ended (and left) by now; this drops anything left over.
-            await _announce_presence(state, list(await store.retire(worker)))
             await store.close()
 
     app = FastAPI(

@@ -165,7 +165,7 @@ def check_admin(request: Request) -> None:
     """FastAPI dependency: the request carries the admin token (``Authorization: Bearer``)."""
     expected: str | None = request.app.state.chat.config.admin_token
     if expected is None:
-        raise HTTPException(403, "The admin endpoint is disabled: set WSROUTE_CHAT_ADMIN_TOKEN.")
+        raise HTTPException(403, "The admin endpoints are disabled: set WSROUTE_CHAT_ADMIN_TOKEN.")
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given:
         raise HTTPException(401, "Admin token required.", headers={"WWW-Authenticate": "Bearer"})

@@ -5,9 +5,9 @@ variable                    meaning                                             
 =========================== ======================================================= ==========================
 ``WSROUTE_BROKER``          broker URL: ``memory://`` or ``redis://host:port/db``   ``memory://``
 ``WSROUTE_CHAT_SECRET``     key that signs sign-in tokens (HMAC-SHA256)             random, per process
-``WSROUTE_CHAT_DB``         SQLite file for messages and presence                   a new temporary file
+``WSROUTE_CHAT_DB``         SQLite file for the rooms' messages                     a new temporary file
                                                                                     (made at startup)
-``WSROUTE_CHAT_ADMIN_TOKEN`` bearer token of the admin announce endpoint            unset: endpoint disabled
+``WSROUTE_CHAT_ADMIN_TOKEN`` bearer token of the admin endpoints (announce, kick)  unset: endpoints disabled
 ``WSROUTE_CHAT_TOKEN_TTL``  lifetime of a sign-in token, in seconds                 43200 (12 hours)
 =========================== ======================================================= ==========================
 

@@ -93,24 +93,6 @@ class Announcement(BaseModel):
     at: datetime
 
 
-class Presence(BaseModel):
-    """Who is in the room, broadcast after every arrival and departure.
-
-    `change` is ``"joined"`` when `user` opened their first connection to the room,
-    ``"left"`` when they closed their last one, and null when only a connection count
-    changed (a second tab). `members` is the whole list; `version` increases with every
-    change to the room, so a client keeps the list with the highest version it saw
-    (events from two workers may cross on the way).
-    """
-
-    type: Literal["presence"] = "presence"
-    room: str
-    change: Literal["joined", "left"] | None = None
-    user: User | None = None
-    members: list[User]
-    version: int
-
-
 ErrorCode = Literal["empty", "too_long", "invalid", "too_large", "unsupported", "unavailable"]
 
 
@@ -122,7 +104,7 @@ class ErrorEvent(BaseModel):
     detail: str = Field(description="A sentence to show to the user.")
 
 
-ServerEvent = Hello | ChatMessage | Announcement | Presence | ErrorEvent
+ServerEvent = Hello | ChatMessage | Announcement | ErrorEvent
 """Every event the server sends on ``/rooms/{room}`` (each is one message in the AsyncAPI page)."""
 
 HistoryItem = Annotated[ChatMessage | Announcement, Field(discriminator="type")]
@@ -160,3 +142,23 @@ class Announce(BaseModel):
     """``POST /api/admin/rooms/{room}/announce`` body."""
 
     text: MessageText
+
+
+class RoomMember(BaseModel):
+    """A user in a room (from the broker's presence, on every worker)."""
+
+    user: User
+    connections: int = Field(description="How many connections (tabs, devices) the user has to the room.")
+
+
+class Members(BaseModel):
+    """Who is in a room right now, by name."""
+
+    room: str
+    members: list[RoomMember]
+
+
+class Kicked(BaseModel):
+    """``POST /api/admin/users/{user_id}/kick`` response."""
+
+    closed: int = Field(description="How many sockets of the user were closed, on every worker.")

@@ -1,43 +1,55 @@
 """The WebSocket side: rooms at ``/rooms/{room}`` (and the guide's ``/echo``).
 
 * **join** — the `Member` guard has checked the sign-in token (401 otherwise, before
-  anything runs); the newcomer gets a `Hello`, then the room gets a `Presence` event with
-  the new member list (the newcomer too: it is subscribed before `enter` runs).
+  anything runs); the newcomer gets a `Hello`, and the join returns a `PresenceInfo`: the
+  connection is a member of the room's presence (``router.topic(..., presence=True)``) under
+  its user id, with its display name as info, until it leaves.
 * **message** — a `Say` (``{"text": ...}``) is validated by pydantic, kept in the store
   and broadcast to the room as a `ChatMessage`.
-* **leave** — runs exactly once however the connection ended; the room gets a
-  `Presence` event without the leaver.
+* **leave** — runs exactly once however the connection ended; wsroute takes the
+  connection out of the room's presence by itself, so the handler only logs a removal by an
+  admin (``POST /api/admin/users/{user_id}/kick`` closes with `KICKED`).
 * **errors** — a message that fails validation, is too large or is binary gets an
   `ErrorEvent` back and the connection stays open (the default would close it).
 * **history** — every room keeps its last `ROOM_HISTORY` broadcasts in the broker
   (``router.topic``): a page whose connection dropped is replayed what it missed when it
   resubscribes, once and in order, and `recent_messages` serves the HTTP history from it.
 
-Presence lives in the shared store (see `store`), not in this process's memory: with
-several workers, each one only sees its own connections.
+Presence is wsroute's: the broker keeps the members of every room across workers (Redis
+with several), and sends the member list and its changes to the clients that ask for them
+(the page's `MultiplexWebSocket` does); `room_members` reads it for HTTP.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 from typing import Annotated
 
 import orjson
-from fastapi import Depends, Path
+from fastapi import Path
 from pydantic import TypeAdapter, ValidationError
 
 from examples.chat.auth import Member
-from examples.chat.models import MAX_LENGTH, ROOM_PATTERN, ErrorEvent, Hello, HistoryItem, Say, ServerEvent
+from examples.chat.models import (
+    MAX_LENGTH,
+    ROOM_PATTERN,
+    ErrorEvent,
+    Hello,
+    HistoryItem,
+    RoomMember,
+    Say,
+    ServerEvent,
+    User,
+)
 from examples.chat.state import State
 from wsroute import (
     Broker,
     BrokerUnavailable,
     Channel,
-    HandshakeRequest,
     InvalidMessage,
     MessageTooLarge,
+    PresenceInfo,
     UnsupportedFrame,
     WebSocketStatus,
     WsRouter,
@@ -52,29 +64,24 @@ router = WsRouter()
 """The handlers; `app.create_app` includes them into the router it installs with its broker."""
 
 ROOM_HISTORY = 500
-"""Broadcasts each room keeps for recovery (messages, announcements and presence events)."""
+"""Broadcasts each room keeps for recovery (messages and announcements)."""
+
+KICKED = 4403
+"""Close code of a socket an admin removed (`web.kick`): 4403 is among the browser client's
+stop codes, so the page does not reconnect, and says why."""
+KICKED_REASON = "removed by an admin"
 
 _ITEM: TypeAdapter[HistoryItem] = TypeAdapter(HistoryItem)
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
 
 
-def connection_id(request: HandshakeRequest) -> str:
-    """A random id for this connection (each topic of a multiplexed socket has its own)."""
-    return request.local_cache("chat.connection", lambda: secrets.token_hex(8))
-
-
-ConnectionId = Annotated[str, Depends(connection_id)]
-
-
 @router.join("/rooms/{room}")
-async def enter(
-    room: Room, member: Member, channel: Channel[ServerEvent], state: State, connection: ConnectionId
-) -> None:
-    """A signed-in user entered the room: greet them, then tell the room who is here."""
+async def enter(room: Room, member: Member, channel: Channel[ServerEvent]) -> PresenceInfo:
+    """A signed-in user entered the room: greet them, then join the room's presence as that user
+    (two tabs of one user are two connections of one member)."""
     await channel.send(Hello(room=room, you=member.user, worker=os.getpid(), max_length=MAX_LENGTH))
-    presence = await state.store.enter(room, connection, member.user, state.worker)
-    await channel.broadcast(presence)
+    return PresenceInfo(user=member.user.id, info={"name": member.user.name})
 
 
 @router.message("/rooms/{room}", max_message_size=MAX_FRAME)
@@ -85,25 +92,35 @@ async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEven
 
 
 @router.leave("/rooms/{room}")
-async def leave(
-    room: Room, status: WebSocketStatus, channel: Channel[ServerEvent], state: State, connection: ConnectionId
-) -> None:
-    """Whatever ended the connection, tell the room who is still here."""
-    presence = await state.store.exit(connection)
-    if presence is None:
-        return
-    try:
-        await channel.broadcast(presence)
-    except BrokerUnavailable:
-        logger.warning("could not tell %s that a member left (%s): broker unavailable", room, status)
+async def leave(room: Room, member: Member, status: WebSocketStatus) -> None:
+    """The connection ended (wsroute has taken it out of the room's presence): note a removal."""
+    if status.code == KICKED:
+        logger.info("%s (%s) was removed from %s by an admin", member.user.name, member.user.id, room)
 
 
-router.topic("/rooms/{room}", history=ROOM_HISTORY, history_ttl=24 * 3600.0)
+router.topic("/rooms/{room}", history=ROOM_HISTORY, history_ttl=24 * 3600.0, presence=True)
+
+
+async def room_members(broker: Broker, room: str) -> list[RoomMember]:
+    """Who is in `room` on every worker (`Broker.presence`): one entry per user, by name, with
+    how many connections to the room (tabs, devices) they have."""
+    members: dict[str, RoomMember] = {}
+    for member in await broker.presence(f"/rooms/{room}"):
+        if member.user is None:
+            continue  # every connection to a room is signed in: not one of ours
+        known = members.get(member.user)
+        if known is None:
+            info = member.info if isinstance(member.info, dict) else {}
+            name = str(info.get("name", ""))
+            members[member.user] = RoomMember(user=User(id=member.user, name=name), connections=1)
+        else:
+            members[member.user] = known.model_copy(update={"connections": known.connections + 1})
+    return sorted(members.values(), key=lambda m: (m.user.name.casefold(), m.user.id))
 
 
 async def recent_messages(broker: Broker, room: str, limit: int) -> list[HistoryItem]:
     """The last `limit` messages and announcements the broker keeps for `room`, oldest first
-    (its stream also holds presence events, skipped here)."""
+    (anything else in its stream, such as the presence events of older versions, is skipped)."""
     items: list[HistoryItem] = []
     for publication in await broker.history(f"/rooms/{room}", limit=ROOM_HISTORY, reverse=True):
         event = orjson.loads(publication.data)

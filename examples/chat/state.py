@@ -15,12 +15,11 @@ from wsroute import Broker
 
 @dataclasses.dataclass
 class ChatState:
-    """Kept on ``app.state.chat``; `worker` names this process in the presence table."""
+    """Kept on ``app.state.chat``."""
 
     config: ChatConfig
     store: Store
     broker: Broker
-    worker: str
 
 
 def chat_state(connection: HTTPConnection) -> ChatState:

@@ -1,4 +1,4 @@
-"""The HTTP side: the page, sign-in, room history, the admin announcement, health.
+"""The HTTP side: the page, sign-in, room history and members, the admin endpoints, health.
 
 =========================================== =================================================
 ``GET /``, ``GET /rooms/{room}``            the chat page (a room's URL is also its WebSocket)
@@ -7,7 +7,11 @@
 ``GET /api/session``                        who the token belongs to, or 401 with the reason
 ``DELETE /api/session``                     sign out (clears the cookie)
 ``GET /api/rooms/{room}/messages``          the room's last 50 messages (signed-in users)
+``GET /api/rooms/{room}/members``           who is in the room, on every worker (signed-in
+                                            users)
 ``POST /api/admin/rooms/{room}/announce``   broadcast an announcement (admin token)
+``POST /api/admin/users/{user_id}/kick``    close every socket of a user, on every worker
+                                            (admin token)
 ``GET /api/health``                         this worker's pid and broker
 ``GET /docs``                               Swagger UI of this HTTP API, its script and
                                             stylesheet served from ``static/swagger/``
@@ -27,8 +31,18 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from examples.chat import auth
 from examples.chat.auth import Member, check_admin, http_member
-from examples.chat.models import HISTORY, ROOM_PATTERN, Announce, Announcement, History, Session, SignIn
-from examples.chat.rooms import recent_messages
+from examples.chat.models import (
+    HISTORY,
+    ROOM_PATTERN,
+    Announce,
+    Announcement,
+    History,
+    Kicked,
+    Members,
+    Session,
+    SignIn,
+)
+from examples.chat.rooms import KICKED, KICKED_REASON, recent_messages, room_members
 from examples.chat.state import State
 from wsroute import AppBroker, BrokerUnavailable
 
@@ -39,6 +53,7 @@ OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 router = APIRouter()
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
+UserId = Annotated[str, Path(min_length=1, max_length=64, description="A user's id (`Session.user.id`).")]
 SignedIn = Annotated[Member, Depends(http_member)]
 
 
@@ -136,6 +151,13 @@ async def history(
     return History(room=room, messages=messages)
 
 
+@router.get("/api/rooms/{room}/members", tags=["rooms"])
+async def members(room: Room, member: SignedIn, broker: AppBroker) -> Members:
+    """Who is in a room right now, on every worker (the broker's presence): each user once,
+    with how many connections they have to it."""
+    return Members(room=room, members=await room_members(broker, room))
+
+
 @router.post(
     "/api/admin/rooms/{room}/announce", status_code=202, tags=["admin"], dependencies=[Depends(check_admin)]
 )
@@ -148,6 +170,18 @@ async def announce(room: Room, body: Announce, state: State, broker: AppBroker) 
     announcement = await state.store.add_announcement(room, body.text)
     await broker.broadcast_to(f"/rooms/{room}", announcement)
     return announcement
+
+
+@router.post("/api/admin/users/{user_id}/kick", tags=["admin"], dependencies=[Depends(check_admin)])
+async def kick(user_id: UserId, broker: AppBroker) -> Kicked:
+    """Remove a user from the chat: close every socket of theirs, on every worker
+    (``Broker.disconnect``), with code 4403, which tells the page not to reconnect.
+
+    Needs ``Authorization: Bearer <WSROUTE_CHAT_ADMIN_TOKEN>``. Their sign-in stays valid: this
+    is a kick, not a ban. 503 when the broker is down.
+    """
+    closed = await broker.disconnect(user=user_id, code=KICKED, reason=KICKED_REASON)
+    return Kicked(closed=closed)
 
 
 @router.get("/api/health", tags=["ops"])

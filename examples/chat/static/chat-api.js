@@ -47,23 +47,6 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  */
 
 /**
- * Who is in the room, broadcast after every arrival and departure.
- *
- * `change` is ``"joined"`` when `user` opened their first connection to the room,
- * ``"left"`` when they closed their last one, and null when only a connection count
- * changed (a second tab). `members` is the whole list; `version` increases with every
- * change to the room, so a client keeps the list with the highest version it saw
- * (events from two workers may cross on the way).
- * @typedef {object} Presence
- * @property {"presence"} type
- * @property {string} room
- * @property {"joined" | "left" | null} [change]
- * @property {User | null} [user]
- * @property {User[]} members
- * @property {number} version
- */
-
-/**
  * A chat message from a client to its room: ``{"text": "hello"}``.
  * @typedef {object} Say
  * @property {string} text 1 to 500 characters.
@@ -86,15 +69,15 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 
 /**
  * What the server sends on `/rooms/{room}`.
- * @typedef {Hello | ChatMessage | Announcement | Presence | ErrorEvent} RoomsMessage
+ * @typedef {Hello | ChatMessage | Announcement | ErrorEvent} RoomsMessage
  */
 
 /**
  * Handlers on this route:
  *
- * - **join** `enter` (on connect): A signed-in user entered the room: greet them, then tell the room who is here.
+ * - **join** `enter` (on connect): A signed-in user entered the room: greet them, then join the room's presence as that user (two tabs of one user are two connections of one member).
  * - **message** `say` (on each message): Keep the message and broadcast it to everyone in the room, the sender included.
- * - **leave** `leave` (on disconnect): Whatever ended the connection, tell the room who is still here.
+ * - **leave** `leave` (on disconnect): The connection ended (wsroute has taken it out of the room's presence): note a removal.
  *
  * Broadcast topic: the path the client connected to (without the query string).
  */

@@ -9,6 +9,9 @@ const SAVED_ACTIVE = "wsroute-chat:active";
 // Not connected for this long: ask the server (over HTTP) whether the sign-in is still valid,
 // since a browser never learns why a WebSocket handshake was refused.
 const STUCK_AFTER_MS = 4000;
+// The close code of a socket an admin removed (POST /api/admin/users/{id}/kick). It is one of
+// the client's stop codes: the socket does not come back, and the page says why.
+const KICKED = 4403;
 
 const state = {
   me: null,
@@ -20,6 +23,7 @@ const state = {
   outageChecked: false,
   everConnected: false,
   unreachable: false,
+  removed: false,
 };
 
 // ------------------------------------------------------------------------------- helpers
@@ -78,6 +82,7 @@ function startChat() {
   $("account").hidden = false;
   setText($("me"), state.me.name);
   setText($("sign-in-problem"), "");
+  setRemoved(false);
   state.everConnected = false;
   state.outageSince = null;
   state.outageChecked = false;
@@ -94,6 +99,7 @@ function startChat() {
 
 /** Close every room and go back to the sign-in form, saying why. */
 function signedOut(problem) {
+  setRemoved(false);
   for (const room of state.rooms.values()) room.leave();
   state.rooms.clear();
   state.active = null;
@@ -237,6 +243,11 @@ async function onClosed(room, { code, reason, byUs }) {
     await checkSession();
     return;
   }
+  if (code === KICKED) {
+    // The server closed the whole socket: every room gets this close, and none comes back.
+    setRemoved(true);
+    return;
+  }
   if (code >= 4400 && code < 4500) {
     // The server refused this room (a bad name): forget it.
     state.rooms.delete(room.name);
@@ -354,7 +365,11 @@ function updateConnection() {
   const rooms = [...state.rooms.values()];
   let text;
   let kind;
-  if (!rooms.length) {
+  if (state.removed) {
+    text = "Removed by an admin";
+    kind = "stopped";
+    state.outageSince = null;
+  } else if (!rooms.length) {
     text = "Not in any room";
     kind = "idle";
     state.outageSince = null;
@@ -379,6 +394,23 @@ function updateConnection() {
   status.dataset.kind = kind;
   const room = activeRoom();
   setText($("worker"), room?.worker && kind === "ok" ? `Served by worker ${room.worker}` : "");
+}
+
+/**
+ * An admin removed us (every room closed with `KICKED`): say so, and stop taking messages and
+ * rooms until the page is reloaded (the client does not reconnect after that code).
+ * @param {boolean} removed
+ */
+function setRemoved(removed) {
+  const changed = state.removed !== removed;
+  state.removed = removed;
+  setText($("removed"), removed ? "An admin removed you from the chat. Reload the page to come back." : "");
+  for (const id of ["composer-text", "send", "new-room"]) $(id).disabled = removed;
+  $("join-room").querySelector("button").disabled = removed;
+  if (changed && removed) {
+    for (const room of state.rooms.values()) updateRoomItem(room);
+    updateConnection();
+  }
 }
 
 /** Ask the server whether the sign-in is still good; sign out with its reason if not. */

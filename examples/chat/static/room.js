@@ -13,6 +13,12 @@
 // takes a `Say` and whose messages arrive parsed, typed as the server's events. This file's
 // JSDoc types are checked against it (`tsc -p examples/chat`).
 //
+// Members come from wsroute's presence (the room's route has `presence=True`): the socket keeps
+// `presence`, the room's connections on every server worker grouped by user (two tabs of one
+// user are one entry), and fires `presence` on each change. The room shows each user once,
+// and notes "X joined" / "X left" only when a user's first connection arrives or their last
+// one goes.
+//
 // Events (EventTarget): "entry" (detail: the new log entry), "reset" (the log was rebuilt),
 // "members", "state", "problem" (detail: an error event from the server), "closed"
 // (detail: { code, reason }).
@@ -20,7 +26,8 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 import { getHistory } from "./api.js";
 import { rooms } from "./chat-api.js";
 
-/** @import { Announcement, ChatMessage, Presence, RoomsMessage, User } from "./chat-api.js" */
+/** @import { Announcement, ChatMessage, RoomsMessage, User } from "./chat-api.js" */
+/** @import { PresenceEntry } from "/wsroute/multiplex.js" */
 
 /**
  * A line of the log: a message or an announcement from the server, or a notice of our own.
@@ -45,9 +52,10 @@ export class Room extends EventTarget {
     this.entries = [];
     /** @type {Set<number>} */
     this.ids = new Set();
-    /** @type {User[]} */
+    /** @type {User[]} Who is in the room, each user once, in order of arrival. */
     this.members = [];
-    this.version = 0;
+    /** False until the first member list: that one is not news, except that we arrived. */
+    this._knowsMembers = false;
     this.unread = 0;
     /** @type {User | null} */
     this.me = null;
@@ -56,7 +64,7 @@ export class Room extends EventTarget {
     this.maxLength = 500;
     /** Times in a row the server closed this room; reset when it opens. */
     this.closures = 0;
-    /** @type {RoomsMessage[] | null} events that arrived while the history loads */
+    /** @type {(() => void)[] | null} what arrived while the history loads (events, notices) */
     this._waiting = null;
     this._maxId = 0;
     this._notices = 0;
@@ -69,6 +77,7 @@ export class Room extends EventTarget {
     const socket = topic.socket;
     socket.addEventListener("open", () => this._opened());
     socket.addEventListener("subscribed", (event) => this._subscribed(event.recovered));
+    socket.addEventListener("presence", () => this._presence());
     topic.onMessage((event) => this._received(event));
     socket.addEventListener("close", (event) => this._closed(event));
     // The shared physical socket connecting, open, or backing off: the room's status too.
@@ -132,8 +141,6 @@ export class Room extends EventTarget {
 
   _opened() {
     this.closures = 0;
-    // A fresh subscription: presence versions start over (the database may be new).
-    this.version = 0;
     this._emit("state");
   }
 
@@ -141,7 +148,7 @@ export class Room extends EventTarget {
   async _subscribed(recovered) {
     this._waiting = null;
     if (recovered) return;
-    /** @type {RoomsMessage[]} */
+    /** @type {(() => void)[]} */
     const waiting = [];
     this._waiting = waiting;
     const result = await getHistory(this.name);
@@ -152,13 +159,16 @@ export class Room extends EventTarget {
       for (const item of result.data.messages) added = this._add(this._fromServer(item), false) || added;
       if (added) this._emit("reset");
     }
-    for (const event of waiting) this._handle(event);
+    for (const run of waiting) run();
   }
 
   /** @param {RoomsMessage} event */
   _received(event) {
-    if (this._waiting !== null && event.type !== "hello" && event.type !== "error") this._waiting.push(event);
-    else this._handle(event);
+    if (this._waiting !== null && event.type !== "hello" && event.type !== "error") {
+      this._waiting.push(() => this._handle(event));
+    } else {
+      this._handle(event);
+    }
   }
 
   /** @param {RoomsMessage} event */
@@ -173,9 +183,6 @@ export class Room extends EventTarget {
       case "message":
       case "announcement":
         this._add(this._fromServer(event), true);
-        return;
-      case "presence":
-        this._presence(event);
         return;
       case "error":
         this._emit("problem", event);
@@ -226,19 +233,41 @@ export class Room extends EventTarget {
     return true;
   }
 
-  /** @param {Presence} event */
-  _presence(event) {
-    if (event.version >= this.version) {
-      this.version = event.version;
-      this.members = event.members;
-      this._emit("members");
+  /**
+   * The socket's member list changed (or was sent again after a (re)subscription): show it,
+   * and note who arrived or went by comparing users, not connections.
+   */
+  _presence() {
+    const before = new Map(this.members.map((user) => [user.id, user]));
+    const members = this.socket.presence.flatMap((entry) => {
+      const user = memberOf(entry);
+      return user ? [user] : [];
+    });
+    this.members = members;
+    this._emit("members");
+    if (!this._knowsMembers) {
+      // Everyone already here is not news; our own arrival is.
+      this._knowsMembers = true;
+      this._notice("joined", null);
+      return;
     }
-    if (event.change && event.user) {
-      const you = this.me && event.user.id === this.me.id;
-      const who = you ? "You" : event.user.name;
-      const what = event.change === "joined" ? `joined #${this.name}` : `left #${this.name}`;
-      this._add({ kind: "notice", text: `${who} ${what}`, change: event.change }, true);
-    }
+    const now = new Set(members.map((user) => user.id));
+    for (const user of members) if (!before.has(user.id)) this._notice("joined", user);
+    for (const user of before.values()) if (!now.has(user.id)) this._notice("left", user);
+  }
+
+  /**
+   * @param {"joined" | "left"} change
+   * @param {User | null} user null: us
+   */
+  _notice(change, user) {
+    const you = user === null || (this.me !== null && user.id === this.me.id);
+    const who = you ? "You" : /** @type {User} */ (user).name;
+    /** @type {Entry} */
+    const entry = { kind: "notice", text: `${who} ${change} #${this.name}`, change };
+    // While the history loads, the notice waits too: it goes after what was said before it.
+    if (this._waiting !== null) this._waiting.push(() => this._add(entry, true));
+    else this._add(entry, true);
   }
 
   /** @param {CloseEvent} event */
@@ -248,4 +277,19 @@ export class Room extends EventTarget {
     this._emit("state");
     this._emit("closed", { code: event.code, reason: event.reason, byUs: this._leaving });
   }
+}
+
+/**
+ * The user of a presence entry, named by what its join handler shared (`{ name }`); null for
+ * a connection without a user (the chat has none: every room needs a sign-in).
+ * @param {PresenceEntry} entry
+ * @returns {User | null}
+ */
+function memberOf(entry) {
+  if (entry.user === null) return null;
+  for (const client of entry.clients) {
+    const info = /** @type {{ name?: unknown } | null} */ (client.info);
+    if (info && typeof info.name === "string") return { id: entry.user, name: info.name };
+  }
+  return { id: entry.user, name: entry.user };
 }
