@@ -230,6 +230,8 @@ class WsRouter:
         `history` publications are kept per topic (0: none), each for at most `history_ttl`
         seconds (None: until pushed out); a client resubscribing after a disconnect is
         replayed what it missed, up to `recovery_limit` publications (docs/history.md).
+        `presence=True` makes every subscriber a member, listed by `Broker.presence` and
+        announced to subscribers that ask for joins and leaves (docs/presence.md).
         `pattern` must be the path of a handler of this router (with its prefix); it is
         checked when the router is installed.
         """
