@@ -21,7 +21,7 @@ from support.processes import HOST, ServerProcess, free_port
 from support.redis_server import require_redis
 from wsroute import Channel, WsRouter
 from wsroute.broker.redis import RedisBackend
-from wsroute.presence import Member
+from wsroute.presence import Member, PresenceStats
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
@@ -215,3 +215,23 @@ async def test_a_process_without_presence_never_hands_a_diff_to_its_sockets(brok
         await asyncio.sleep(0.3)
         await there.broadcast_to("/rooms/z", "left")
         assert await client.recv() == "left"
+
+
+async def test_members_read_back_from_redis_exactly_as_they_were_stored(broker_url: str) -> None:
+    """Any JSON info (quotes, non-ASCII, nesting, null) and a missing user survive the trip."""
+    backend = RedisBackend(broker_url)
+    await backend.start(lambda *args: None)
+    stored = [
+        Member("AY0rzH2X.1", "zoë", {"name": 'Zoë "Z" 🦊', "tags": ["a", {"b": None}], "n": 1.5}),
+        Member("AY0rzH2X.2", None, None),
+        Member("AY0rzH2X.3", "bob", "שלום\n"),
+    ]
+    try:
+        assert await backend.presence_members("/rooms/empty") == []
+        for member in stored:
+            await backend.presence_add("/rooms/q", member)
+        members = await backend.presence_members("/rooms/q")
+        assert sorted(members, key=lambda m: m.client_id) == stored
+        assert await backend.presence_stats("/rooms/q") == PresenceStats(3, 2)
+    finally:
+        await backend.stop()

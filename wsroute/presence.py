@@ -3,9 +3,9 @@
 A topic whose pattern has ``ws.topic(pattern, presence=True)`` makes every connection on it
 (every topic of a multiplexed socket) a `Member`: its `client_id`, made by the server, and
 the `user` and `info` its join handler returned as a `PresenceInfo` (both None without one).
-A connection is a member from when its join returns until its leave starts. Changes are
-batched per topic and published as one diff (`PresenceDiff`) to the clients that asked for
-presence events (docs/presence.md).
+A connection is a member from when its join returns until its leave starts (for the other
+processes: from its batch on). Changes are batched per topic, stored and published as one
+diff (`PresenceDiff`) to the clients that asked for presence events (docs/presence.md).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import ClassVar
 from starlette.types import Message
 
 from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
-from wsroute.presence import Member, PresenceStats
+from wsroute.presence import Member, PresenceDiff, PresenceStats
 
 Deliver = Callable[[str, Message, "str | None", "StreamPosition | None"], None]
 """Called by a backend for every message that reaches this process: (topic, event, exclude,
@@ -131,6 +131,16 @@ class BrokerBackend(ABC):
         members itself within a bounded time, and publish the leaves (Redis: heartbeats).
         """
         raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence_update(self, topic: str, diff: PresenceDiff) -> None:
+        """Store one batch of this process's joins and leaves on `topic` and announce it
+        (`publish_presence` of ``diff.encode()``). This default does it one member at a
+        time; a remote backend does better in one step (Redis: one script)."""
+        for member in diff.leaves.values():
+            await self.presence_remove(topic, member.client_id)
+        for member in diff.joins.values():
+            await self.presence_add(topic, member)
+        await self.publish_presence(topic, diff.encode())
 
     async def publish_control(self, command: str) -> int:
         """Have every process sharing this backend run `command` through its `control`

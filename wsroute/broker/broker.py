@@ -113,8 +113,11 @@ class Broker:
         self.backend.control = self.clients.handle
         self._watchers: dict[str, dict[PresenceWatcher, None]] = {}
         self._diffs: dict[str, PresenceDiff] = {}
+        self._members: dict[str, dict[str, Member]] = {}  # tracked here: topic -> id -> member
         self._flush: asyncio.TimerHandle | None = None
         self._flushing: set[asyncio.Task[None]] = set()
+        # One batch at a time, in order: a later batch's leave must not overtake its join.
+        self._sending = asyncio.Lock()
 
     def topic(
         self,
@@ -253,6 +256,7 @@ class Broker:
             if self._started:
                 await self._send_diffs()
                 self._started = False
+                self._members.clear()
                 self._topics.clear()
                 self._subscribing.clear()
                 self._watchers.clear()
@@ -381,6 +385,7 @@ class Broker:
         self._presence_options(topic)
         if not self._started:
             await self.start()
+        await self._settle()
         return await self.backend.presence_members(topic)
 
     async def presence_stats(self, topic: str) -> PresenceStats:
@@ -389,6 +394,7 @@ class Broker:
         self._presence_options(topic)
         if not self._started:
             await self.start()
+        await self._settle()
         return await self.backend.presence_stats(topic)
 
     @contextlib.asynccontextmanager
@@ -414,17 +420,28 @@ class Broker:
             await self.remove_subscriber(topic, feed)
 
     async def track(self, topic: str, member: Member) -> None:
-        """Make `member` present on `topic` (the others hear of it in the next diff)."""
+        """Make `member` present on `topic`: stored and announced with the next batch
+        (within `presence_batch` seconds); this process's own reads see it at once."""
         if not self._started:
             await self.start()
-        await self.backend.presence_add(topic, member)
+        self._members.setdefault(topic, {})[member.client_id] = member
         self._diff(topic).join(member)
 
     async def untrack(self, topic: str, client_id: str) -> None:
-        """Remove a member (the others hear of it in the next diff)."""
-        member = await self.backend.presence_remove(topic, client_id)
-        if member is not None:
-            self._diff(topic).leave(member)
+        """Remove a member tracked by this process, with the next batch."""
+        members = self._members.get(topic)
+        member = None if members is None else members.pop(client_id, None)
+        if member is None:
+            return
+        if not members:
+            del self._members[topic]
+        self._diff(topic).leave(member)
+
+    async def _settle(self) -> None:
+        """Write the changes gathered so far before a read, so that this process reads
+        its own joins and leaves (the others see them with the batch)."""
+        if self._diffs or self._sending.locked():
+            await self._send_diffs()
 
     def watch_presence(self, topic: str, watcher: PresenceWatcher) -> None:
         """Hand `watcher` every presence diff of `topic` (it must be subscribed to the topic)."""
@@ -462,13 +479,14 @@ class Broker:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
-        diffs, self._diffs = self._diffs, {}
-        for topic, diff in diffs.items():
-            if diff:
-                try:
-                    await self.backend.publish_presence(topic, diff.encode())
-                except BrokerUnavailable as exc:
-                    logger.warning("presence changes of %s were not announced: %s", topic, exc)
+        async with self._sending:
+            diffs, self._diffs = self._diffs, {}
+            for topic, diff in diffs.items():
+                if diff:
+                    try:
+                        await self.backend.presence_update(topic, diff)
+                    except BrokerUnavailable as exc:
+                        logger.warning("presence changes of %s were not stored nor announced: %s", topic, exc)
 
     async def wait_presence_sent(self) -> None:
         """Wait until the joins and leaves gathered so far have gone out (tests, shutdown)."""

@@ -54,13 +54,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
@@ -527,14 +526,33 @@ class RedisBackend(BrokerBackend):
 
     async def presence_add(self, topic: str, member: Member) -> None:
         """Store the member, registered under this process (see `redis_presence`)."""
+        await self._presence_write(topic, (member,), (), None)
+
+    async def presence_update(self, topic: str, diff: PresenceDiff) -> None:
+        """Store a batch of joins and leaves and publish its diff, in one script."""
+        envelope = bytes((_VERSION | _PRESENCE,)) + diff.encode().encode()
+        await self._presence_write(topic, diff.joins.values(), diff.leaves.values(), envelope)
+
+    async def _presence_write(
+        self, topic: str, joins: Iterable[Member], leaves: Iterable[Member], envelope: bytes | None
+    ) -> None:
         members, users = redis_presence.topic_keys(self._prefix, topic)
-        value = redis_presence.encode_member(member)
         node = redis_presence.node_key(self._prefix, self.node_id)
         nodes = redis_presence.nodes_key(self._prefix)
-        args = (4, members, users, node, nodes, member.client_id, value, topic, self.node_id, self._ttl_ms())
-        await self._run("add a presence member to", redis_presence.ADD_SCRIPT, args)
-        self._present[member.client_id] = (topic, member)
-        if self._heartbeat is None:
+        joined = list(joins)
+        args: list[bytes | str | int] = [4, members, users, node, nodes, topic, self.node_id, self._ttl_ms()]
+        args.append(len(joined))
+        for member in joined:
+            args += (member.client_id, redis_presence.encode_member(member))
+        left = [member.client_id for member in leaves]
+        args += left
+        args += (b"", b"") if envelope is None else (self._prefix + topic.encode(), envelope)
+        await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
+        for client_id in left:
+            self._present.pop(client_id, None)
+        for member in joined:
+            self._present[member.client_id] = (topic, member)
+        if joined and self._heartbeat is None:
             self._heartbeat = asyncio.get_running_loop().create_task(
                 self._beat(), name=f"wsroute redis presence {self.safe_url}"
             )
@@ -548,13 +566,14 @@ class RedisBackend(BrokerBackend):
         value = await self._run("remove a presence member from", redis_presence.REMOVE_SCRIPT, args)
         if value is None:
             return None
-        return member_from_json(client_id, json.loads(value))
+        return member_from_json(client_id, orjson.loads(value))
 
     async def presence_members(self, topic: str) -> list[Member]:
         """Every member, once the members of dead processes are swept."""
         await self.sweep()
         members, _ = redis_presence.topic_keys(self._prefix, topic)
-        return redis_presence.parse_members(await self._run("read the presence of", b"HGETALL", (members,)))
+        reply = await self._run("read the presence of", redis_presence.MEMBERS_SCRIPT, (1, members))
+        return redis_presence.parse_members(reply)
 
     async def presence_stats(self, topic: str) -> PresenceStats:
         """Counted by Redis (``HLEN`` of the members and of the users)."""
