@@ -421,10 +421,31 @@ class Multiplexed(Protocol):
         return text.rpartition(SEP)[2]
 
 
+class MultiplexedPresence(Multiplexed):
+    """`Multiplexed` subscribers that asked for ``presence``: the member list after the OK
+    (``/fan/room·presence=state·{…}``) and the diffs (``presence=diff``) are counted in
+    `frames` and skipped; broadcasts arrive as ``/fan/room··payload``."""
+
+    def __init__(self, options: str) -> None:
+        super().__init__(options)
+        self.frames = 0
+
+    def message(self, transport: WSTransport, text: str) -> str | None:
+        if text.startswith(SEP):
+            return None
+        _, _, rest = text.partition(SEP)
+        if rest.startswith("presence="):
+            self.frames += 1
+            return None
+        return rest.partition(SEP)[2]
+
+
 PROTOCOLS: dict[str, Protocol] = {
     "plain": Protocol(),
     "socketio": SocketIO(),
     "mux_positions": Multiplexed("meta,positions"),
+    "mux_meta": Multiplexed("meta"),
+    "mux_presence": MultiplexedPresence("meta,presence"),
 }
 
 
@@ -617,6 +638,7 @@ async def run_fanout(spec: dict[str, Any]) -> dict[str, Any]:
         "connect_s": connect_s,
         "stalled": stalled,
         "unparsed": state.unparsed,
+        "presence_frames": getattr(protocol, "frames", 0),
         **state.window.report(),
     }
 
@@ -922,12 +944,186 @@ async def storm_live(
     }
 
 
+# --- presence churn ------------------------------------------------------------------------
+
+
+class ChurnSocket(WSListener):
+    """One churning client of ``run_churn``: a ``rocket-multiplex`` socket (connect topic
+    ``/mx/0``) that SUBSCRIBEs the fan-out's topic and UNSUBSCRIBEs it, one step at a time
+    (``free`` → ``joining`` → ``in`` → ``leaving`` → ``free``); the broadcasts it gets while
+    in are counted, not checked."""
+
+    def __init__(self, churn: Churn) -> None:
+        self.churn = churn
+        self.transport: WSTransport | None = None
+        self.step = "free"
+        self.since = 0.0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is not TEXT:
+            return
+        churn = self.churn
+        data = frame.get_payload_as_bytes()
+        if data.startswith(churn.ok_subscribe) and self.step == "joining":
+            self.step, self.since = "in", time.monotonic()
+            churn.joined(self)
+        elif data.startswith(churn.ok_unsubscribe) and self.step == "leaving":
+            self.step = "free"
+            churn.left(self)
+        elif data.startswith(churn.topic_prefix):
+            if data[len(churn.topic_prefix) :].startswith(b"presence="):
+                churn.presence_frames += 1
+            else:
+                churn.deliveries += 1
+        elif data.startswith(SEP_B + b"OK"):
+            pass  # the connect topic's
+        else:
+            churn.errors.append(data[:200].decode(errors="replace"))
+
+
+class Churn:
+    """The churn's bookkeeping: which sockets are free, in (oldest first), and what was done
+    inside the measured window (between the runner's ``go`` and ``stop``)."""
+
+    def __init__(self, topic: str, options: str) -> None:
+        self.topic = topic
+        self.subscribe = f"{SEP}SUBSCRIBE{SEP}{topic}{options and SEP + options}".encode()
+        self.unsubscribe = f"{SEP}UNSUBSCRIBE{SEP}{topic}".encode()
+        self.ok_subscribe = f"{SEP}OK{SEP}SUBSCRIBE{SEP}{topic}".encode()
+        self.ok_unsubscribe = f"{SEP}OK{SEP}UNSUBSCRIBE{SEP}{topic}".encode()
+        self.topic_prefix = (topic + SEP).encode()
+        self.free: list[ChurnSocket] = []
+        self.inside: list[ChurnSocket] = []  # subscribed, oldest first
+        self.measuring = False
+        self.joins = self.leaves = 0  # completed (their OK came back) inside the window
+        self.issued = 0
+        self.skipped = 0  # a step was due but no socket could take it (the server lags)
+        self.deliveries = 0
+        self.presence_frames = 0
+        self.errors: list[str] = []
+        self.join_ns: list[int] = []  # SUBSCRIBE -> OK
+        self.sent_at: dict[ChurnSocket, int] = {}
+
+    def joined(self, sock: ChurnSocket) -> None:
+        self.inside.append(sock)
+        if self.measuring:
+            self.joins += 1
+            self.join_ns.append(perf_ns() - self.sent_at.pop(sock, perf_ns()))
+
+    def left(self, sock: ChurnSocket) -> None:
+        self.free.append(sock)
+        if self.measuring:
+            self.leaves += 1
+
+    def step(self, occupancy: int) -> None:
+        """One join or leave: leave with the oldest member once `occupancy` are in."""
+        if self.inside and (len(self.inside) >= occupancy or not self.free):
+            sock = self.inside.pop(0)
+            sock.step = "leaving"
+            sock.transport.send(TEXT, self.unsubscribe)  # type: ignore[union-attr]
+        elif self.free:
+            sock = self.free.pop()
+            sock.step = "joining"
+            self.sent_at[sock] = perf_ns()
+            sock.transport.send(TEXT, self.subscribe)  # type: ignore[union-attr]
+        else:
+            self.skipped += 1
+            return
+        self.issued += 1
+
+
+async def run_churn(spec: dict[str, Any]) -> dict[str, Any]:
+    """Join/leave churn on a topic, paced, beside another client's fan-out: ``pool``
+    multiplexed sockets, each subscribing the topic (``options``: ``presence`` to be sent
+    the member list and the diffs, as a browser would ask) and unsubscribing it, at ``rate``
+    joins + leaves per second in all, at most ``occupancy`` in at a time (each stays ~
+    2 * occupancy / rate seconds; ``room_suffix`` puts it on another topic of the same
+    pattern, beside the fan-out rather than in it). It connects, says ``ready``, churns from the runner's
+    ``go`` line until its ``stop`` line, then leaves. Bounded: ``max_seconds`` and
+    ``max_events`` as well."""
+    topic = f"/fan/{spec['room']}{spec.get('room_suffix', '')}"
+    churn = Churn(topic, spec.get("options", ""))
+    rate, occupancy = float(spec["rate"]), int(spec.get("occupancy", 10))
+    socks: list[ChurnSocket] = await connect_many(
+        lambda: ChurnSocket(churn),
+        [spec["url"] + "/mx/0"] * int(spec.get("pool", 64)),
+        32,
+        extra_headers={"Sec-WebSocket-Protocol": "rocket-multiplex"},
+    )
+    churn.free = list(socks)
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read_stdin() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
+            if line.strip() == "stop":
+                return
+        loop.call_soon_threadsafe(lines.put_nowait, "stop")
+
+    reader = loop.run_in_executor(None, read_stdin)
+    emit({"mark": "ready", "pool": len(socks)})
+    go = await asyncio.wait_for(lines.get(), spec.get("wait_go", 120))
+    if go != "go":
+        raise RuntimeError(f"churn: expected go, got {go!r}")
+    window = Window()
+    churn.measuring = True
+    window.cpu0, window.wait0, window.t0 = cpu_seconds(), runq_wait_seconds(), perf_ns()
+    t0 = time.monotonic()
+    deadline = t0 + spec.get("max_seconds", 30.0)
+    tick = 0.005
+    stopped = asyncio.ensure_future(lines.get())
+    max_events = spec.get("max_events", 100_000)
+    while not stopped.done() and time.monotonic() < deadline and churn.issued < max_events:
+        due = int((time.monotonic() - t0) * rate) - churn.issued - churn.skipped
+        for _ in range(max(0, min(due, 100))):
+            churn.step(occupancy)
+        await asyncio.wait([stopped], timeout=tick)
+    churn.measuring = False
+    window.t1, window.cpu1, window.wait1 = perf_ns(), cpu_seconds(), runq_wait_seconds()
+    if not stopped.done():
+        stopped.cancel()
+    # leave the topic everywhere, then close (bounded)
+    end = time.monotonic() + 10
+    while any(s.step != "free" for s in socks) and time.monotonic() < end:
+        for sock in list(churn.inside):
+            churn.inside.remove(sock)
+            sock.step = "leaving"
+            sock.transport.send(TEXT, churn.unsubscribe)  # type: ignore[union-attr]
+        await asyncio.sleep(0.02)
+    for sock in socks:
+        sock.transport.disconnect()  # type: ignore[union-attr]
+    reader.cancel()
+    seconds = window.seconds
+    return {
+        "rate_asked": rate,
+        "joins": churn.joins,
+        "leaves": churn.leaves,
+        "events_per_s": (churn.joins + churn.leaves) / seconds if seconds else 0.0,
+        "issued": churn.issued,
+        "issued_per_s": churn.issued / seconds if seconds else 0.0,
+        "skipped": churn.skipped,
+        "deliveries": churn.deliveries,
+        "presence_frames": churn.presence_frames,
+        "join_us": percentiles(churn.join_ns),
+        "errors": len(churn.errors),
+        "errors_first": churn.errors[:3],
+        "window_s": seconds,
+        "client_cpu_s": window.cpu1 - window.cpu0,
+        "client_runq_wait_s": window.wait1 - window.wait0,
+    }
+
+
 SCENARIOS = {
     "echo": run_echo,
     "fanout": run_fanout,
     "connect": run_connect,
     "idle": run_idle,
     "storm": run_storm,
+    "churn": run_churn,
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from config import CLIENT_CPU, PROFILES, ROOT, VENV, Config, log
 from report import result_line
-from servers import FASTLANE, Server, Servers, ServerSpec, run_client
+from servers import FASTLANE, Server, Servers, ServerSpec, run_churned, run_client
 from summary import cpu_per_op
 
 
@@ -31,7 +31,10 @@ def profile(cfg: Config) -> None:
         "fastlane": ServerSpec("bench.apps.wsroute_app", ws=FASTLANE),
         "naive": ServerSpec("bench.apps.fastapi_app"),
         "raw_loop": ServerSpec("bench.apps.raw"),
+        "presence": ServerSpec("bench.apps.wsroute_app", {"BENCH_PRESENCE": "1"}),
     }
+    fan1000 = {"scenario": "fanout", "subs": 1000, "window": 4, "payload": 64, "max_broadcasts": 100_000}
+    churn = {"rate": 500, "pool": 256, "occupancy": 10, "max_seconds": 60, "max_events": 100_000}
     scenarios: dict[str, tuple[str, dict[str, Any]]] = {
         "echo100": ("raw wsroute wsroute_bare", {"scenario": "echo", "conns": 100, "path": "/echo"}),
         "echo10": ("raw wsroute starlette", {"scenario": "echo", "conns": 10, "path": "/echo"}),
@@ -50,6 +53,10 @@ def profile(cfg: Config) -> None:
         # one rocket-multiplex socket, 10 topics: echo through `channel.send` vs request/reply
         "mux10": ("wsroute", {"scenario": "echo", "mux_topics": 10, "topic_fmt": "/mx/{}"}),
         "rq10": ("wsroute", {"scenario": "echo", "mux_topics": 10, "topic_fmt": "/rq/{}", "request": True}),
+        # presence: the fan-out to members, and beside it 500 joins + leaves per second
+        # (`presence` is the app with BENCH_PRESENCE=1, `wsroute` the same without it)
+        "pfanout1000": ("presence", fan1000),
+        "churn1000": ("presence wsroute", {**fan1000, "churn": churn}),
     }
     jobs = [
         (f"{scenario}-{app}", apps[app], spec)
@@ -62,7 +69,10 @@ def profile(cfg: Config) -> None:
         jobs = [job for job in jobs if job[0] in wanted]
     else:
         # The default set: the ones the notes discuss (the others on demand).
-        on_demand = ("echo10-", "fanout1000-", "fanout5000-fast", "mux10-", "rq10-")
+        on_demand = (
+            *("echo10-", "fanout1000-", "fanout5000-fast", "mux10-", "rq10-"),
+            *("pfanout1000-", "churn1000-"),
+        )
         jobs = [job for job in jobs if not job[0].startswith(on_demand)]
     try:
         for name, server_spec, spec in jobs:
@@ -102,7 +112,8 @@ def profile(cfg: Config) -> None:
                 os.sched_setaffinity(spy.pid, {CLIENT_CPU})
                 spies.append(spy)
 
-            result = run_client(spec, [server], duration + 120, on_start=start_spy)
+            run = run_churned if "churn" in spec else run_client
+            result = run(spec, [server], duration + 120, on_start=start_spy)
             for spy in spies:
                 spy.wait(30)
             log(f"  profile {name}: {result_line(spec['scenario'], result)} -> {out.relative_to(ROOT)}")

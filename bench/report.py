@@ -47,10 +47,16 @@ def result_line(scenario: str, r: dict[str, Any]) -> str:
             f"{r['storm_s'] * 1000:>7.0f} ms  recovered {r['recovered']}/{r['clients']} exact {r['exact']} "
             f"replayed {r['replayed_total']} bad {r['bad']}  {cpu}"
         )
-    if "fanout" in scenario:
+    if "fanout" in scenario or scenario == "presence_churn":
+        churn = r.get("churn")
+        extra = (
+            f"  churn {churn['events_per_s']:.0f}/s skipped {churn['skipped']} err {churn['errors']}"
+            if isinstance(churn, dict)
+            else ""
+        )
         return (
             f"{r['deliveries_per_s']:>9.0f} deliv/s  p99 {r['latency_us']['p99'] / 1000:.1f}ms "
-            f"lost {r['lost']}  {cpu}"
+            f"lost {r['lost']}  {cpu}{extra}"
         )
     if scenario == "connect":
         return f"{r['conns_per_s']:>7.0f} conn/s  failed {r['failed']}  {cpu}"
@@ -108,6 +114,49 @@ def micro_rows(records: list[dict[str, Any]]) -> list[str]:
                 + " | | | tracemalloc, by the innermost frame of each allocation |"
             )
     out += history_memory_rows(records)
+    out += presence_memory_rows(records)
+    return out
+
+
+def presence_memory_rows(records: list[dict[str, Any]]) -> list[str]:
+    """The presence figures at 10,000 members, from `bench/presence_mem.py`."""
+    out: list[str] = []
+    for r in records:
+        if r.get("scenario") != "presence_memory" or "brokers" not in r:
+            continue
+        n = r["members"]
+        for broker, b in r["brokers"].items():
+            if "error" in b:
+                out.append(f"| presence, {broker} | error: {b['error'][:200]} | | | |")
+                continue
+            p, st = b["presence_us"], b["stats_us"]
+            head = f"| presence, {broker}, {n:,} members:"
+            out.append(
+                f"{head} `broker.presence(topic)` | p50 {p['p50']:,.0f} µs, p99 {p['p99']:,.0f} µs "
+                f"({p['n']} calls) | | | every member as a `Member`, one call at a time |"
+            )
+            out.append(
+                f"{head} `broker.presence_stats(topic)` | p50 {st['p50']:,.1f} µs, p99 {st['p99']:,.1f} µs "
+                f"({st['n']} calls) | | | counted, not listed |"
+            )
+            out.append(
+                f"| presence, {broker}: bytes per member | {b['bytes_per_member']:,.0f} B | | | "
+                + (
+                    "tracemalloc: the `Member` (client id, user, info) and the backend's dicts"
+                    if broker == "memory"
+                    else "`MEMORY USAGE` of the members, users and node hashes / members"
+                )
+                + " |"
+            )
+            out.append(
+                f"| presence, {broker}: µs per join / leave (`track` / `untrack`) | "
+                f"{b['track_us']:,.1f} / {b['untrack_us']:,.1f} µs | | | one at a time, into the batch |"
+            )
+            if "untrack_send_ms" in b:
+                out.append(
+                    f"{head} the batch of all joins / all leaves stored and announced | "
+                    f"{b['diff_send_ms']:,.1f} / {b['untrack_send_ms']:,.1f} ms | | | one `presence_update` |"
+                )
     return out
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from config import BENCH, ROOT, SERVER_CPU, VENV_PY, Config, log
 from report import Recorder, result_line
-from servers import FASTLANE, ClientError, Server, Servers, ServerSpec, run_client
+from servers import FASTLANE, ClientError, Server, Servers, ServerSpec, run_churned, run_client
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -66,7 +66,10 @@ def run_rounds(
                     sub = servers.get(variant.sub_server, 1)
                     used.append(sub)
                     spec["sub_url"] = sub.url
-                result = run_client(spec, used, timeout)
+                if "churn" in spec:
+                    result = run_churned(spec, used, timeout)
+                else:
+                    result = run_client(spec, used, timeout)
                 error = None
             except (ClientError, RuntimeError) as exc:
                 result, error = {}, str(exc)
@@ -423,10 +426,10 @@ def scenario_history_storm(rec: Recorder, cfg: Config, servers: Servers) -> None
         drop_history_keys()
 
 
-def scenario_history_memory(rec: Recorder, cfg: Config, servers: Servers) -> None:
-    """Bytes of history per stored message (memory backend: tracemalloc; Redis: MEMORY USAGE)."""
-    mode = "quick" if cfg.quick or cfg.smoke else "full"
-    args = [str(VENV_PY), str(BENCH / "history_mem.py"), mode]
+def run_in_process(rec: Recorder, scenario: str, script: str, mode: str) -> dict[str, Any] | None:
+    """Run an in-process benchmark script (`mode`, and the Redis URL when Redis answers),
+    record its JSON result under `scenario` and return it (None, recorded, on a failure)."""
+    args = [str(VENV_PY), str(BENCH / script), mode]
     if redis_available():
         args.append(REDIS_URL)
     proc = subprocess.run(
@@ -438,11 +441,20 @@ def scenario_history_memory(rec: Recorder, cfg: Config, servers: Servers) -> Non
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     if proc.returncode != 0:
-        rec.add({"scenario": "history_memory", "error": proc.stderr[-2000:]})
-        log(f"  history_memory: ERROR {proc.stderr[-500:]}")
+        rec.add({"scenario": scenario, "error": proc.stderr[-2000:]})
+        log(f"  {scenario}: ERROR {proc.stderr[-500:]}")
+        return None
+    result: dict[str, Any] = json.loads(proc.stdout)
+    rec.add({"scenario": scenario, **result})
+    return result
+
+
+def scenario_history_memory(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Bytes of history per stored message (memory backend: tracemalloc; Redis: MEMORY USAGE)."""
+    mode = "quick" if cfg.quick or cfg.smoke else "full"
+    result = run_in_process(rec, "history_memory", "history_mem.py", mode)
+    if result is None:
         return
-    result = json.loads(proc.stdout)
-    rec.add({"scenario": "history_memory", **result})
     for size, m in result["memory"].items():
         log(
             f"  history memory, {size} B payload: {m['overhead_bytes_per_msg']:.0f} B/stored message beyond "
@@ -457,6 +469,175 @@ def scenario_history_memory(rec: Recorder, cfg: Config, servers: Servers) -> Non
             log(
                 f"  history memory, Redis, {size} B payload: {r['bytes_per_msg']:.0f} B/stored message (stream key)"  # noqa: E501
             )
+
+
+# Presence: its own Redis channel prefix (this run's), so that its keys never meet another
+# user's; deleted afterwards.
+PRESENCE_PREFIX = f"benchpres{os.getpid()}:"
+PRESENCE_REDIS_URL = f"{REDIS_URL}?channel_prefix={PRESENCE_PREFIX}"
+PRESENCE_ENV = {"BENCH_PRESENCE": "1"}
+# The servers without presence use rooms of their own, so that the previous run's leaves
+# (flushed while the next run's first subscriber connects) never meet them. (They once broke
+# a socket there: a process without `ws.topic` handed a presence diff to its subscribers as a
+# message; fixed in the broker, tested in tests/test_presence_redis.py.)
+
+
+def presence_fanout_spec(cfg: Config, subs: int, room: str) -> dict[str, Any]:
+    return {
+        "scenario": "fanout",
+        "subs": subs,
+        "room": room,
+        "duration": cfg.duration,
+        "max_broadcasts": 100_000,
+        "window": 4,
+        "payload": 64,
+        "warmup": 0.3,
+        "stall": 5.0,
+    }
+
+
+def presence_brokers(cfg: Config, name: str) -> list[tuple[str, ServerSpec, ServerSpec, bool]]:
+    """(broker, server without presence, server with it, cross-process): the memory broker,
+    and Redis with the subscribers on a second process when Redis answers."""
+    out = [
+        (
+            "memory",
+            ServerSpec("bench.apps.wsroute_app"),
+            ServerSpec("bench.apps.wsroute_app", PRESENCE_ENV),
+            False,
+        )
+    ]
+    if redis_available():
+        url = {"BENCH_BROKER": PRESENCE_REDIS_URL}
+        out.append(
+            (
+                "redis_2proc",
+                ServerSpec("bench.apps.wsroute_app", url),
+                ServerSpec("bench.apps.wsroute_app", {**url, **PRESENCE_ENV}),
+                True,
+            )
+        )
+    else:
+        log(f"  {name} redis: skipped, no Redis answering at 127.0.0.1:6379")
+    return out
+
+
+def scenario_presence_fanout(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Fan-out to a topic with presence against the same fan-out without it, same run: one
+    server started with ``BENCH_PRESENCE=1`` (``ws.topic("/fan/{room}", presence=True)`` and
+    a ``join`` returning ``PresenceInfo``: every subscriber is a member) and one without.
+    ``presence`` / ``no_presence``: plain dedicated sockets. ``presence_mux`` /
+    ``mux_meta``: the subscribers on ``rocket-multiplex`` sockets, asking ``meta,presence``
+    (the member list, then the diffs) against asking ``meta`` on the server without it.
+    Redis: subscribers on server B, publisher on server A."""
+    subs = 100 if cfg.smoke else 1000
+    for broker, off, on, two in presence_brokers(cfg, "presence_fanout"):
+        room = f"p{broker[0]}{os.getpid()}"
+        plain = {"room": f"{room}-off"}  # see PRESENCE_ENV
+        variants = [
+            Variant("no_presence", off, plain, sub_server=off if two else None),
+            Variant("presence", on, sub_server=on if two else None),
+            Variant("mux_meta", off, {**plain, "protocol": "mux_meta"}, sub_server=off if two else None),
+            Variant("presence_mux", on, {"protocol": "mux_presence"}, sub_server=on if two else None),
+        ]
+        spec = presence_fanout_spec(cfg, subs, room)
+        params = {"subs": subs, "broker": broker}
+        run_rounds(rec, cfg, servers, "presence_fanout", params, variants, spec, cfg.reps, 180)
+        servers.stop_all()
+    drop_presence_keys()
+
+
+CHURN_RATE = 500  # joins + leaves per second
+
+
+def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Join/leave churn beside a fan-out: the fan-out of `scenario_presence_fanout`
+    (1000 subscribers) while a second client process (`client.run_churn`) subscribes and
+    unsubscribes the same topic on 256 multiplexed sockets at a paced 500 joins + leaves per
+    second (at most 10 churners in at a time: each stays ~40 ms), from the fan-out's
+    ``start`` mark to its ``end`` mark. Against the same fan-out without the churn, same
+    server, same round (``presence``, the baseline). Context: the same pair without presence
+    (``no_presence``), and with the fan-out's subscribers watching presence
+    (``presence_watchers``: multiplexed, ``meta,presence``: they get every diff). The
+    churners ask no presence themselves except in ``presence+churn_watching`` (each of its
+    joins is sent the member list). ``presence+churn_elsewhere``: the same churn on another
+    topic of the pattern (``/fan/<room>-elsewhere``, presence on, no broadcasts): the churn's
+    cost without its churners being subscribers of the fan-out."""
+    subs = 100 if cfg.smoke else 1000
+    rate = int(os.environ.get("BENCH_CHURN_RATE", CHURN_RATE))
+    churn = {
+        "rate": rate,
+        "pool": 256,
+        "occupancy": 10,
+        "max_seconds": cfg.duration + 30,
+        "max_events": 100_000,
+    }
+    watching = {**churn, "options": "meta,presence"}
+    elsewhere = {**churn, "room_suffix": "-elsewhere"}
+    for broker, off, on, two in presence_brokers(cfg, "presence_churn"):
+        b_on, b_off = (on if two else None), (off if two else None)
+        mux = {"protocol": "mux_presence"}
+        room = f"c{broker[0]}{os.getpid()}"
+        plain = {"room": f"{room}-off"}  # see PRESENCE_ENV
+        variants = [
+            Variant("presence", on, sub_server=b_on),
+            Variant("presence+churn", on, {"churn": churn}, sub_server=b_on),
+            Variant("no_presence", off, plain, sub_server=b_off),
+            Variant("no_presence+churn", off, {**plain, "churn": churn}, sub_server=b_off),
+            Variant("presence_watchers", on, mux, sub_server=b_on),
+            Variant("presence_watchers+churn", on, {**mux, "churn": churn}, sub_server=b_on),
+            Variant("presence+churn_watching", on, {"churn": watching}, sub_server=b_on),
+            Variant("presence+churn_elsewhere", on, {"churn": elsewhere}, sub_server=b_on),
+        ]
+        spec = presence_fanout_spec(cfg, subs, room)
+        params = {"subs": subs, "broker": broker, "churn_per_s": rate}
+        run_rounds(rec, cfg, servers, "presence_churn", params, variants, spec, cfg.reps, 180)
+        servers.stop_all()
+    drop_presence_keys()
+
+
+def drop_presence_keys() -> None:
+    """Delete the Redis keys the presence scenarios left (this run's prefix only; bounded)."""
+    if not redis_available():
+        return
+    drop_keys(f"{PRESENCE_PREFIX}*")
+
+
+def drop_keys(pattern: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        cursor = 0
+        for _ in range(10_000):
+            cursor, keys = client.scan(cursor, match=pattern, count=1000)
+            if keys:
+                client.delete(*keys)
+            if cursor == 0:
+                break
+    finally:
+        client.close()
+
+
+def scenario_presence_memory(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """10,000 members in one topic, in-process (`bench/presence_mem.py`): the latency of
+    ``broker.presence`` and ``broker.presence_stats``, memory backend and Redis; bytes per
+    member (tracemalloc; Redis ``MEMORY USAGE``); µs per join and leave."""
+    mode = "smoke" if cfg.smoke else "quick" if cfg.quick else "full"
+    result = run_in_process(rec, "presence_memory", "presence_mem.py", mode)
+    if result is None:
+        return
+    for broker, r in result["brokers"].items():
+        if "error" in r:
+            log(f"  presence {broker}: ERROR {r['error']}")
+            continue
+        log(
+            f"  presence {broker}, {result['members']:,} members: "
+            f"presence() p50 {r['presence_us']['p50']:,.0f} us "
+            f"p99 {r['presence_us']['p99']:,.0f} us; presence_stats() p50 {r['stats_us']['p50']:,.1f} us "
+            f"p99 {r['stats_us']['p99']:,.1f} us; {r['bytes_per_member']:,.0f} B/member; "
+            f"join {r['track_us']:,.1f} us, leave {r['untrack_us']:,.1f} us"
+        )
 
 
 def scenario_micro(rec: Recorder, cfg: Config, servers: Servers) -> None:
@@ -504,4 +685,8 @@ SCENARIOS = {
     "history_fanout": scenario_history_fanout,
     "history_storm": scenario_history_storm,
     "history_memory": scenario_history_memory,
+    # presence
+    "presence_fanout": scenario_presence_fanout,
+    "presence_churn": scenario_presence_churn,
+    "presence_memory": scenario_presence_memory,
 }

@@ -143,9 +143,15 @@ class ClientError(RuntimeError):
 
 
 def run_client(
-    spec: dict[str, Any], servers: list[Server], timeout: float, on_ready: Any = None, on_start: Any = None
+    spec: dict[str, Any],
+    servers: list[Server],
+    timeout: float,
+    on_ready: Any = None,
+    on_start: Any = None,
+    on_end: Any = None,
 ) -> dict[str, Any]:
-    """Run one client process; sample the servers' CPU at its start/end marks."""
+    """Run one client process; sample the servers' CPU at its start/end marks (`on_start`
+    and `on_end` are called there, right before the samples are read)."""
     spec = {**spec, "cpu": CLIENT_CPU}
     proc = subprocess.Popen(
         [str(VENV_PY), str(BENCH / "client.py"), json.dumps(spec)],
@@ -174,6 +180,8 @@ def run_client(
                 cpu0 = [s.cpu() for s in servers]
                 wait0 = [s.runq_wait() for s in servers]
             elif mark == "end":
+                if on_end is not None:
+                    on_end()
                 cpu1 = [s.cpu() for s in servers]
                 wait1 = [s.runq_wait() for s in servers]
             elif mark == "ready":
@@ -201,4 +209,66 @@ def run_client(
             max([*result["server_runq_wait_s"], result.get("client_runq_wait_s", 0.0)]) / window, 3
         )
     result.update(extra)
+    return result
+
+
+def run_churned(
+    spec: dict[str, Any], used: list[Server], timeout: float, on_start: Any = None
+) -> dict[str, Any]:
+    """`run_client` with a second client process beside it (presence churn): the churner
+    connects its sockets first, starts churning at the fan-out client's ``start`` mark and
+    stops at its ``end`` mark; its own figures go under ``churn``. It is pinned to the
+    client's CPU: the server's core stays the server's alone."""
+    spec = dict(spec)
+    churn = {
+        "scenario": "churn",
+        "url": spec.get("sub_url", spec["url"]),
+        "room": spec["room"],
+        "cpu": CLIENT_CPU,
+        **spec.pop("churn"),
+    }
+    proc = subprocess.Popen(
+        [str(VENV_PY), str(BENCH / "client.py"), json.dumps(churn)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    assert proc.stdin is not None and proc.stdout is not None
+
+    def say(line: str) -> None:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):  # it ended already: its result says why
+                proc.stdin.write(line + "\n")  # type: ignore[union-attr]
+                proc.stdin.flush()  # type: ignore[union-attr]
+
+    def start() -> None:
+        say("go")
+        if on_start is not None:
+            on_start()
+
+    try:
+        ready = json.loads(proc.stdout.readline() or "{}")
+        if ready.get("mark") != "ready":
+            proc.kill()
+            err = proc.stderr.read() if proc.stderr else ""
+            raise ClientError(f"churn client did not get ready: {err.strip()[-2000:]}")
+        result = run_client(spec, used, timeout, on_start=start, on_end=lambda: say("stop"))
+        say("stop")
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        out = [json.loads(line) for line in proc.stdout if line.strip()]
+        proc.wait(30)
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+    churned = next((m["result"] for m in out if "result" in m), None)
+    if churned is None:
+        err = proc.stderr.read() if proc.stderr else ""
+        raise ClientError(f"churn client failed (exit {proc.returncode}): {err.strip()[-2000:]}")
+    result["churn"] = churned
     return result

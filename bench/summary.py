@@ -119,7 +119,46 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
     # a time: the ratio is the variant's time over the baseline's (> 1: slower); the
     # recovery's target is correctness (every client recovered, exactly `missed` each)
     "history_storm": ("storm_ms", "ms, all clients done", "subscribe", {}),
+    # presence: members on the topic, against none (same fan-out, same round)
+    "presence_fanout": (
+        "deliveries_per_s",
+        "deliveries/s",
+        "no_presence",
+        {"presence": ("≥ 0.95× no presence", 0.95, True)},
+    ),
+    # 500 joins + leaves per second beside the fan-out, against the fan-out alone
+    "presence_churn": (
+        "deliveries_per_s",
+        "deliveries/s",
+        "presence",
+        {"presence+churn": ("≥ 0.90× no churn", 0.90, True)},
+    ),
 }
+
+
+def fanout_like(scenario: str) -> bool:
+    """Scenarios whose records are fan-out results (deliveries, latency, lost)."""
+    return "fanout" in scenario or scenario == "presence_churn"
+
+
+def churn_note(mine: list[dict[str, Any]]) -> list[str]:
+    """What the churner of `presence_churn` did inside the windows (medians over rounds)."""
+    churns = [r["churn"] for r in mine if isinstance(r.get("churn"), dict)]
+    if not churns:
+        return []
+
+    def median(key: str) -> float:
+        return med([c.get(key, 0.0) for c in churns])
+
+    join_p50 = med([c["join_us"]["p50"] for c in churns]) / 1000
+    join_p99 = med([c["join_us"]["p99"] for c in churns]) / 1000
+    return [
+        f"churn {median('events_per_s'):,.0f} joins+leaves/s completed, {median('issued_per_s'):,.0f}/s sent "
+        f"(asked {churns[0]['rate_asked']:g}), join→OK p50 {join_p50:.1f} ms p99 {join_p99:.1f} ms, "
+        f"skipped {sum(c['skipped'] for c in churns)}, errors {sum(c['errors'] for c in churns)}, "
+        f"churners got {median('deliveries'):,.0f} deliveries and {median('presence_frames'):,.0f} "
+        "presence frames per window"
+    ]
 
 
 def verdict_of(all_r: list[float], clean_r: list[float], bound: float, at_least: bool) -> str:
@@ -242,7 +281,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 p50 = med([r["rtt_us"]["p50"] for r in mine])
                 p99 = med([r["rtt_us"]["p99"] for r in mine])
                 extra.append(f"RTT p50 {p50:.0f} µs, p99 {p99:.0f} µs")
-            if "fanout" in scenario and mine:
+            if fanout_like(scenario) and mine:
                 extra.append(f"p99 {med([r['latency_us']['p99'] for r in mine]) / 1000:.1f} ms")
                 extra.append(f"lost {sum(r['lost'] for r in mine)}")
                 if name != base:
@@ -257,11 +296,17 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                         if scenario == "connect"
                         else "client"
                         if scenario == "history_storm"
-                        else ("delivery" if "fanout" in scenario else "msg")
+                        else ("delivery" if fanout_like(scenario) else "msg")
                     )
                     if scenario == "connect":
                         per = [sum(r["server_cpu_s"]) / r["conns"] * 1e6 for r in mine if r.get("conns")]
                     extra.append(f"server {med(per):.1f} µs CPU/{what}")
+            if scenario == "presence_churn" and mine:
+                extra += churn_note(mine)
+            if scenario in ("presence_fanout", "presence_churn") and mine:
+                frames = med([r.get("presence_frames", 0) for r in mine])
+                if frames:
+                    extra.append(f"subscribers got {frames:,.0f} presence frames per run")
             if scenario == "connect" and mine:
                 extra.append(f"handshake p50 {med([r['handshake_us']['p50'] for r in mine]) / 1000:.2f} ms")
             if scenario == "history_storm" and mine:
@@ -308,6 +353,27 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
         if scenario == "history_storm":
             # recovering the missed publications against receiving the same ones live (a time)
             compare(rows, recs, scenario, label, metric, ("recover", "live"), None, "recover vs live (time)")
+        if scenario == "presence_fanout":
+            # multiplexed subscribers asking `presence` against the same asking `meta` only
+            pair = ("presence_mux", "mux_meta")
+            fact = compare(rows, recs, scenario, label, metric, pair, 0.95, target_of="mux meta, no presence")
+            if fact:
+                facts[f"presence_fanout[{label}].presence_mux_vs_mux_meta"] = fact
+        if scenario == "presence_churn":
+            # context: the same churn without presence, with watching subscribers, and
+            # the churn's presence share (presence+churn against no_presence+churn)
+            for pair in (
+                ("no_presence+churn", "no_presence"),
+                ("presence_watchers+churn", "presence_watchers"),
+                ("presence+churn_watching", "presence"),
+                ("presence+churn", "no_presence+churn"),
+                ("presence_watchers", "presence"),
+                ("presence+churn_elsewhere", "presence"),
+                ("presence+churn", "presence+churn_elsewhere"),
+            ):
+                fact = compare(rows, recs, scenario, label, metric, pair, None)
+                if fact:
+                    facts[f"presence_churn[{label}].{pair[0]}_vs_{pair[1]}"] = fact
         if scenario == "redis_fanout":
             pair = ("wsroute_redis_2proc", "broadcaster_redis_2proc")
             fact = compare(rows, recs, scenario, label, metric, pair, 1.5, target_of="broadcaster redis")

@@ -13,8 +13,12 @@
   ``N`` messages to ``/hist/{room}`` one after another, then answers ``done N``.
 
 ``BENCH_HISTORY=N`` switches history on (issue 16): ``ws.topic("/fan/{room}", history=N,
-history_ttl=600.0)`` and the same for ``/hist/{room}``. Without it no ``ws.topic`` is
-configured, so the other scenarios measure the app exactly as before.
+history_ttl=600.0)`` and the same for ``/hist/{room}``. ``BENCH_PRESENCE=1`` switches
+presence on for ``/fan/{room}`` (``presence=True``, with the history options when both are
+set) and adds a ``join`` handler there that names each connection
+``PresenceInfo(user="u<n>", info={"name": "bench"})``: every subscriber is a member.
+Without them no ``ws.topic`` and no ``join`` is configured, so the other scenarios measure
+the app exactly as before.
 
 ``BENCH_EXPERIMENT`` applies bench-only patches (see ``bench/experiments.py``).
 ``BENCH_BROKER`` picks the broker URL (``memory://`` default; ``redis://127.0.0.1:6379/0``
@@ -24,13 +28,14 @@ the ASGI app (no FastAPI/Starlette middleware), to split framework cost from wsr
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from fastapi import FastAPI
 
 import bench.apps._gcstats  # noqa: F401  (BENCH_GC_STATS=1: GC time in the server log)
 from bench.experiments import apply_from_env
-from wsroute import Broker, Channel, Guard, HandshakeRequest, WsRouter
+from wsroute import Broker, Channel, Guard, HandshakeRequest, PresenceInfo, WsRouter
 
 EXPERIMENTS = apply_from_env()  # bench-only monkeypatches, see bench/experiments.py
 
@@ -50,9 +55,12 @@ class User(Guard):
 
 ws = WsRouter(broker=os.environ.get("BENCH_BROKER", "memory://"))
 HISTORY = int(os.environ.get("BENCH_HISTORY", "0"))
+PRESENCE = os.environ.get("BENCH_PRESENCE") == "1"
 if HISTORY:
-    ws.topic("/fan/{room}", history=HISTORY, history_ttl=600.0)
+    ws.topic("/fan/{room}", history=HISTORY, history_ttl=600.0, presence=PRESENCE)
     ws.topic("/hist/{room}", history=HISTORY, history_ttl=600.0)
+elif PRESENCE:
+    ws.topic("/fan/{room}", presence=True)
 
 
 @ws.message("/echo")
@@ -68,6 +76,15 @@ async def idle(data: str, channel: Channel, user: User) -> None:
 @ws.message("/fan/{room}")
 async def subscriber(data: str) -> None:
     """Subscribers only listen; the topic is their URL path."""
+
+
+if PRESENCE:
+    _members = itertools.count(1)
+
+    @ws.join("/fan/{room}")
+    async def fan_join(room: str) -> PresenceInfo:
+        """Presence on: each subscriber is a member with a user and a small info."""
+        return PresenceInfo(user=f"u{next(_members)}", info={"name": "bench"})
 
 
 @ws.message("/pub/{room}")
