@@ -10,6 +10,10 @@
   the network taken out, so it is far less noisy than the end-to-end echo. Measured twice:
   with a ``receive`` that never suspends, and with one that yields to the loop once per
   message (as under load), which adds the cost of resuming the app's whole await chain.
+* ``handshakes`` — one connection opened and closed at once (``websocket.connect``, the
+  accept, ``websocket.disconnect``), µs per cycle: the raw ASGI app against wsroute on
+  FastAPI with one guard built at the handshake, ``async def``, a plain ``def`` with
+  ``sync_to_thread = False`` (on the loop) and with ``True`` (Starlette's thread pool).
 
 Prints one JSON object. Run by ``bench/run.py``; alone: ``python bench/micro.py``.
 """
@@ -234,6 +238,99 @@ async def asgi_echo(n: int, reps: int, suspend: bool) -> dict[str, Any]:
     }
 
 
+# --- handshakes without the network ---------------------------------------------------------
+
+
+def guard_app() -> Any:
+    """wsroute on FastAPI: ``/g/<kind>``, each with a guard of that kind."""
+    from fastapi import FastAPI
+
+    class AsyncGuard:
+        @classmethod
+        async def from_request(cls, request: HandshakeRequest) -> AsyncGuard:
+            return cls()
+
+    class InlineGuard:
+        sync_to_thread = False
+
+        @classmethod
+        def from_request(cls, request: HandshakeRequest) -> InlineGuard:
+            return cls()
+
+    class ThreadGuard:
+        sync_to_thread = True
+
+        @classmethod
+        def from_request(cls, request: HandshakeRequest) -> ThreadGuard:
+            return cls()
+
+    ws = WsRouter()
+
+    @ws.message("/g/async")
+    async def with_async(data: str, guard: AsyncGuard) -> None:
+        pass
+
+    @ws.message("/g/inline")
+    async def with_inline(data: str, guard: InlineGuard) -> None:
+        pass
+
+    @ws.message("/g/thread")
+    async def with_thread(data: str, guard: ThreadGuard) -> None:
+        pass
+
+    app = FastAPI()
+    ws.install(app)
+    return app
+
+
+def _open_then_close() -> Callable[[], Awaitable[dict[str, Any]]]:
+    """An ASGI ``receive``: the connect, then the client's close."""
+    events = iter(({"type": "websocket.connect"}, {"type": "websocket.disconnect", "code": 1000}))
+
+    async def receive() -> dict[str, Any]:
+        return next(events)
+
+    return receive
+
+
+async def cycles(app: Any, path: str, n: int) -> float:
+    """µs per open+close of `app` at `path`, each checked to have been accepted."""
+    accepted = 0
+
+    async def send(event: Any) -> None:
+        nonlocal accepted
+        accepted += event["type"] == "websocket.accept"
+
+    scope = scope_for(path)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        await app(dict(scope), _open_then_close(), send)
+    elapsed = time.perf_counter() - t0
+    assert accepted == n, f"{path}: {accepted} of {n} accepted"
+    return elapsed / n * 1e6
+
+
+async def handshakes(n: int, reps: int) -> dict[str, Any]:
+    from bench.apps import raw
+
+    app = guard_app()
+    cases = {
+        "raw": (raw.app, "/echo"),
+        "async_guard": (app, "/g/async"),
+        "sync_inline": (app, "/g/inline"),
+        "sync_thread": (app, "/g/thread"),
+    }
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for target, path in cases.values():
+        await cycles(target, path, n // 10)
+    for rep in range(reps):
+        order = list(cases.items()) if rep % 2 == 0 else list(reversed(cases.items()))
+        for name, (target, path) in order:
+            samples[name].append(await cycles(target, path, n))
+    best = {k: min(v) for k, v in samples.items()}
+    return {"n": n, "reps": reps, "us_per_cycle_best": best, "samples": samples}
+
+
 # --- fan-out without the network ---------------------------------------------------------
 
 
@@ -420,6 +517,7 @@ async def main(quick: bool) -> dict[str, Any]:
         "injection": await injection(n, reps),
         "asgi_echo": await asgi_echo(n // 2, reps, suspend=False),
         "asgi_echo_suspending": await asgi_echo(n // 2, reps, suspend=True),
+        "handshakes": await handshakes(3000, 3),
         "fanout": await fanout(1000, 20 if quick else 50, reps),
         "memory": await memory(1000 if quick else 2000),
     }

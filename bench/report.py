@@ -94,6 +94,13 @@ def micro_rows(records: list[dict[str, Any]]) -> list[str]:
                     + ", ".join(f"{k} {v:.2f}" for k, v in per.items())
                     + " | | | framework CPU only, no uvicorn or network |"
                 )
+        if "handshakes" in r:
+            h = r["handshakes"]["us_per_cycle_best"]
+            out.append(
+                "| in-process open+close, µs/cycle (best of 3 × 3,000) | "
+                + ", ".join(f"{k} {v:.1f}" for k, v in h.items())
+                + " | | | one guard at the handshake; `sync_thread` is the thread-pool hop |"
+            )
         if "fanout" in r:
             f = r["fanout"]
             out.append(

@@ -12,6 +12,7 @@ from wsroute.errors import (
     PositionLost,
     RateLimited,
     RegistrationError,
+    SyncGuardWarning,
     Unhandled,
     UnsupportedFrame,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "Reject",
     "SecurityScheme",
     "StreamPosition",
+    "SyncGuardWarning",
     "TopicOptions",
     "Unhandled",
     "UnsupportedFrame",

@@ -9,6 +9,12 @@ class RegistrationError(TypeError):
     """A handler was declared in a way that cannot work; raised when it is decorated or installed."""
 
 
+class SyncGuardWarning(UserWarning):
+    """A guard's plain-`def` `from_request` does not say whether it may block: set the
+    guard's `sync_to_thread` (False: it runs on the event loop; True: in the thread pool).
+    Issued once per guard class, when a handler first uses it."""
+
+
 class ChannelClosed(RuntimeError):
     """`send` was called on a connection (or multiplexed topic) that is already closed."""
 

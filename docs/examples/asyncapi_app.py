@@ -38,6 +38,7 @@ class Presence(BaseModel):
 
 # --8<-- [start:guard]
 class User(Guard):
+    sync_to_thread = False  # reads the request only: runs on the event loop
     security = SecurityScheme.api_key("token", "query", description="Session token")
 
     def __init__(self, name: str) -> None:

@@ -52,13 +52,13 @@ class User(Guard):
 
 
 class Member:  # no base class needed: a classmethod `from_request` makes a guard
+    sync_to_thread = False  # a plain def that does no I/O: it runs on the event loop
+
     def __init__(self, room: str) -> None:
         self.room = room
 
     @classmethod
-    def from_request(
-        cls, request: HandshakeRequest
-    ) -> "Member":  # sync guards run in a thread
+    def from_request(cls, request: HandshakeRequest) -> "Member":
         room = request.path_params["room"]
         session = session_of(request)
         members = ROOM_MEMBERS.get(room)

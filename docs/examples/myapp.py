@@ -10,6 +10,8 @@ LEAVES: list[WebSocketStatus] = []
 
 
 class User(Guard):
+    sync_to_thread = False  # reads the request only: runs on the event loop
+
     def __init__(self, name: str) -> None:
         self.name = name
 

@@ -11,6 +11,8 @@ ws = WsRouter()
 
 
 class Admin(Guard):
+    sync_to_thread = False  # reads the request only: runs on the event loop
+
     @classmethod
     def from_request(cls, request: HandshakeRequest) -> "Admin":
         if request.cookies.get("role") != "admin":

@@ -125,6 +125,8 @@ class Member(Guard):
     once per connection, never per message.
     """
 
+    sync_to_thread = False  # an HMAC over a signed token: no I/O, so no thread hop
+
     security = SecurityScheme.http_bearer(
         bearer_format="wsroute-chat token",
         description="The token `POST /api/session` returns, as `Authorization: Bearer <token>`. "

@@ -96,6 +96,8 @@ class User(Guard):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    sync_to_thread = False
+
     @classmethod
     def from_request(cls, request: HandshakeRequest) -> User:
         token = request.query_params.get("token")
@@ -109,6 +111,8 @@ class Admin:
 
     security = SecurityScheme.http_bearer(bearer_format="JWT", name="AdminToken")
 
+    sync_to_thread = False
+
     @classmethod
     def from_request(cls, request: HandshakeRequest) -> Admin:
         if request.headers.get("authorization") != "Bearer admin":
@@ -118,6 +122,8 @@ class Admin:
 
 class Anyone(Guard):
     """A guard that describes no security."""
+
+    sync_to_thread = False
 
     @classmethod
     def from_request(cls, request: HandshakeRequest) -> Anyone:
