@@ -252,8 +252,12 @@ export class Room extends EventTarget {
       return;
     }
     const now = new Set(members.map((user) => user.id));
-    for (const user of members) if (!before.has(user.id)) this._notice("joined", user);
-    for (const user of before.values()) if (!now.has(user.id)) this._notice("left", user);
+    // Our own connection may be listed in that first state or arrive by a later diff
+    // (whichever comes first, the join or the read of the list): either way it was noted.
+    /** @param {User} user */
+    const others = (user) => this.me === null || user.id !== this.me.id;
+    for (const user of members) if (!before.has(user.id) && others(user)) this._notice("joined", user);
+    for (const user of before.values()) if (!now.has(user.id) && others(user)) this._notice("left", user);
   }
 
   /**
