@@ -18,9 +18,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from wsroute import AppBroker, Broker, Channel, PresenceInfo, WebSocketStatus, WsRouter
+from wsroute import AppBroker, Broker, BrokerUnavailable, Channel, PresenceInfo, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import Ok
-from wsroute.presence import Member
+from wsroute.presence import Member, PresenceDiff, PresenceWriter
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
@@ -231,3 +231,56 @@ def test_info_that_is_not_json_is_refused_where_it_is_made() -> None:
     }
     with pytest.raises(TypeError, match=r"PresenceInfo\.info must be JSON-serialisable"):
         PresenceInfo(user="ann", info={"since": object()})  # type: ignore[dict-item]
+
+
+def test_a_batch_keeps_what_must_be_stored() -> None:
+    """Within one batch, only a member never stored before may vanish without a trace."""
+    ann, ann2 = Member("c1", "ann", {"v": 1}), Member("c1", "ann", {"v": 2})
+    fresh = PresenceDiff()
+    fresh.join(ann)
+    fresh.leave(ann)
+    assert not fresh  # joined and left in one batch: nothing to store or announce
+    stored = PresenceDiff()  # c1 was stored by an earlier batch
+    stored.leave(ann)
+    stored.join(ann2)
+    stored.leave(ann2)
+    assert stored.leaves == {"c1": ann2} and stored.joins == {}
+    replaced = PresenceDiff()  # c1 tracked again with new info, then gone
+    replaced.join(ann2, replacing=True)
+    replaced.leave(ann2)
+    assert replaced.leaves == {"c1": ann2}
+
+
+async def test_batches_are_neither_lost_by_a_cancelled_reader_nor_by_a_failed_write() -> None:
+    stored: dict[str, Member] = {}
+    calls: list[str] = []
+    gate = asyncio.Event()
+    failures = [BrokerUnavailable("Redis is restarting")]
+
+    async def update(topic: str, diff: PresenceDiff) -> None:
+        calls.append(topic)
+        await gate.wait()
+        if failures:
+            raise failures.pop()
+        for cid in diff.leaves:
+            stored.pop(cid, None)
+        stored.update(diff.joins)
+
+    writer = PresenceWriter(update, batch=60.0)  # no timer flush in this test: reads flush
+    names = ("ann", "bob", "eve", "dan")
+    ann, bob, eve, dan = (Member(f"c{i}", name, None) for i, name in enumerate(names, 1))
+    writer.join("/a", ann)
+    writer.join("/a", dan)
+    writer.join("/b", bob)
+    reader = asyncio.create_task(writer.settle())
+    await eventually(lambda: calls)
+    reader.cancel()  # the reader goes away while its batch is being written
+    writer.join("/a", eve)
+    writer.leave("/a", "c4")  # Dan leaves: newer than the failing batch that holds his join
+    gate.set()
+    await writer.settle()  # the failed batch came back under the newer changes
+    await writer.settle()
+    assert calls == ["/a", "/b", "/a"]  # /a failed once and was written again
+    assert stored == {"c1": ann, "c2": bob, "c3": eve}
+    await writer.close()
+    assert writer.diffs == {} and writer.members == {}

@@ -160,3 +160,20 @@ def test_sync_to_thread_must_be_a_bool() -> None:
         @ws.message("/d")
         async def handler(data: str, guard: Vague) -> None:
             pass
+
+
+def test_a_guard_built_by_an_async_callable_object_is_async() -> None:
+    class Builder:
+        async def __call__(self, request: HandshakeRequest) -> object:
+            return object()
+
+    class Built:
+        from_request = Builder()
+
+    ws = WsRouter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SyncGuardWarning)
+
+        @ws.message("/e")
+        async def handler(data: str, guard: Built) -> None:
+            pass

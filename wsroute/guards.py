@@ -161,13 +161,13 @@ def runs_in_thread(guard: type) -> bool:
     the guard sets ``sync_to_thread = False``. One left unset gets a `SyncGuardWarning`
     (once per class), pointing at its `from_request`."""
     build = guard.from_request  # type: ignore[attr-defined]
-    if inspect.iscoroutinefunction(build):
+    if is_async_builder(build):
         return False
     choice = getattr(guard, "sync_to_thread", None)
     if choice is None and guard not in _warned:
-        _warned.add(guard)
         function = inspect.unwrap(getattr(build, "__func__", build))
-        code = getattr(function, "__code__", None)
+        call = getattr(type(build), "__call__", None)  # noqa: B004 - a callable object's method
+        code = getattr(function, "__code__", None) or getattr(call, "__code__", None)
         warnings.warn_explicit(
             f"{guard.__qualname__}.from_request is a plain def, so every handshake runs it in the "
             "thread pool. Say whether it blocks: `sync_to_thread = False` on the class if it only "
@@ -178,7 +178,16 @@ def runs_in_thread(guard: type) -> bool:
             lineno=code.co_firstlineno if code is not None else 0,
             module=guard.__module__,
         )
+        _warned.add(guard)  # after: with the warning made an error, every use raises it
     return choice is not False
+
+
+def is_async_builder(build: object) -> bool:
+    """Whether calling `build` gives a coroutine: an ``async def``, or an object whose
+    ``__call__`` is one."""
+    return inspect.iscoroutinefunction(build) or inspect.iscoroutinefunction(
+        getattr(type(build), "__call__", None)  # noqa: B004 - the class's method, not callability
+    )
 
 
 def _raw_from_request(guard: type) -> object | None:

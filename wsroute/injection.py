@@ -37,7 +37,7 @@ from starlette.websockets import WebSocket
 from wsroute.broker import Broker
 from wsroute.channel import Channel
 from wsroute.errors import RegistrationError
-from wsroute.guards import HandshakeRequest, Reject, guard_mistake, is_guard, runs_in_thread
+from wsroute.guards import HandshakeRequest, Reject, guard_mistake, is_async_builder, is_guard, runs_in_thread
 from wsroute.messages import Data, Decoder, make_decoder, split_annotated
 from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
@@ -193,7 +193,7 @@ class GuardSource(Source):
 
     def __init__(self, guard: type) -> None:
         self.guard = guard
-        self.is_async = inspect.iscoroutinefunction(guard.from_request)  # type: ignore[attr-defined]
+        self.is_async = is_async_builder(guard.from_request)  # type: ignore[attr-defined]
         self.in_thread = runs_in_thread(guard)
         # One key for every connection: a tuple made per connection would be kept by each.
         self.key = ("wsroute.guard", guard)

@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from pydantic import JsonValue
+
+from wsroute.errors import BrokerUnavailable
 
 logger = logging.getLogger("wsroute")
 
@@ -80,15 +83,30 @@ class PresenceDiff:
 
     joins: dict[str, Member] = dataclasses.field(default_factory=dict)
     leaves: dict[str, Member] = dataclasses.field(default_factory=dict)
+    # Clients whose join here replaces a member stored before: leaving again must remove it.
+    stored: set[str] = dataclasses.field(default_factory=set)
 
-    def join(self, member: Member) -> None:
-        self.leaves.pop(member.client_id, None)
+    def join(self, member: Member, *, replacing: bool = False) -> None:
+        """`member` joined; `replacing` when its client id was already a member."""
+        if self.leaves.pop(member.client_id, None) is not None or replacing:
+            self.stored.add(member.client_id)
         self.joins[member.client_id] = member
 
     def leave(self, member: Member) -> None:
-        # Joined and left within one batch: the others never need to hear of it.
-        if self.joins.pop(member.client_id, None) is None:
-            self.leaves[member.client_id] = member
+        """`member` left."""
+        cid = member.client_id
+        if self.joins.pop(cid, None) is None or cid in self.stored:
+            self.stored.discard(cid)
+            self.leaves[cid] = member
+        # else: joined and left within one batch, never stored: nobody needs to hear of it.
+
+    def merge_older(self, older: PresenceDiff) -> None:
+        """Take back the changes of `older` (a batch that failed) under this newer one: a
+        client this one has a change of keeps it."""
+        for source, target in ((older.joins, self.joins), (older.leaves, self.leaves)):
+            for cid, member in source.items():
+                if cid not in self.joins and cid not in self.leaves:
+                    target[cid] = member
 
     def __bool__(self) -> bool:
         return bool(self.joins or self.leaves)
@@ -101,6 +119,108 @@ class PresenceDiff:
                 "leaves": {cid: m.as_json() for cid, m in self.leaves.items()},
             }
         ).decode()
+
+
+class PresenceWriter:
+    """This process's members and their changes, gathered per topic and handed to `update`
+    (the backend's `presence_update`: store and announce) in batches, every `batch` seconds.
+
+    Batches go one at a time, in order (a leave never overtakes its join), each in a task of
+    its own, so a reader that is cancelled while it waits cannot lose one. A batch the
+    backend could not take is merged back under the newer changes and retried with the next.
+    """
+
+    def __init__(self, update: Callable[[str, PresenceDiff], Awaitable[None]], batch: float) -> None:
+        self.update = update
+        self.batch = batch
+        self.members: dict[str, dict[str, Member]] = {}
+        self.diffs: dict[str, PresenceDiff] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._lock: asyncio.Lock | None = None  # made in the loop that uses it
+
+    def join(self, topic: str, member: Member) -> None:
+        """`member` is present on `topic` from now on (written with the next batch)."""
+        members = self.members.setdefault(topic, {})
+        replacing = member.client_id in members
+        members[member.client_id] = member
+        self._diff(topic).join(member, replacing=replacing)
+
+    def leave(self, topic: str, client_id: str) -> None:
+        """A member of this process leaves `topic` (written with the next batch)."""
+        members = self.members.get(topic)
+        member = None if members is None else members.pop(client_id, None)
+        if member is None:
+            return
+        if not members:
+            del self.members[topic]
+        self._diff(topic).leave(member)
+
+    def _diff(self, topic: str) -> PresenceDiff:
+        diff = self.diffs.get(topic)
+        if diff is None:
+            diff = self.diffs[topic] = PresenceDiff()
+        self._arm()
+        return diff
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            # Churn goes out batched: one diff per topic per interval, however many changes.
+            self._timer = asyncio.get_running_loop().call_later(self.batch, self.flush)
+
+    def flush(self) -> asyncio.Task[None]:
+        """Start writing what is gathered; the task ends once it (and every batch before
+        it) was written or given back."""
+        task = asyncio.get_running_loop().create_task(self._send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def settle(self) -> None:
+        """Wait until the changes gathered so far were written: a read after it sees this
+        process's own joins and leaves. Cancelling the caller does not cancel the write."""
+        if self.diffs or self._tasks:
+            await asyncio.shield(self.flush())
+
+    async def close(self) -> None:
+        """Write what is left (a few tries: changes may still arrive meanwhile), then forget
+        it all and stop the timer."""
+        for _ in range(3):
+            if not self.diffs and not self._tasks:
+                break
+            await asyncio.shield(self.flush())
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.diffs:
+            logger.warning("presence changes of %d topics were dropped at shutdown", len(self.diffs))
+        self.diffs.clear()
+        self.members.clear()
+        self._lock = None
+
+    async def _send(self) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            diffs, self.diffs = self.diffs, {}
+            for topic, diff in diffs.items():
+                if not diff:
+                    continue
+                try:
+                    await self.update(topic, diff)
+                except BrokerUnavailable as exc:
+                    logger.warning("presence changes of %s were not stored, retried: %s", topic, exc)
+                    newer = self.diffs.get(topic)
+                    if newer is None:
+                        self.diffs[topic] = diff
+                    else:
+                        newer.merge_older(diff)
+                    self._arm()
+                except Exception:
+                    logger.exception("presence changes of %s were dropped", topic)
 
 
 class Attendance:

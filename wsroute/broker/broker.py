@@ -15,7 +15,7 @@ from starlette.types import Message
 
 from wsroute.broker.base import BrokerBackend
 from wsroute.control import Clients, command
-from wsroute.errors import BrokerUnavailable, PositionLost, RegistrationError
+from wsroute.errors import PositionLost, RegistrationError
 from wsroute.guards import Reject
 from wsroute.history import (
     DEFAULT_RECOVERY_LIMIT,
@@ -33,6 +33,7 @@ from wsroute.presence import (
     PresenceDiff,
     PresenceFeed,
     PresenceStats,
+    PresenceWriter,
 )
 
 logger = logging.getLogger("wsroute")
@@ -106,18 +107,11 @@ class Broker:
         self._warned: set[str] = set()
         self.node = secrets.token_urlsafe(6)
         """Random id of this broker: the first part of its connections' client ids."""
-        self.presence_batch = DEFAULT_BATCH
-        """Seconds joins and leaves of a topic are gathered before they go out as one diff."""
+        self._presence = PresenceWriter(self._store_presence, DEFAULT_BATCH)
         self.clients = Clients()
         """This process's connections that can be named (by client id or user)."""
         self.backend.control = self.clients.handle
         self._watchers: dict[str, dict[PresenceWatcher, None]] = {}
-        self._diffs: dict[str, PresenceDiff] = {}
-        self._members: dict[str, dict[str, Member]] = {}  # tracked here: topic -> id -> member
-        self._flush: asyncio.TimerHandle | None = None
-        self._flushing: set[asyncio.Task[None]] = set()
-        # One batch at a time, in order: a later batch's leave must not overtake its join.
-        self._sending = asyncio.Lock()
 
     def topic(
         self,
@@ -254,9 +248,8 @@ class Broker:
         """Stop the backend; local subscriptions are forgotten."""
         async with self._start_lock:
             if self._started:
-                await self._send_diffs()
+                await self._presence.close()
                 self._started = False
-                self._members.clear()
                 self._topics.clear()
                 self._subscribing.clear()
                 self._watchers.clear()
@@ -385,7 +378,7 @@ class Broker:
         self._presence_options(topic)
         if not self._started:
             await self.start()
-        await self._settle()
+        await self._presence.settle()
         return await self.backend.presence_members(topic)
 
     async def presence_stats(self, topic: str) -> PresenceStats:
@@ -394,7 +387,7 @@ class Broker:
         self._presence_options(topic)
         if not self._started:
             await self.start()
-        await self._settle()
+        await self._presence.settle()
         return await self.backend.presence_stats(topic)
 
     @contextlib.asynccontextmanager
@@ -419,29 +412,26 @@ class Broker:
             self.unwatch_presence(topic, feed)
             await self.remove_subscriber(topic, feed)
 
+    @property
+    def presence_batch(self) -> float:
+        """Seconds joins and leaves of a topic are gathered before they are stored and
+        announced as one diff (default 0.05)."""
+        return self._presence.batch
+
+    @presence_batch.setter
+    def presence_batch(self, seconds: float) -> None:
+        self._presence.batch = seconds
+
     async def track(self, topic: str, member: Member) -> None:
         """Make `member` present on `topic`: stored and announced with the next batch
         (within `presence_batch` seconds); this process's own reads see it at once."""
         if not self._started:
             await self.start()
-        self._members.setdefault(topic, {})[member.client_id] = member
-        self._diff(topic).join(member)
+        self._presence.join(topic, member)
 
     async def untrack(self, topic: str, client_id: str) -> None:
         """Remove a member tracked by this process, with the next batch."""
-        members = self._members.get(topic)
-        member = None if members is None else members.pop(client_id, None)
-        if member is None:
-            return
-        if not members:
-            del self._members[topic]
-        self._diff(topic).leave(member)
-
-    async def _settle(self) -> None:
-        """Write the changes gathered so far before a read, so that this process reads
-        its own joins and leaves (the others see them with the batch)."""
-        if self._diffs or self._sending.locked():
-            await self._send_diffs()
+        self._presence.leave(topic, client_id)
 
     def watch_presence(self, topic: str, watcher: PresenceWatcher) -> None:
         """Hand `watcher` every presence diff of `topic` (it must be subscribed to the topic)."""
@@ -459,40 +449,12 @@ class Broker:
             for watcher in tuple(watchers):
                 watcher.deliver_presence(diff)
 
-    def _diff(self, topic: str) -> PresenceDiff:
-        diff = self._diffs.get(topic)
-        if diff is None:
-            diff = self._diffs[topic] = PresenceDiff()
-        if self._flush is None:
-            # Churn goes out batched: one diff per topic per interval, however many changes.
-            loop = asyncio.get_running_loop()
-            self._flush = loop.call_later(self.presence_batch, self._flush_diffs)
-        return diff
-
-    def _flush_diffs(self) -> None:
-        self._flush = None
-        task = asyncio.get_running_loop().create_task(self._send_diffs())
-        self._flushing.add(task)
-        task.add_done_callback(self._flushing.discard)
-
-    async def _send_diffs(self) -> None:
-        if self._flush is not None:
-            self._flush.cancel()
-            self._flush = None
-        async with self._sending:
-            diffs, self._diffs = self._diffs, {}
-            for topic, diff in diffs.items():
-                if diff:
-                    try:
-                        await self.backend.presence_update(topic, diff)
-                    except BrokerUnavailable as exc:
-                        logger.warning("presence changes of %s were not stored nor announced: %s", topic, exc)
+    async def _store_presence(self, topic: str, diff: PresenceDiff) -> None:
+        await self.backend.presence_update(topic, diff)
 
     async def wait_presence_sent(self) -> None:
         """Wait until the joins and leaves gathered so far have gone out (tests, shutdown)."""
-        await self._send_diffs()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._flushing)
+        await self._presence.settle()
 
     def _check_unstored(self, topic: str) -> None:
         """Warn (once per pattern) when a publication without a position reaches a topic

@@ -547,7 +547,8 @@ class RedisBackend(BrokerBackend):
         left = [member.client_id for member in leaves]
         args += left
         args += (b"", b"") if envelope is None else (self._prefix + topic.encode(), envelope)
-        await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
+        # What this process means to hold, before the write: if the reply is lost, the
+        # heartbeat (which re-adds `_present` when this node was swept) still holds it right.
         for client_id in left:
             self._present.pop(client_id, None)
         for member in joined:
@@ -556,6 +557,7 @@ class RedisBackend(BrokerBackend):
             self._heartbeat = asyncio.get_running_loop().create_task(
                 self._beat(), name=f"wsroute redis presence {self.safe_url}"
             )
+        await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
 
     async def presence_remove(self, topic: str, client_id: str) -> Member | None:
         """Remove the member; the removed one, or None."""
@@ -665,8 +667,9 @@ class RedisBackend(BrokerBackend):
                     added = await self._run("heartbeat to", redis_presence.HEARTBEAT_SCRIPT, args)
                     if added:
                         # Declared dead meanwhile (a long pause): the others removed our members.
-                        for topic, member in list(self._present.values()):
-                            await self.presence_add(topic, member)
+                        for client_id, (topic, member) in list(self._present.items()):
+                            if client_id in self._present:  # it may have left meanwhile
+                                await self.presence_add(topic, member)
                 await self.sweep()
             except BrokerUnavailable as exc:
                 logger.warning("Redis broker at %s: presence heartbeat failed: %s", self.safe_url, exc)
