@@ -377,19 +377,7 @@ def scenario_history_fanout(rec: Recorder, cfg: Config, servers: Servers) -> Non
 
 def drop_history_keys() -> None:
     """Delete the Redis keys the history scenarios left (their prefix only; bounded)."""
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        cursor = 0
-        for _ in range(10_000):
-            cursor, keys = client.scan(cursor, match="benchhist:*", count=1000)
-            if keys:
-                client.delete(*keys)
-            if cursor == 0:
-                break
-    finally:
-        client.close()
+    drop_keys("benchhist:*")
 
 
 def scenario_history_storm(rec: Recorder, cfg: Config, servers: Servers) -> None:

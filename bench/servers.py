@@ -142,6 +142,21 @@ class ClientError(RuntimeError):
     pass
 
 
+def spawn_client(spec: dict[str, Any], timeout: float) -> tuple[subprocess.Popen[str], threading.Timer]:
+    """A `client.py` process running `spec`, and the timer that kills it after `timeout` s."""
+    proc = subprocess.Popen(
+        [str(VENV_PY), str(BENCH / "client.py"), json.dumps(spec)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    return proc, killer
+
+
 def run_client(
     spec: dict[str, Any],
     servers: list[Server],
@@ -153,16 +168,7 @@ def run_client(
     """Run one client process; sample the servers' CPU at its start/end marks (`on_start`
     and `on_end` are called there, right before the samples are read)."""
     spec = {**spec, "cpu": CLIENT_CPU}
-    proc = subprocess.Popen(
-        [str(VENV_PY), str(BENCH / "client.py"), json.dumps(spec)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
+    proc, killer = spawn_client(spec, timeout)
     cpu0: list[float] = []
     cpu1: list[float] = []
     wait0: list[float] = []
@@ -227,16 +233,7 @@ def run_churned(
         "cpu": CLIENT_CPU,
         **spec.pop("churn"),
     }
-    proc = subprocess.Popen(
-        [str(VENV_PY), str(BENCH / "client.py"), json.dumps(churn)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
+    proc, killer = spawn_client(churn, timeout)
     assert proc.stdin is not None and proc.stdout is not None
 
     def say(line: str) -> None:
