@@ -154,6 +154,22 @@ def fanout_variants(cfg: Config, subs: int) -> list[Variant]:
     return variants
 
 
+def fanout_spec(cfg: Config, subs: int, room: str) -> dict[str, Any]:
+    """The client's fan-out: `subs` subscribers of `room`, a window of 4 broadcasts of 64
+    bytes in flight, for `cfg.duration` seconds (bounded: 100,000 broadcasts, 5 s stall)."""
+    return {
+        "scenario": "fanout",
+        "subs": subs,
+        "room": room,
+        "duration": cfg.duration,
+        "max_broadcasts": 100_000,
+        "window": 4,
+        "payload": 64,
+        "warmup": 0.3,
+        "stall": 5.0,
+    }
+
+
 def scenario_fanout(rec: Recorder, cfg: Config, servers: Servers) -> None:
     sizes = [1000] if cfg.quick else [100, 1000, 5000]
     if cfg.smoke:
@@ -161,17 +177,7 @@ def scenario_fanout(rec: Recorder, cfg: Config, servers: Servers) -> None:
     if os.environ.get("BENCH_FANOUT_SIZES"):
         sizes = [int(x) for x in os.environ["BENCH_FANOUT_SIZES"].split(",")]
     for subs in sizes:
-        spec = {
-            "scenario": "fanout",
-            "subs": subs,
-            "room": f"b{os.getpid()}",
-            "duration": cfg.duration,
-            "max_broadcasts": 100_000,
-            "window": 4,
-            "payload": 64,
-            "warmup": 0.3,
-            "stall": 5.0,
-        }
+        spec = fanout_spec(cfg, subs, f"b{os.getpid()}")
         run_rounds(
             rec, cfg, servers, "fanout", {"subs": subs}, fanout_variants(cfg, subs), spec, cfg.reps, 180
         )
@@ -306,17 +312,7 @@ def scenario_redis(rec: Recorder, cfg: Config, servers: Servers) -> None:
         Variant("broadcaster_redis_2proc", redis_bc, sub_server=redis_bc),
     ]
     subs = 100 if cfg.smoke else 1000
-    spec = {
-        "scenario": "fanout",
-        "subs": subs,
-        "room": f"r{os.getpid()}",
-        "duration": cfg.duration,
-        "max_broadcasts": 100_000,
-        "window": 4,
-        "payload": 64,
-        "warmup": 0.3,
-        "stall": 5.0,
-    }
+    spec = fanout_spec(cfg, subs, f"r{os.getpid()}")
     run_rounds(rec, cfg, servers, "redis_fanout", {"subs": subs}, variants, spec, cfg.reps, 180)
     servers.stop_all()
 
@@ -333,17 +329,7 @@ def scenario_history_fanout(rec: Recorder, cfg: Config, servers: Servers) -> Non
     sockets (history costs the publish path only); ``history_positions`` has them on
     ``rocket-multiplex`` sockets with ``meta,positions`` (every frame carries its offset)."""
     subs = 100 if cfg.smoke else 1000
-    spec = {
-        "scenario": "fanout",
-        "subs": subs,
-        "room": f"h{os.getpid()}",
-        "duration": cfg.duration,
-        "max_broadcasts": 100_000,
-        "window": 4,
-        "payload": 64,
-        "warmup": 0.3,
-        "stall": 5.0,
-    }
+    spec = fanout_spec(cfg, subs, f"h{os.getpid()}")
     hist = {"BENCH_HISTORY": str(HISTORY_SIZE)}
     memory = [
         Variant("no_history", ServerSpec("bench.apps.wsroute_app")),
@@ -470,20 +456,6 @@ PRESENCE_ENV = {"BENCH_PRESENCE": "1"}
 # message; fixed in the broker, tested in tests/test_presence_redis.py.)
 
 
-def presence_fanout_spec(cfg: Config, subs: int, room: str) -> dict[str, Any]:
-    return {
-        "scenario": "fanout",
-        "subs": subs,
-        "room": room,
-        "duration": cfg.duration,
-        "max_broadcasts": 100_000,
-        "window": 4,
-        "payload": 64,
-        "warmup": 0.3,
-        "stall": 5.0,
-    }
-
-
 def presence_brokers(cfg: Config, name: str) -> list[tuple[str, ServerSpec, ServerSpec, bool]]:
     """(broker, server without presence, server with it, cross-process): the memory broker,
     and Redis with the subscribers on a second process when Redis answers."""
@@ -528,7 +500,7 @@ def scenario_presence_fanout(rec: Recorder, cfg: Config, servers: Servers) -> No
             Variant("mux_meta", off, {**plain, "protocol": "mux_meta"}, sub_server=off if two else None),
             Variant("presence_mux", on, {"protocol": "mux_presence"}, sub_server=on if two else None),
         ]
-        spec = presence_fanout_spec(cfg, subs, room)
+        spec = fanout_spec(cfg, subs, room)
         params = {"subs": subs, "broker": broker}
         run_rounds(rec, cfg, servers, "presence_fanout", params, variants, spec, cfg.reps, 180)
         servers.stop_all()
@@ -577,7 +549,7 @@ def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> Non
             Variant("presence+churn_watching", on, {"churn": watching}, sub_server=b_on),
             Variant("presence+churn_elsewhere", on, {"churn": elsewhere}, sub_server=b_on),
         ]
-        spec = presence_fanout_spec(cfg, subs, room)
+        spec = fanout_spec(cfg, subs, room)
         params = {"subs": subs, "broker": broker, "churn_per_s": rate}
         run_rounds(rec, cfg, servers, "presence_churn", params, variants, spec, cfg.reps, 180)
         servers.stop_all()
