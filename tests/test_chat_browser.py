@@ -20,7 +20,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from support.browser import ARTIFACTS
+from support.browser import ARTIFACTS, watch
 from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
 from support.proxy import CuttableProxy
 
@@ -42,32 +41,6 @@ WHILE_DOWN = re.compile(
     r"^(WebSocket connection to 'ws://127\.0\.0\.1:\d+/rooms/[a-z0-9-]+(\?rocket-multiplex=[^']*)?' failed"
     r"|Failed to load resource: net::ERR_CONNECTION_REFUSED)"
 )
-
-
-@dataclass
-class Watched:
-    """What a page did that the test checks at the end."""
-
-    page_errors: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    sockets: list[str] = field(default_factory=list)
-    closed_sockets: list[str] = field(default_factory=list)
-
-    def unexpected_console(self, *allowed: re.Pattern[str]) -> list[str]:
-        return [text for text in self.console_errors if not any(p.search(text) for p in allowed)]
-
-
-def watch(page: Any) -> Watched:
-    watched = Watched()
-    page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
-    page.on("console", lambda msg: watched.console_errors.append(msg.text) if msg.type == "error" else None)
-
-    def on_socket(ws: Any) -> None:
-        watched.sockets.append(ws.url)
-        ws.on("close", lambda _ws: watched.closed_sockets.append(ws.url))
-
-    page.on("websocket", on_socket)
-    return watched
 
 
 @pytest.fixture(scope="module")

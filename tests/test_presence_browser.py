@@ -26,14 +26,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from support.browser import ARTIFACTS
+from support.browser import ARTIFACTS, Watched, watch
 from support.processes import HOST, ServerProcess, free_port
 from support.redis_server import require_redis
 
@@ -42,25 +41,6 @@ TTL = 2.0  # presence_ttl: nothing here waits for it (every leave below is a cle
 WAIT_MS = 10_000  # the bound of every wait in the browser
 
 playwright_api = pytest.importorskip("playwright.async_api")
-
-
-@dataclass
-class Observed:
-    """Everything the pages did that the test checks at the end."""
-
-    requests: list[str] = field(default_factory=list)
-    websockets: list[str] = field(default_factory=list)
-    console_errors: list[str] = field(default_factory=list)
-    page_errors: list[str] = field(default_factory=list)
-
-
-def watch(page: Any, observed: Observed, name: str) -> None:
-    page.on(
-        "console",
-        lambda msg: observed.console_errors.append(f"{name}: {msg.text}") if msg.type == "error" else None,
-    )
-    page.on("pageerror", lambda error: observed.page_errors.append(f"{name}: {error}"))
-    page.on("websocket", lambda ws: observed.websockets.append(ws.url))
 
 
 @pytest.fixture
@@ -92,10 +72,10 @@ async def get_json(http: httpx.AsyncClient, port: int, path: str, **params: str)
     return response.json()
 
 
-async def open_tab(context: Any, observed: Observed, name: str, port: int, topic: str) -> Any:
+async def open_tab(context: Any, tabs: dict[str, Watched], name: str, port: int, topic: str) -> Any:
     """A new page of `context` on the worker at `port`, its topic open and its presence list in."""
     page = await context.new_page()
-    watch(page, observed, name)
+    tabs[name] = watch(page)
     await page.goto(f"http://{HOST}:{port}/", timeout=WAIT_MS)
     await page.wait_for_function("window.presReady === true", timeout=WAIT_MS)
     assert await page.evaluate("(topic) => pres.open(topic)", topic) == 0  # CONNECTING
@@ -135,11 +115,12 @@ async def test_presence_of_two_workers_reaches_the_browser_client(
     started = time.monotonic()
     a, b = workers
     room = f"/rooms/r{uuid.uuid4().hex[:10]}"
-    observed = Observed()
+    tabs: dict[str, Watched] = {}
+    requests: list[str] = []
     ann_context = await browser.new_context()
     bob_context = await browser.new_context()
     for context in (ann_context, bob_context):
-        context.on("request", lambda request: observed.requests.append(request.url))
+        context.on("request", lambda request: requests.append(request.url))
     try:
         async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
             pid_a = int(await get_json(http, a.port, "/health"))
@@ -147,7 +128,7 @@ async def test_presence_of_two_workers_reaches_the_browser_client(
             assert pid_a != pid_b
 
             # Ann's first tab, on worker A: alone in the room, and she sees herself.
-            ann1 = await open_tab(ann_context, observed, "ann tab 1", a.port, f"{room}?user=ann")
+            ann1 = await open_tab(ann_context, tabs, "ann tab 1", a.port, f"{room}?user=ann")
             first = await state(ann1)
             ann1_id = first["clientId"]
             assert first["readyState"] == 1 and first["opens"] == 1
@@ -158,9 +139,9 @@ async def test_presence_of_two_workers_reaches_the_browser_client(
             assert all(e["leaves"] == [] for e in first["events"])
 
             # Ann's second tab (same browser context), on worker B; then Bob on worker B.
-            ann2 = await open_tab(ann_context, observed, "ann tab 2", b.port, f"{room}?user=ann")
+            ann2 = await open_tab(ann_context, tabs, "ann tab 2", b.port, f"{room}?user=ann")
             ann2_id = (await state(ann2))["clientId"]
-            bob = await open_tab(bob_context, observed, "bob", b.port, f"{room}?user=bob")
+            bob = await open_tab(bob_context, tabs, "bob", b.port, f"{room}?user=bob")
             bob_id = (await state(bob))["clientId"]
             assert len({ann1_id, ann2_id, bob_id}) == 3, (ann1_id, ann2_id, bob_id)
 
@@ -242,9 +223,11 @@ async def test_presence_of_two_workers_reaches_the_browser_client(
         await ann_context.close()
         await bob_context.close()
 
-    assert observed.page_errors == []
-    assert observed.console_errors == []
-    outside = [url for url in observed.requests + observed.websockets if urlsplit(url).hostname != HOST]
+    assert {name: (w.page_errors, w.console_errors) for name, w in tabs.items()} == {
+        name: ([], []) for name in ("ann tab 1", "ann tab 2", "bob")
+    }
+    sockets = [url for w in tabs.values() for url in w.sockets]
+    outside = [url for url in requests + sockets if urlsplit(url).hostname != HOST]
     assert outside == [], f"requests outside {HOST}: {outside}"
     for worker in (a, b):
         output = worker.output()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +46,30 @@ async def browser() -> AsyncIterator[Any]:
             yield chromium
         finally:
             await chromium.close()
+
+
+@dataclass
+class Watched:
+    """What a page did that the test checks at the end (`watch`)."""
+
+    page_errors: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    sockets: list[str] = field(default_factory=list)
+    closed_sockets: list[str] = field(default_factory=list)
+
+    def unexpected_console(self, *allowed: re.Pattern[str]) -> list[str]:
+        return [text for text in self.console_errors if not any(p.search(text) for p in allowed)]
+
+
+def watch(page: Any) -> Watched:
+    """Record `page`'s errors, console errors and WebSockets from now on."""
+    watched = Watched()
+    page.on("pageerror", lambda error: watched.page_errors.append(str(error)))
+    page.on("console", lambda msg: watched.console_errors.append(msg.text) if msg.type == "error" else None)
+
+    def on_socket(ws: Any) -> None:
+        watched.sockets.append(ws.url)
+        ws.on("close", lambda _ws: watched.closed_sockets.append(ws.url))
+
+    page.on("websocket", on_socket)
+    return watched
