@@ -210,10 +210,7 @@ class GuardSource(Source):
             if self.is_async:
                 value = await build(ctx.request)
             else:
-                if self.in_thread:
-                    value = await run_in_threadpool(build, ctx.request)
-                else:
-                    value = build(ctx.request)
+                value = await run_in_threadpool(build, ctx.request) if self.in_thread else build(ctx.request)
                 if inspect.isawaitable(value):
                     value = await value
         except HTTPException as exc:

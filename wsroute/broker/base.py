@@ -111,8 +111,8 @@ class BrokerBackend(ABC):
         replaces its member)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no presence")
 
-    async def presence_remove(self, topic: str, client_id: str) -> Member | None:
-        """Remove a member; the removed `Member`, or None when it was not there."""
+    async def presence_remove(self, topic: str, client_id: str) -> None:
+        """Remove a member (nothing when it is not there)."""
         raise NotImplementedError(f"{type(self).__name__} keeps no presence")
 
     async def presence_members(self, topic: str) -> list[Member]:

@@ -138,12 +138,12 @@ class MemoryBackend(BrokerBackend):
             users = self._users.setdefault(topic, {})
             users[member.user] = users.get(member.user, 0) + 1
 
-    async def presence_remove(self, topic: str, client_id: str) -> Member | None:
+    async def presence_remove(self, topic: str, client_id: str) -> None:
         """Forget the member; topics and users left empty are forgotten too."""
         members = self._members.get(topic)
         member = None if members is None else members.pop(client_id, None)
         if member is None:
-            return None
+            return
         if not members:
             del self._members[topic]
         if member.user is not None:
@@ -153,7 +153,6 @@ class MemoryBackend(BrokerBackend):
                 del users[member.user]
                 if not users:
                     del self._users[topic]
-        return member
 
     async def presence_members(self, topic: str) -> list[Member]:
         """The members, in the order they joined."""

@@ -74,7 +74,7 @@ from wsroute.broker import redis_presence, redis_streams
 from wsroute.broker.base import BrokerBackend, Deliver
 from wsroute.errors import BrokerUnavailable
 from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
-from wsroute.presence import PRESENCE_EVENT, Member, PresenceDiff, PresenceStats, member_from_json
+from wsroute.presence import PRESENCE_EVENT, Member, PresenceDiff, PresenceStats
 
 logger = logging.getLogger("wsroute")
 
@@ -528,14 +528,20 @@ class RedisBackend(BrokerBackend):
         """Store the member, registered under this process (see `redis_presence`)."""
         await self._presence_write(topic, (member,), (), None)
 
+    async def presence_remove(self, topic: str, client_id: str) -> None:
+        """Remove the member (and its registration under this process)."""
+        await self._presence_write(topic, (), (client_id,), None)
+
     async def presence_update(self, topic: str, diff: PresenceDiff) -> None:
         """Store a batch of joins and leaves and publish its diff, in one script."""
         envelope = bytes((_VERSION | _PRESENCE,)) + diff.encode().encode()
-        await self._presence_write(topic, diff.joins.values(), diff.leaves.values(), envelope)
+        await self._presence_write(topic, diff.joins.values(), diff.leaves, envelope)
 
     async def _presence_write(
-        self, topic: str, joins: Iterable[Member], leaves: Iterable[Member], envelope: bytes | None
+        self, topic: str, joins: Iterable[Member], leaves: Iterable[str], envelope: bytes | None
     ) -> None:
+        """Store `joins` and remove the client ids `leaves` in one script, and PUBLISH the
+        `envelope` (a diff) there too unless it is None."""
         members, users = redis_presence.topic_keys(self._prefix, topic)
         node = redis_presence.node_key(self._prefix, self.node_id)
         nodes = redis_presence.nodes_key(self._prefix)
@@ -544,7 +550,7 @@ class RedisBackend(BrokerBackend):
         args.append(len(joined))
         for member in joined:
             args += (member.client_id, redis_presence.encode_member(member))
-        left = [member.client_id for member in leaves]
+        left = list(leaves)
         args += left
         args += (b"", b"") if envelope is None else (self._prefix + topic.encode(), envelope)
         # What this process means to hold, before the write: if the reply is lost, the
@@ -558,17 +564,6 @@ class RedisBackend(BrokerBackend):
                 self._beat(), name=f"wsroute redis presence {self.safe_url}"
             )
         await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
-
-    async def presence_remove(self, topic: str, client_id: str) -> Member | None:
-        """Remove the member; the removed one, or None."""
-        self._present.pop(client_id, None)
-        members, users = redis_presence.topic_keys(self._prefix, topic)
-        node = redis_presence.node_key(self._prefix, self.node_id)
-        args = (3, members, users, node, client_id)
-        value = await self._run("remove a presence member from", redis_presence.REMOVE_SCRIPT, args)
-        if value is None:
-            return None
-        return member_from_json(client_id, orjson.loads(value))
 
     async def presence_members(self, topic: str) -> list[Member]:
         """Every member, once the members of dead processes are swept."""

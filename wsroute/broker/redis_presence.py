@@ -70,16 +70,6 @@ if ARGV[#ARGV - 1] ~= '' then redis.call('PUBLISH', ARGV[#ARGV - 1], ARGV[#ARGV]
 return 1
 """
 
-# KEYS: presence, users, node hash. ARGV: client id. Returns the member JSON or nil.
-REMOVE_SCRIPT = _USER_DOWN + """
-local old = redis.call('HGET', KEYS[1], ARGV[1])
-if not old then return false end
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-user_down(KEYS[2], old)
-return old
-"""
-
 # KEYS: nodes. ARGV: node, ttl ms. Returns 1 when the node was not registered (new, or
 # swept while it was paused: its members must be added again).
 HEARTBEAT_SCRIPT = _USER_DOWN + """
