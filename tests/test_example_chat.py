@@ -148,10 +148,10 @@ def test_readme_runs_the_chat_example() -> None:
 
 
 async def test_readme_run_command_serves_signs_in_and_chats(tmp_path: Path) -> None:
-    """``python -m examples.chat`` with no settings at all: it picks its own secret, database and
-    admin token (and removes the temporary database when it stops)."""
+    """``python -m examples.chat`` with no settings at all: it keeps its key and messages in
+    ``.chat-data/`` of the working directory, and picks an admin token."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("WSROUTE_")}
-    server = ChatServer({**env, "PYTHONUNBUFFERED": "1"})
+    server = ChatServer({**env, "PYTHONUNBUFFERED": "1"}, cwd=tmp_path)
     try:
         server.start()
         async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
@@ -183,13 +183,29 @@ async def test_readme_run_command_serves_signs_in_and_chats(tmp_path: Path) -> N
         async with connect(f"{server.ws}/echo") as echo:
             await echo.send("ping")
             assert await asyncio.wait_for(echo.recv(), 5) == "ping"
-        found = re.search(r"messages in (\S+)", server.output())
-        assert found, server.output()
-        database = found.group(1)
-        assert await asyncio.to_thread(os.path.exists, database)
+        data = tmp_path / ".chat-data"
+        assert f"messages in {data / 'chat.sqlite3'}" in server.output(), server.output()
+        assert (data / "secret").stat().st_mode & 0o077 == 0, "the key is readable by others"
         assert server.stop() == 0, server.output()
-        assert not await asyncio.to_thread(os.path.exists, database), "the temporary database was left behind"
         assert "Traceback" not in server.output(), server.output()
+
+        # A restart with the same command: the same key and messages, so nobody notices.
+        server.start()
+        async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
+            session = await http.get("/api/session", headers=bearer(bob_token))
+            assert session.status_code == 200 and session.json()["user"] == bob.model_dump()
+            history = await http.get("/api/rooms/lobby/messages", headers=bearer(bob_token))
+            assert [m["text"] for m in history.json()["messages"]] == ["hello"]
+        server.stop()
+
+        # A new key (the file deleted): the old token is refused with the reason the page shows.
+        (data / "secret").unlink()
+        server.start()
+        async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
+            refused = await http.get("/api/session", headers=bearer(bob_token))
+            assert refused.status_code == 401
+            assert refused.json()["detail"] == {"reason": "rekeyed", "message": auth.MESSAGES["rekeyed"]}
+        assert server.stop() == 0, server.output()
     finally:
         server.close()
 
@@ -221,9 +237,11 @@ def test_tokens_round_trip_and_refuse_tampering() -> None:
             "v1.x.y",
             token[:-2],
             forge(token, name="Mallory"),
-            auth.issue(b"other secret", user, 60, now=1000)[0],
             "v2" + token[2:],
         ],
+        # Signed by another key that names itself: the server's key changed (not a forgery
+        # we can tell apart, but the honest case is a restart with a new key).
+        "rekeyed": [auth.issue(b"other secret", user, 60, now=1000)[0]],
         "expired": [token],
     }
     for problem, tokens in problems.items():
@@ -233,13 +251,14 @@ def test_tokens_round_trip_and_refuse_tampering() -> None:
             assert caught.value.problem == problem, bad
 
 
-@pytest.mark.parametrize("problem", ["missing", "invalid", "expired"])
+@pytest.mark.parametrize("problem", ["missing", "invalid", "expired", "rekeyed"])
 async def test_handshake_without_a_valid_token_is_refused_with_401(chat: ChatServer, problem: str) -> None:
     user, token = await sign_in(chat.http, "Eve")
     tokens = {
         "missing": None,
         "invalid": forge(token, name="Mallory"),
         "expired": auth.issue(SECRET.encode(), user, -1)[0],
+        "rekeyed": auth.issue(b"the key before a restart", user, 60)[0],
     }
     bad = tokens[problem]
     attempts: list[tuple[str, dict[str, str]]] = [(f"{chat.ws}/rooms/lobby", bearer(bad) if bad else {})]
@@ -266,12 +285,35 @@ async def test_handshake_without_a_valid_token_is_refused_with_401(chat: ChatSer
         ).status_code == 401
 
 
+HOSTILE_NAMES = {
+    "\u202eNIMDA": "direction override (shows as ADMIN)",
+    "Ann\u2066x\u2069": "direction isolate",
+    "\u200b": "zero-width space only",
+    "\u3164": "Hangul filler only (renders as nothing)",
+    "\u2800 \u2800": "blank Braille patterns only",
+    "\u0301": "a lone combining mark",
+    "Bob\u00ad": "soft hyphen (invisible)",
+    "bad\nname": "a line break",
+}
+
+
 async def test_sign_in_validates_the_display_name(chat: ChatServer) -> None:
     async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
-        for name in ["", "   ", "x" * 33, "bad\nname"]:
-            assert (await http.post("/api/session", json={"name": name})).status_code == 422, name
-        signed = await http.post("/api/session", json={"name": "  Zoë  "})
-        assert signed.json()["user"]["name"] == "Zoë"
+        for name in ["", "   ", "x" * 33, *HOSTILE_NAMES]:
+            refused = await http.post("/api/session", json={"name": name})
+            assert refused.status_code == 422, HOSTILE_NAMES.get(name, name)
+            assert refused.json()["detail"][0]["msg"], name  # the page shows this sentence
+        normalised = {
+            "  Zoë  ": "Zoë",
+            "Ｆｕｌｌ  ｗｉｄｔｈ": "Full width",  # NFKC: look-alike forms become the plain letters
+            "e\u0301": "é",  # one way to write é
+            "👩\u200d💻 Dev": "👩\u200d💻 Dev",  # joiners stay: emoji sequences need them
+            "\u0645\u0631\u06cc\u200c\u0645": "\u0645\u0631\u06cc\u200c\u0645",  # Persian with a ZWNJ
+        }
+        for given, kept in normalised.items():
+            signed = await http.post("/api/session", json={"name": given})
+            assert signed.status_code == 201, given
+            assert signed.json()["user"]["name"] == kept
         assert (await http.delete("/api/session")).status_code == 204
         assert (await http.get("/api/session")).status_code == 401
 
@@ -439,6 +481,53 @@ async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: Cha
     async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
         history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
     assert [item["text"] for item in history["messages"]] == ["z" * 500]
+
+
+async def test_refs_confirm_a_message_once_and_name_its_errors(chat: ChatServer) -> None:
+    """A page sends each message with a ref: the broadcast echoes it (its pending copy is
+    confirmed), an error names it, and a resend after a reconnect does not post it twice."""
+    room = room_name()
+    ann, token = await sign_in(chat.http, "Ann")
+    _, bob_token = await sign_in(chat.http, "Bob")
+    async with enter(chat.ws, room, token) as (ws, _), enter(chat.ws, room, bob_token) as (bob, _):
+        await ws.send(json.dumps({"text": "hi", "ref": "r-1"}))
+        said = await recv_json(ws)
+        assert (said["text"], said["ref"], said["user"]) == ("hi", "r-1", ann.model_dump())
+        assert (await recv_json(bob))["id"] == said["id"]
+        for bad, code in [({"text": "", "ref": "r-2"}, "empty"), ({"text": "x" * 501, "ref": "r-3"}, "too_long")]:
+            error = await _error_for(ws, json.dumps(bad))
+            assert (error["code"], error["ref"]) == (code, bad["ref"])
+        # Resent (the page never saw it confirmed): the sender gets the kept message again,
+        # the room does not see it twice.
+        await ws.send(json.dumps({"text": "hi", "ref": "r-1"}))
+        again = await recv_json(ws)
+        assert (again["id"], again["ref"]) == (said["id"], "r-1")
+        await ws.send(json.dumps({"text": "next", "ref": "r-4"}))
+        assert (await recv_json(bob))["text"] == "next"  # nothing between: no second "hi"
+        # Bidi overrides and NUL are taken out of what is kept and shown.
+        await ws.send(json.dumps({"text": "\u202egnp.exe\x00 ok", "ref": "r-5"}))
+        assert (await recv_json(bob))["text"] == "gnp.exe ok"
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
+    assert [item["text"] for item in history["messages"]] == ["hi", "next", "gnp.exe ok"]
+
+
+async def test_an_open_socket_is_closed_when_its_sign_in_expires(tmp_path: Path) -> None:
+    with chat_server(chat_env(tmp_path / "chat.sqlite3", WSROUTE_CHAT_TOKEN_TTL="2")) as server:
+        _, token = await sign_in(server.http, "Ann")
+        started = time.monotonic()
+        async with enter(server.ws, room_name(), token) as (ws, _):
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4401, "sign-in expired")
+        assert 0.5 < time.monotonic() - started < 6
+        async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
+            # The page asks why: the server says expired (the cookie outlives the token for that).
+            session = await http.get("/api/session", headers=bearer(token))
+            assert session.json()["detail"]["reason"] == "expired"
+            signed = await http.post("/api/session", json={"name": "Ann"})
+            assert "Max-Age=604802" in signed.headers["set-cookie"]
 
 
 async def _error_for(ws: Any, message: str) -> dict[str, Any]:

@@ -2,19 +2,20 @@
 
 ::
 
-    python -m examples.chat [--host H] [--port P] [--workers N] [--broker URL] [--db FILE]
+    python -m examples.chat [--host H] [--port P] [--workers N] [--broker URL] [--data DIR] [--db FILE]
 
-Every worker must share the token secret, the database and a broker: this command picks a
-secret (unless ``WSROUTE_CHAT_SECRET`` is set), a temporary database (unless ``--db`` or
-``WSROUTE_CHAT_DB``) and an admin token (unless ``WSROUTE_CHAT_ADMIN_TOKEN``) once, and
-hands them to the workers through the environment. Several workers need a shared broker:
+Every worker must share the token secret, the database and a broker. This command keeps the
+first two in a data folder, ``.chat-data/`` unless ``--data`` (or ``WSROUTE_CHAT_DATA``) says
+otherwise: its ``secret`` (made the first time, unless ``WSROUTE_CHAT_SECRET`` is set) and
+``chat.sqlite3`` (unless ``--db`` or ``WSROUTE_CHAT_DB``), so a restart signs no one out and
+loses no message. It picks an admin token (unless ``WSROUTE_CHAT_ADMIN_TOKEN``) per start, and
+hands all of it to the workers through the environment. Several workers need a shared broker:
 ``--broker redis://127.0.0.1:6379/0`` (or ``WSROUTE_BROKER``).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
 import signal
@@ -49,7 +50,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="broker URL: memory:// (default) or redis://127.0.0.1:6379/0 [env WSROUTE_BROKER]",
     )
     parser.add_argument(
-        "--db", help="SQLite file for messages [env WSROUTE_CHAT_DB; default: a temporary file]"
+        "--data",
+        type=Path,
+        default=Path(os.environ.get(config.DATA) or config.DEFAULT_DATA),
+        help="folder for the token key and the messages, made if missing "
+        "[env WSROUTE_CHAT_DATA; default: .chat-data]",
+    )
+    parser.add_argument(
+        "--db", help="SQLite file for messages [env WSROUTE_CHAT_DB; default: DATA/chat.sqlite3]"
     )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
@@ -60,13 +68,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
     os.environ[config.BROKER] = args.broker
-    os.environ.setdefault(config.SECRET, secrets.token_urlsafe(32))
-    temporary: Path | None = None
+    data = config.data_folder(args.data)
+    if not os.environ.get(config.SECRET):
+        os.environ[config.SECRET] = config.stored_secret(data)
     if args.db:
         os.environ[config.DB] = str(Path(args.db).resolve())
     elif not os.environ.get(config.DB):
-        temporary = config.temporary_database()
-        os.environ[config.DB] = str(temporary)
+        os.environ[config.DB] = str(data / config.DB_FILE)
     admin = os.environ.get(config.ADMIN_TOKEN)
     if not admin:
         admin = os.environ[config.ADMIN_TOKEN] = secrets.token_urlsafe(16)
@@ -91,11 +99,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
     except KeyboardInterrupt:  # Ctrl+C: uvicorn has shut down already
         sys.exit(130)
-    finally:
-        if temporary is not None:
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    Path(f"{temporary}{suffix}").unlink()
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """Sign-in tokens (HMAC-SHA256, standard library only) and the guard that checks them.
 
 A token is ``v1.<payload>.<signature>``: the payload is base64url JSON
-``{"sub": user id, "name": display name, "exp": unix time}`` and the signature is the
-base64url HMAC-SHA256 of ``v1.<payload>`` with the server's secret. Nothing is stored on
-the server; any worker that knows the secret can check a token.
+``{"sub": user id, "name": display name, "exp": unix time, "kid": key id}`` and the signature
+is the base64url HMAC-SHA256 of ``v1.<payload>`` with the server's secret. Nothing is stored on
+the server; any worker that knows the secret can check a token. The key id (a hash of the
+secret, which it does not reveal) tells a token signed with an older key from a forged one, so
+that a user whose server changed its key is told so instead of "not valid".
 
 Clients present it, in this order of preference, as ``Authorization: Bearer <token>``,
 as the ``wsroute_chat_token`` cookie (what the browser page uses: the sign-in response
@@ -32,17 +34,19 @@ from wsroute.asyncapi import SecurityScheme
 COOKIE = "wsroute_chat_token"
 _VERSION = "v1"
 
-Problem = Literal["missing", "invalid", "expired"]
+Problem = Literal["missing", "invalid", "expired", "rekeyed"]
 
 MESSAGES: dict[Problem, str] = {
     "missing": "You are not signed in.",
     "invalid": "Your sign-in token is not valid (it was not issued by this server). Sign in again.",
     "expired": "Your sign-in has expired. Sign in again.",
+    "rekeyed": "The server restarted with a new key: please sign in again.",
 }
 
 
 class TokenError(Exception):
-    """A token that cannot be used; `problem` says why (``missing``, ``invalid``, ``expired``)."""
+    """A token that cannot be used; `problem` says why (``missing``, ``invalid``, ``expired``,
+    ``rekeyed``: signed by this server's previous key)."""
 
     def __init__(self, problem: Problem) -> None:
         super().__init__(MESSAGES[problem])
@@ -66,6 +70,11 @@ def _sign(secret: bytes, signed: str) -> str:
     return _b64encode(hmac.new(secret, signed.encode("ascii"), hashlib.sha256).digest())
 
 
+def key_id(secret: bytes) -> str:
+    """A short public name of `secret`: equal ids, (almost surely) the same key."""
+    return _b64encode(hashlib.sha256(b"wsroute-chat key id:" + secret).digest()[:6])
+
+
 def new_user(name: str) -> User:
     """A user with a fresh random id."""
     return User(id=secrets.token_hex(8), name=name)
@@ -75,7 +84,9 @@ def issue(secret: bytes, user: User, ttl: float, *, now: float | None = None) ->
     """A signed token for `user`, valid `ttl` seconds; returns ``(token, expires_at)``."""
     expires = int((time.time() if now is None else now) + ttl)
     payload = _b64encode(
-        json.dumps({"sub": user.id, "name": user.name, "exp": expires}, separators=(",", ":")).encode()
+        json.dumps(
+            {"sub": user.id, "name": user.name, "exp": expires, "kid": key_id(secret)}, separators=(",", ":")
+        ).encode()
     )
     signed = f"{_VERSION}.{payload}"
     return f"{signed}.{_sign(secret, signed)}", expires
@@ -89,9 +100,10 @@ def verify(secret: bytes, token: str | None, *, now: float | None = None) -> tup
     payload, _, signature = rest.partition(".")
     if version != _VERSION or not payload or not signature:
         raise TokenError("invalid")
-    # Compare signatures before looking inside: a forged payload is never parsed.
+    # Compare signatures before trusting anything inside: a payload whose signature fails is
+    # read only for its key id, to choose which sentence the user sees.
     if not hmac.compare_digest(_sign(secret, f"{version}.{payload}"), signature):
-        raise TokenError("invalid")
+        raise TokenError("rekeyed" if _other_key(secret, payload) else "invalid")
     try:
         claims: Any = json.loads(_b64decode(payload))
         user = User(id=claims["sub"], name=claims["name"])
@@ -101,6 +113,15 @@ def verify(secret: bytes, token: str | None, *, now: float | None = None) -> tup
     if expires <= (time.time() if now is None else now):
         raise TokenError("expired")
     return user, expires
+
+
+def _other_key(secret: bytes, payload: str) -> bool:
+    """The payload names a key id, and not this secret's (a token of an earlier key)."""
+    try:
+        kid: Any = json.loads(_b64decode(payload)).get("kid")
+    except (ValueError, AttributeError, binascii.Error):
+        return False
+    return isinstance(kid, str) and kid != key_id(secret)
 
 
 def token_from(connection: HTTPConnection) -> str | None:

@@ -4,17 +4,21 @@
 variable                    meaning                                                 default
 =========================== ======================================================= ==========================
 ``WSROUTE_BROKER``          broker URL: ``memory://`` or ``redis://host:port/db``   ``memory://``
-``WSROUTE_CHAT_SECRET``     key that signs sign-in tokens (HMAC-SHA256)             random, per process
-``WSROUTE_CHAT_DB``         SQLite file for the rooms' messages                     a new temporary file
-                                                                                    (made at startup)
+``WSROUTE_CHAT_DATA``       folder of the key and messages (``--data``)             ``.chat-data`` (made if
+                                                                                    missing)
+``WSROUTE_CHAT_SECRET``     key that signs sign-in tokens (HMAC-SHA256)             ``<data>/secret``, made
+                                                                                    once (random)
+``WSROUTE_CHAT_DB``         SQLite file for the rooms' messages (``--db``)          ``<data>/chat.sqlite3``
 ``WSROUTE_CHAT_ADMIN_TOKEN`` bearer token of the admin endpoints (announce, kick)  unset: endpoints disabled
 ``WSROUTE_CHAT_TOKEN_TTL``  lifetime of a sign-in token, in seconds                 43200 (12 hours)
 =========================== ======================================================= ==========================
 
 Every worker of one server must share the secret and the database file, or a token
 issued by one worker is refused by the other and each sees only its own messages.
-``python -m examples.chat`` chooses both once and hands them to its workers through these
-variables.
+``python -m examples.chat`` reads both from the data folder (writing a new key there the first
+time) and hands them to its workers through these variables. Because the key and the messages
+outlive the process, a restart is invisible to users: their tokens stay valid and the rooms
+keep their history. Delete the folder (or its ``secret``) to sign everyone out.
 """
 
 from __future__ import annotations
@@ -29,8 +33,39 @@ from pathlib import Path
 BROKER = "WSROUTE_BROKER"
 SECRET = "WSROUTE_CHAT_SECRET"
 DB = "WSROUTE_CHAT_DB"
+DATA = "WSROUTE_CHAT_DATA"
 ADMIN_TOKEN = "WSROUTE_CHAT_ADMIN_TOKEN"
 TOKEN_TTL = "WSROUTE_CHAT_TOKEN_TTL"
+
+
+DEFAULT_DATA = Path(".chat-data")
+"""Relative to the working directory (the repository root with the README's command)."""
+SECRET_FILE = "secret"
+DB_FILE = "chat.sqlite3"
+
+
+def data_folder(path: Path) -> Path:
+    """Make `path` (private to this user) if it is missing; returns it absolute."""
+    path = path.resolve()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def stored_secret(folder: Path) -> str:
+    """The key kept in `folder`, written (readable by this user only) the first time."""
+    path = folder / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        secret = path.read_text().strip()
+        if not secret:
+            raise SystemExit(f"{path} is empty: delete it to make a new key") from None
+        return secret
+    # O_EXCL: two servers started at once on one folder cannot both write a key.
+    secret = secrets.token_urlsafe(32)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret + "\n")
+    return secret
 
 
 def temporary_database() -> Path:

@@ -8,10 +8,23 @@ nothing else is sent on ``/rooms/{room}``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 MAX_LENGTH = 500
 """Longest chat message, in characters (after surrounding whitespace is stripped)."""
@@ -23,20 +36,46 @@ HISTORY = 50
 """How many past messages a client gets when it enters a room."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+"""Bidi embeddings, overrides and isolates: they reorder the text around them (U+202E shows
+"NIMDA" as "ADMIN"). The marks U+200E/U+200F only set a direction, and stay."""
+_JOINERS = {"\u200c", "\u200d"}
+"""Format characters that names need: (non-)joiners, in emoji sequences and in Persian or
+Indic script."""
+_BLANKS = {"\u115f", "\u1160", "\u2800", "\u3164", "\uffa0"}
+"""Letters that render as nothing (Hangul fillers, the blank Braille pattern)."""
 
 
-def _printable(value: str) -> str:
+def _name(value: str) -> str:
+    """NFKC (so look-alike compatibility forms compare equal), spaces collapsed, and nothing
+    that hides or reorders text; at least one visible character."""
+    value = unicodedata.normalize("NFKC", value)
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
+    value = " ".join(value.split())
+    if any(unicodedata.category(c) == "Cf" and c not in _JOINERS for c in value):
+        raise ValueError("must not contain invisible formatting characters (such as direction overrides)")
+    if all(c.isspace() or c in _BLANKS or unicodedata.category(c) in ("Cf", "Mn", "Me") for c in value):
+        raise ValueError("must contain a visible character")
     return value
+
+
+def _clean_text(value: object) -> object:
+    """NUL and bidi overrides go (the rest of the message stays as typed)."""
+    return _BIDI.sub("", value.replace("\x00", "")) if isinstance(value, str) else value
 
 
 DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
-    AfterValidator(_printable),
+    AfterValidator(_name),
 ]
-MessageText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH)]
+MessageText = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH),
+    BeforeValidator(_clean_text),  # runs first: the constraints see the cleaned text
+]
+Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
 class User(BaseModel):
@@ -56,7 +95,26 @@ class Say(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"text": "hello"}]})
 
+    # Before `text`: its errors carry the ref (fields validate in this order).
+    ref: Ref | None = Field(
+        None,
+        description="The sender's name for this message, echoed in its `ChatMessage` (or `ErrorEvent`) "
+        "so the page can match its pending copy; sending a ref again does not repeat the message.",
+    )
     text: MessageText = Field(description=f"1 to {MAX_LENGTH} characters.")
+
+    @field_validator("text", mode="wrap")
+    @classmethod
+    def _text_errors_name_the_ref(
+        cls, value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> str:
+        try:
+            text: str = handler(value)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            ctx = {**first.get("ctx", {}), "ref": info.data.get("ref")}
+            raise PydanticCustomError(first["type"], first["msg"], ctx) from None
+        return text
 
 
 # --- server -> client ----------------------------------------------------------------------
@@ -81,6 +139,7 @@ class ChatMessage(BaseModel):
     user: User
     text: str
     at: datetime
+    ref: str | None = Field(default=None, description="The sender's `Say.ref`, if it gave one.")
 
 
 class Announcement(BaseModel):
@@ -102,6 +161,9 @@ class ErrorEvent(BaseModel):
     type: Literal["error"] = "error"
     code: ErrorCode
     detail: str = Field(description="A sentence to show to the user.")
+    ref: str | None = Field(
+        default=None, description="The `Say.ref` of the refused message, when it could be read."
+    )
 
 
 ServerEvent = Hello | ChatMessage | Announcement | ErrorEvent

@@ -7,8 +7,15 @@
 * **message** — a `Say` (``{"text": ...}``) is validated by pydantic, kept in the store
   and broadcast to the room as a `ChatMessage`.
 * **leave** — runs exactly once however the connection ended; wsroute takes the
-  connection out of the room's presence by itself, so the handler only logs a removal by an
-  admin (``POST /api/admin/users/{user_id}/kick`` closes with `KICKED`).
+  connection out of the room's presence by itself, so the handler only cancels the expiry
+  timer and logs a removal by an admin (``POST /api/admin/users/{user_id}/kick`` closes with
+  `KICKED`).
+* **expiry** — a sign-in ends at its token's expiry even on an open socket: the join sets a
+  timer that closes the socket then (`Broker.disconnect`, code `EXPIRED`), and the page,
+  asking why over HTTP, says "Your sign-in has expired".
+* **refs** — a `Say` may carry a ``ref``: the broadcast `ChatMessage` (or the `ErrorEvent`)
+  echoes it, so the sender's page can show the message as pending until the server has it,
+  and a page that resends a message it never saw confirmed does not post it twice.
 * **errors** — a message that fails validation, is too large or is binary gets an
   `ErrorEvent` back and the connection stays open (the default would close it).
 * **history** — every room keeps its last `ROOM_HISTORY` broadcasts in the broker
@@ -22,8 +29,10 @@ with several), and sends the member list and its changes to the clients that ask
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import time
 from typing import Annotated
 
 import orjson
@@ -71,29 +80,60 @@ KICKED = 4403
 stop codes, so the page does not reconnect, and says why."""
 KICKED_REASON = "removed by an admin"
 
+EXPIRED = 4401
+"""Close code of a socket whose sign-in expired: a stop code of the browser client too."""
+EXPIRED_REASON = "sign-in expired"
+
+_expiry: dict[str, asyncio.TimerHandle] = {}
+"""The timer of each open connection (by presence client id) that closes it at its expiry."""
+_closing: set[asyncio.Task[int]] = set()
+
 _ITEM: TypeAdapter[HistoryItem] = TypeAdapter(HistoryItem)
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
 
 
 @router.join("/rooms/{room}")
-async def enter(room: Room, member: Member, channel: Channel[ServerEvent]) -> PresenceInfo:
+async def enter(room: Room, member: Member, channel: Channel[ServerEvent], broker: Broker) -> PresenceInfo:
     """A signed-in user entered the room: greet them, then join the room's presence as that user
     (two tabs of one user are two connections of one member)."""
     await channel.send(Hello(room=room, you=member.user, worker=os.getpid(), max_length=MAX_LENGTH))
+    _close_at_expiry(broker, channel.client_id, member.expires_at)
     return PresenceInfo(user=member.user.id, info={"name": member.user.name})
+
+
+def _close_at_expiry(broker: Broker, client_id: str | None, expires_at: float) -> None:
+    if client_id is None:  # not a presence member: cannot be named from the timer
+        return
+    loop = asyncio.get_running_loop()
+
+    def expire() -> None:
+        _expiry.pop(client_id, None)
+        task = loop.create_task(broker.disconnect(client_id=client_id, code=EXPIRED, reason=EXPIRED_REASON))
+        _closing.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(_closing.discard)
+
+    _expiry[client_id] = loop.call_later(max(0.0, expires_at - time.time()), expire)
 
 
 @router.message("/rooms/{room}", max_message_size=MAX_FRAME)
 async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEvent], state: State) -> None:
-    """Keep the message and broadcast it to everyone in the room, the sender included."""
-    message = await state.store.add_message(room, member.user, data.text)
-    await channel.broadcast(message)
+    """Keep the message and broadcast it to everyone in the room, the sender included (a ref
+    sent before only repeats the kept message to its sender)."""
+    message, new = await state.store.add_message(room, member.user, data.text, data.ref)
+    if new:
+        await channel.broadcast(message)
+    else:
+        await channel.send(message)
 
 
 @router.leave("/rooms/{room}")
-async def leave(room: Room, member: Member, status: WebSocketStatus) -> None:
-    """The connection ended (wsroute has taken it out of the room's presence): note a removal."""
+async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Channel[ServerEvent]) -> None:
+    """The connection ended (wsroute has taken it out of the room's presence): stop its expiry
+    timer, note a removal."""
+    timer = _expiry.pop(channel.client_id or "", None)
+    if timer is not None:
+        timer.cancel()
     if status.code == KICKED:
         logger.info("%s (%s) was removed from %s by an admin", member.user.name, member.user.id, room)
 
@@ -148,13 +188,16 @@ def invalid_message_event(exc: InvalidMessage) -> ErrorEvent:
         for error in cause.errors(include_url=False):
             if error["loc"] != ("text",):
                 continue
+            ref = error.get("ctx", {}).get("ref")  # Say puts it there (see its text validator)
             if error["type"] == "string_too_short":
-                return ErrorEvent(code="empty", detail="Type something first: empty messages are not sent.")
+                return ErrorEvent(
+                    code="empty", detail="Type something first: empty messages are not sent.", ref=ref
+                )
             if error["type"] == "string_too_long":
                 given = error.get("input")
                 size = f" (yours has {len(given.strip())})" if isinstance(given, str) else ""
                 return ErrorEvent(
-                    code="too_long", detail=f"Messages are limited to {MAX_LENGTH} characters{size}."
+                    code="too_long", detail=f"Messages are limited to {MAX_LENGTH} characters{size}.", ref=ref
                 )
     return ErrorEvent(code="invalid", detail=f'Send JSON like {{"text": "hello"}} ({exc.reason}).')
 

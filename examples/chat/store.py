@@ -35,9 +35,13 @@ CREATE TABLE IF NOT EXISTS messages (
     user_id TEXT,
     user_name TEXT,
     text TEXT NOT NULL,
-    at REAL NOT NULL                 -- unix time
+    at REAL NOT NULL,                -- unix time
+    ref TEXT                         -- the sender's Say.ref
 );
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+"""
+_REFS = """
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_ref ON messages (user_id, ref) WHERE ref IS NOT NULL;
 """
 
 
@@ -69,7 +73,15 @@ class Store:
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=10000")
         # Two workers starting at once both run this: serialize it.
-        db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        # (executescript would commit first: one statement at a time.)
+        db.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA.split(";"):
+            db.execute(statement)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+        if "ref" not in columns:  # a database from before refs: they keep their messages
+            db.execute("ALTER TABLE messages ADD COLUMN ref TEXT")
+        db.execute(_REFS)
+        db.execute("COMMIT")
         self._db = db
 
     async def close(self) -> None:
@@ -108,20 +120,31 @@ class Store:
 
     # --- messages ----------------------------------------------------------------------
 
-    async def add_message(self, room: str, user: User, text: str) -> ChatMessage:
-        """Keep a chat message; returns it with its id and time."""
+    async def add_message(
+        self, room: str, user: User, text: str, ref: str | None = None
+    ) -> tuple[ChatMessage, bool]:
+        """Keep a chat message; returns it with its id and time, and whether it is new: a `ref`
+        this user sent before gives back that first message (a page resending what it could
+        not see confirmed)."""
         at = time.time()
 
-        def work(db: sqlite3.Connection) -> int:
+        def work(db: sqlite3.Connection) -> tuple[int, str, str, float, bool]:
+            if ref is not None:
+                row = db.execute(
+                    "SELECT id, room, text, at FROM messages WHERE user_id = ? AND ref = ?", (user.id, ref)
+                ).fetchone()
+                if row is not None:
+                    return (*row, False)
             cursor = db.execute(
-                "INSERT INTO messages (room, kind, user_id, user_name, text, at) "
-                "VALUES (?, 'message', ?, ?, ?, ?)",
-                (room, user.id, user.name, text, at),
+                "INSERT INTO messages (room, kind, user_id, user_name, text, at, ref) "
+                "VALUES (?, 'message', ?, ?, ?, ?, ?)",
+                (room, user.id, user.name, text, at, ref),
             )
             assert cursor.lastrowid is not None
-            return cursor.lastrowid
+            return cursor.lastrowid, room, text, at, True
 
-        return ChatMessage(id=await self._run(work), room=room, user=user, text=text, at=_when(at))
+        id_, room, text, at, new = await self._run(work)
+        return ChatMessage(id=id_, room=room, user=user, text=text, at=_when(at), ref=ref), new
 
     async def add_announcement(self, room: str, text: str) -> Announcement:
         """Keep an admin announcement; returns it with its id and time."""
@@ -140,19 +163,21 @@ class Store:
     async def history(self, room: str, limit: int, before: int | None = None) -> list[HistoryItem]:
         """The last `limit` messages of `room` (with an id below `before`, if given), oldest first."""
 
-        def work(db: sqlite3.Connection) -> list[tuple[int, str, str | None, str | None, str, float]]:
+        Row = tuple[int, str, str | None, str | None, str, float, str | None]
+
+        def work(db: sqlite3.Connection) -> list[Row]:
             rows = db.execute(
-                "SELECT id, kind, user_id, user_name, text, at FROM messages WHERE room = ? AND id < ? "
+                "SELECT id, kind, user_id, user_name, text, at, ref FROM messages WHERE room = ? AND id < ? "
                 "ORDER BY id DESC LIMIT ?",
                 (room, 2**62 if before is None else before, limit),
             ).fetchall()
             return list(reversed(rows))
 
         items: list[HistoryItem] = []
-        for id_, kind, user_id, user_name, text, at in await self._run(work):
+        for id_, kind, user_id, user_name, text, at, ref in await self._run(work):
             if kind == "announcement" or user_id is None or user_name is None:
                 items.append(Announcement(id=id_, room=room, text=text, at=_when(at)))
             else:
                 user = User(id=user_id, name=user_name)
-                items.append(ChatMessage(id=id_, room=room, user=user, text=text, at=_when(at)))
+                items.append(ChatMessage(id=id_, room=room, user=user, text=text, at=_when(at), ref=ref))
         return items

@@ -50,6 +50,7 @@ STATIC = FilePath(__file__).parent / "static"
 DOCS = "/docs"
 OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 
+COOKIE_GRACE = 7 * 24 * 3600
 router = APIRouter()
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
@@ -105,7 +106,9 @@ async def sign_in(body: SignIn, request: Request, response: Response, state: Sta
     response.set_cookie(
         auth.COOKIE,
         token,
-        max_age=ttl,
+        # The browser keeps the cookie past the token's expiry so that the server, which checks
+        # the expiry, can say "expired" instead of the page finding no cookie at all.
+        max_age=ttl + COOKIE_GRACE,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",

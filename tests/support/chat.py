@@ -34,6 +34,7 @@ def chat_env(db: Path, **extra: str) -> dict[str, str]:
             "WSROUTE_CHAT_SECRET": SECRET,
             "WSROUTE_CHAT_ADMIN_TOKEN": ADMIN,
             "WSROUTE_CHAT_DB": str(db),
+            "WSROUTE_CHAT_DATA": str(db.parent),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -44,8 +45,13 @@ def chat_env(db: Path, **extra: str) -> dict[str, str]:
 class ChatServer:
     """``python -m examples.chat`` in a subprocess on a fixed port; can be stopped and started again."""
 
-    def __init__(self, env: dict[str, str], args: tuple[str, ...] = (), port: int | None = None) -> None:
-        self.env = env
+    def __init__(
+        self, env: dict[str, str], args: tuple[str, ...] = (), port: int | None = None, cwd: Path | None = None
+    ) -> None:
+        """`cwd`: where the server runs (its default data folder is ``cwd/.chat-data``); the
+        repository root unless given, and then the repository is put on ``PYTHONPATH``."""
+        self.env = env if cwd is None else {**env, "PYTHONPATH": str(ROOT)}
+        self.cwd = cwd or ROOT
         self.args = args
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -71,7 +77,7 @@ class ChatServer:
         # stop() reaches uvicorn's workers too.
         self.process = subprocess.Popen(
             command,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -26,6 +26,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  * @property {User} user
  * @property {string} text
  * @property {string} at Format: date-time.
+ * @property {string | null} [ref] The sender's `Say.ref`, if it gave one.
  */
 
 /**
@@ -34,6 +35,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  * @property {"error"} type
  * @property {"empty" | "too_long" | "invalid" | "too_large" | "unsupported" | "unavailable"} code
  * @property {string} detail A sentence to show to the user.
+ * @property {string | null} [ref] The `Say.ref` of the refused message, when it could be read.
  */
 
 /**
@@ -49,6 +51,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 /**
  * A chat message from a client to its room: ``{"text": "hello"}``.
  * @typedef {object} Say
+ * @property {string | null} [ref] The sender's name for this message, echoed in its `ChatMessage` (or `ErrorEvent`) so the page can match its pending copy; sending a ref again does not repeat the message.
  * @property {string} text 1 to 500 characters.
  */
 
@@ -63,7 +66,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 
 /**
  * What a client sends on `/rooms/{room}`.
- * Keep the message and broadcast it to everyone in the room, the sender included.
+ * Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender).
  * @typedef {Say} RoomsSend
  */
 
@@ -76,8 +79,8 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  * Handlers on this route:
  *
  * - **join** `enter` (on connect): A signed-in user entered the room: greet them, then join the room's presence as that user (two tabs of one user are two connections of one member).
- * - **message** `say` (on each message): Keep the message and broadcast it to everyone in the room, the sender included.
- * - **leave** `leave` (on disconnect): The connection ended (wsroute has taken it out of the room's presence): note a removal.
+ * - **message** `say` (on each message): Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender).
+ * - **leave** `leave` (on disconnect): The connection ended (wsroute has taken it out of the room's presence): stop its expiry timer, note a removal.
  *
  * Broadcast topic: the path the client connected to (without the query string).
  */
