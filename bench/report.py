@@ -12,11 +12,14 @@ import os
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from config import BENCH, DOCS, ROOT, Config
+from config import BENCH, DOCS, RESULTS, ROOT, Config
 from summary import CLEAN, Row, summarize
+
+CHARTS = DOCS.with_suffix("")  # docs/benchmarks/: the page's SVG charts (bench/charts.py)
 
 
 class Recorder:
@@ -25,6 +28,7 @@ class Recorder:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.records: list[dict[str, Any]] = []
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # e.g. the run's progress
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def add(self, record: dict[str, Any]) -> None:
@@ -32,6 +36,8 @@ class Recorder:
         self.records.append(record)
         with self.path.open("a") as f:
             f.write(json.dumps(record) + "\n")
+        for listener in self.listeners:
+            listener(record)
 
 
 def result_line(scenario: str, r: dict[str, Any]) -> str:
@@ -266,7 +272,7 @@ def machine() -> str:
     )
 
 
-DOC_HEAD = """# Benchmarks
+DOC_TITLE = """# Benchmarks
 
 The suite lives in `bench/` (see `bench/README.md`). Every figure that matters is a **ratio
 against a baseline measured in the same run**: the variants of a scenario run interleaved
@@ -274,13 +280,16 @@ against a baseline measured in the same run**: the variants of a scenario run in
 the per-round ratios with their spread (min–max). Absolute numbers are context only: the
 benchmark machine is small (2 cores) and shared with other work.
 
-## How to reproduce
+"""
+
+DOC_HEAD = """## How to reproduce
 
 ```sh
 python3 bench/run.py --setup     # bench/.venv: bench/requirements.txt + wsroute[redis], editable
 python3 bench/run.py --quick     # about two minutes, the targets only
 python3 bench/run.py             # the full suite (writes bench/results/ and this page)
 python3 bench/run.py --profile   # py-spy profiles of wsroute's echo and fan-out paths
+python3 bench/run.py --report-only  # this page and its charts again, from bench/results/
 ```
 
 Redis (for the cross-process scenario) is expected at 127.0.0.1:6379; without it that
@@ -320,13 +329,27 @@ def write_outputs(
     table = render_markdown(rows, rec.records, cfg, elapsed)
     rec.path.with_suffix(".md").write_text(table)
     if write_docs:
-        DOCS.parent.mkdir(parents=True, exist_ok=True)
-        notes_path = BENCH / "notes.md"
-        notes = notes_path.read_text() if notes_path.exists() else ""
-        DOCS.write_text(
-            DOC_HEAD
-            + (notes + "\n" if notes else "")
-            + f"## Latest full run\n\nMachine: {machine_line or machine()}.\n\n"
-            + table
-        )
+        write_doc(table, machine_line or machine())
     return table
+
+
+def write_doc(table: str, machine_line: str) -> list[str]:
+    """docs/benchmarks.md: its head, the charts of the recorded runs (SVGs in
+    docs/benchmarks/), bench/notes.md, and `table` (the latest full run's) with its machine.
+    Returns the scenarios the recorded runs have no chart for."""
+    from charts import write_charts  # matplotlib: only when the page is written
+
+    charts, missing = write_charts(RESULTS, CHARTS, CHARTS.name)
+    DOCS.parent.mkdir(parents=True, exist_ok=True)
+    notes_path = BENCH / "notes.md"
+    notes = notes_path.read_text() if notes_path.exists() else ""
+    DOCS.write_text(
+        DOC_TITLE
+        + charts
+        + "\n"
+        + DOC_HEAD
+        + (notes + "\n" if notes else "")
+        + f"## Latest full run\n\nMachine: {machine_line}.\n\n"
+        + table
+    )
+    return missing

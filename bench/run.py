@@ -5,6 +5,7 @@
     python bench/run.py              # the full suite; writes bench/results/* and docs/benchmarks.md
     python bench/run.py --profile    # py-spy profiles of the wsroute hot paths -> bench/profiles/
     python bench/run.py --smoke      # every scenario and variant once, smallest sizes: checks the runner
+    python bench/run.py --report-only  # docs/benchmarks.md and its charts again from bench/results/
 
 Every result is a ratio against a baseline measured in the same run: the variants of a
 scenario are run interleaved (A, B, A, B, … with the order reversed every other round) and
@@ -29,12 +30,16 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
-from config import BENCH, RESULTS, ROOT, VENV, VENV_PY, Config, log
+import scenarios
+from config import BENCH, DOCS, RESULTS, ROOT, VENV, VENV_PY, Config, log
 from profiling import profile
-from report import Recorder, machine, render_markdown, write_outputs
+from progress import Progress, Unit, planned_seconds, unit_label
+from report import CHARTS, Recorder, machine, render_markdown, write_doc, write_outputs
 from scenarios import SCENARIOS
-from servers import Servers
+from servers import ClientError, Servers, ServerSpec
 from summary import summarize
 
 
@@ -54,6 +59,166 @@ def ensure_venv_python() -> None:
     if not VENV_PY.exists():
         sys.exit("bench/.venv is missing: run `python bench/run.py --setup` first")
     os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])
+
+
+# The in-process benchmarks: one unit each, its planned seconds (quick or smoke, full).
+IN_PROCESS = {"micro": (15.0, 45.0), "history_memory": (5.0, 12.0), "presence_memory": (12.0, 15.0)}
+
+
+class _PlanServer:
+    """Stands for a server in the dry run of `plan_units`: it starts nothing."""
+
+    url = "ws://plan.invalid"
+
+    def __init__(self, *_args: object) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class _PlanServers:
+    def stop_all(self) -> None:
+        pass
+
+
+def plan_units(cfg: Config) -> list[Unit]:
+    """The units of this run, in order, from a dry run of the scenarios: `run_rounds` is
+    replaced by one that lists the rounds it would run, the memory scenario's servers and
+    client by stand-ins that fail at once (each failure is a recorded unit), logging and the
+    Redis clean-up by nothing. The in-process benchmarks are not run: one unit each."""
+    found: list[tuple[str, dict[str, Any] | None, str, int, str, float, bool]] = []
+
+    def rounds(
+        _rec: object,
+        cfg: Config,
+        _servers: object,
+        scenario: str,
+        params: dict[str, Any],
+        variants: list[scenarios.Variant],
+        client_spec: dict[str, Any],
+        reps: int,
+        _timeout: float,
+    ) -> None:
+        variants = scenarios.keep(cfg, variants)
+        for rep in range(reps):
+            for v in scenarios.interleave(variants, rep):
+                seconds = planned_seconds({**client_spec, **v.client})
+                ws = variants[0].server.ws
+                found.append(
+                    (scenario, params, v.name, rep, "" if ws == "websockets-sansio" else ws, seconds, True)
+                )
+
+    class PlanRecorder:
+        def add(self, r: dict[str, Any]) -> None:
+            seconds = 6.0 * r.get("params", {}).get("conns", 5000) / 5000 + 1.0
+            found.append(
+                (r["scenario"], r.get("params"), r.get("variant", ""), r.get("rep", 0), "", seconds, False)
+            )
+
+    def no_client(*_args: object, **_kwargs: object) -> dict[str, Any]:
+        raise ClientError("planning")
+
+    patches = [
+        mock.patch.object(scenarios, name, value)
+        for name, value in (
+            ("run_rounds", rounds),
+            ("Server", _PlanServer),
+            ("run_client", no_client),
+            ("run_churned", no_client),
+            ("drop_keys", lambda *_a: None),
+            ("log", lambda *_a: None),
+        )
+    ]
+    for p in patches:
+        p.start()
+    try:
+        for name, fn in SCENARIOS.items():
+            if cfg.only and name not in cfg.only:
+                continue
+            if name in IN_PROCESS:
+                quick, full = IN_PROCESS[name]
+                seconds = quick if cfg.quick or cfg.smoke else full
+                found.append((name, None, "", 0, "", seconds, False))
+                continue
+            before = len(found)
+            try:
+                fn(PlanRecorder(), cfg, _PlanServers())  # type: ignore[arg-type]
+            except Exception:  # a scenario the dry run cannot follow: one unit, a guess
+                del found[before:]
+                found.append((name, None, "", 0, "", 30.0, False))
+    finally:
+        for p in reversed(patches):
+            p.stop()
+    reps: dict[tuple[str, str], int] = {}
+    for scenario, params, _v, rep, ws, _s, _h in found:
+        key = (scenario, f"{params}{ws}")
+        reps[key] = max(reps.get(key, 0), rep + 1)
+    units = []
+    for scenario, params, variant, rep, ws, seconds, hooked in found:
+        group = unit_label(scenario, params, None, 0, 1, ws)
+        label = unit_label(scenario, params, variant or None, rep, reps[(scenario, f"{params}{ws}")], ws)
+        units.append(Unit(scenario, label, group, seconds, hooked))
+    return units
+
+
+class TrackedServers:
+    """The run's `Servers`, telling `Progress` when a unit of `run_rounds` starts: each asks
+    for its (first) server before anything else."""
+
+    def __init__(self, inner: Servers, progress: Progress) -> None:
+        self.inner = inner
+        self.progress = progress
+
+    def get(self, spec: ServerSpec, index: int = 0) -> Any:
+        if index == 0:
+            self.progress.unit_start()
+        return self.inner.get(spec, index)
+
+    def stop_all(self) -> None:
+        self.inner.stop_all()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def load_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any], Config, float]:
+    """A recorded run: its records (without the meta record), the meta record, the settings
+    it ran with and its length in seconds."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    meta = next((r for r in records if r.get("scenario") == "meta"), {})
+    cfg = Config(
+        quick=bool(meta.get("quick")),
+        smoke=bool(meta.get("smoke")),
+        reps=int(meta.get("reps", 0)),
+        duration=float(meta.get("duration", 0)),
+        ws_impls=[],
+        only=None,
+        out=RESULTS,
+        stamp=path.stem,
+        experiments=False,
+    )
+    body = [r for r in records if r.get("scenario") != "meta"]
+    elapsed = body[-1]["time"] - meta["time"] if body and "time" in meta else 0.0
+    cfg.reps = cfg.reps or max((r.get("rep", 0) for r in body), default=0) + 1
+    return body, meta, cfg, elapsed
+
+
+def report_only() -> None:
+    """docs/benchmarks.md and its charts (docs/benchmarks/*.svg) again from the recorded runs:
+    the table of the latest full run, each chart from its source run; nothing is measured and
+    the runs' own files are left as they are."""
+    from charts import latest_full, load_runs
+
+    full = latest_full(load_runs(RESULTS))
+    if full is None:
+        sys.exit(f"no full run in {RESULTS.relative_to(ROOT)}: nothing to report")
+    body, meta, cfg, elapsed = load_run(RESULTS / f"{full.stamp}.jsonl")
+    rows, _ = summarize(body)
+    missing = write_doc(render_markdown(rows, body, cfg, elapsed), meta.get("machine") or "not recorded")
+    log(f"{DOCS.relative_to(ROOT)}: table of run {full.stamp}; charts in {CHARTS.relative_to(ROOT)}/")
+    for scenario in missing:
+        log(f"  no chart for {scenario}: no recorded run has it")
 
 
 def main() -> None:
@@ -92,35 +257,29 @@ def main() -> None:
         "--write-docs", action="store_true", help="with --summarize: rewrite docs/benchmarks.md"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite docs/benchmarks.md and its charts from bench/results (latest full run) and exit",
+    )
     args = parser.parse_args()
     if args.setup:
         setup()
         return
     ensure_venv_python()
+    if args.report_only:
+        report_only()
+        return
     if args.summarize:
-        records = [json.loads(line) for line in Path(args.summarize).read_text().splitlines() if line.strip()]
-        meta = next((r for r in records if r.get("scenario") == "meta"), {})
-        cfg = Config(
-            quick=bool(meta.get("quick")),
-            smoke=bool(meta.get("smoke")),
-            reps=int(meta.get("reps", 0)),
-            duration=float(meta.get("duration", 0)),
-            ws_impls=[],
-            only=None,
-            out=RESULTS,
-            stamp=Path(args.summarize).stem,
-            experiments=False,
-        )
-        body = [r for r in records if r.get("scenario") != "meta"]
-        elapsed = body[-1]["time"] - meta["time"] if body and "time" in meta else 0.0
-        cfg.reps = cfg.reps or max((r.get("rep", 0) for r in body), default=0) + 1
+        path = Path(args.summarize)
+        body, meta, cfg, elapsed = load_run(path)
         if args.write_docs:
-            rec = Recorder(Path(args.summarize))
+            rec = Recorder(path)
             rec.records = body
             print(write_outputs(rec, cfg, elapsed, write_docs=True, machine_line=meta.get("machine")))
         else:
             rows, _ = summarize(body)
-            print(render_markdown(rows, records, cfg, elapsed))
+            print(render_markdown(rows, [meta, *body], cfg, elapsed))
         return
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -158,8 +317,13 @@ def main() -> None:
     meta: dict[str, object] = {"scenario": "meta", "quick": quick, "reps": cfg.reps, "duration": cfg.duration}
     if cfg.smoke:
         meta["smoke"] = True
+    if cfg.only:
+        meta["only"] = sorted(cfg.only)  # a focused run: never the docs' "latest full run"
     rec.add({**meta, "machine": machine()})
     servers = Servers(out)
+    progress = Progress(plan_units(cfg))
+    rec.listeners.append(progress.unit_done)
+    tracked = TrackedServers(servers, progress)
     t0 = time.monotonic()
     try:
         for name, fn in SCENARIOS.items():
@@ -167,10 +331,12 @@ def main() -> None:
                 continue
             log(f"== {name}")
             t = time.monotonic()
-            fn(rec, cfg, servers)
+            progress.scenario_start(name)
+            fn(rec, cfg, tracked)  # type: ignore[arg-type]
             log(f"   ({time.monotonic() - t:.0f} s)")
     finally:
         servers.stop_all()
+    progress.finish()
     elapsed = time.monotonic() - t0
     rec.records = [r for r in rec.records if r.get("scenario") != "meta"]
     table = write_outputs(rec, cfg, elapsed, write_docs=not (quick or cfg.smoke or args.no_docs or cfg.only))

@@ -136,6 +136,10 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
 }
 
 
+# fan-out: wsroute's margin over each peer (issue 8), at 1000 and 5000 subscribers
+PEER_TARGETS: tuple[tuple[str, float], ...] = (("litestar", 1.6), ("broadcaster", 1.6), ("socketio", 4.5))
+
+
 def fanout_like(scenario: str) -> bool:
     """Scenarios whose records are fan-out results (deliveries, latency, lost)."""
     return "fanout" in scenario or scenario == "presence_churn"
@@ -337,7 +341,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
         if scenario == "fanout":
             # The issue's peer margins are for 1000 and 5000 subscribers; at 100, context only.
             peer_target = json.loads(params).get("subs") in (1000, 5000)
-            for peer, bound in (("litestar", 1.6), ("broadcaster", 1.6), ("socketio", 4.5)):
+            for peer, bound in PEER_TARGETS:
                 pair = ("wsroute", peer)
                 fact = compare(rows, recs, scenario, label, metric, pair, bound if peer_target else None)
                 if fact:
