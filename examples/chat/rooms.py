@@ -128,9 +128,10 @@ async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEven
 
 
 @router.leave("/rooms/{room}")
-async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Channel[ServerEvent]) -> None:
+async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Channel) -> None:
     """The connection ended (wsroute has taken it out of the room's presence): stop its expiry
     timer, note a removal."""
+    # `channel` is only read for its client id: untyped, it documents no message sent here.
     timer = _expiry.pop(channel.client_id or "", None)
     if timer is not None:
         timer.cancel()
