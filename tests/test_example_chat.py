@@ -305,7 +305,8 @@ async def test_sign_in_validates_the_display_name(chat: ChatServer) -> None:
             assert refused.json()["detail"][0]["msg"], name  # the page shows this sentence
         normalised = {
             "  Zoë  ": "Zoë",
-            "Ｆｕｌｌ  ｗｉｄｔｈ": "Full width",  # NFKC: look-alike forms become the plain letters
+            # NFKC: full-width look-alikes become the plain letters
+            "\uff26\uff55\uff4c\uff4c  \uff57\uff49\uff44\uff54\uff48": "Full width",
             "e\u0301": "é",  # one way to write é
             "👩\u200d💻 Dev": "👩\u200d💻 Dev",  # joiners stay: emoji sequences need them
             "\u0645\u0631\u06cc\u200c\u0645": "\u0645\u0631\u06cc\u200c\u0645",  # Persian with a ZWNJ
@@ -494,7 +495,10 @@ async def test_refs_confirm_a_message_once_and_name_its_errors(chat: ChatServer)
         said = await recv_json(ws)
         assert (said["text"], said["ref"], said["user"]) == ("hi", "r-1", ann.model_dump())
         assert (await recv_json(bob))["id"] == said["id"]
-        for bad, code in [({"text": "", "ref": "r-2"}, "empty"), ({"text": "x" * 501, "ref": "r-3"}, "too_long")]:
+        for bad, code in [
+            ({"text": "", "ref": "r-2"}, "empty"),
+            ({"text": "x" * 501, "ref": "r-3"}, "too_long"),
+        ]:
             error = await _error_for(ws, json.dumps(bad))
             assert (error["code"], error["ref"]) == (code, bad["ref"])
         # Resent (the page never saw it confirmed): the sender gets the kept message again,

@@ -46,7 +46,11 @@ class ChatServer:
     """``python -m examples.chat`` in a subprocess on a fixed port; can be stopped and started again."""
 
     def __init__(
-        self, env: dict[str, str], args: tuple[str, ...] = (), port: int | None = None, cwd: Path | None = None
+        self,
+        env: dict[str, str],
+        args: tuple[str, ...] = (),
+        port: int | None = None,
+        cwd: Path | None = None,
     ) -> None:
         """`cwd`: where the server runs (its default data folder is ``cwd/.chat-data``); the
         repository root unless given, and then the repository is put on ``PYTHONPATH``."""
