@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from summary import PEER_TARGETS, SUMMARY_SPEC, med, paired
+from summary import DEFAULT_WINDOW, PEER_TARGETS, SUMMARY_SPEC, med, paired, record_params
 
 SANSIO = "websockets-sansio"
 
@@ -112,7 +112,7 @@ def _group(run: Run, scenario: str, params: dict[str, Any], ws: str = SANSIO) ->
         r
         for r in run.records
         if r.get("scenario") == scenario
-        and r.get("params") == params
+        and record_params(r) == params
         and r.get("group_ws", r.get("ws", SANSIO)) == ws
     ]
 
@@ -160,7 +160,7 @@ def echo_chart(run: Run) -> Chart | None:
 
 
 def fanout_chart(run: Run, subs: int) -> Chart | None:
-    recs = _group(run, "fanout", {"subs": subs})
+    recs = _group(run, "fanout", {"subs": subs, "window": DEFAULT_WINDOW})
     base = Panel("fan-out, deliveries/s ÷ the naive loop (same rounds)", "ratio to the naive loop")
     for variant, label in (
         ("wsroute", "wsroute"),
@@ -196,6 +196,81 @@ def fanout_chart(run: Run, subs: int) -> Chart | None:
         "targets: wsroute ≥ 0.95× the naive loop, ≥ " + ", ≥ ".join(f"{b:g}× {p}" for p, b in PEER_TARGETS),
         panels,
         [run.stamp],
+    )
+
+
+def windows_of(run: Run, subs: int | None = None) -> set[int]:
+    """The fan-out windows (broadcasts in flight) the run measured, at `subs` subscribers
+    or any; 4 for older records."""
+    return {
+        record_params(r)["window"]
+        for r in run.records
+        if r.get("scenario") == "fanout" and subs in (None, record_params(r).get("subs"))
+    }
+
+
+def shallow_source(runs: list[Run], subs: int) -> Run | None:
+    """The run a size's panel of the chart by window is drawn from: the latest full run
+    when it measured that size at a window other than 4, else the latest quick or focused
+    run that did."""
+    full = latest_full(runs)
+    if full is not None and windows_of(full, subs) - {DEFAULT_WINDOW}:
+        return full
+    return next(
+        (
+            r
+            for r in reversed(runs)
+            if r.kind in ("quick", "focused") and windows_of(r, subs) - {DEFAULT_WINDOW}
+        ),
+        None,
+    )
+
+
+def fanout_windows_chart(runs: list[Run]) -> Chart | None:
+    """wsroute and the fastlane against the naive loop at 1, 2 and 4 broadcasts in flight
+    (issue #18): one panel per size, each from its own source run (`shallow_source`), the
+    bars of each window together."""
+    panels = []
+    stamps: list[str] = []
+    for subs in (100, 1000, 5000):
+        run = shallow_source(runs, subs)
+        if run is None:
+            continue
+        panel = Panel(
+            f"{subs:,} subscribers · run {run.stamp}",
+            "deliveries/s ÷ the naive loop's at the same window (same rounds)",
+        )
+        for window in sorted(windows_of(run, subs)):
+            recs = _group(run, "fanout", {"subs": subs, "window": window})
+            for variant, label in (("wsroute", "wsroute"), ("wsroute_fastlane", "wsroute + fastlane")):
+                target = _target("fanout", variant)
+                if variant == "wsroute_fastlane" and subs == 100:
+                    target = None  # the fastlane's target is for 1000 and 5000
+                bar = _bar(
+                    recs,
+                    variant,
+                    "naive",
+                    "deliveries_per_s",
+                    f"{subs:,} · {window} in flight · {label}",
+                    target=target,
+                    ours=True,
+                )
+                if bar:
+                    panel.bars.append(bar)
+        if panel.bars:
+            panels.append(panel)
+            if run.stamp not in stamps:
+                stamps.append(run.stamp)
+    if not panels:
+        return None
+    return Chart(
+        "fanout-windows",
+        "Fan-out at 1, 2 and 4 broadcasts in flight: wsroute against the naive loop",
+        "one publisher, subscribers of one topic, 64-byte texts, the next broadcast sent when the "
+        "oldest of the window reached every subscriber; targets at every window: wsroute ≥ 0.95× "
+        "the naive loop, the fastlane ≥ 1.4× at 1000 and 5000",
+        panels,
+        stamps,
     )
 
 
@@ -321,6 +396,11 @@ def build_charts(runs: list[Run]) -> tuple[list[Chart], list[str]]:
         if chart is None:
             missing.append(scenario)
         charts.append(chart)
+    windows = fanout_windows_chart(runs)
+    if windows is None:
+        missing.append("fanout at 1 and 2 in flight")
+    # after the two fan-out charts (echo, fan-out 1000, fan-out 5000)
+    charts.insert(3, windows)
     fan, churn = source_for(runs, "presence_fanout"), source_for(runs, "presence_churn")
     charts.append(presence_chart(fan, churn))
     if fan is None and churn is None:

@@ -89,6 +89,8 @@ def unit_label(
 
     >>> unit_label("fanout", {"subs": 1000}, "wsroute", 1, 5)
     'fanout-1000 wsroute round 2/5'
+    >>> unit_label("fanout", {"subs": 5000, "window": 1}, "naive", 0, 7)
+    'fanout-5000-w1 naive round 1/7'
     >>> unit_label("echo", {"conns": 10}, "raw", 0, 5, ws="wsproto")
     'echo-10-wsproto raw round 1/5'
     >>> unit_label("history_fanout", {"subs": 1000, "broker": "memory"}, "history", 2, 3)
@@ -96,7 +98,8 @@ def unit_label(
     >>> unit_label("micro", None, None, 0, 1)
     'micro'
     """
-    name = "-".join([scenario, *(str(v) for v in (params or {}).values()), *([ws] if ws else [])])
+    values = [f"w{v}" if k == "window" else str(v) for k, v in (params or {}).items()]
+    name = "-".join([scenario, *values, *([ws] if ws else [])])
     if variant is None:
         return name
     return f"{name} {variant}" + (f" round {rep + 1}/{reps}" if reps > 1 or rep else "")

@@ -2,7 +2,7 @@
 and docs/benchmarks.md (the table of the latest full run after the notes in bench/notes.md).
 """
 
-# ruff: noqa: RUF001  (the multiplication signs and dashes in the strings are printed on purpose)
+# ruff: noqa: RUF001, RUF002  (the multiplication signs and dashes in the strings are printed on purpose)
 
 from __future__ import annotations
 
@@ -17,7 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from config import BENCH, DOCS, RESULTS, ROOT, Config
-from summary import CLEAN, Row, summarize
+from summary import (
+    CLEAN,
+    SUMMARY_SPEC,
+    Row,
+    cpu_per_op,
+    fmt_ratio,
+    med,
+    paired,
+    record_params,
+    summarize,
+    target_applies,
+    verdict_of,
+)
 
 CHARTS = DOCS.with_suffix("")  # docs/benchmarks/: the page's SVG charts (bench/charts.py)
 
@@ -201,6 +213,41 @@ def history_memory_rows(records: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def fanout_window_rows(records: list[dict[str, Any]]) -> list[str]:
+    """The fan-out targets by broadcasts in flight (issue #18), one line per size and
+    window: the naive loop's deliveries/s, wsroute's and the fastlane's ratio to it (all
+    rounds, min–max) with the verdict, and each one's server CPU per delivery. Empty unless
+    the run has more than one window."""
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("scenario") == "fanout" and r.get("group_ws", r.get("ws")) == "websockets-sansio":
+            params = record_params(r)
+            groups.setdefault((params.get("subs", 0), params["window"]), []).append(r)
+    if len({window for _subs, window in groups}) < 2:
+        return []
+    targets = SUMMARY_SPEC["fanout"][3]
+
+    def cpu(recs: list[dict[str, Any]], variant: str) -> str:
+        per = [cpu_per_op(r) for r in recs if r["variant"] == variant and r.get("error") is None]
+        kept = [v for v in per if v is not None]
+        return f"{med(kept):.1f}" if kept else "–"
+
+    out = []
+    for (subs, window), recs in sorted(groups.items()):
+        naive = [r["deliveries_per_s"] for r in recs if r["variant"] == "naive" and r.get("error") is None]
+        cells = [f"{subs:,}", str(window), f"{med(naive):,.0f}" if naive else "–"]
+        for variant in ("wsroute", "wsroute_fastlane"):
+            all_r = paired(recs, variant, "naive", "deliveries_per_s")
+            clean_r = paired(recs, variant, "naive", "deliveries_per_s", clean=True)
+            verdict = ""
+            if all_r and target_applies("fanout", variant, {"subs": subs, "window": window}):
+                verdict = verdict_of(all_r, clean_r, targets[variant][1], True)
+            cells += [fmt_ratio(all_r) + (f" n={len(all_r)}" if all_r else ""), verdict]
+        cells.append(" / ".join(cpu(recs, v) for v in ("naive", "wsroute", "wsroute_fastlane")))
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
 def render_markdown(rows: list[Row], records: list[dict[str, Any]], cfg: Config, elapsed: float) -> str:
     lines = [
         f"Run `{cfg.stamp}` ({'quick' if cfg.quick else 'smoke' if cfg.smoke else 'full'}): "
@@ -222,6 +269,17 @@ def render_markdown(rows: list[Row], records: list[dict[str, Any]], cfg: Config,
             f"| {row.scenario} | {row.params} | {row.variant} | {row.value} | {row.ratio} | {row.clean} | "
             f"{row.cpu_ratio} | {row.target} | {row.verdict} | {row.cpu} | {row.extra} |"
         )
+    windows = fanout_window_rows(records)
+    if windows:
+        lines += [
+            "",
+            "Fan-out by broadcasts in flight (*ratio* over all rounds; the verdict as above: "
+            "wsroute ≥ 0.95× the naive loop, the fastlane ≥ 1.4× at 1000 and 5000):",
+            "",
+            "| subscribers | in flight | naive deliveries/s | wsroute ÷ naive | verdict | fastlane ÷ naive | verdict | server µs CPU/delivery: naive / wsroute / fastlane |",  # noqa: E501
+            "|---|---|---|---|---|---|---|---|",
+            *windows,
+        ]
     micro = micro_rows(records)
     if micro:
         lines += [
@@ -304,8 +362,10 @@ scenario is skipped.
   the bottleneck; a client near 100% means the figure is a lower bound.
 - Echo: closed loop, one message in flight per connection, 32-byte text.
 - Fan-out: one publisher, N subscribers on one topic, 64-byte text, a window of 4
-  broadcasts in flight (the next is published when the oldest reached every subscriber);
-  every delivery is counted and `lost` is sent × subscribers − delivered after a drain.
+  broadcasts in flight (the next is published when the oldest reached every subscriber),
+  and since issue #18 also 1 and 2 (`window` in the table's params; records without it ran
+  with 4; the peers run at 4 only); every delivery is counted and `lost` is sent ×
+  subscribers − delivered after a drain.
   Latency is publisher send → subscriber receive, both in the client process.
 - Connect: 8 concurrent loops of open → accepted → close, through a guard (wsroute) or a
   `Depends` (FastAPI).

@@ -17,6 +17,7 @@ from typing import Any
 from config import BENCH, ROOT, SERVER_CPU, VENV_PY, Config, log
 from report import Recorder, result_line
 from servers import FASTLANE, ClientError, Server, Servers, ServerSpec, run_churned, run_client
+from summary import DEFAULT_WINDOW, SHALLOW_VARIANTS
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -136,7 +137,12 @@ def scenario_echo(rec: Recorder, cfg: Config, servers: Servers) -> None:
     servers.stop_all()
 
 
-def fanout_variants(cfg: Config, subs: int) -> list[Variant]:
+# Broadcasts in flight in the fan-out scenario (issue #18: the targets also at a shallow
+# window). Windows other than `DEFAULT_WINDOW` (4) run `SHALLOW_VARIANTS` only.
+FANOUT_WINDOWS = (1, 2, 4)
+
+
+def fanout_variants(cfg: Config, subs: int, window: int = DEFAULT_WINDOW) -> list[Variant]:
     variants = [
         Variant("naive", ServerSpec("bench.apps.fastapi_app")),
         Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
@@ -151,19 +157,22 @@ def fanout_variants(cfg: Config, subs: int) -> list[Variant]:
     if (ROOT / "wsroute" / "fastlane.py").exists():
         # wsroute's opt-in uvicorn protocol (websockets-sansio + a shared pre-encoded frame)
         variants.append(Variant("wsroute_fastlane", ServerSpec("bench.apps.wsroute_app", ws=FASTLANE)))
+    if window != DEFAULT_WINDOW:
+        variants = [v for v in variants if v.name in SHALLOW_VARIANTS]
     return variants
 
 
-def fanout_spec(cfg: Config, subs: int, room: str) -> dict[str, Any]:
-    """The client's fan-out: `subs` subscribers of `room`, a window of 4 broadcasts of 64
-    bytes in flight, for `cfg.duration` seconds (bounded: 100,000 broadcasts, 5 s stall)."""
+def fanout_spec(cfg: Config, subs: int, room: str, window: int = DEFAULT_WINDOW) -> dict[str, Any]:
+    """The client's fan-out: `subs` subscribers of `room`, a window of `window` broadcasts of
+    64 bytes in flight (the next is published when the oldest reached every subscriber), for
+    `cfg.duration` seconds (bounded: 100,000 broadcasts, 5 s stall)."""
     return {
         "scenario": "fanout",
         "subs": subs,
         "room": room,
         "duration": cfg.duration,
         "max_broadcasts": 100_000,
-        "window": 4,
+        "window": window,
         "payload": 64,
         "warmup": 0.3,
         "stall": 5.0,
@@ -171,16 +180,24 @@ def fanout_spec(cfg: Config, subs: int, room: str) -> dict[str, Any]:
 
 
 def scenario_fanout(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Fan-out at 100/1000/5000 subscribers (quick: 1000), each size at 1, 2 and 4
+    broadcasts in flight (`BENCH_FANOUT_SIZES`, `BENCH_FANOUT_WINDOWS` narrow it). Window 4
+    runs every variant; windows 1 and 2 the baseline and the targets' variants
+    (`SHALLOW_VARIANTS`). The window is in the recorded params."""
     sizes = [1000] if cfg.quick else [100, 1000, 5000]
     if cfg.smoke:
         sizes = sizes[:1]
     if os.environ.get("BENCH_FANOUT_SIZES"):
         sizes = [int(x) for x in os.environ["BENCH_FANOUT_SIZES"].split(",")]
+    windows = list(FANOUT_WINDOWS)
+    if os.environ.get("BENCH_FANOUT_WINDOWS"):
+        windows = [int(x) for x in os.environ["BENCH_FANOUT_WINDOWS"].split(",")]
     for subs in sizes:
-        spec = fanout_spec(cfg, subs, f"b{os.getpid()}")
-        run_rounds(
-            rec, cfg, servers, "fanout", {"subs": subs}, fanout_variants(cfg, subs), spec, cfg.reps, 180
-        )
+        for window in windows:
+            spec = fanout_spec(cfg, subs, f"b{os.getpid()}", window)
+            params = {"subs": subs, "window": window}
+            variants = fanout_variants(cfg, subs, window)
+            run_rounds(rec, cfg, servers, "fanout", params, variants, spec, cfg.reps, 180)
     servers.stop_all()
 
 
