@@ -64,10 +64,10 @@ class Expected:
 
 EXPECTED = {
     # hypercorn waits --graceful-timeout for the connection tasks, then cancels them: the
-    # cancelled connection runs every leave with 1001 "server shutting down", and hypercorn
-    # closes the socket of an app that ended without closing it with 1011.
+    # cancelled connection sends 1001 "server shutting down" and runs every leave with it
+    # (without that close frame, hypercorn would close the socket with 1011).
     "hypercorn": Expected(
-        denial_response=True, shutdown_close=1011, shutdown_leave=(1001, "server shutting down")
+        denial_response=True, shutdown_close=1001, shutdown_leave=(1001, "server shutting down")
     ),
     # granian: see GRANIAN_SHUTDOWN (the shutdown test is an xfail there).
     "granian": Expected(denial_response=True, shutdown_close=None, shutdown_leave=None),

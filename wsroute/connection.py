@@ -214,6 +214,9 @@ class BaseConnection:
             else:
                 cancellation = exc
                 end = WebSocketStatus(status.GOING_AWAY, "server shutting down")
+                # Say so to the client: a server that cancels the app (hypercorn, after its
+                # graceful timeout) would otherwise close the socket with 1011 on its own.
+                await self._send_close(end.code, end.reason, timeout=1.0)
         except Exception:
             logger.exception("WebSocket connection to %s failed", self.scope["path"])
             end = WebSocketStatus(status.INTERNAL_ERROR, "Internal Error")
