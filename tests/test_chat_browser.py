@@ -71,6 +71,16 @@ def members(page: Any) -> Any:
     return page.locator("#member-list li")
 
 
+def listed(*labels: str) -> list[re.Pattern[str]]:
+    """The member list's lines for `labels` ("Ann", "Bob (you)"): each name is followed by its
+    user's tag (``#`` and the last 4 characters of the id), which tells apart equal names."""
+    lines = []
+    for label in labels:
+        name, you, _ = label.partition(" (you)")
+        lines.append(re.compile(rf"^{re.escape(name)} #[0-9a-f]{{4}}{re.escape(you)}$"))
+    return lines
+
+
 async def say(page: Any, room: str, text: str, *, with_button: bool = False) -> None:
     box = page.get_by_label(f"Message #{room}")
     await box.fill(text)
@@ -118,12 +128,23 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
     await expect(log(ann).get_by_text("Ann, are you there?")).to_be_visible()
     await expect(unread).to_be_hidden()
 
-    # Over the limit: the server says why, the text comes back to fix, the socket stays open.
-    await say(ann, room, "x" * 501, with_button=True)
+    # The box stops at the limit it states, counted in characters as the server counts them
+    # (an emoji is one): a longer paste is cut, and the page says so.
+    box = ann.get_by_label(f"Message #{room}")
     alert = ann.locator("#composer-problem")
+    counter = ann.locator("#composer-counter")
+    await box.fill("😀" * 501)
+    await expect(box).to_have_value("😀" * 500)
+    await expect(counter).to_have_text("500 / 500 characters")
     await expect(alert).to_have_attribute("role", "alert")
     await expect(alert).to_contain_text("limited to 500 characters")
-    await expect(ann.get_by_label(f"Message #{room}")).to_have_value("x" * 501)
+    await box.fill("x" * 501)
+    await expect(box).to_have_value("x" * 500)
+    await box.press("Enter")
+    await expect(log(bob).get_by_text("x" * 500)).to_be_visible()
+    # What the server refuses: it says why, the socket stays open.
+    await say(ann, room, "   ")
+    await expect(alert).to_contain_text("Type something first")
     await say(ann, room, "still here")
     await expect(log(bob).get_by_text("still here")).to_be_visible()
     await expect(alert).to_be_hidden()
@@ -153,7 +174,7 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
     await bob.get_by_role("button", name=f"Leave #{room}").click()
     await expect(log(ann).get_by_text(f"Bob left #{room}")).to_be_visible()
     await expect(members(ann)).to_have_count(1)
-    await expect(members(ann)).to_have_text(["Ann (you)"])
+    await expect(members(ann)).to_have_text(listed("Ann (you)"))
     await expect(bob.get_by_role("heading", name="No room")).to_be_visible()
     await expect(bob.get_by_role("status")).to_have_text("Not in any room")
 
@@ -189,21 +210,21 @@ async def test_a_second_tab_is_one_member_and_a_kicked_user_stays_out(browser: A
     ann_seen, bob_seen = watch(ann), watch(bob)
     await sign_in(ann, chat.http, room, "Ann")
     await sign_in(bob, chat.http, room, "Bob")
-    await expect(members(bob)).to_have_text(["Ann", "Bob (you)"])
+    await expect(members(bob)).to_have_text(listed("Ann", "Bob (you)"))
 
     second_tab = await ann_context.new_page()  # same cookie: the same user
     await second_tab.goto(f"{chat.http}/rooms/{room}")
     await expect(second_tab.get_by_role("status")).to_have_text("Connected", timeout=10_000)
-    await expect(members(second_tab)).to_have_text(["Ann (you)", "Bob"])
+    await expect(members(second_tab)).to_have_text(listed("Ann (you)", "Bob"))
     async with api(chat, await token_of(ann_context)) as http:
-        listed = (await http.get(f"/api/rooms/{room}/members")).json()["members"]
-    assert [(m["user"]["name"], m["connections"]) for m in listed] == [("Ann", 2), ("Bob", 1)]
-    await expect(members(bob)).to_have_text(["Ann", "Bob (you)"])
+        in_room = (await http.get(f"/api/rooms/{room}/members")).json()["members"]
+    assert [(m["user"]["name"], m["connections"]) for m in in_room] == [("Ann", 2), ("Bob", 1)]
+    await expect(members(bob)).to_have_text(listed("Ann", "Bob (you)"))
     await second_tab.close()
     await say(ann, room, "one tab now")
     await expect(log(bob).get_by_text("one tab now")).to_be_visible()
     await expect(log(bob).get_by_text(f"Ann left #{room}")).to_have_count(0)
-    await expect(members(bob)).to_have_text(["Ann", "Bob (you)"])
+    await expect(members(bob)).to_have_text(listed("Ann", "Bob (you)"))
 
     async with api(chat, await token_of(bob_context)) as http:
         bob_id = (await http.get("/api/session")).json()["user"]["id"]
@@ -215,7 +236,7 @@ async def test_a_second_tab_is_one_member_and_a_kicked_user_stays_out(browser: A
     await expect(bob.get_by_role("status")).to_have_text("Removed by an admin")
     await expect(bob.get_by_label(f"Message #{room}")).to_be_disabled()
     await expect(log(ann).get_by_text(f"Bob left #{room}")).to_be_visible()
-    await expect(members(ann)).to_have_text(["Ann (you)"])
+    await expect(members(ann)).to_have_text(listed("Ann (you)"))
     await asyncio.sleep(1.5)  # longer than the client's first reconnect delay
     assert len(bob_seen.sockets) == sockets_before, bob_seen.sockets
     for seen in (ann_seen, bob_seen):
@@ -230,6 +251,7 @@ async def test_a_second_tab_is_one_member_and_a_kicked_user_stays_out(browser: A
     [
         ("expired", "Your sign-in has expired. Sign in again."),
         ("forged", "Your sign-in token is not valid"),
+        ("rekeyed", "The server restarted with a new key: please sign in again."),
     ],
 )
 async def test_page_says_why_a_stored_token_is_refused(
@@ -239,11 +261,12 @@ async def test_page_says_why_a_stored_token_is_refused(
     from examples.chat.models import User
 
     user = User(id="u1", name="Ann")
-    value = (
-        auth.issue(SECRET.encode(), user, -60)[0]
-        if token == "expired"
-        else auth.issue(b"not the secret", user, 60)[0]
-    )
+    if token == "expired":
+        value = auth.issue(SECRET.encode(), user, -60)[0]
+    elif token == "rekeyed":
+        value = auth.issue(b"the key before a restart", user, 60)[0]
+    else:  # our key's token, its name changed: the signature no longer matches
+        value = auth.issue(SECRET.encode(), user, 60)[0].replace(".", ".e", 1)
     context = await browser.new_context()
     await context.add_cookies([{"name": auth.COOKIE, "value": value, "url": chat.http}])
     page = await context.new_page()
@@ -270,27 +293,49 @@ async def test_page_reconnects_after_a_server_restart(browser: Any, tmp_path: Pa
         await say(page, room, "before the restart")
         await expect(log(page).get_by_text("before the restart")).to_be_visible()
 
+        await page.get_by_label("Join a room").fill(f"{room}-2")
+        await page.get_by_role("button", name="Join", exact=True).click()
+        await expect(log(page).get_by_text(f"You joined #{room}-2")).to_be_visible()
+        await page.get_by_role("button", name=f"#{room}", exact=True).click()
+
         server.stop()
         await expect(page.get_by_role("status")).to_contain_text(re.compile("reconnecting|unreachable"))
+        # Said while the server is down: shown at once, as pending, until the server has it.
+        await say(page, room, "while you were away")
+        pending = log(page).locator(".entry.pending").filter(has_text="while you were away")
+        await expect(pending).to_contain_text("sending…")
         server.start()
         await expect(page.get_by_role("status")).to_have_text("Connected", timeout=20_000)
+        await expect(pending).to_have_count(0)
+        await expect(log(page).get_by_text("while you were away")).to_have_count(1)
         await say(page, room, "after the restart")
         await expect(log(page).get_by_text("after the restart")).to_be_visible()
-        # The history was merged in: no duplicate.
+        # The history was merged in: no duplicate. The reconnect is one line, not a line for
+        # every member listed again.
         await expect(log(page).get_by_text("before the restart")).to_have_count(1)
-        await expect(members(page)).to_have_text(["Ann (you)"])
+        await expect(log(page).get_by_text("Reconnected", exact=True)).to_have_count(1)
+        await expect(log(page).get_by_text(f"You joined #{room}")).to_have_count(1)
+        await expect(members(page)).to_have_text(listed("Ann (you)"))
         assert len(seen.sockets) >= 2  # a new physical socket...
         assert len(seen.sockets) - len(seen.closed_sockets) <= 1  # ...and never two at once
 
-        # Restarted with another secret, the server refuses the token: the socket cannot open,
-        # and after a few seconds the page asks over HTTP and says why.
+        # Restarted with another key, the server refuses the token: the socket cannot open,
+        # and after a few seconds the page asks over HTTP and says why. Signing in again (the
+        # name is still in the box) brings back both rooms.
         server.stop()
         server.env = {**server.env, "WSROUTE_CHAT_SECRET": "a different secret"}
         started = time.monotonic()
         server.start()
-        await expect(page.get_by_role("alert").filter(has_text="not valid")).to_be_visible(timeout=20_000)
+        problem = page.get_by_role("alert").filter(has_text="restarted with a new key")
+        await expect(problem).to_be_visible(timeout=20_000)
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         assert time.monotonic() - started < 20
+        await expect(page.get_by_label("Display name")).to_have_value("Ann")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
+        for name in (room, f"{room}-2"):
+            await expect(page.get_by_role("button", name=f"#{name}", exact=True)).to_be_visible()
+        await expect(log(page).get_by_text("while you were away")).to_have_count(1)
         assert seen.page_errors == []
         assert seen.unexpected_console(EXPECTED_401, WHILE_DOWN) == []
         await context.close()

@@ -1,5 +1,6 @@
 // The chat page: sign in, watch several rooms (one multiplexed socket), chat, leave.
 import * as api from "./api.js";
+import { hueOf, insertEntry, removeEntry, renderLog, tagOf } from "./log.js";
 import { Room } from "./room.js";
 
 const $ = (id) => document.getElementById(id);
@@ -56,11 +57,6 @@ function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
-function formatTime(iso) {
-  const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-}
-
 // --------------------------------------------------------------------------------- views
 
 function showSignIn(problem = "") {
@@ -73,13 +69,16 @@ function showSignIn(problem = "") {
   $("connection").dataset.kind = "idle";
   setText($("worker"), "");
   document.title = "Sign in · wsroute chat";
-  $("name").focus();
+  setDrawer(false);
+  $("rooms-toggle").hidden = true;
+  autofocus($("name"));
 }
 
 function startChat() {
   $("sign-in-view").hidden = true;
   $("chat-view").hidden = false;
   $("account").hidden = false;
+  $("rooms-toggle").hidden = false;
   setText($("me"), state.me.name);
   setText($("sign-in-problem"), "");
   setRemoved(false);
@@ -97,8 +96,12 @@ function startChat() {
   updateConnection();
 }
 
-/** Close every room and go back to the sign-in form, saying why. */
+/**
+ * Close every room and go back to the sign-in form, saying why. The rooms stay saved and the
+ * name stays in the box: signing in again (after an expiry or a new server key) brings them back.
+ */
 function signedOut(problem) {
+  if (state.me) $("name").value = state.me.name;
   setRemoved(false);
   for (const room of state.rooms.values()) room.leave();
   state.rooms.clear();
@@ -113,16 +116,20 @@ function openRoom(name) {
   const existing = state.rooms.get(name);
   if (existing) return existing;
   const room = new Room(name);
+  room.me = state.me;
   room.addEventListener("entry", (event) => {
     if (room === activeRoom()) {
       room.unread = 0;
-      appendEntry(event.detail);
+      insertEntry($("log"), room, event.detail, state.me);
     }
     updateRoomItem(room);
     updateTitle();
   });
+  room.addEventListener("remove", (event) => {
+    if (room === activeRoom()) removeEntry(room, event.detail);
+  });
   room.addEventListener("reset", () => {
-    if (room === activeRoom()) renderLog();
+    if (room === activeRoom()) renderLog($("log"), room, state.me);
   });
   room.addEventListener("members", () => {
     if (room === activeRoom()) renderMembers();
@@ -152,7 +159,8 @@ function roomItem(room) {
   const badge = document.createElement("span");
   badge.className = "badge";
   badge.hidden = true;
-  open.append(label, badge);
+  // The space keeps the button's text ("#lobby 3") within its label ("#lobby, 3 unread").
+  open.append(label, " ", badge);
   open.addEventListener("click", () => switchTo(room.name, { focus: true }));
   const leave = document.createElement("button");
   leave.type = "button";
@@ -199,12 +207,12 @@ function switchTo(name, { history: how = "push", focus = false } = {}) {
   $("composer").hidden = !room;
   setText($("composer-problem"), "");
   updateCounter();
-  renderLog();
+  renderLog($("log"), room, state.me);
   renderMembers();
   for (const each of state.rooms.values()) updateRoomItem(each);
   updateTitle();
   updateConnection();
-  if (focus) (room ? $("composer-text") : $("new-room")).focus();
+  if (focus) focusAfterSwitch(room);
 }
 
 function leaveRoom(name) {
@@ -224,14 +232,14 @@ function leaveRoom(name) {
   }
 }
 
-function onProblem(room, event) {
+function onProblem(room, problem) {
   if (room !== activeRoom()) return; // it was about a message sent from that room; it is gone
-  setText($("composer-problem"), event.detail);
+  setText($("composer-problem"), problem.detail);
   const input = $("composer-text");
-  const sent = state.lastSent.get(room.name);
-  if (!input.value && sent !== undefined) {
+  const refused = problem.text ?? state.lastSent.get(room.name);
+  if (!input.value && refused !== undefined) {
     // Give the refused text back, so that it can be fixed instead of retyped.
-    input.value = sent;
+    input.value = refused;
     updateCounter();
   }
   input.focus();
@@ -265,63 +273,6 @@ async function onClosed(room, { code, reason, byUs }) {
 
 // ------------------------------------------------------------------------------ rendering
 
-function entryElement(entry) {
-  const item = document.createElement("li");
-  item.className = `entry entry-${entry.kind}`;
-  if (entry.kind === "notice") {
-    item.textContent = entry.text;
-    return item;
-  }
-  const meta = document.createElement("p");
-  meta.className = "entry-meta";
-  const who = document.createElement("strong");
-  if (entry.kind === "announcement") {
-    who.textContent = "Announcement";
-  } else {
-    who.textContent = entry.user.name;
-    if (state.me && entry.user.id === state.me.id) item.classList.add("mine");
-  }
-  const time = document.createElement("time");
-  time.dateTime = entry.at;
-  time.textContent = formatTime(entry.at);
-  meta.append(who, " ", time);
-  const text = document.createElement("p");
-  text.className = "entry-text";
-  text.textContent = entry.text;
-  item.append(meta, text);
-  return item;
-}
-
-function scrollToEnd(force) {
-  const log = $("log");
-  const nearEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 80;
-  if (force || nearEnd) log.scrollTop = log.scrollHeight;
-}
-
-function appendEntry(entry) {
-  const log = $("log");
-  log.querySelector(".entry-empty")?.remove();
-  log.append(entryElement(entry));
-  scrollToEnd(entry.user && state.me && entry.user.id === state.me.id);
-}
-
-function renderLog() {
-  const log = $("log");
-  const room = activeRoom();
-  // Rebuilding the log is not news: keep screen readers from reading it all out.
-  log.setAttribute("aria-busy", "true");
-  const items = room ? room.entries.map(entryElement) : [];
-  if (!items.length) {
-    const empty = document.createElement("li");
-    empty.className = "entry entry-empty";
-    empty.textContent = room ? "No messages yet. Say hello!" : "You are not in any room: join one.";
-    items.push(empty);
-  }
-  log.replaceChildren(...items);
-  scrollToEnd(true);
-  log.setAttribute("aria-busy", "false");
-}
-
 function renderMembers() {
   const room = activeRoom();
   const members = room ? room.members : [];
@@ -329,7 +280,15 @@ function renderMembers() {
   $("member-list").replaceChildren(
     ...members.map((member) => {
       const item = document.createElement("li");
-      item.textContent = member.name;
+      const name = document.createElement("span");
+      name.className = "member-name";
+      name.dir = "auto";
+      name.textContent = member.name;
+      name.style.setProperty("--user-hue", hueOf(member));
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = tagOf(member);
+      item.append(name, " ", tag);
       if (state.me && member.id === state.me.id) {
         const you = document.createElement("span");
         you.className = "you";
@@ -347,13 +306,35 @@ function updateTitle() {
   document.title = `${unread ? `(${unread}) ` : ""}${where}wsroute chat`;
 }
 
+/** Characters as the server counts them (code points: an emoji is one, not two). */
+function characters(text) {
+  return [...text].length;
+}
+
+/**
+ * Keep the message box within the room's limit, in characters, the unit the counter shows and
+ * the server checks (typing stops at the limit; a longer paste is cut, and the page says so).
+ */
+function capComposer() {
+  const room = activeRoom();
+  const max = room ? room.maxLength : 500;
+  const input = $("composer-text");
+  const trimmed = input.value.trim();
+  if (characters(trimmed) > max) {
+    const leading = input.value.slice(0, input.value.length - input.value.trimStart().length);
+    input.value = leading + [...trimmed].slice(0, max).join("");
+    setText($("composer-problem"), `Messages are limited to ${max} characters: the rest was cut.`);
+  }
+  updateCounter();
+}
+
 function updateCounter() {
   const room = activeRoom();
   const max = room ? room.maxLength : 500;
-  const length = $("composer-text").value.trim().length;
+  const length = characters($("composer-text").value.trim());
   const counter = $("composer-counter");
   setText(counter, `${length} / ${max} characters`);
-  counter.classList.toggle("over", length > max);
+  counter.classList.toggle("full", length >= max);
 }
 
 // ----------------------------------------------------------------------------- connection
@@ -431,6 +412,87 @@ async function checkSession() {
   if (result.status === 401) signedOut(api.describeError(result, "Your sign-in is no longer valid."));
 }
 
+// ------------------------------------------------------------------------ drawer and focus
+
+// Narrow windows (the same width as chat.css's) show the room list and "Join a room" in a
+// drawer, opened from the header. Touch screens get no focus they did not ask for: a focused
+// text box pops up the on-screen keyboard over half of the page.
+const NARROW = matchMedia("(max-width: 720px)");
+const COARSE = matchMedia("(pointer: coarse)");
+
+/** Focus `element`, unless this is a touch screen. */
+function autofocus(element) {
+  if (!COARSE.matches) element.focus();
+}
+
+function drawerOpen() {
+  return $("chat-view").classList.contains("drawer-open");
+}
+
+/** What the open drawer covers: made inert, so that it acts as a modal dialog. The header's
+ * toggle (which closes it) and status (still announced) stay. */
+function behindDrawer() {
+  return [
+    document.querySelector(".skip-link"),
+    $("account"),
+    document.querySelector("#chat-view > .room"),
+    document.querySelector("#chat-view > .members"),
+    document.querySelector("body > .bottom"),
+  ];
+}
+
+/**
+ * Open or close the drawer. Opening moves focus into it; `returnFocus` puts it back on the
+ * toggle after closing (Escape, the toggle, the backdrop).
+ */
+function setDrawer(open, { returnFocus = false } = {}) {
+  if (open === drawerOpen()) return;
+  $("chat-view").classList.toggle("drawer-open", open);
+  $("rooms-toggle").setAttribute("aria-expanded", String(open));
+  for (const element of behindDrawer()) element.inert = open;
+  if (open) focusInDrawer();
+  else if (returnFocus) $("rooms-toggle").focus();
+}
+
+/** The room shown (else the first) in the room list; with no rooms, the box to join one. */
+function focusInDrawer() {
+  const list = $("room-list");
+  const room = list.querySelector('.room-switch[aria-current="page"]') ?? list.querySelector(".room-switch");
+  if (room) room.focus();
+  else if (COARSE.matches) $("rooms-drawer").focus();
+  else $("new-room").focus();
+}
+
+/** After a switch the user asked for (a click, joining, leaving): where they will type next. */
+function focusAfterSwitch(room) {
+  if (drawerOpen()) {
+    focusInDrawer(); // left a room from the drawer: stay there
+    return;
+  }
+  if (room) autofocus($("composer-text"));
+  else if (!NARROW.matches) autofocus($("new-room"));
+  // Never lose focus (the button pressed may be gone, or hidden in the closed drawer).
+  const lost = !document.activeElement || document.activeElement === document.body;
+  if (lost) (NARROW.matches ? $("rooms-toggle") : $("rooms-drawer")).focus();
+}
+
+/** The toggle says how many messages wait in the other rooms: "Rooms (3)". */
+function updateRoomsToggle() {
+  const unread = [...state.rooms.values()].reduce((sum, room) => sum + (room === activeRoom() ? 0 : room.unread), 0);
+  const count = $("rooms-unread");
+  if (count.dataset.unread === String(unread)) return;
+  count.dataset.unread = String(unread);
+  // Seen: "Rooms (3)"; heard: "Rooms (3 unread)". The hidden part ends with the ")" (a
+  // visually hidden element counts as a block, and one after it would be read apart).
+  const heard = document.createElement("span");
+  heard.className = "visually-hidden";
+  heard.textContent = " unread)";
+  const seen = document.createElement("span");
+  seen.setAttribute("aria-hidden", "true");
+  seen.textContent = ")";
+  count.replaceChildren(...(unread ? [` (${unread}`, heard, seen] : []));
+}
+
 // --------------------------------------------------------------------------------- wiring
 
 $("sign-in").addEventListener("submit", async (event) => {
@@ -452,7 +514,7 @@ $("sign-in").addEventListener("submit", async (event) => {
   }
   state.me = result.data.user;
   startChat();
-  $("composer-text").focus();
+  autofocus($("composer-text"));
 });
 
 $("sign-out").addEventListener("click", async () => {
@@ -471,6 +533,7 @@ $("join-room").addEventListener("submit", (event) => {
   }
   setText($("new-room-problem"), "");
   input.value = "";
+  setDrawer(false); // before the switch, which focuses what the drawer made inert
   openRoom(name);
   switchTo(name, { focus: true });
 });
@@ -489,7 +552,55 @@ $("composer").addEventListener("submit", (event) => {
   input.focus();
 });
 
-$("composer-text").addEventListener("input", updateCounter);
+$("composer-text").addEventListener("input", capComposer);
+
+$("rooms-toggle").addEventListener("click", () => setDrawer(!drawerOpen(), { returnFocus: true }));
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || !drawerOpen()) return;
+  event.preventDefault();
+  setDrawer(false, { returnFocus: true });
+});
+
+// The backdrop (the chat view's ::before, under the drawer) closes it.
+$("chat-view").addEventListener("click", (event) => {
+  if (event.target === $("chat-view") && drawerOpen()) setDrawer(false, { returnFocus: true });
+});
+
+// Choosing a room closes the drawer. Capture: before the room button's own handler switches
+// rooms and focuses the message box, which the open drawer keeps inert. Leaving a room with
+// its × removes the focused button: focus goes back to the room list, not to the page's start.
+$("room-list").addEventListener(
+  "click",
+  (event) => {
+    if (event.target.closest(".room-switch")) setDrawer(false);
+    if (event.target.closest(".room-leave")) {
+      setTimeout(() => {
+        if (!document.activeElement || document.activeElement === document.body) focusInDrawer();
+      });
+    }
+  },
+  { capture: true },
+);
+
+$("leave-current").addEventListener("click", () => {
+  if (state.active) leaveRoom(state.active);
+});
+
+// A window widened past the narrow layout shows the rooms as a column again: no drawer.
+NARROW.addEventListener("change", () => {
+  if (!NARROW.matches) setDrawer(false);
+});
+
+// Unread counts show on the room list's badges: the toggle follows them.
+new MutationObserver(() => {
+  updateRoomsToggle();
+}).observe($("room-list"), {
+  subtree: true,
+  childList: true,
+  characterData: true,
+  attributes: true,
+});
 
 window.addEventListener("popstate", () => {
   const name = roomFromUrl();

@@ -17,11 +17,18 @@
 // `presence`, the room's connections on every server worker grouped by user (two tabs of one
 // user are one entry), and fires `presence` on each change. The room shows each user once,
 // and notes "X joined" / "X left" only when a user's first connection arrives or their last
-// one goes.
+// one goes. After a reconnect it notes "Reconnected" once and takes the new member list as it
+// is, without a line for everyone it lists again.
 //
-// Events (EventTarget): "entry" (detail: the new log entry), "reset" (the log was rebuilt),
-// "members", "state", "problem" (detail: an error event from the server), "closed"
-// (detail: { code, reason }).
+// What we say is shown at once as *pending* (it carries a random `ref`), until the server's
+// broadcast echoes that ref back: the pending line then becomes the message, in its place in
+// the order of ids. A pending message whose connection dropped is sent again once the room is
+// back; the server keeps one message per ref, so nothing is posted twice.
+//
+// Events (EventTarget): "entry" (detail: the entry now in `entries`), "remove" (detail: an entry
+// taken out: a confirmed or refused pending one, or the oldest past MAX_ENTRIES), "reset" (the
+// log was rebuilt), "members", "state", "problem" (detail: { detail, text }: the server's
+// sentence, and the refused text when it was ours), "closed" (detail: { code, reason, byUs }).
 import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 import { getHistory } from "./api.js";
 import { rooms } from "./chat-api.js";
@@ -39,9 +46,20 @@ import { rooms } from "./chat-api.js";
  * @property {string} [at]
  * @property {"joined" | "left"} [change] a presence notice's
  * @property {number} [order] where it sorts in the log
+ * @property {string} [ref] our messages: the ref it was sent with
+ * @property {boolean} [pending] sent, not yet confirmed by the server
+ * @property {number} [connection] pending: the connection (count of opens) it went out on
  */
 
 const MAX_ENTRIES = 500;
+/** Pending lines sort after every message the server has numbered. */
+const PENDING_ORDER = 2 ** 52;
+
+/** A random ref for a message (the server takes `[A-Za-z0-9_-]{1,64}`). */
+function newRef() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
 
 export class Room extends EventTarget {
   /** @param {string} name */
@@ -69,6 +87,14 @@ export class Room extends EventTarget {
     this._maxId = 0;
     this._notices = 0;
     this._leaving = false;
+    /** How many times the topic has opened (a pending message remembers its one). */
+    this._opens = 0;
+    /** Subscriptions so far: the second and later ones are reconnects. */
+    this._subscriptions = 0;
+    /** The next member list is a resubscription's: take it without joined/left lines. */
+    this._quietPresence = false;
+    /** @type {Map<string, Entry>} our messages the server has not confirmed, by ref */
+    this.pending = new Map();
     this.topic = this._connect();
   }
 
@@ -110,11 +136,31 @@ export class Room extends EventTarget {
   }
 
   /**
-   * Send a chat message (buffered by the client while the topic reconnects).
+   * Send a chat message (buffered by the client while the topic reconnects), shown as pending
+   * until the server has it.
    * @param {string} text
    */
   say(text) {
-    this.topic.send({ text });
+    const ref = newRef();
+    if (!text.trim()) {
+      this.topic.send({ text, ref }); // the server says why it is not sent
+      return;
+    }
+    const open = this.socket.readyState === MultiplexWebSocket.OPEN;
+    /** @type {Entry} */
+    const entry = {
+      kind: "message",
+      user: this.me,
+      text: text.trim(),
+      at: new Date().toISOString(),
+      ref,
+      pending: true,
+      // Sent now, or when the topic opens next (the client buffers it until then).
+      connection: open ? this._opens : this._opens + 1,
+    };
+    this.pending.set(ref, entry);
+    this._add(entry, true);
+    this.topic.send({ text, ref });
   }
 
   /**
@@ -141,12 +187,19 @@ export class Room extends EventTarget {
 
   _opened() {
     this.closures = 0;
+    this._opens += 1;
     this._emit("state");
   }
 
   /** @param {boolean} recovered the server replays what this room missed while away */
   async _subscribed(recovered) {
     this._waiting = null;
+    this._subscriptions += 1;
+    if (this._subscriptions > 1) {
+      this._quietPresence = true;
+      this.note("Reconnected");
+    }
+    this._resendPending();
     if (recovered) return;
     /** @type {(() => void)[]} */
     const waiting = [];
@@ -171,6 +224,18 @@ export class Room extends EventTarget {
     }
   }
 
+  /**
+   * Send again what went out on a connection that dropped before the server's echo came back:
+   * it may never have arrived (if it did, the server answers with the kept message).
+   */
+  _resendPending() {
+    for (const entry of this.pending.values()) {
+      if (/** @type {number} */ (entry.connection) >= this._opens) continue;
+      entry.connection = this._opens;
+      this.topic.send({ text: entry.text, ref: /** @type {string} */ (entry.ref) });
+    }
+  }
+
   /** @param {RoomsMessage} event */
   _handle(event) {
     switch (event.type) {
@@ -178,18 +243,37 @@ export class Room extends EventTarget {
         this.me = event.you;
         this.worker = event.worker;
         this.maxLength = event.max_length ?? this.maxLength;
+        for (const entry of this.pending.values()) entry.user ??= event.you;
         this._emit("state");
         return;
       case "message":
-      case "announcement":
+      case "announcement": {
+        const mine = event.type === "message" && event.ref ? this.pending.get(event.ref) : undefined;
+        if (mine) this._settle(mine);
         this._add(this._fromServer(event), true);
         return;
-      case "error":
-        this._emit("problem", event);
+      }
+      case "error": {
+        const mine = event.ref ? this.pending.get(event.ref) : undefined;
+        if (mine) this._settle(mine);
+        this._emit("problem", { detail: event.detail, text: mine?.text });
         return;
+      }
       default:
         return; // a newer server: ignore what we do not know
     }
+  }
+
+  /**
+   * Take a pending line out: the server confirmed it (its message takes its place) or refused it.
+   * @param {Entry} entry
+   */
+  _settle(entry) {
+    this.pending.delete(/** @type {string} */ (entry.ref));
+    const at = this.entries.indexOf(entry);
+    if (at < 0) return;
+    this.entries.splice(at, 1);
+    this._emit("remove", entry);
   }
 
   /**
@@ -208,27 +292,28 @@ export class Room extends EventTarget {
    * @param {boolean} live
    */
   _add(entry, live) {
+    this._notices += 1;
     if (entry.id !== undefined) {
       if (this.ids.has(entry.id)) return false;
       this.ids.add(entry.id);
       entry.order = entry.id;
       this._maxId = Math.max(this._maxId, entry.id);
+    } else if (entry.pending) {
+      entry.order = PENDING_ORDER + this._notices;
     } else {
-      this._notices += 1;
       entry.order = this._maxId + this._notices * 1e-6;
     }
+    entry.at ??= new Date().toISOString();
     let at = this.entries.length;
     while (at > 0 && /** @type {number} */ (this.entries[at - 1].order) > entry.order) at -= 1;
     this.entries.splice(at, 0, entry);
-    const atEnd = at === this.entries.length - 1;
-    if (this.entries.length > MAX_ENTRIES) {
-      const dropped = this.entries.splice(0, this.entries.length - MAX_ENTRIES);
-      for (const old of dropped) if (old.id !== undefined) this.ids.delete(old.id);
-    }
-    if (live) {
-      if (entry.kind !== "notice") this.unread += 1;
-      if (atEnd) this._emit("entry", entry);
-      else this._emit("reset");
+    if (live && entry.kind !== "notice" && !entry.pending) this.unread += 1;
+    // One line at a time (never a rebuilt log): a screen reader announces just the new line.
+    if (live) this._emit("entry", entry);
+    while (this.entries.length > MAX_ENTRIES) {
+      const [old] = this.entries.splice(0, 1);
+      if (old.id !== undefined) this.ids.delete(old.id);
+      if (live) this._emit("remove", old);
     }
     return true;
   }
@@ -245,6 +330,11 @@ export class Room extends EventTarget {
     });
     this.members = members;
     this._emit("members");
+    if (this._quietPresence) {
+      // A reconnect's list: "Reconnected" said it; a line per member listed again would not.
+      this._quietPresence = false;
+      return;
+    }
     if (!this._knowsMembers) {
       // Everyone already here is not news; our own arrival is.
       this._knowsMembers = true;
