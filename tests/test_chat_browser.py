@@ -254,8 +254,9 @@ async def test_a_second_tab_is_one_member_and_a_kicked_user_stays_out(browser: A
         ("rekeyed", "The server restarted with a new key: please sign in again."),
     ],
 )
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 375, "height": 740}])
 async def test_page_says_why_a_stored_token_is_refused(
-    browser: Any, chat: ChatServer, token: str, message: str
+    browser: Any, chat: ChatServer, token: str, message: str, viewport: Any
 ) -> None:
     from examples.chat import auth
     from examples.chat.models import User
@@ -267,7 +268,7 @@ async def test_page_says_why_a_stored_token_is_refused(
         value = auth.issue(b"the key before a restart", user, 60)[0]
     else:  # our key's token, its name changed: the signature no longer matches
         value = auth.issue(SECRET.encode(), user, 60)[0].replace(".", ".e", 1)
-    context = await browser.new_context()
+    context = await browser.new_context(viewport=viewport)
     await context.add_cookies([{"name": auth.COOKIE, "value": value, "url": chat.http}])
     page = await context.new_page()
     seen = watch(page)
@@ -281,21 +282,31 @@ async def test_page_says_why_a_stored_token_is_refused(
     await context.close()
 
 
-async def test_page_reconnects_after_a_server_restart(browser: Any, tmp_path: Path) -> None:
+async def in_rooms(page: Any) -> None:
+    """On a phone the rooms and "Join a room" are in a drawer: open it (no-op on a desktop)."""
+    toggle = page.locator("#rooms-toggle")
+    if await toggle.is_visible() and await toggle.get_attribute("aria-expanded") != "true":
+        await toggle.click()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 375, "height": 740}])
+async def test_page_reconnects_after_a_server_restart(browser: Any, tmp_path: Path, viewport: Any) -> None:
     room = room_name()
     server = ChatServer(chat_env(tmp_path / "chat.sqlite3", WSROUTE_BROKER="memory://"))
     try:
         server.start()
-        context = await browser.new_context()
+        context = await browser.new_context(viewport=viewport)
         page = await context.new_page()
         seen = watch(page)
         await sign_in(page, server.http, room, "Ann")
         await say(page, room, "before the restart")
         await expect(log(page).get_by_text("before the restart")).to_be_visible()
 
+        await in_rooms(page)
         await page.get_by_label("Join a room").fill(f"{room}-2")
         await page.get_by_role("button", name="Join", exact=True).click()
         await expect(log(page).get_by_text(f"You joined #{room}-2")).to_be_visible()
+        await in_rooms(page)
         await page.get_by_role("button", name=f"#{room}", exact=True).click()
 
         server.stop()
@@ -333,6 +344,7 @@ async def test_page_reconnects_after_a_server_restart(browser: Any, tmp_path: Pa
         await expect(page.get_by_label("Display name")).to_have_value("Ann")
         await page.get_by_role("button", name="Sign in").click()
         await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
+        await in_rooms(page)
         for name in (room, f"{room}-2"):
             await expect(page.get_by_role("button", name=f"#{name}", exact=True)).to_be_visible()
         await expect(log(page).get_by_text("while you were away")).to_have_count(1)
