@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,8 +26,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from support import chat_page
 from support.browser import ARTIFACTS, watch
-from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
+from support.chat import ADMIN, SECRET, ChatServer, chat_env
+from support.chat_page import listed, log, members, memory_chat, say, sign_in
 from support.proxy import CuttableProxy
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -45,49 +46,12 @@ WHILE_DOWN = re.compile(
 
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
-    db = tmp_path_factory.mktemp("chat-browser") / "chat.sqlite3"
-    with chat_server(chat_env(db, WSROUTE_BROKER="memory://")) as server:
+    with memory_chat(tmp_path_factory, "chat-browser") as server:
         yield server
 
 
 def room_name() -> str:
-    return f"b-{secrets.token_hex(3)}"
-
-
-async def sign_in(page: Any, base: str, room: str, name: str) -> None:
-    """Open the room's URL, sign in, and wait until the page is connected."""
-    await page.goto(f"{base}/rooms/{room}")
-    await page.get_by_label("Display name").fill(name)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
-    await expect(page.get_by_role("heading", name=f"#{room}")).to_be_visible()
-
-
-def log(page: Any) -> Any:
-    return page.get_by_role("log")
-
-
-def members(page: Any) -> Any:
-    return page.locator("#member-list li")
-
-
-def listed(*labels: str) -> list[re.Pattern[str]]:
-    """The member list's lines for `labels` ("Ann", "Bob (you)"): each name is followed by its
-    user's tag (``#`` and the last 4 characters of the id), which tells apart equal names."""
-    lines = []
-    for label in labels:
-        name, you, _ = label.partition(" (you)")
-        lines.append(re.compile(rf"^{re.escape(name)} #[0-9a-f]{{4}}{re.escape(you)}$"))
-    return lines
-
-
-async def say(page: Any, room: str, text: str, *, with_button: bool = False) -> None:
-    box = page.get_by_label(f"Message #{room}")
-    await box.fill(text)
-    if with_button:
-        await page.get_by_role("button", name="Send").click()
-    else:
-        await box.press("Enter")
+    return chat_page.room_name("b")
 
 
 async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: ChatServer) -> None:

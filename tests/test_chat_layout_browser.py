@@ -17,7 +17,6 @@ assertions).
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,10 @@ from typing import Any
 import httpx
 import pytest
 
+from support import chat_page
 from support.browser import ARTIFACTS, watch
-from support.chat import ADMIN, ChatServer, chat_env, chat_server
+from support.chat import ADMIN, ChatServer
+from support.chat_page import log, memory_chat, say, sign_in
 from support.ci import unavailable
 from support.processes import ROOT
 
@@ -60,36 +61,16 @@ FOCUSED = """() => {
 
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
-    db = tmp_path_factory.mktemp("chat-layout") / "chat.sqlite3"
-    with chat_server(chat_env(db, WSROUTE_BROKER="memory://")) as server:
+    with memory_chat(tmp_path_factory, "chat-layout") as server:
         yield server
 
 
 def room_name() -> str:
-    return f"l-{secrets.token_hex(3)}"
+    return chat_page.room_name("l")
 
 
 def is_phone(viewport: dict[str, int]) -> bool:
     return viewport["width"] <= 720
-
-
-async def sign_in(page: Any, base: str, room: str, name: str) -> None:
-    """Open the room's URL, sign in (by clicks), and wait until the page is connected."""
-    await page.goto(f"{base}/rooms/{room}")
-    await page.get_by_label("Display name").fill(name)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
-    await expect(page.get_by_role("heading", name=f"#{room}")).to_be_visible()
-
-
-async def say(page: Any, room: str, text: str) -> None:
-    box = page.get_by_label(f"Message #{room}")
-    await box.fill(text)
-    await box.press("Enter")
-
-
-def log(page: Any) -> Any:
-    return page.get_by_role("log")
 
 
 def admin() -> httpx.AsyncClient:

@@ -10,7 +10,6 @@ except under ``CI=true``).
 from __future__ import annotations
 
 import re
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from support import chat_page
 from support.browser import watch
 from support.chat import ChatServer, chat_env, chat_server
+from support.chat_page import log, members, memory_chat, say, sign_in
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
@@ -32,13 +33,12 @@ EXPECTED_401 = re.compile(r"^Failed to load resource: the server responded with 
 
 @pytest.fixture(scope="module")
 def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
-    db = tmp_path_factory.mktemp("chat-text") / "chat.sqlite3"
-    with chat_server(chat_env(db, WSROUTE_BROKER="memory://")) as server:
+    with memory_chat(tmp_path_factory, "chat-text") as server:
         yield server
 
 
 def room_name() -> str:
-    return f"t-{secrets.token_hex(3)}"
+    return chat_page.room_name("t")
 
 
 def midday_zone() -> str:
@@ -53,27 +53,6 @@ def midday_zone() -> str:
 async def open_page(browser: Any, size: str, **options: Any) -> Any:
     context = await browser.new_context(viewport=SIZES[size], timezone_id=midday_zone(), **options)
     return await context.new_page()
-
-
-async def sign_in(page: Any, base: str, room: str, name: str) -> None:
-    await page.goto(f"{base}/rooms/{room}")
-    await page.get_by_label("Display name").fill(name)
-    await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
-
-
-async def say(page: Any, text: str) -> None:
-    box = page.locator("#composer-text")
-    await box.fill(text)
-    await box.press("Enter")
-
-
-def log(page: Any) -> Any:
-    return page.get_by_role("log")
-
-
-def members(page: Any) -> Any:
-    return page.locator("#member-list li")
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -103,17 +82,17 @@ async def test_hostile_and_equal_names_and_right_to_left_text(
         await expect(members(page)).to_have_count(2)
     tags = await members(second).locator(".tag").all_text_contents()
     assert len(set(tags)) == 2 and all(re.fullmatch(r"#[0-9a-f]{4}", tag) for tag in tags), tags
-    await say(first, "one")
-    await say(second, "two")
+    await say(first, room, "one")
+    await say(second, room, "two")
     for page in (first, second):
         await expect(log(page).locator(".entry-message")).to_have_count(2)
     said = log(second).locator(".entry-message .tag")
     assert await said.nth(0).text_content() != await said.nth(1).text_content()
 
     # Right-to-left text aligns right; markup and direction overrides do nothing.
-    await say(first, "مرحبا بالعالم")
-    await say(first, "<img src=x onerror=alert(1)>")
-    await say(first, "abc\u202edef")
+    await say(first, room, "مرحبا بالعالم")
+    await say(first, room, "<img src=x onerror=alert(1)>")
+    await say(first, room, "abc\u202edef")
     arabic = log(second).locator(".entry-text", has_text="مرحبا بالعالم")
     await expect(arabic).to_have_attribute("dir", "auto")
     assert await arabic.evaluate("(el) => getComputedStyle(el).direction") == "rtl"
