@@ -42,6 +42,7 @@ def make_app() -> tuple[FastAPI, list[tuple[str, int]]]:
 
     @ws.leave("/rooms/{room}")
     async def left(channel: Channel, status: WebSocketStatus) -> None:
+        assert channel.client_id  # an app may read it to clean up what it keyed by it
         leaves.append((channel.topic, status.code))
 
     @ws.message("/private")
@@ -66,6 +67,10 @@ def make_app() -> tuple[FastAPI, list[tuple[str, int]]]:
             return await broker.subscribe(client_id, topic)
         except Reject as exc:
             return {"refused": exc.status_code}
+
+    @app.get("/clients")
+    async def clients(broker: AppBroker) -> int:
+        return len(broker.clients)
 
     ws.install(app)
     return app, leaves
@@ -97,6 +102,18 @@ async def test_disconnect_a_client_by_id_once() -> None:
         # Idempotent: nothing left to close.
         assert await post(http, "/disconnect", client_id=client_id, code=4001) == 0
         assert await post(http, "/disconnect", client_id="nobody.1", code=4001) == 0
+
+
+async def test_a_leave_that_reads_its_client_id_leaves_nothing_behind() -> None:
+    """The broker knows a session by its id from the first read until its leave begins: a leave
+    handler reading it again must not register the ended session anew (it would never go)."""
+    async with served() as (url, http, leaves):
+        for n in range(3):
+            async with connect(f"{url}/rooms/a?user=ann") as ann:
+                await ann.send("me?")
+                assert await ann.recv()
+            await eventually(lambda n=n: len(leaves) == n + 1)
+        assert (await http.get("/clients")).json() == 0
 
 
 async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:

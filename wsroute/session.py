@@ -227,7 +227,10 @@ class Session:
         The broker knows the session by it once it was read (for ``Broker.disconnect`` and
         the others): a connection nobody names costs nothing."""
         client_id = f"{self.broker.node}.{self.subscriber_id[1:]}"
-        self.broker.clients.add(client_id, self)
+        # Not once the leave has begun: it took the session out, and a leave handler that reads
+        # its id must not put it back (the broker would keep the ended session forever).
+        if self.state < _LEAVING:
+            self.broker.clients.add(client_id, self)
         return client_id
 
     def client_id_if_known(self) -> str | None:
