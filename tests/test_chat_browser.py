@@ -408,3 +408,64 @@ async def test_messages_posted_while_the_page_was_offline_appear_once_in_order(
         assert ann_seen.unexpected_console(EXPECTED_401, WHILE_DOWN) == []
         await ann_context.close()
         await bob_context.close()
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1280, "height": 800}, {"width": 375, "height": 740}])
+async def test_a_message_lost_with_its_connection_is_sent_again_once(
+    browser: Any, chat: ChatServer, viewport: Any
+) -> None:
+    """A connection can die without a sign: what the page sent then may or may not have
+    reached the server. The line stays pending ("sending…") until the server's echo; after the
+    reconnect the page sends it again, in the order typed, and the server keeps one message per
+    ref, so everyone sees it once whichever way it was lost."""
+    room = room_name()
+    async with CuttableProxy(chat.port) as proxy:
+        via_proxy = f"http://127.0.0.1:{await proxy.start()}"
+        ann_context = await browser.new_context(viewport=viewport)
+        bob_context = await browser.new_context()
+        ann, bob = await ann_context.new_page(), await bob_context.new_page()
+        ann_seen = watch(ann)
+        await sign_in(ann, via_proxy, room, "Ann")
+        await sign_in(bob, chat.http, room, "Bob")
+        pending = log(ann).locator(".entry.pending")
+
+        # Lost on the way up: the server never got it. The next one is typed while the page
+        # reconnects, and must still come after it.
+        proxy.dropping = {"up"}
+        await say(ann, room, "lost on the way")
+        await expect(pending).to_contain_text("sending…")
+        await asyncio.sleep(0.5)
+        await expect(log(bob).get_by_text("lost on the way")).to_have_count(0)
+        proxy.down = True
+        proxy.cut()
+        await expect(ann.get_by_role("status")).to_contain_text(re.compile("reconnecting|unreachable"))
+        await say(ann, room, "typed after it")
+        await expect(pending).to_have_count(2)
+        proxy.dropping = set()
+        proxy.down = False
+        await expect(pending).to_have_count(0, timeout=20_000)
+        for text in ("lost on the way", "typed after it"):
+            await expect(log(bob).get_by_text(text)).to_have_count(1)
+        texts = await log(bob).locator("li").all_inner_texts()
+        first, second = (
+            next(i for i, t in enumerate(texts) if text in t) for text in ("lost on", "typed after")
+        )
+        assert first < second, texts
+
+        # Lost on the way down: the server kept and broadcast it, only the echo was lost. The
+        # replay after the reconnect confirms it; the resend is answered, not posted again.
+        proxy.dropping = {"down"}
+        await say(ann, room, "echo lost")
+        await expect(log(bob).get_by_text("echo lost")).to_have_count(1)
+        await expect(pending).to_have_count(1)
+        proxy.dropping = set()
+        proxy.cut()
+        await expect(pending).to_have_count(0, timeout=20_000)
+        await expect(log(ann).get_by_text("echo lost")).to_have_count(1)
+        await asyncio.sleep(1.0)  # a second copy would have come by now
+        for page in (ann, bob):
+            await expect(log(page).get_by_text("echo lost")).to_have_count(1)
+            await expect(log(page).get_by_text("lost on the way")).to_have_count(1)
+        assert ann_seen.page_errors == []
+        await ann_context.close()
+        await bob_context.close()

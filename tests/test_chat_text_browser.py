@@ -164,12 +164,12 @@ async def test_log_has_days_and_groups_a_persons_messages(browser: Any, chat: Ch
 async def test_the_page_says_when_the_sign_in_expires(browser: Any, tmp_path: Path, size: str) -> None:
     """The server closes the sockets of a sign-in when it expires (4401); the page asks why
     and says so, with the name still in the box."""
-    with chat_server(chat_env(tmp_path / "chat.sqlite3", WSROUTE_CHAT_TOKEN_TTL="4")) as server:
+    with chat_server(chat_env(tmp_path / "chat.sqlite3", WSROUTE_CHAT_TOKEN_TTL="6")) as server:
         page = await open_page(browser, size)
         seen = watch(page)
         await sign_in(page, server.http, room_name(), "Ann")
         problem = page.get_by_role("alert").filter(has_text="Your sign-in has expired")
-        await expect(problem).to_be_visible(timeout=15_000)
+        await expect(problem).to_be_visible(timeout=20_000)
         await expect(page.get_by_label("Display name")).to_have_value("Ann")
         # After a reload too: the cookie outlives the token, so the server can say why.
         await page.reload()

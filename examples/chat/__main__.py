@@ -69,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     os.environ[config.BROKER] = args.broker
     data = config.data_folder(args.data)
+    os.environ[config.DATA] = str(data)
     if not os.environ.get(config.SECRET):
         os.environ[config.SECRET] = config.stored_secret(data)
     if args.db:

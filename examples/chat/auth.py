@@ -98,7 +98,7 @@ def verify(secret: bytes, token: str | None, *, now: float | None = None) -> tup
         raise TokenError("missing")
     version, _, rest = token.partition(".")
     payload, _, signature = rest.partition(".")
-    if version != _VERSION or not payload or not signature:
+    if version != _VERSION or not payload or not signature or not token.isascii():
         raise TokenError("invalid")
     # Compare signatures before trusting anything inside: a payload whose signature fails is
     # read only for its key id, to choose which sentence the user sees.
@@ -115,11 +115,18 @@ def verify(secret: bytes, token: str | None, *, now: float | None = None) -> tup
     return user, expires
 
 
+_MAX_PAYLOAD = 1024
+"""Longest payload read for its key id when its signature fails (ours are about 150)."""
+
+
 def _other_key(secret: bytes, payload: str) -> bool:
-    """The payload names a key id, and not this secret's (a token of an earlier key)."""
+    """The payload names a key id, and not this secret's (a token of an earlier key). It is
+    unverified input: bounded in size, and whatever fails to parse is just "not a key id"."""
+    if len(payload) > _MAX_PAYLOAD:
+        return False
     try:
         kid: Any = json.loads(_b64decode(payload)).get("kid")
-    except (ValueError, AttributeError, binascii.Error):
+    except Exception:  # deep nesting (RecursionError), bad base64 or JSON, not an object
         return False
     return isinstance(kid, str) and kid != key_id(secret)
 

@@ -4,11 +4,14 @@
 variable                    meaning                                                 default
 =========================== ======================================================= ==========================
 ``WSROUTE_BROKER``          broker URL: ``memory://`` or ``redis://host:port/db``   ``memory://``
-``WSROUTE_CHAT_DATA``       folder of the key and messages (``--data``)             ``.chat-data`` (made if
-                                                                                    missing)
+``WSROUTE_CHAT_DATA``       folder of the key and messages (``--data``), made if    ``python -m``:
+                            missing                                                 ``.chat-data``; else unset
 ``WSROUTE_CHAT_SECRET``     key that signs sign-in tokens (HMAC-SHA256)             ``<data>/secret``, made
-                                                                                    once (random)
-``WSROUTE_CHAT_DB``         SQLite file for the rooms' messages (``--db``)          ``<data>/chat.sqlite3``
+                                                                                    once; without a data
+                                                                                    folder, random per process
+``WSROUTE_CHAT_DB``         SQLite file for the rooms' messages (``--db``)          ``<data>/chat.sqlite3``;
+                                                                                    without a data folder, a
+                                                                                    temporary file
 ``WSROUTE_CHAT_ADMIN_TOKEN`` bearer token of the admin endpoints (announce, kick)  unset: endpoints disabled
 ``WSROUTE_CHAT_TOKEN_TTL``  lifetime of a sign-in token, in seconds                 43200 (12 hours)
 =========================== ======================================================= ==========================
@@ -23,6 +26,7 @@ keep their history. Delete the folder (or its ``secret``) to sign everyone out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import secrets
@@ -54,17 +58,20 @@ def data_folder(path: Path) -> Path:
 def stored_secret(folder: Path) -> str:
     """The key kept in `folder`, written (readable by this user only) the first time."""
     path = folder / SECRET_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        secret = path.read_text().strip()
-        if not secret:
-            raise SystemExit(f"{path} is empty: delete it to make a new key") from None
-        return secret
-    # O_EXCL: two servers started at once on one folder cannot both write a key.
-    secret = secrets.token_urlsafe(32)
-    with os.fdopen(fd, "w") as file:
-        file.write(secret + "\n")
+    if not path.exists():
+        # Written whole under another name, then linked in place: link fails if the key
+        # exists, so two servers started at once agree on one key, and none reads half a file.
+        fd, draft = tempfile.mkstemp(dir=folder, prefix=".secret-")
+        try:
+            with os.fdopen(fd, "w") as file:  # mkstemp makes it 0600
+                file.write(secrets.token_urlsafe(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+        finally:
+            os.unlink(draft)
+    secret = path.read_text().strip()
+    if not secret:
+        raise SystemExit(f"{path} is empty: delete it to make a new key")
     return secret
 
 
@@ -89,8 +96,10 @@ class ChatConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ChatConfig:
         """Read the settings from `environ`, with the defaults of the table above."""
-        secret = environ.get(SECRET) or secrets.token_urlsafe(32)
-        db = environ.get(DB)
+        data = environ.get(DATA)
+        folder = data_folder(Path(data)) if data else None
+        secret = environ.get(SECRET) or (stored_secret(folder) if folder else secrets.token_urlsafe(32))
+        db = environ.get(DB) or (str(folder / DB_FILE) if folder else None)
         ttl = environ.get(TOKEN_TTL)
         return cls(
             secret=secret.encode(),

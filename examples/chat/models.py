@@ -39,9 +39,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 """Bidi embeddings, overrides and isolates: they reorder the text around them (U+202E shows
 "NIMDA" as "ADMIN"). The marks U+200E/U+200F only set a direction, and stay."""
-_JOINERS = {"\u200c", "\u200d"}
+_JOINERS = {"\u200c", "\u200d", *map(chr, range(0xE0020, 0xE0080))}
 """Format characters that names need: (non-)joiners, in emoji sequences and in Persian or
-Indic script."""
+Indic script, and the tags of subdivision flags (England's, Scotland's, Wales')."""
 _BLANKS = {"\u115f", "\u1160", "\u2800", "\u3164", "\uffa0"}
 """Letters that render as nothing (Hangul fillers, the blank Braille pattern)."""
 
@@ -53,6 +53,8 @@ def _name(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("must not contain control characters")
     value = " ".join(value.split())
+    if len(value) > MAX_NAME:  # NFKC may lengthen: "\ufdfa" is 18 characters
+        raise ValueError(f"must be at most {MAX_NAME} characters once normalised")
     if any(unicodedata.category(c) == "Cf" and c not in _JOINERS for c in value):
         raise ValueError("must not contain invisible formatting characters (such as direction overrides)")
     if all(c.isspace() or c in _BLANKS or unicodedata.category(c) in ("Cf", "Mn", "Me") for c in value):

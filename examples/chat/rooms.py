@@ -33,7 +33,7 @@ import asyncio
 import logging
 import os
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Path
@@ -84,9 +84,10 @@ EXPIRED = 4401
 """Close code of a socket whose sign-in expired: a stop code of the browser client too."""
 EXPIRED_REASON = "sign-in expired"
 
-_expiry: dict[str, asyncio.TimerHandle] = {}
-"""The timer of each open connection (by presence client id) that closes it at its expiry."""
-_closing: set[asyncio.Task[int]] = set()
+_expiry: dict[Channel[Any], asyncio.TimerHandle] = {}
+"""The timer of each open connection that closes it at its expiry (a connection has one
+`Channel` from join to leave)."""
+_closing: set[asyncio.Task[None]] = set()
 
 _ITEM: TypeAdapter[HistoryItem] = TypeAdapter(HistoryItem)
 
@@ -98,22 +99,28 @@ async def enter(room: Room, member: Member, channel: Channel[ServerEvent], broke
     """A signed-in user entered the room: greet them, then join the room's presence as that user
     (two tabs of one user are two connections of one member)."""
     await channel.send(Hello(room=room, you=member.user, worker=os.getpid(), max_length=MAX_LENGTH))
-    _close_at_expiry(broker, channel.client_id, member.expires_at)
+    _close_at_expiry(broker, channel, member.expires_at)
     return PresenceInfo(user=member.user.id, info={"name": member.user.name})
 
 
-def _close_at_expiry(broker: Broker, client_id: str | None, expires_at: float) -> None:
-    if client_id is None:  # not a presence member: cannot be named from the timer
-        return
+def _close_at_expiry(broker: Broker, channel: Channel[ServerEvent], expires_at: float) -> None:
     loop = asyncio.get_running_loop()
+    client_id = channel.client_id
+
+    async def close() -> None:
+        try:
+            # The whole socket: every room on it rode in on the same cookie.
+            await broker.disconnect(client_id=client_id, code=EXPIRED, reason=EXPIRED_REASON)
+        except BrokerUnavailable:
+            await channel.close(EXPIRED, EXPIRED_REASON)  # this room at least: it is ours
 
     def expire() -> None:
-        _expiry.pop(client_id, None)
-        task = loop.create_task(broker.disconnect(client_id=client_id, code=EXPIRED, reason=EXPIRED_REASON))
+        _expiry.pop(channel, None)
+        task = loop.create_task(close())
         _closing.add(task)  # the loop keeps only a weak reference to a task
         task.add_done_callback(_closing.discard)
 
-    _expiry[client_id] = loop.call_later(max(0.0, expires_at - time.time()), expire)
+    _expiry[channel] = loop.call_later(max(0.0, expires_at - time.time()), expire)
 
 
 @router.message("/rooms/{room}", max_message_size=MAX_FRAME)
@@ -121,18 +128,24 @@ async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEven
     """Keep the message and broadcast it to everyone in the room, the sender included (a ref
     sent before only repeats the kept message to its sender)."""
     message, new = await state.store.add_message(room, member.user, data.text, data.ref)
-    if new:
-        await channel.broadcast(message)
-    else:
+    if not new:
         await channel.send(message)
+        return
+    try:
+        await channel.broadcast(message)
+    except BrokerUnavailable:
+        # Kept, but not delivered live: the sender learns it is saved (its pending line
+        # resolves), then `broker_down` says live delivery is down.
+        await channel.send(message)
+        raise
 
 
 @router.leave("/rooms/{room}")
 async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Channel) -> None:
     """The connection ended (wsroute has taken it out of the room's presence): stop its expiry
     timer, note a removal."""
-    # `channel` is only read for its client id: untyped, it documents no message sent here.
-    timer = _expiry.pop(channel.client_id or "", None)
+    # `channel` only names the connection's timer: untyped, it documents no message sent here.
+    timer = _expiry.pop(channel, None)
     if timer is not None:
         timer.cancel()
     if status.code == KICKED:

@@ -41,8 +41,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 """
 _REFS = """
-CREATE UNIQUE INDEX IF NOT EXISTS messages_by_ref ON messages (user_id, ref) WHERE ref IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room_ref ON messages (user_id, room, ref) WHERE ref IS NOT NULL;
 """
+_OLD_REFS = "DROP INDEX IF EXISTS messages_by_ref"  # (user_id, ref): a ref could not recur in another room
 
 
 def _when(at: float) -> datetime:
@@ -80,6 +81,7 @@ class Store:
         columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
         if "ref" not in columns:  # a database from before refs: they keep their messages
             db.execute("ALTER TABLE messages ADD COLUMN ref TEXT")
+        db.execute(_OLD_REFS)
         db.execute(_REFS)
         db.execute("COMMIT")
         self._db = db
@@ -124,14 +126,15 @@ class Store:
         self, room: str, user: User, text: str, ref: str | None = None
     ) -> tuple[ChatMessage, bool]:
         """Keep a chat message; returns it with its id and time, and whether it is new: a `ref`
-        this user sent before gives back that first message (a page resending what it could
-        not see confirmed)."""
+        this user sent to this room before gives back that first message (a page resending
+        what it could not see confirmed)."""
         at = time.time()
 
         def work(db: sqlite3.Connection) -> tuple[int, str, str, float, bool]:
             if ref is not None:
                 row = db.execute(
-                    "SELECT id, room, text, at FROM messages WHERE user_id = ? AND ref = ?", (user.id, ref)
+                    "SELECT id, room, text, at FROM messages WHERE user_id = ? AND room = ? AND ref = ?",
+                    (user.id, room, ref),
                 ).fetchone()
                 if row is not None:
                     return (*row, False)

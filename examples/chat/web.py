@@ -120,7 +120,8 @@ async def sign_in(body: SignIn, request: Request, response: Response, state: Sta
     "/api/session", tags=["session"], responses={401: {"description": "Not signed in (with the reason)"}}
 )
 async def session(member: SignedIn) -> Session:
-    """Who is signed in. 401 says why not: ``missing``, ``invalid`` or ``expired``."""
+    """Who is signed in. 401 says why not: ``missing``, ``invalid``, ``expired`` or ``rekeyed`` (signed
+    with a key this server no longer has)."""
     return Session(user=member.user, expires_at=datetime.fromtimestamp(member.expires_at, UTC))
 
 

@@ -1,5 +1,6 @@
-"""A TCP proxy on 127.0.0.1 whose connections a test can cut (a reset, no WebSocket close)
-and whose new connections it can refuse for a while: a network that drops and comes back."""
+"""A TCP proxy on 127.0.0.1 whose connections a test can cut (a reset, no WebSocket close),
+stall (bytes silently lost one way) and whose new connections it can refuse for a while: a
+network that drops and comes back."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ HOST = "127.0.0.1"
 
 class CuttableProxy:
     """Forwards every connection to 127.0.0.1:`port`. `start` listens (returns the port);
-    `cut` aborts every connection; while `down`, new connections are aborted at once."""
+    `cut` aborts every connection; while `down`, new connections are aborted at once; what
+    goes ``"up"`` (client to server) or ``"down"`` while in `dropping` is lost on the way."""
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.down = False
+        self.dropping: set[str] = set()
         self.transports: list[asyncio.BaseTransport] = []
         self.server: asyncio.Server | None = None
 
@@ -43,14 +46,16 @@ class CuttableProxy:
             return
         self.transports += [writer.transport, up_writer.transport]
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, way: str) -> None:
             with contextlib.suppress(OSError, RuntimeError):
                 while data := await src.read(65536):
+                    if way in self.dropping:
+                        continue  # a dead link that still looks open
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(pipe(reader, up_writer, "up"), pipe(up_reader, writer, "down"))
 
     def cut(self) -> None:
         """Abort every open connection (a reset, no WebSocket close)."""

@@ -19,7 +19,8 @@ const state = {
   /** @type {Map<string, Room>} */
   rooms: new Map(),
   active: null,
-  lastSent: new Map(),
+  /** The day the log's labels were made for ("Today" turns into "Yesterday" at midnight). */
+  today: new Date().toDateString(),
   outageSince: null,
   outageChecked: false,
   everConnected: false,
@@ -102,12 +103,23 @@ function startChat() {
  */
 function signedOut(problem) {
   if (state.me) $("name").value = state.me.name;
+  closeRooms();
+  showSignIn(problem);
+}
+
+function closeRooms() {
   setRemoved(false);
   for (const room of state.rooms.values()) room.leave();
   state.rooms.clear();
   state.active = null;
   $("room-list").replaceChildren();
-  showSignIn(problem);
+}
+
+/** Enter the saved rooms again as `user` (the sign-in the browser holds now). */
+function restartChat(user) {
+  closeRooms();
+  state.me = user;
+  startChat();
 }
 
 // --------------------------------------------------------------------------------- rooms
@@ -236,19 +248,21 @@ function onProblem(room, problem) {
   if (room !== activeRoom()) return; // it was about a message sent from that room; it is gone
   setText($("composer-problem"), problem.detail);
   const input = $("composer-text");
-  const refused = problem.text ?? state.lastSent.get(room.name);
-  if (!input.value && refused !== undefined) {
+  if (!input.value && problem.text !== undefined) {
     // Give the refused text back, so that it can be fixed instead of retyped.
-    input.value = refused;
+    input.value = problem.text;
     updateCounter();
   }
-  input.focus();
+  autofocus(input);
 }
 
 async function onClosed(room, { code, reason, byUs }) {
   if (byUs || state.rooms.get(room.name) !== room) return;
   if (code === 4401) {
-    await checkSession();
+    // Our sign-in ended (it expired): the session check signs us out, saying why. If the
+    // browser holds a newer sign-in (from another tab), carry on with that one instead.
+    const session = await checkSession();
+    if (session && state.rooms.get(room.name) === room) restartChat(session.user);
     return;
   }
   if (code === KICKED) {
@@ -395,12 +409,16 @@ function setRemoved(removed) {
 }
 
 /** Ask the server whether the sign-in is still good; sign out with its reason if not. */
+/**
+ * Ask the server whether the sign-in is still good; sign out with its reason if not.
+ * Resolves with the session (`{ user, expires_at }`) when it is good, else null.
+ */
 async function checkSession() {
   const result = await api.getSession();
-  if (!state.me) return;
+  if (!state.me) return null;
   if (result.ok) {
     state.unreachable = false;
-    return;
+    return result.data;
   }
   if (result.status === 0) {
     state.unreachable = true;
@@ -410,6 +428,7 @@ async function checkSession() {
     return;
   }
   if (result.status === 401) signedOut(api.describeError(result, "Your sign-in is no longer valid."));
+  return null;
 }
 
 // ------------------------------------------------------------------------ drawer and focus
@@ -545,7 +564,6 @@ $("composer").addEventListener("submit", (event) => {
   const input = $("composer-text");
   // No checks here: the server validates (and says what is wrong), whatever the client.
   room.say(input.value);
-  state.lastSent.set(room.name, input.value);
   input.value = "";
   setText($("composer-problem"), "");
   updateCounter();
@@ -613,6 +631,11 @@ window.addEventListener("popstate", () => {
 // (an outage that lasts too long sends us to check the session).
 function tick() {
   if (!state.me) return;
+  const today = new Date().toDateString();
+  if (today !== state.today) {
+    state.today = today; // past midnight: "Today" is now "Yesterday", and times need a date
+    renderLog($("log"), activeRoom(), state.me);
+  }
   for (const room of state.rooms.values()) updateRoomItem(room);
   updateConnection();
 }

@@ -14,7 +14,7 @@ function setText(element, text) {
 // Consecutive messages of one person within this long share one name line.
 const GROUP_WITHIN_MS = 5 * 60_000;
 
-/** The local calendar day of a time, as "YYYY-MM-DD" (null for an unreadable time). */
+/** The local calendar day of a time, as "year-month-day" (null for an unreadable time). */
 function dayOf(iso) {
   const date = new Date(iso ?? "");
   if (Number.isNaN(date.getTime())) return null;
@@ -171,10 +171,20 @@ export function insertEntry(log, room, entry, me) {
 export function removeEntry(room, entry) {
   const item = itemOf.get(entry);
   if (!item) return;
+  const log = item.parentElement;
   const after = item.nextElementSibling;
   item.remove();
   const next = after ? entryOf.get(after) : undefined;
   if (next) placeEntry(after, next, room.entries[room.entries.indexOf(next) - 1]);
+  if (log && !log.children.length) log.append(emptyItem(room));
+}
+
+/** The line an empty log shows. */
+function emptyItem(room) {
+  const empty = document.createElement("li");
+  empty.className = "entry entry-empty";
+  empty.textContent = room ? "No messages yet. Say hello!" : "You are not in any room: join one.";
+  return empty;
 }
 
 /** Rebuild `log` for `room` (null: no room), scrolled to the end. */
@@ -191,12 +201,7 @@ export function renderLog(log, room, me) {
       items.push(item);
     });
   }
-  if (!items.length) {
-    const empty = document.createElement("li");
-    empty.className = "entry entry-empty";
-    empty.textContent = room ? "No messages yet. Say hello!" : "You are not in any room: join one.";
-    items.push(empty);
-  }
+  if (!items.length) items.push(emptyItem(room));
   log.replaceChildren(...items);
   log.scrollTop = log.scrollHeight;
   region.setAttribute("aria-busy", "false");

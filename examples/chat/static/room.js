@@ -48,7 +48,8 @@ import { rooms } from "./chat-api.js";
  * @property {number} [order] where it sorts in the log
  * @property {string} [ref] our messages: the ref it was sent with
  * @property {boolean} [pending] sent, not yet confirmed by the server
- * @property {number} [connection] pending: the connection (count of opens) it went out on
+ * @property {number} [connection] pending: the connection (count of opens) it last went out
+ *   on; 0 while not sent
  */
 
 const MAX_ENTRIES = 500;
@@ -142,11 +143,11 @@ export class Room extends EventTarget {
    */
   say(text) {
     const ref = newRef();
+    const open = this.socket.readyState === MultiplexWebSocket.OPEN;
     if (!text.trim()) {
-      this.topic.send({ text, ref }); // the server says why it is not sent
+      if (open) this.topic.send({ text: "", ref }); // the server says why it is not sent
       return;
     }
-    const open = this.socket.readyState === MultiplexWebSocket.OPEN;
     /** @type {Entry} */
     const entry = {
       kind: "message",
@@ -155,12 +156,19 @@ export class Room extends EventTarget {
       at: new Date().toISOString(),
       ref,
       pending: true,
-      // Sent now, or when the topic opens next (the client buffers it until then).
-      connection: open ? this._opens : this._opens + 1,
+      connection: 0,
     };
     this.pending.set(ref, entry);
     this._add(entry, true);
-    this.topic.send({ text, ref });
+    // Not open: the room sends it on (re)subscription, after the ones typed before it. (The
+    // client's own buffer would send it before those, and a closed topic drops it.)
+    if (open) this._send(entry);
+  }
+
+  /** @param {Entry} entry a pending message */
+  _send(entry) {
+    entry.connection = this._opens;
+    this.topic.send({ text: entry.text, ref: /** @type {string} */ (entry.ref) });
   }
 
   /**
@@ -193,7 +201,7 @@ export class Room extends EventTarget {
 
   /** @param {boolean} recovered the server replays what this room missed while away */
   async _subscribed(recovered) {
-    this._waiting = null;
+    this._flushWaiting();
     this._subscriptions += 1;
     if (this._subscriptions > 1) {
       this._quietPresence = true;
@@ -205,14 +213,21 @@ export class Room extends EventTarget {
     const waiting = [];
     this._waiting = waiting;
     const result = await getHistory(this.name);
-    if (this._waiting !== waiting) return; // reopened meanwhile: that load wins
-    this._waiting = null;
+    // Resubscribed meanwhile: what arrived was shown then, but the history still counts
+    // (messages carry ids: nothing shows twice).
     if (result.ok) {
       let added = false;
       for (const item of result.data.messages) added = this._add(this._fromServer(item), false) || added;
       if (added) this._emit("reset");
     }
-    for (const run of waiting) run();
+    if (this._waiting === waiting) this._flushWaiting();
+  }
+
+  /** Show what arrived while the history loaded, in order. */
+  _flushWaiting() {
+    const waiting = this._waiting;
+    this._waiting = null;
+    if (waiting) for (const run of waiting) run();
   }
 
   /** @param {RoomsMessage} event */
@@ -225,15 +240,12 @@ export class Room extends EventTarget {
   }
 
   /**
-   * Send again what went out on a connection that dropped before the server's echo came back:
-   * it may never have arrived (if it did, the server answers with the kept message).
+   * Send, in the order typed, every pending message not sent on this connection: those typed
+   * while away, and those sent on a connection that dropped before the server's echo came
+   * back (they may never have arrived; if one did, the server answers with the kept message).
    */
   _resendPending() {
-    for (const entry of this.pending.values()) {
-      if (/** @type {number} */ (entry.connection) >= this._opens) continue;
-      entry.connection = this._opens;
-      this.topic.send({ text: entry.text, ref: /** @type {string} */ (entry.ref) });
-    }
+    for (const entry of this.pending.values()) if (entry.connection !== this._opens) this._send(entry);
   }
 
   /** @param {RoomsMessage} event */
@@ -367,7 +379,7 @@ export class Room extends EventTarget {
   /** @param {CloseEvent} event */
   _closed(event) {
     if (!this._leaving) this.closures += 1;
-    this._waiting = null;
+    this._flushWaiting();
     this._emit("state");
     this._emit("closed", { code: event.code, reason: event.reason, byUs: this._leaving });
   }
