@@ -14,12 +14,11 @@ metadata, text kept as text (``svg.fonttype: none``). `report.write_docs` calls 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from summary import DEFAULT_WINDOW, PEER_TARGETS, SUMMARY_SPEC, med, paired, record_params
+from summary import DEFAULT_WINDOW, PEER_TARGETS, SUMMARY_SPEC, med, paired, read_run, record_params
 
 SANSIO = "websockets-sansio"
 
@@ -63,9 +62,7 @@ def load_runs(results: Path) -> list[Run]:
     """Every run in `results`, oldest first (stamps sort by time)."""
     runs = []
     for path in sorted(results.glob("*.jsonl")):
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        meta = next((r for r in records if r.get("scenario") == "meta"), {})
-        body = [r for r in records if r.get("scenario") != "meta"]
+        body, meta = read_run(path)
         runs.append(Run(path.stem, run_kind(path.stem, meta, body), meta, body))
     return runs
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import resource
 import shutil
@@ -40,7 +39,7 @@ from progress import Progress, Unit, planned_seconds, unit_label
 from report import CHARTS, Recorder, machine, render_markdown, write_doc, write_outputs
 from scenarios import SCENARIOS
 from servers import ClientError, Servers, ServerSpec
-from summary import summarize
+from summary import read_run, summarize
 
 
 def setup() -> None:
@@ -185,8 +184,7 @@ class TrackedServers:
 def load_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any], Config, float]:
     """A recorded run: its records (without the meta record), the meta record, the settings
     it ran with and its length in seconds."""
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    meta = next((r for r in records if r.get("scenario") == "meta"), {})
+    body, meta = read_run(path)
     cfg = Config(
         quick=bool(meta.get("quick")),
         smoke=bool(meta.get("smoke")),
@@ -198,7 +196,6 @@ def load_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any], Config, 
         stamp=path.stem,
         experiments=False,
     )
-    body = [r for r in records if r.get("scenario") != "meta"]
     elapsed = body[-1]["time"] - meta["time"] if body and "time" in meta else 0.0
     cfg.reps = cfg.reps or max((r.get("rep", 0) for r in body), default=0) + 1
     return body, meta, cfg, elapsed

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 CLEAN = 0.10
@@ -25,6 +26,13 @@ made before the window became a parameter (issue #18) ran with 4."""
 
 SHALLOW_VARIANTS = ("naive", "wsroute", "wsroute_fastlane")
 """The fan-out variants run at a window other than 4: the baseline and the targets'."""
+
+
+def read_run(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A recorded run's ``.jsonl``: its records without the meta record, and the meta record."""
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    meta = next((r for r in records if r.get("scenario") == "meta"), {})
+    return [r for r in records if r.get("scenario") != "meta"], meta
 
 
 def record_params(record: dict[str, Any]) -> dict[str, Any]:
