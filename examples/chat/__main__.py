@@ -9,7 +9,7 @@ first two in a data folder, ``.chat-data/`` unless ``--data`` (or ``WSROUTE_CHAT
 otherwise: its ``secret`` (made the first time, unless ``WSROUTE_CHAT_SECRET`` is set) and
 ``chat.sqlite3`` (unless ``--db`` or ``WSROUTE_CHAT_DB``), so a restart signs no one out and
 loses no message. It picks an admin token (unless ``WSROUTE_CHAT_ADMIN_TOKEN``) per start, and
-hands all of it to the workers through the environment. Several workers need a shared broker:
+hands all of it (the folder, not the key) to the workers through the environment. Several workers need a shared broker:
 ``--broker redis://127.0.0.1:6379/0`` (or ``WSROUTE_BROKER``).
 """
 
@@ -68,21 +68,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
     os.environ[config.BROKER] = args.broker
-    data = config.data_folder(args.data)
-    os.environ[config.DATA] = str(data)
-    if not os.environ.get(config.SECRET):
-        os.environ[config.SECRET] = config.stored_secret(data)
+    os.environ[config.DATA] = str(args.data.resolve())
     if args.db:
         os.environ[config.DB] = str(Path(args.db).resolve())
-    elif not os.environ.get(config.DB):
-        os.environ[config.DB] = str(data / config.DB_FILE)
+    # The workers read the same settings; reading them here first makes the folder and the key
+    # once, before they start.
+    settings = config.ChatConfig.from_env()
     admin = os.environ.get(config.ADMIN_TOKEN)
     if not admin:
         admin = os.environ[config.ADMIN_TOKEN] = secrets.token_urlsafe(16)
 
     print(f"wsroute chat example on http://{args.host}:{args.port}", flush=True)
     print(
-        f"  broker {args.broker}, {args.workers} worker(s), messages in {os.environ[config.DB]}\n"
+        f"  broker {args.broker}, {args.workers} worker(s), messages in {settings.db_path}\n"
         f"  admin: curl -X POST -H 'Authorization: Bearer {admin}' -H 'Content-Type: application/json' "
         f'-d \'{{"text": "hello"}}\' http://{args.host}:{args.port}/api/admin/rooms/lobby/announce\n'
         f"  kick:  curl -X POST -H 'Authorization: Bearer {admin}' "

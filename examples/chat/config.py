@@ -18,8 +18,8 @@ variable                    meaning                                             
 
 Every worker of one server must share the secret and the database file, or a token
 issued by one worker is refused by the other and each sees only its own messages.
-``python -m examples.chat`` reads both from the data folder (writing a new key there the first
-time) and hands them to its workers through these variables. Because the key and the messages
+``python -m examples.chat`` gives its workers one data folder, where they read both (the
+first start writes a new key there). Because the key and the messages
 outlive the process, a restart is invisible to users: their tokens stay valid and the rooms
 keep their history. Delete the folder (or its ``secret``) to sign everyone out.
 """

@@ -43,7 +43,6 @@ CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
 _REFS = """
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room_ref ON messages (user_id, room, ref) WHERE ref IS NOT NULL;
 """
-_OLD_REFS = "DROP INDEX IF EXISTS messages_by_ref"  # (user_id, ref): a ref could not recur in another room
 
 
 def _when(at: float) -> datetime:
@@ -81,7 +80,6 @@ class Store:
         columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
         if "ref" not in columns:  # a database from before refs: they keep their messages
             db.execute("ALTER TABLE messages ADD COLUMN ref TEXT")
-        db.execute(_OLD_REFS)
         db.execute(_REFS)
         db.execute("COMMIT")
         self._db = db

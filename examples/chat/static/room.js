@@ -87,6 +87,7 @@ export class Room extends EventTarget {
     this._waiting = null;
     this._maxId = 0;
     this._notices = 0;
+    this._pendings = 0;
     this._leaving = false;
     /** How many times the topic has opened (a pending message remembers its one). */
     this._opens = 0;
@@ -304,15 +305,16 @@ export class Room extends EventTarget {
    * @param {boolean} live
    */
   _add(entry, live) {
-    this._notices += 1;
     if (entry.id !== undefined) {
       if (this.ids.has(entry.id)) return false;
       this.ids.add(entry.id);
       entry.order = entry.id;
       this._maxId = Math.max(this._maxId, entry.id);
     } else if (entry.pending) {
-      entry.order = PENDING_ORDER + this._notices;
+      this._pendings += 1;
+      entry.order = PENDING_ORDER + this._pendings;
     } else {
+      this._notices += 1;
       entry.order = this._maxId + this._notices * 1e-6;
     }
     entry.at ??= new Date().toISOString();
