@@ -173,7 +173,10 @@ function roomItem(room) {
   badge.hidden = true;
   // The space keeps the button's text ("#lobby 3") within its label ("#lobby, 3 unread").
   open.append(label, " ", badge);
-  open.addEventListener("click", () => switchTo(room.name, { focus: true }));
+  open.addEventListener("click", () => {
+    setDrawer(false); // before the switch, which focuses what the open drawer makes inert
+    switchTo(room.name, { focus: true });
+  });
   const leave = document.createElement("button");
   leave.type = "button";
   leave.className = "room-leave";
@@ -240,7 +243,10 @@ function leaveRoom(name) {
     const next = names[index + 1] ?? names[index - 1] ?? null;
     switchTo(next, { focus: true });
   } else {
+    updateTitle();
     updateConnection();
+    // Its × had the focus, and is gone: back to the room list, not to the page's start.
+    if (!document.activeElement || document.activeElement === document.body) focusInDrawer();
   }
 }
 
@@ -314,10 +320,12 @@ function renderMembers() {
   );
 }
 
+/** What waits in the rooms not shown: counted in the tab's title and on the drawer's toggle. */
 function updateTitle() {
   const unread = [...state.rooms.values()].reduce((sum, room) => sum + (room === activeRoom() ? 0 : room.unread), 0);
   const where = state.active ? `#${state.active} · ` : "";
   document.title = `${unread ? `(${unread}) ` : ""}${where}wsroute chat`;
+  updateRoomsToggle(unread);
 }
 
 /** Characters as the server counts them (code points: an emoji is one, not two). */
@@ -496,8 +504,7 @@ function focusAfterSwitch(room) {
 }
 
 /** The toggle says how many messages wait in the other rooms: "Rooms (3)". */
-function updateRoomsToggle() {
-  const unread = [...state.rooms.values()].reduce((sum, room) => sum + (room === activeRoom() ? 0 : room.unread), 0);
+function updateRoomsToggle(unread) {
   const count = $("rooms-unread");
   if (count.dataset.unread === String(unread)) return;
   count.dataset.unread = String(unread);
@@ -585,22 +592,6 @@ $("chat-view").addEventListener("click", (event) => {
   if (event.target === $("chat-view") && drawerOpen()) setDrawer(false, { returnFocus: true });
 });
 
-// Choosing a room closes the drawer. Capture: before the room button's own handler switches
-// rooms and focuses the message box, which the open drawer keeps inert. Leaving a room with
-// its × removes the focused button: focus goes back to the room list, not to the page's start.
-$("room-list").addEventListener(
-  "click",
-  (event) => {
-    if (event.target.closest(".room-switch")) setDrawer(false);
-    if (event.target.closest(".room-leave")) {
-      setTimeout(() => {
-        if (!document.activeElement || document.activeElement === document.body) focusInDrawer();
-      });
-    }
-  },
-  { capture: true },
-);
-
 $("leave-current").addEventListener("click", () => {
   if (state.active) leaveRoom(state.active);
 });
@@ -608,16 +599,6 @@ $("leave-current").addEventListener("click", () => {
 // A window widened past the narrow layout shows the rooms as a column again: no drawer.
 NARROW.addEventListener("change", () => {
   if (!NARROW.matches) setDrawer(false);
-});
-
-// Unread counts show on the room list's badges: the toggle follows them.
-new MutationObserver(() => {
-  updateRoomsToggle();
-}).observe($("room-list"), {
-  subtree: true,
-  childList: true,
-  characterData: true,
-  attributes: true,
 });
 
 window.addEventListener("popstate", () => {
