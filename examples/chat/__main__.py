@@ -9,8 +9,8 @@ first two in a data folder, ``.chat-data/`` unless ``--data`` (or ``WSROUTE_CHAT
 otherwise: its ``secret`` (made the first time, unless ``WSROUTE_CHAT_SECRET`` is set) and
 ``chat.sqlite3`` (unless ``--db`` or ``WSROUTE_CHAT_DB``), so a restart signs no one out and
 loses no message. It picks an admin token (unless ``WSROUTE_CHAT_ADMIN_TOKEN``) per start, and
-hands all of it (the folder, not the key) to the workers through the environment. Several workers need a shared broker:
-``--broker redis://127.0.0.1:6379/0`` (or ``WSROUTE_BROKER``).
+hands all of it (the folder, not the key) to the workers through the environment. Several
+workers need a shared broker: ``--broker redis://127.0.0.1:6379/0`` (or ``WSROUTE_BROKER``).
 """
 
 from __future__ import annotations
