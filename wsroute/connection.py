@@ -19,6 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from wsroute import status
 from wsroute.broker import Broker
+from wsroute.eager import start_eagerly
 from wsroute.fastlane_extension import fast_abort, fast_writer
 from wsroute.guards import Reject
 from wsroute.lifecycle import ConnectionState, SessionState, check_connection_move
@@ -225,11 +226,14 @@ class BaseConnection:
             self._task = None
             self._to(_ENDED)
             self.outbox.abort()
-            # Shielded: a cancellation must not cut the leave handlers short.
-            try:
-                await asyncio.shield(self._finish_all(end))
-            except asyncio.CancelledError as exc:
-                cancellation = cancellation or exc
+            # Shielded: a cancellation must not cut the leave handlers short. Started in
+            # this step: most teardowns never wait, and need no task (see wsroute.eager).
+            finishing = start_eagerly(self._finish_all(end))
+            if finishing is not None:
+                try:
+                    await asyncio.shield(finishing)
+                except asyncio.CancelledError as exc:
+                    cancellation = cancellation or exc
         if cancellation is not None:
             raise cancellation
 

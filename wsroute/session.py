@@ -22,6 +22,7 @@ from wsroute import status
 from wsroute.broker import Broker
 from wsroute.broker.broker import new_subscriber_id
 from wsroute.channel import Channel, raise_when_awaited
+from wsroute.eager import start_eagerly
 from wsroute.errors import (
     BrokerUnavailable,
     ChannelClosed,
@@ -765,15 +766,20 @@ class Session:
     async def finish(self, end: WebSocketStatus) -> None:
         """Unsubscribe, run the leave handler and tear down dependencies — exactly once.
 
-        The leave runs in its own task: a caller cancelled meanwhile (a socket evicted
-        while one of its topics was closing) does not cut it short, and a later caller
-        waits for the same leave rather than skipping it.
+        The leave starts in the caller's step and, if it has to wait, goes on in a task of
+        its own: a caller cancelled meanwhile (a socket evicted while one of its topics was
+        closing) does not cut it short, and a later caller waits for the same leave rather
+        than skipping it.
         """
         leaving = self._leaving
         if leaving is None:
+            if self.state is _LEFT:
+                return  # it left in the first caller's step, without waiting
             subscribed = _OPEN <= self.state <= _CLOSING
             self._to(_LEAVING)
-            leaving = self._leaving = asyncio.ensure_future(self._leave(end, subscribed))
+            leaving = self._leaving = start_eagerly(self._leave(end, subscribed))
+            if leaving is None:
+                return
         await asyncio.shield(leaving)
 
     @property

@@ -1,0 +1,62 @@
+"""Start a coroutine in the caller's step, and give it a task only if it has to wait.
+
+A connection's teardown (unsubscribe, leave, dependency teardown) runs in a task of its own
+so a cancellation of the caller cannot cut it short. Most teardowns never wait (a memory
+broker, no leave handler), and a task per closed socket then costs more than the teardown
+itself: an object, a scheduled step and a turn of the event loop before the socket is gone.
+`start_eagerly` runs the coroutine's first step at once, as Python 3.12's eager tasks do,
+and only a coroutine that suspends is continued in a task, from where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+
+def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+    """Run `coro` until it first waits; None when it finished without waiting, else the
+    task that continues it. An exception of that first step propagates to the caller."""
+    try:
+        waiting = coro.send(None)
+    except StopIteration:
+        return None
+    return asyncio.get_running_loop().create_task(_continue(coro, waiting), name="wsroute eager")
+
+
+async def _continue(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    await _Resume(coro, waiting)
+
+
+class _Resume:
+    """``yield from coro`` (PEP 380) for a coroutine whose first step has already run and
+    yielded `waiting` (the future it waits on): the task awaiting this waits on that future
+    first, then passes every resumption, result and exception (a cancellation included)
+    through to `coro`."""
+
+    __slots__ = ("coro", "waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self.coro = coro
+        self.waiting = waiting
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro, waiting = self.coro, self.waiting
+        self.waiting = None
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # handed to the coroutine, as `yield from` does
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting = coro.send(sent)
+                except StopIteration:
+                    return
