@@ -424,6 +424,21 @@ class Plan:
                     security.append(need)
         return Interface(tuple(params), tuple(security), self.message_annotation, self.sends, self.reply)
 
+    @functools.cached_property
+    def call_layout(self) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], str | None]:
+        """The per-message call's shape, made once for every connection: the connection
+        values given by position before the message and after it, those given by name,
+        and the message's own name when it goes by name (None when by position)."""
+        order, param = self.positional, self.message_param
+        head: tuple[str, ...] = order
+        tail: tuple[str, ...] = ()
+        by_name_param = param
+        if param is not None and param in order:
+            at = order.index(param)
+            head, tail, by_name_param = order[:at], order[at + 1 :], None
+        by_name = tuple(name for name, _ in self.connection_params if name not in order)
+        return head, tail, by_name, by_name_param
+
     async def connection_values(self, ctx: Context) -> dict[str, Any]:
         """Resolve the connection-level parameters (guards, params, cached dependencies)."""
         return {name: await source.resolve(ctx, None) for name, source in self.connection_params}

@@ -678,16 +678,8 @@ class Session:
             return
         values = self._values(handler)
         assert values is not None  # prepared before it was chosen
-        order = plan.positional
-        param = plan.message_param
-        by_name_param = param
-        head: tuple[str, ...] = order
-        tail: tuple[str, ...] = ()
-        if param is not None and param in order:
-            at = order.index(param)
-            head, tail = order[:at], order[at + 1 :]
-            by_name_param = None
-        by_name = {name: value for name, value in values.items() if name not in order}
+        head, tail, by_name_names, by_name_param = plan.call_layout
+        by_name = {name: values[name] for name in by_name_names}
         self._fast = (
             plan.fn,
             tuple(values[name] for name in head),
