@@ -5,7 +5,8 @@ so a cancellation of the caller cannot cut it short. Most teardowns never wait (
 broker, no leave handler), and a task per closed socket then costs more than the teardown
 itself: an object, a scheduled step and a turn of the event loop before the socket is gone.
 `start_eagerly` runs the coroutine's first step at once, as Python 3.12's eager tasks do,
-and only a coroutine that suspends is continued in a task, from where it stopped.
+and only a coroutine that suspends is continued in a task, from where it stopped. The
+outbox starts each send the same way (`Resume`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
 
 
 async def _continue(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-    await _Resume(coro, waiting)
+    await Resume(coro, waiting)
 
 
-class _Resume:
+class Resume:
     """``yield from coro`` (PEP 380) for a coroutine whose first step has already run and
     yielded `waiting` (the future it waits on): the task awaiting this waits on that future
     first, then passes every resumption, result and exception (a cancellation included)
@@ -37,7 +38,7 @@ class _Resume:
 
     __slots__ = ("coro", "waiting")
 
-    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
         self.coro = coro
         self.waiting = waiting
 

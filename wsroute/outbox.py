@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Literal
 
 from starlette.types import Message, Send
 
+from wsroute.eager import Resume
 from wsroute.errors import ChannelClosed
 from wsroute.fastlane_extension import FastWrite
 
@@ -36,36 +37,6 @@ def event_size(event: Message) -> int:
         return len(text)
     data = event.get("bytes")
     return len(data) if data is not None else 0
-
-
-class _Resume:
-    """Await the rest of a coroutine that was stepped once by hand and yielded `waiting`.
-
-    Lets `Outbox.push` start a send synchronously and hand it to a task only when it
-    really has to wait; ``yield from`` semantics, cancellation included.
-    """
-
-    __slots__ = ("coro", "waiting")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
-        self.coro = coro
-        self.waiting = waiting
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        value = self.waiting
-        while True:
-            try:
-                sent = yield value
-            except BaseException as exc:  # cancellation goes into the send, as with await
-                try:
-                    value = self.coro.throw(exc)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    value = self.coro.send(sent)
-                except StopIteration:
-                    return
 
 
 class Outbox:
@@ -160,7 +131,7 @@ class Outbox:
                 except Exception:
                     self.abort()  # the client is gone; the receive loop reports how
                     return
-                sending = _Resume(sending, waiting)
+                sending = Resume(sending, waiting)
             # The send has to wait (or is another server's awaitable): finish it in a task.
             self._busy = True
             self._drainer = asyncio.get_running_loop().create_task(self._finish(sending))
