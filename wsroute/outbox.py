@@ -156,8 +156,9 @@ class Outbox:
                     if self._max_bytes is not None:
                         self._bytes -= event_size(old)
             else:
+                overflow = self._on_overflow
                 self.abort()
-                self._on_overflow()
+                overflow()
                 return
         queue.append(event)
         self._bytes += size
@@ -191,6 +192,8 @@ class Outbox:
     def abort(self) -> None:
         """Stop sending: drop what is queued and cancel the send in flight."""
         self.closed = True
+        # Nothing overflows once closed: let go of the socket (a cycle through its method).
+        self._on_overflow = _nothing
         if self._queue:
             self._queue.clear()
         self._bytes = 0
@@ -198,3 +201,7 @@ class Outbox:
         if drainer is not None and drainer is not asyncio.current_task():
             drainer.cancel()
         self._drainer = None
+
+
+def _nothing() -> None:
+    """The overflow callback of a closed outbox."""

@@ -819,6 +819,27 @@ class Session:
                 logger.exception("tearing down dependencies of %s failed", self.route_path)
             finally:
                 self._to(_LEFT)
+                self._release()
+
+    def _release(self) -> None:
+        """Once left, drop the references that close cycles through this session.
+
+        A live session is in cycles: its channel, its context and its prepared values
+        point back at it, and it and its socket point at each other. Left as they are,
+        an ended connection (the server's objects for it included) waits for Python's
+        cycle collector, a full pass over the heap, instead of being freed by reference
+        counting the moment it ends. A channel the app still holds keeps working: it
+        reads this session, whose state says it has left.
+        """
+        self.socket = None
+        self._closer = _closed
+        self._first_values = self._more_values = None
+        self._fast = None
+        del self.ctx, self.channel
+
+
+async def _closed(code: int, reason: str) -> None:
+    """The closer of a session that has left: `close` returns before calling it."""
 
 
 def _event(data: str | bytes) -> Message:
