@@ -2,9 +2,10 @@
 
 Every bar is the median of the per-round ratios of two variants measured back to back in the
 same round (`summary.paired`), with the min–max over the rounds as whiskers; the solid line
-at 1.0 is the baseline, a dashed line the target of `summary`. Each chart is drawn from the
-latest full run that has its scenario, else from the latest quick (or focused) run that has
-it; its caption names the run.
+at 1.0 is the baseline, a dashed line the target of `summary` (a panel of absolute values,
+the reconnect storm's seconds, has no baseline; its unit follows each figure). Each chart is
+drawn from the latest full run that has its scenario, else from the latest quick (or
+focused) run that has it; its caption names the run.
 
 The SVG files are byte-stable: the Agg backend, a fixed ``svg.hashsalt``, no date in the
 metadata, text kept as text (``svg.fonttype: none``). `report.write_docs` calls `write_charts`.
@@ -93,6 +94,8 @@ class Panel:
     title: str
     xlabel: str
     bars: list[Bar] = field(default_factory=list)
+    unit: str = "×"  # after each bar's figure: ratios, or " s" for a panel of seconds
+    baseline: float | None = 1.0  # the solid line (None: a panel of absolute values)
 
 
 @dataclass
@@ -275,7 +278,8 @@ def connect_chart(run: Run) -> Chart | None:
     recs = _group(run, "connect", {"concurrency": 8})
     panel = Panel("handshakes, connections/s ÷ the raw ASGI app (same rounds)", "ratio to raw")
     for variant, label in (("wsroute", "wsroute (guard)"), ("fastapi", "FastAPI (Depends)")):
-        bar = _bar(recs, variant, "raw", "conns_per_s", label, ours=variant == "wsroute")
+        target = _target("connect", variant)
+        bar = _bar(recs, variant, "raw", "conns_per_s", label, target=target, ours=variant == "wsroute")
         if bar:
             panel.bars.append(bar)
     if not panel.bars:
@@ -283,8 +287,87 @@ def connect_chart(run: Run) -> Chart | None:
     return Chart(
         "handshakes",
         "Handshakes: open → accepted → close, against the raw ASGI app",
-        "8 concurrent loops of open → accepted → close; no target (context for the connection cost)",
+        "8 concurrent loops of open → accepted → close (the connection churn); target: wsroute ≥ 0.85× raw",
         [panel],
+        [run.stamp],
+    )
+
+
+def first_params(run: Run, scenario: str) -> dict[str, Any]:
+    """The params of the run's first record of `scenario` (its size, as that run ran it)."""
+    return next((record_params(r) for r in run.records if r.get("scenario") == scenario), {})
+
+
+def handshake_chart(run: Run) -> Chart | None:
+    """The handshake rate (connections held, 100 in flight) and the multiplexed SUBSCRIBEs
+    on one socket, each ÷ the raw app's handshakes in the same round."""
+    params = first_params(run, "handshake")
+    recs = _group(run, "handshake", params)
+    panel = Panel(
+        "connections (or SUBSCRIBEs) per second ÷ the raw ASGI app's handshakes (same rounds)",
+        "ratio to raw (higher is better)",
+    )
+    for variant, label in (
+        ("wsroute", "wsroute (guard)"),
+        ("fastapi", "FastAPI (Depends)"),
+        ("wsroute_mux_subscribe", "wsroute, SUBSCRIBEs on 1 socket"),
+    ):
+        target = _target("handshake", variant)
+        bar = _bar(
+            recs, variant, "raw", "conns_per_s", label, target=target, ours=variant.startswith("wsroute")
+        )
+        if bar:
+            panel.bars.append(bar)
+    if not panel.bars:
+        return None
+    return Chart(
+        "handshake-rate",
+        "Handshake rate: connections opened and held, against the raw ASGI app",
+        f"{params.get('conns', 0):,} connections, {params.get('concurrency', 0)} handshakes in flight, "
+        "from the first connect to the last accept; and as many SUBSCRIBEs to distinct topics on one "
+        "multiplexed socket (to the last OK); target: wsroute ≥ 0.85× raw, both",
+        [panel],
+        [run.stamp],
+    )
+
+
+def reconnect_chart(run: Run) -> Chart | None:
+    """The reconnect storm after a server restart: the seconds until every client receives
+    again, raw and wsroute, per mode (wsroute's dashed mark at 1.2× raw's median), and
+    wsroute's time ÷ raw's round by round."""
+    params = first_params(run, "reconnect")
+    seconds = Panel(
+        "seconds from the restarted server listening until every client receives again",
+        "seconds (lower is better)",
+        unit=" s",
+        baseline=None,
+    )
+    ratios = Panel("wsroute's time ÷ raw's (same rounds)", "ratio to raw (lower is better)")
+    for mode in ("backoff", "at_once"):
+        recs = _group(run, "reconnect", {**params, "mode": mode})
+        times = {
+            v: [r["recovered_s"] for r in recs if r["variant"] == v and r.get("recovered_s") is not None]
+            for v in ("raw", "wsroute")
+        }
+        if not times["raw"] or not times["wsroute"]:
+            continue
+        bound = _target("reconnect", "wsroute")
+        seconds.bars.append(Bar(f"{mode} · raw ASGI", times["raw"]))
+        mark = bound * med(times["raw"]) if bound else None
+        seconds.bars.append(Bar(f"{mode} · wsroute", times["wsroute"], target=mark, ours=True))
+        bar = _bar(recs, "wsroute", "raw", "recovered_ms", f"{mode} · wsroute ÷ raw", target=bound, ours=True)
+        if bar:
+            ratios.bars.append(bar)
+    panels = [p for p in (seconds, ratios) if p.bars]
+    if not panels:
+        return None
+    return Chart(
+        "reconnect",
+        "Reconnect storm: every client receiving again after a server restart",
+        f"{params.get('clients', 0):,} clients on {params.get('rooms', 0)} rooms (dedicated sockets), the "
+        "server restarted on its port; they reconnect with the JS client's jittered backoff (250 ms "
+        "doubling to 10 s) or all at once; target: wsroute ≤ 1.2× raw's time",
+        panels,
         [run.stamp],
     )
 
@@ -402,6 +485,12 @@ def build_charts(runs: list[Run]) -> tuple[list[Chart], list[str]]:
     charts.append(presence_chart(fan, churn))
     if fan is None and churn is None:
         missing.append("presence")
+    for scenario, make in (("handshake", handshake_chart), ("reconnect", reconnect_chart)):
+        run = source_for(runs, scenario)
+        chart = make(run) if run else None
+        if chart is None:
+            missing.append(scenario)
+        charts.append(chart)
     return [c for c in charts if c is not None], missing
 
 
@@ -424,7 +513,7 @@ def axis_limit(highs: list[float], targets: list[float]) -> float:
 
 def alt_text(chart: Chart) -> str:
     """What a reader without the image needs: the title, and wsroute's medians."""
-    ours = [f"{b.label} {med(b.ratios):.2f}×" for p in chart.panels for b in p.bars if b.ours]
+    ours = [f"{b.label} {med(b.ratios):.2f}{p.unit}" for p in chart.panels for b in p.bars if b.ours]
     return f"{chart.title}. " + "; ".join(ours)
 
 
@@ -472,7 +561,8 @@ def draw(chart: Chart, path: Path) -> None:
                 for b in panel.bars
             ],
         )
-        ax.axvline(1.0, color="#212121", linewidth=1.0)
+        if panel.baseline is not None:
+            ax.axvline(panel.baseline, color="#212121", linewidth=1.0)
         for y, bar in zip(ys, panel.bars, strict=True):
             if bar.target is not None:
                 targets = True
@@ -481,12 +571,13 @@ def draw(chart: Chart, path: Path) -> None:
         for y, m, bar in zip(ys, meds, panel.bars, strict=True):
             end = min(max(bar.ratios), limit)
             if m > limit:  # off the axis: the figure inside the bar's end
-                ax.text(limit * 0.985, y, f"{m:.2f}× →", va="center", ha="right", fontsize=8, color="white")
+                text = f"{m:.2f}{panel.unit} →"
+                ax.text(limit * 0.985, y, text, va="center", ha="right", fontsize=8, color="white")
             else:
                 ax.text(
                     end + limit * 0.012,
                     y,
-                    f"{m:.2f}×",
+                    f"{m:.2f}{panel.unit}",
                     va="center",
                     fontsize=8,
                     bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.6},
@@ -525,7 +616,8 @@ def write_charts(results: Path, out: Path, link: str) -> tuple[str, list[str]]:
         "Drawn by `python3 bench/run.py --report-only` from the runs recorded in `bench/results/`. "
         "Each bar is the median of the per-round ratios of two variants measured back to back in "
         "the same round, the whiskers the min–max over the rounds; the solid line at 1.0 is the "
-        "baseline, a dashed line the target. The runs named under each chart are in the tables below "
+        "baseline, a dashed line the target (the reconnect storm's seconds are times, not ratios). "
+        "The runs named under each chart are in the tables below "
         "(the latest full run) or in `bench/results/`.",
         "",
     ]

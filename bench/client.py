@@ -5,7 +5,8 @@ Run as ``python bench/client.py '<json spec>'``. It prints JSON lines on stdout:
 * ``{"mark": "start"}`` / ``{"mark": "end"}`` around the measured window, so the runner can
   read the server's CPU time at the same instants (the client adds its own);
 * ``{"mark": "ready", ...}`` in the idle scenario, when every connection is open (it then
-  waits for a line on stdin before exiting);
+  waits for a line on stdin before exiting), and twice in the reconnect scenario (before
+  the runner restarts the server; after the recovery, for the server's memory);
 * a last ``{"result": {...}}``.
 
 Scenarios (``spec["scenario"]``): ``echo`` (closed-loop ping-pong per connection, or per
@@ -14,7 +15,10 @@ round trip is a request ``topic·id=N·payload`` and its reply ``topic·reply=N�
 ``fanout`` (one publisher, N subscribers, a window of broadcasts in flight), ``connect``
 (open → accepted → close cycles), ``idle`` (hold N connections open), ``storm`` (N
 multiplexed clients resubscribe a topic with history at once, recovering with ``since``,
-or not, or receiving the same publications live; see `run_storm`). Every scenario is
+or not, or receiving the same publications live; see `run_storm`), ``handshake`` (N
+connections opened, M handshakes in flight, held; or N SUBSCRIBEs on one multiplexed
+socket), ``reconnect`` (N dedicated subscribers reconnecting after a server restart, with
+the JS client's backoff or all at once, until each receives again). Every scenario is
 bounded by a duration and by a count, and a stall (no progress for ``stall`` seconds) ends
 it too. Traffic goes to 127.0.0.1 only.
 """
@@ -26,6 +30,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 from typing import Any
 
@@ -1117,6 +1122,539 @@ async def run_churn(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# --- handshake rate ------------------------------------------------------------------------
+
+
+class Held(WSListener):
+    """A socket held open; what it receives is ignored."""
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        pass
+
+
+async def close_all(transports: list[WSTransport], limit: float) -> tuple[float, int]:
+    """Send a close frame on every socket and wait until they have ended, at most `limit`
+    seconds (the rest are dropped): the seconds it took, and how many had to be dropped."""
+    t0 = perf_ns()
+    for transport in transports:
+        if not transport.is_disconnected:
+            transport.send_close()
+    waits = [asyncio.ensure_future(t.wait_disconnected()) for t in transports]
+    dropped = 0
+    if waits:
+        _done, pending = await asyncio.wait(waits, timeout=limit)
+        for wait in pending:
+            wait.cancel()
+        for transport in transports:
+            if not transport.is_disconnected:
+                dropped += 1
+                transport.disconnect(graceful=False)
+    return (perf_ns() - t0) / 1e9, dropped
+
+
+async def run_handshake(spec: dict[str, Any]) -> dict[str, Any]:
+    """Handshake rate: open ``conns`` connections to ``url + path``, at most ``concurrency``
+    handshakes in flight, and keep them open; the measured window spans from the first
+    connect to the last handshake's end (the last accept when none failed). Then every
+    socket is closed, outside the window (bounded). ``warmup_conns`` connections are opened
+    and closed first. With ``mux``, `handshake_mux`: SUBSCRIBEs on one multiplexed socket."""
+    if spec.get("mux"):
+        return await handshake_mux(spec)
+    url = spec["url"] + spec.get("path", "/idle")
+    conns, concurrency = int(spec.get("conns", 1000)), int(spec.get("concurrency", 100))
+    timeout = float(spec.get("handshake_timeout", 10.0))
+    warm = int(spec.get("warmup_conns", 20))
+    if warm:
+        opened = await asyncio.gather(
+            *(ws_connect(Held, url, websocket_handshake_timeout=timeout) for _ in range(warm))
+        )
+        await close_all([t for t, _ in opened], 10)
+    sem = asyncio.Semaphore(concurrency)
+    transports: list[WSTransport] = []
+    latencies: list[int] = []
+    errors: list[str] = []
+
+    async def one() -> None:
+        async with sem:
+            t0 = perf_ns()
+            try:
+                transport, _ = await ws_connect(Held, url, websocket_handshake_timeout=timeout)
+            except Exception as exc:
+                errors.append(repr(exc)[:200])
+                return
+            latencies.append(perf_ns() - t0)
+            transports.append(transport)
+
+    window = Window()
+    window.start()
+    tasks = [asyncio.ensure_future(one()) for _ in range(conns)]
+    _done, pending = await asyncio.wait(tasks, timeout=spec.get("max_seconds", 60.0))
+    window.end()
+    for task in pending:
+        task.cancel()
+    close_s, dropped = await close_all(transports, spec.get("close_timeout", 15.0))
+    return {
+        "mode": "dedicated",
+        "conns": len(transports),
+        "conns_per_s": len(transports) / window.seconds,
+        "failed": len(errors) + len(pending),
+        "errors_first": errors[:3],
+        "handshake_us": percentiles(latencies),
+        "close_s": close_s,
+        "close_dropped": dropped,
+        **window.report(),
+    }
+
+
+class SubscribeState:
+    """The SUBSCRIBEs of `handshake_mux` on one socket: at most `concurrency` unanswered,
+    the next sent as each ``OK`` (or ``ERR``) comes back."""
+
+    def __init__(self, topics: list[str], concurrency: int) -> None:
+        self.topics = topics
+        self.concurrency = concurrency
+        self.transport: WSTransport | None = None
+        self.sent = self.answered = self.ok = 0
+        self.sent_at: dict[str, int] = {}
+        self.latencies: list[int] = []
+        self.errors: list[str] = []
+        self.unexpected: list[str] = []
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def pump(self) -> None:
+        assert self.transport is not None
+        while self.sent < len(self.topics) and self.sent - self.answered < self.concurrency:
+            topic = self.topics[self.sent]
+            self.sent += 1
+            self.sent_at[topic] = perf_ns()
+            self.transport.send(TEXT, f"{SEP}SUBSCRIBE{SEP}{topic}".encode())
+
+    def reply(self, data: bytes) -> None:
+        now = perf_ns()
+        fields = data.decode(errors="replace").split(SEP)
+        # ·OK·SUBSCRIBE·topic[·granted] / ·ERR·reason·SUBSCRIBE·topic
+        if fields[:3] == ["", "OK", "SUBSCRIBE"] and len(fields) > 3:
+            topic = fields[3]
+            self.ok += 1
+        elif fields[:2] == ["", "ERR"] and len(fields) > 4 and fields[3] == "SUBSCRIBE":
+            topic = fields[4]
+            self.errors.append(SEP.join(fields)[:200])
+        else:
+            self.unexpected.append(SEP.join(fields)[:200])
+            return
+        sent = self.sent_at.pop(topic, None)
+        if sent is None:
+            self.unexpected.append(SEP.join(fields)[:200])
+            return
+        self.latencies.append(now - sent)
+        self.answered += 1
+        if self.answered == len(self.topics):
+            if not self.done.done():
+                self.done.set_result(None)
+        else:
+            self.pump()
+
+
+class SubscribeSocket(WSListener):
+    def __init__(self, state: SubscribeState) -> None:
+        self.state = state
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.state.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is TEXT:
+            self.state.reply(frame.get_payload_as_bytes())
+
+
+async def subscribe_many(
+    spec: dict[str, Any], topics: list[str], window: Window | None
+) -> tuple[SubscribeState, float, int]:
+    """One ``rocket-multiplex`` socket (connect topic ``path_fmt`` of 0), then a SUBSCRIBE
+    to each of `topics`, at most ``concurrency`` unanswered; `window` (when given) spans
+    from the first SUBSCRIBE to the last answer. Then the socket is closed (bounded)."""
+    fmt = spec.get("path_fmt", "/mx/{}")
+    state = SubscribeState(topics, int(spec.get("concurrency", 100)))
+    transport, _ = await ws_connect(
+        lambda: SubscribeSocket(state),
+        spec["url"] + fmt.format(0),
+        websocket_handshake_timeout=float(spec.get("handshake_timeout", 10.0)),
+        extra_headers={"Sec-WebSocket-Protocol": "rocket-multiplex"},
+    )
+    if window is not None:
+        window.start()
+    state.pump()
+    await asyncio.wait([state.done], timeout=spec.get("max_seconds", 60.0))
+    if window is not None:
+        window.end()
+    close_s, dropped = await close_all([transport], spec.get("close_timeout", 15.0))
+    return state, close_s, dropped
+
+
+async def handshake_mux(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``mux`` mode of `run_handshake`: ``conns`` SUBSCRIBEs to distinct topics
+    (``path_fmt`` of 1 … conns) on ONE ``rocket-multiplex`` socket, at most ``concurrency``
+    unanswered; the window spans from the first SUBSCRIBE to the last ``OK``, and
+    ``conns_per_s`` is subscriptions per second. ``warmup_conns`` topics are subscribed on
+    another socket, closed, first."""
+    fmt = spec.get("path_fmt", "/mx/{}")
+    conns = int(spec.get("conns", 1000))
+    warm = int(spec.get("warmup_conns", 20))
+    if warm:
+        await subscribe_many(spec, [fmt.format(i) for i in range(1, warm + 1)], None)
+    window = Window()
+    state, close_s, dropped = await subscribe_many(spec, [fmt.format(i) for i in range(1, conns + 1)], window)
+    if state.unexpected:
+        raise RuntimeError(f"{len(state.unexpected)} unexpected frames, the first: {state.unexpected[0]!r}")
+    return {
+        "mode": "mux",
+        "conns": state.ok,
+        "conns_per_s": state.ok / window.seconds,
+        "failed": conns - state.ok,
+        "errors_first": state.errors[:3],
+        "handshake_us": percentiles(state.latencies),
+        "close_s": close_s,
+        "close_dropped": dropped,
+        **window.report(),
+    }
+
+
+# --- reconnect storm (server restart) ------------------------------------------------------
+
+MASK64 = (1 << 64) - 1
+
+
+def jitter(seed: int, client: int, attempt: int) -> float:
+    """A uniform draw in [0, 1), fixed by (seed, client, attempt) (splitmix64): the raw and
+    the wsroute runs of a round see the same delays whatever order things happen in.
+
+    >>> jitter(1, 2, 3) == jitter(1, 2, 3), 0 <= jitter(1, 2, 3) < 1, jitter(1, 2, 3) != jitter(1, 2, 4)
+    (True, True, True)
+    """
+    x = (seed * 0x9E3779B97F4A7C15 + client * 0xBF58476D1CE4E5B9 + attempt * 0x94D049BB133111EB + 1) & MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    x ^= x >> 31
+    return (x >> 11) / float(1 << 53)
+
+
+class StormClient:
+    """One client of `run_reconnect`: a dedicated socket to ``/fan/<room>``, reconnected
+    after the restart. ``state``: ``open``, ``down`` (its socket ended), ``waiting`` (a
+    backoff delay), ``connecting``, ``gave_up``."""
+
+    __slots__ = ("attempt", "index", "received", "room", "state", "transport", "url")
+
+    def __init__(self, index: int, room: str, url: str) -> None:
+        self.index = index
+        self.room = room
+        self.url = url
+        self.transport: WSTransport | None = None
+        self.state = "new"
+        self.attempt = 0  # connection attempts since the socket was lost
+        self.received = False
+
+
+class StormClientSocket(WSListener):
+    def __init__(self, storm: Restart, client: StormClient) -> None:
+        self.storm = storm
+        self.client = client
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        if frame.msg_type is TEXT:
+            self.storm.received(self.client)
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        self.storm.lost(self.client, transport)
+
+
+class StormPublisher(WSListener):
+    def __init__(self) -> None:
+        self.transport: WSTransport | None = None
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        pass
+
+
+class Restart:
+    """The bookkeeping of `run_reconnect`: which clients are open and which have received a
+    message in the current phase (before the restart, after it), the connection attempts,
+    their failures and the backoff."""
+
+    def __init__(self, spec: dict[str, Any], clients: list[StormClient]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.mode = spec.get("mode", "backoff")
+        self.seed = int(spec.get("seed", 0))
+        self.base = float(spec.get("backoff_base", 250.0))  # ms, as multiplex.js
+        self.cap = float(spec.get("backoff_cap", 10_000.0))
+        self.timeout = float(spec.get("handshake_timeout", 10.0))
+        self.max_attempts = int(spec.get("max_attempts", 30))
+        self.clients = clients
+        self.up = False  # the runner said the new server listens
+        self.finished = False
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.errors: list[str] = []
+        self.begin()
+
+    def begin(self) -> None:
+        """A new phase: nobody has received anything yet."""
+        self.open = sum(1 for c in self.clients if c.state == "open")
+        self.unreceived = len(self.clients)
+        self.room_pending: dict[str, int] = {}
+        for client in self.clients:
+            client.received = False
+            self.room_pending[client.room] = self.room_pending.get(client.room, 0) + 1
+        self.all_open: asyncio.Future[None] = self.loop.create_future()
+        self.all_received: asyncio.Future[None] = self.loop.create_future()
+        self.attempts = self.failures = self.retries = self.gave_up = self.lost_again = 0
+        self.last_open = self.last_received = 0
+        self.connect_ns: list[int] = []
+
+    def received(self, client: StormClient) -> None:
+        if client.received or self.finished:
+            return
+        client.received = True
+        self.unreceived -= 1
+        self.room_pending[client.room] -= 1
+        self.last_received = perf_ns()
+        if self.unreceived == 0 and not self.all_received.done():
+            self.all_received.set_result(None)
+
+    def lost(self, client: StormClient, transport: WSTransport) -> None:
+        if self.finished or client.transport is not transport or client.state != "open":
+            return
+        client.state = "down"
+        self.open -= 1
+        if client.received:  # it was receiving, and is not any more
+            client.received = False
+            self.unreceived += 1
+            self.room_pending[client.room] += 1
+        if self.up:
+            self.lost_again += 1
+            self.schedule(client)
+
+    def delay(self, client: StormClient) -> float:
+        """Seconds before `client`'s next attempt: ``random() * min(cap, base * 2**n)`` ms
+        (full jitter, multiplex.js's defaults); none for the first attempt at once."""
+        n = client.attempt
+        if self.mode == "at_once" and n == 0:
+            return 0.0
+        return jitter(self.seed, client.index, n) * min(self.cap, self.base * 2**n) / 1000
+
+    def schedule(self, client: StormClient) -> None:
+        client.state = "waiting"
+        delay = self.delay(client)
+        if delay <= 0:
+            self.spawn(client)
+        else:
+            self.loop.call_later(delay, self.spawn, client)
+
+    def spawn(self, client: StormClient) -> None:
+        if self.finished:
+            return
+        task = self.loop.create_task(self.connect(client))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def connect(self, client: StormClient) -> None:
+        client.state = "connecting"
+        self.attempts += 1
+        t0 = perf_ns()
+        try:
+            transport, _ = await ws_connect(
+                lambda: StormClientSocket(self, client), client.url, websocket_handshake_timeout=self.timeout
+            )
+        except Exception as exc:
+            self.failures += 1
+            if len(self.errors) < 3:
+                self.errors.append(repr(exc)[:200])
+            client.attempt += 1
+            if client.attempt >= self.max_attempts or self.finished:
+                client.state = "gave_up"
+                self.gave_up += 1
+            else:
+                self.retries += 1
+                self.schedule(client)
+            return
+        if self.finished:
+            transport.disconnect()
+            return
+        now = perf_ns()
+        self.connect_ns.append(now - t0)
+        client.transport, client.state, client.attempt = transport, "open", 0
+        self.open += 1
+        self.last_open = now
+        if self.open == len(self.clients) and not self.all_open.done():
+            self.all_open.set_result(None)
+
+
+async def open_publishers(url: str, rooms: list[str], restart: Restart, limit: float) -> dict[str, Any]:
+    """One publisher socket per room (``/pub/<room>``), retried (backoff, bounded by
+    `limit` seconds): {room: its listener}, and the failed attempts under ``"failures"``."""
+    publishers: dict[str, Any] = {}
+    failures = 0
+    deadline = time.monotonic() + limit
+
+    async def one(i: int, room: str) -> None:
+        nonlocal failures
+        for attempt in range(restart.max_attempts):
+            try:
+                _t, listener = await ws_connect(
+                    StormPublisher, f"{url}/pub/{room}", websocket_handshake_timeout=restart.timeout
+                )
+            except Exception:
+                failures += 1
+                ceiling = min(restart.cap, restart.base * 2**attempt)
+                wait = jitter(restart.seed, -1 - i, attempt) * ceiling / 1000
+                if time.monotonic() + wait > deadline:
+                    return
+                await asyncio.sleep(wait)
+                continue
+            publishers[room] = listener
+            return
+
+    await asyncio.gather(*(one(i, room) for i, room in enumerate(rooms)))
+    return {"publishers": publishers, "failures": failures}
+
+
+async def publish_until_received(
+    restart: Restart, publishers: dict[str, Any], every: float, limit: float
+) -> int:
+    """Every `every` seconds, one short message to each room that has a client which has
+    not received one yet, until every client has (or `limit` seconds): the ticks sent."""
+    deadline = time.monotonic() + limit
+    tick = 0
+    while not restart.all_received.done() and time.monotonic() < deadline:
+        tick += 1
+        for room, pending in restart.room_pending.items():
+            pub = publishers.get(room)
+            transport = pub.transport if pub is not None else None
+            if pending > 0 and transport is not None and not transport.is_disconnected:
+                transport.send(TEXT, f"t{tick}".encode())
+        await asyncio.wait([restart.all_received], timeout=every)
+    return tick
+
+
+async def run_reconnect(spec: dict[str, Any]) -> dict[str, Any]:
+    """The reconnect storm after a server restart (see ``scenarios.scenario_reconnect``).
+
+    ``clients`` dedicated sockets to ``/fan/r<k>`` (``rooms`` rooms, round robin) connect,
+    ``connect_concurrency`` in flight, and each receives a message from its room's publisher
+    (``/pub/r<k>``); then ``{"mark": "ready", "phase": "connected"}``. The runner restarts
+    the server on the same port and writes a line: "up". From there (the measured window)
+    every client whose socket ended reconnects, ``mode`` ``backoff``: attempt n after
+    ``random() * min(cap, base * 2**n)`` ms (full jitter, multiplex.js's 250 ms and 10 s),
+    ``at_once``: the first attempt at once, failures retried with that backoff. A publisher
+    per room connects at "up" too. Once every client is open (or ``accept_timeout``), each
+    room that has a client which has not received a message since it reconnected gets one
+    every ``publish_every`` s, until every client has (or ``receive_timeout``): the window
+    ends there. ``{"mark": "ready", "phase": "recovered"}``, the runner reads the server's
+    memory and writes a line; every socket is closed."""
+    url, n, rooms_n = spec["url"], int(spec["clients"]), int(spec.get("rooms", 50))
+    rooms = [f"r{k}" for k in range(rooms_n)]
+    clients = [StormClient(i, rooms[i % rooms_n], f"{url}/fan/{rooms[i % rooms_n]}") for i in range(n)]
+    restart = Restart(spec, clients)
+    loop = asyncio.get_running_loop()
+    every, receive_limit = float(spec.get("publish_every", 0.05)), float(spec.get("receive_timeout", 30.0))
+    # 1. everyone connects and receives once: the steady state before the restart
+    t0 = perf_ns()
+    sem = asyncio.Semaphore(int(spec.get("connect_concurrency", 100)))
+
+    async def first(client: StormClient) -> None:
+        async with sem:
+            transport, _ = await ws_connect(
+                lambda: StormClientSocket(restart, client), client.url, websocket_handshake_timeout=30
+            )
+            client.transport, client.state = transport, "open"
+
+    await asyncio.wait_for(asyncio.gather(*(first(c) for c in clients)), spec.get("connect_timeout", 60.0))
+    connect_s = (perf_ns() - t0) / 1e9
+    restart.begin()
+    pubs = await open_publishers(url, rooms, restart, 10.0)
+    await publish_until_received(restart, pubs["publishers"], every, receive_limit)
+    if not restart.all_received.done():
+        raise RuntimeError(f"before the restart, {restart.unreceived}/{n} clients received nothing")
+    initial_receive_s = (perf_ns() - t0) / 1e9 - connect_s
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def read_stdin() -> None:
+        for _ in range(2):
+            line = sys.stdin.readline()
+            loop.call_soon_threadsafe(lines.put_nowait, line.strip())
+            if not line:
+                return
+
+    threading.Thread(target=read_stdin, daemon=True).start()
+    emit({"mark": "ready", "phase": "connected", "open": n, "connect_s": connect_s})
+    await asyncio.wait_for(lines.get(), spec.get("wait_up", 120.0))
+    # 2. the storm: from "up" (the new server listens) until every client receives again
+    window = Window()
+    window.start()
+    up = perf_ns()
+    # Every socket of the old server is dead: those whose end was not noticed yet are
+    # dropped here (their `lost` is then ignored), so that all reconnect from this instant.
+    down_at_up = sum(1 for c in clients if c.state == "down")
+    for client in clients:
+        if client.state == "open":
+            client.state = "down"
+            if client.transport is not None:
+                client.transport.disconnect(graceful=False)
+    restart.begin()
+    restart.up = True
+    for client in clients:
+        restart.schedule(client)
+    pub_task = asyncio.ensure_future(open_publishers(url, rooms, restart, spec.get("accept_timeout", 30.0)))
+    await asyncio.wait([restart.all_open], timeout=spec.get("accept_timeout", 30.0))
+    accepted_s = (restart.last_open - up) / 1e9 if restart.all_open.done() else None
+    pubs = await pub_task
+    ticks = await publish_until_received(restart, pubs["publishers"], every, receive_limit)
+    window.end()
+    recovered = restart.all_received.done()
+    recovered_s = (restart.last_received - up) / 1e9 if recovered else None
+    never_open = sum(1 for c in clients if c.state != "open")
+    never_received = restart.unreceived
+    emit({"mark": "ready", "phase": "recovered", "recovered_s": recovered_s})
+    await asyncio.wait_for(lines.get(), spec.get("wait_up", 120.0))
+    restart.finished = True
+    for task in list(restart.tasks):
+        task.cancel()
+    open_transports = [c.transport for c in clients if c.state == "open" and c.transport is not None]
+    open_transports += [p.transport for p in pubs["publishers"].values() if p.transport is not None]
+    await close_all(open_transports, 15.0)
+    out: dict[str, Any] = {
+        "clients": n,
+        "conns": n,  # server CPU per client (summary.cpu_per_op)
+        "rooms": rooms_n,
+        "mode": restart.mode,
+        "seed": restart.seed,
+        "connect_s": connect_s,
+        "initial_receive_s": initial_receive_s,
+        "down_at_up": down_at_up,
+        "accepted_s": accepted_s,
+        "recovered_s": recovered_s,
+        "attempts": restart.attempts,
+        "failures": restart.failures,
+        "retries": restart.retries,
+        "gave_up": restart.gave_up,
+        "lost_again": restart.lost_again,
+        "never_open": never_open,
+        "never_received": never_received,
+        "publishers": len(pubs["publishers"]),
+        "publisher_failures": pubs["failures"],
+        "publish_ticks": ticks,
+        "connect_us": percentiles(restart.connect_ns),
+        "errors_first": restart.errors,
+        **window.report(),
+    }
+    if recovered_s is not None:
+        out["recovered_ms"] = recovered_s * 1000
+        out["clients_per_s"] = n / recovered_s
+    return out
+
+
 SCENARIOS = {
     "echo": run_echo,
     "fanout": run_fanout,
@@ -1124,6 +1662,8 @@ SCENARIOS = {
     "idle": run_idle,
     "storm": run_storm,
     "churn": run_churn,
+    "handshake": run_handshake,
+    "reconnect": run_reconnect,
 }
 
 

@@ -116,10 +116,14 @@ def planned_seconds(spec: dict[str, Any]) -> float:
     8.0
     >>> planned_seconds({"scenario": "storm", "clients": 1000})
     2.5
+    >>> planned_seconds({"scenario": "handshake", "conns": 1000})
+    2.0
     """
     kind = spec.get("scenario")
     if kind == "storm":
         return 1.0 + 1.5 * spec.get("clients", 0) / 1000
+    if kind == "handshake":
+        return 1.0 + spec.get("conns", 0) / 1000
     seconds = float(spec.get("duration", 0.0)) + float(spec.get("warmup", 0.0)) + 0.2
     if kind == "fanout":
         seconds += 1.1 * spec.get("subs", 0) / 1000

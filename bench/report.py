@@ -58,7 +58,7 @@ def result_line(scenario: str, r: dict[str, Any]) -> str:
         f"cpu srv {'+'.join(f'{u:.0%}' for u in r.get('server_cpu_util', []))} cli {r.get('client_cpu_util', 0):.0%}"  # noqa: E501
         f" stolen {r.get('contention', 0):.0%}"
     )
-    if scenario in ("echo", "multiplex"):
+    if scenario in ("echo", "multiplex", "servers_echo"):
         return f"{r['msg_per_s']:>9.0f} msg/s  p50 {r['rtt_us']['p50']:.0f}us p99 {r['rtt_us']['p99']:.0f}us  {cpu}"  # noqa: E501
     if scenario == "history_storm":
         return (
@@ -78,6 +78,20 @@ def result_line(scenario: str, r: dict[str, Any]) -> str:
         )
     if scenario == "connect":
         return f"{r['conns_per_s']:>7.0f} conn/s  failed {r['failed']}  {cpu}"
+    if scenario == "handshake":
+        return (
+            f"{r['conns_per_s']:>7.0f} {'subscribe' if r.get('mode') == 'mux' else 'conn'}/s  "
+            f"p50 {r['handshake_us']['p50'] / 1000:.1f}ms p99 {r['handshake_us']['p99'] / 1000:.1f}ms  "
+            f"failed {r['failed']}  {cpu}"
+        )
+    if scenario == "reconnect":
+        rec_s, acc_s = r.get("recovered_s"), r.get("accepted_s")
+        return (
+            f"recovered {'-' if rec_s is None else f'{rec_s:.2f}'} s  accepted "
+            f"{'-' if acc_s is None else f'{acc_s:.2f}'} s  attempts {r['attempts']} failures "
+            f"{r['failures']} never received {r['never_received']}  RSS after/before "
+            f"{r.get('rss_ratio', float('nan')):.3f}  {cpu}"
+        )
     return json.dumps(r)[:200]
 
 
@@ -369,6 +383,14 @@ scenario is skipped.
   Latency is publisher send → subscriber receive, both in the client process.
 - Connect: 8 concurrent loops of open → accepted → close, through a guard (wsroute) or a
   `Depends` (FastAPI).
+- Handshake rate: 1000 connections opened with 100 handshakes in flight and held, from the
+  first connect to the last accept; and 1000 SUBSCRIBEs to distinct topics on one
+  `rocket-multiplex` socket, 100 unanswered at a time, to the last OK.
+- Reconnect storm: 5000 dedicated subscribers on 50 rooms; the server is restarted on its
+  port, and once the new one listens the clients reconnect with the JS client's jittered
+  backoff (250 ms doubling to 10 s) or all at once, until each has received a message again
+  (a publisher per room, every 50 ms). Memory: the new server's RSS 1 s after the recovery ÷
+  the old one's before the restart.
 - Memory: a fresh server, warmed with 200 connect/close cycles, then 5000 idle connections;
   (RSS held − RSS before) / 5000.
 - Multiplex: 10 closed-loop echo streams, as 10 topics of one `rocket-multiplex` socket vs

@@ -219,6 +219,39 @@ def scenario_connect(rec: Recorder, cfg: Config, servers: Servers) -> None:
     servers.stop_all()
 
 
+def scenario_handshake(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Handshake rate (issue: "open → accepted with one cached guard, 1,000 connections, 100
+    in flight: ≥ 0.85 times raw ASGI; the same for 1,000 multiplexed SUBSCRIBEs on one socket vs
+    1,000 dedicated handshakes"): the client opens 1000 connections to ``/idle`` (smoke:
+    100), at most 100 handshakes in flight, and holds them; the window spans from the first
+    connect to the last accept; they are closed afterwards, outside it. ``wsroute``: the
+    handler's guard ``User`` is built once per connection, at the handshake; ``fastapi``:
+    one ``Depends``. ``wsroute_mux_subscribe``: ONE ``rocket-multiplex`` socket, then 1000
+    SUBSCRIBEs to distinct topics ``/mx/1`` … (the same guard per topic), at most 100
+    unanswered; the window spans from the first SUBSCRIBE to the last OK (its server allows
+    that many topics per socket: ``BENCH_MAX_TOPICS``). All against raw; the servers are
+    shared by the rounds (`connect` is the open + close churn)."""
+    conns = 100 if cfg.smoke else 1000
+    mux_server = ServerSpec("bench.apps.wsroute_app", {"BENCH_MAX_TOPICS": str(conns + 64)})
+    variants = [
+        Variant("raw", ServerSpec("bench.apps.raw")),
+        Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
+        Variant("fastapi", ServerSpec("bench.apps.fastapi_app")),
+        Variant("wsroute_mux_subscribe", mux_server, {"mux": True, "path_fmt": "/mx/{}"}),
+    ]
+    spec = {
+        "scenario": "handshake",
+        "path": "/idle",
+        "conns": conns,
+        "concurrency": 100,
+        "warmup_conns": 20,
+        "max_seconds": 30.0,
+    }
+    params = {"conns": conns, "concurrency": 100}
+    run_rounds(rec, cfg, servers, "handshake", params, variants, spec, cfg.reps, 90)
+    servers.stop_all()
+
+
 def scenario_multiplex(rec: Recorder, cfg: Config, servers: Servers) -> None:
     server = ServerSpec("bench.apps.wsroute_app")
     variants = [
@@ -303,6 +336,108 @@ def scenario_memory(rec: Recorder, cfg: Config, servers: Servers) -> None:
                 f"{result['bytes_per_conn'] / 1024:.1f} KiB/conn" if error is None else f"ERROR {error[:300]}"
             )
             log(f"  memory {conns} {variant.name:<22} r{rep}: {shown}")
+
+
+RECONNECT_MODES = ("backoff", "at_once")
+
+
+def scenario_reconnect(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """The reconnect storm after a server restart (issue: "5,000 connected clients, each
+    subscribed to one of 50 topics, the server restarted; clients reconnect with the JS
+    client's backoff (jittered) and, separately, all at once: time until every client is
+    subscribed and receiving again, against raw ASGI doing the same with no routing:
+    ≤ 1.2 times. Memory after the storm back within 5% of before it").
+
+    * Clients: 5000 dedicated sockets to ``/fan/r0`` … ``/fan/r49``, 100 a room (smoke: 200
+      clients, 5 rooms); both apps serve ``/fan/{room}`` (subscribe) and ``/pub/{room}``
+      (each text is broadcast to the room): raw with its plain set and loop, wsroute
+      through its broker.
+    * A fresh server each run. The client opens every socket (100 handshakes in flight),
+      checks that each receives a message from its room's publisher, and says ``ready``;
+      the runner waits 1 s and reads the server's RSS (``rss_before``), stops it (SIGINT,
+      as `Server.stop`) and starts a new one on the same port (`Server.restart`, which
+      returns once it listens), then writes "up" on the client's stdin. The clients see
+      their sockets end when the server stops but reconnect only from "up": this measures
+      the storm against a listening server, not the apps' import and start-up times.
+    * ``backoff``: each client's n-th attempt (n = 0, 1, …) waits ``random() * min(10000,
+      250 * 2**n)`` ms first (multiplex.js's defaults: full jitter, base 250 ms, cap 10 s),
+      counted from "up" for the first attempt and from the failure for the next.
+      ``at_once``: every client connects at "up" with no delay and no cap on the handshakes
+      in flight (the storm), failures retried with the same backoff. The draws are fixed by
+      (round, client, attempt), so raw and wsroute see the same delays.
+    * Receiving again: a publisher socket per room, opened at "up" too (counted apart);
+      once every client is open (bounded: 30 s), each room with a client that has not
+      received anything since it reconnected gets one short message every 50 ms, until
+      every client has (bounded: 30 s; ``never_received`` counts the others).
+    * Results: ``recovered_ms`` (from "up" until the last client received: the measured
+      window, the table's figure, ≤ 1.2 times raw), ``accepted_s`` (until the last accept),
+      ``attempts``/``failures``/``retries``; then, 1 s after the recovery, the new server's
+      RSS (``rss_after``) and ``rss_ratio`` = after / before (wsroute ≤ 1.05).
+
+    Rounds: each round every mode, and in it raw and wsroute (interleaved); 3 rounds in a
+    full run, 1 in quick and smoke runs."""
+    clients, rooms = (200, 5) if cfg.smoke else (5000, 50)
+    variants = keep(
+        cfg,
+        [
+            Variant("raw", ServerSpec("bench.apps.raw")),
+            Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
+        ],
+    )
+    reps = 1 if cfg.quick or cfg.smoke else 3
+    for rep in range(reps):
+        for mode in RECONNECT_MODES:
+            params = {"clients": clients, "rooms": rooms, "mode": mode}
+            for variant in interleave(variants, rep):
+                t0 = time.monotonic()
+                server = Server(variant.server, cfg.out)
+                seen: dict[str, Any] = {}
+
+                def on_ready(
+                    msg: dict[str, Any], server: Server = server, seen: dict[str, Any] = seen
+                ) -> dict[str, Any]:
+                    time.sleep(1.0)
+                    if msg.get("phase") == "connected":
+                        seen["rss_before"] = server.rss()
+                        seen["stop_s"], seen["start_s"] = server.restart()
+                    else:
+                        seen["rss_after"] = server.rss()
+                        seen["rss_ratio"] = seen["rss_after"] / seen["rss_before"]
+                    return dict(seen)
+
+                spec = {
+                    "scenario": "reconnect",
+                    "url": server.url,
+                    "clients": clients,
+                    "rooms": rooms,
+                    "mode": mode,
+                    "seed": 1000 + rep,
+                    "connect_concurrency": 100,
+                    "publish_every": 0.05,
+                    "accept_timeout": 30.0,
+                    "receive_timeout": 30.0,
+                }
+                try:
+                    result = run_client(spec, [server], 90, on_ready)
+                    error = None
+                except (ClientError, RuntimeError, OSError) as exc:
+                    result, error = {}, str(exc)
+                finally:
+                    server.stop()
+                rec.add(
+                    {
+                        "scenario": "reconnect",
+                        "params": params,
+                        "variant": variant.name,
+                        "ws": variant.server.ws,
+                        "rep": rep,
+                        "wall_s": time.monotonic() - t0,
+                        "error": error,
+                        **result,
+                    }
+                )
+                brief = result_line("reconnect", result) if error is None else f"ERROR {error[:300]}"
+                log(f"  reconnect {params} {variant.name:<8} r{rep}: {brief}")
 
 
 def redis_available() -> bool:
@@ -650,13 +785,53 @@ def scenario_micro(rec: Recorder, cfg: Config, servers: Servers) -> None:
     )
 
 
+# Echo and fan-out on the other ASGI servers that docs/deployment.md lists: wsroute against
+# the floor of each on the same server (never one server against another).
+OTHER_SERVERS = ("hypercorn", "granian")
+
+
+def scenario_servers(rec: Recorder, cfg: Config, servers: Servers) -> None:
+    """Echo and fan-out on hypercorn and granian (one worker, uvloop; see `servers.command`),
+    each pair on the same server, the server in the params: echo at 10 connections, wsroute
+    against the raw ASGI floor (``servers_echo``, the client of `scenario_echo`), and fan-out
+    to 1000 subscribers with 4 broadcasts in flight, wsroute against the naive FastAPI-docs
+    loop (``servers_fanout``, `fanout_spec`). The fastlane is a uvicorn protocol: not here.
+    Smoke: 1 connection, 100 subscribers."""
+    conns, subs = (1, 100) if cfg.smoke else (10, 1000)
+    echo = {
+        "scenario": "echo",
+        "conns": conns,
+        "path": "/echo",
+        "duration": cfg.duration,
+        "max_msgs": 2_000_000,
+        "warmup": 0.3,
+    }
+    fanout = fanout_spec(cfg, subs, f"v{os.getpid()}")
+    for server in OTHER_SERVERS:
+        variants = [
+            Variant("raw", ServerSpec("bench.apps.raw", server=server)),
+            Variant("wsroute", ServerSpec("bench.apps.wsroute_app", server=server)),
+        ]
+        params = {"server": server, "conns": conns}
+        run_rounds(rec, cfg, servers, "servers_echo", params, variants, echo, cfg.reps, cfg.duration + 40)
+        variants = [
+            Variant("naive", ServerSpec("bench.apps.fastapi_app", server=server)),
+            Variant("wsroute", ServerSpec("bench.apps.wsroute_app", server=server)),
+        ]
+        params = {"server": server, "subs": subs, "window": fanout["window"]}
+        run_rounds(rec, cfg, servers, "servers_fanout", params, variants, fanout, cfg.reps, 180)
+        servers.stop_all()
+
+
 SCENARIOS = {
     "micro": scenario_micro,
     "echo": scenario_echo,
     "fanout": scenario_fanout,
     "connect": scenario_connect,
+    "handshake": scenario_handshake,
     "multiplex": scenario_multiplex,
     "memory": scenario_memory,
+    "reconnect": scenario_reconnect,
     "redis": scenario_redis,
     # history and recovery (issue 16)
     "history_fanout": scenario_history_fanout,
@@ -666,4 +841,6 @@ SCENARIOS = {
     "presence_fanout": scenario_presence_fanout,
     "presence_churn": scenario_presence_churn,
     "presence_memory": scenario_presence_memory,
+    # other ASGI servers: echo and fan-out on hypercorn and granian
+    "servers": scenario_servers,
 }

@@ -1,4 +1,5 @@
-"""The processes of a measurement: uvicorn servers pinned to one CPU, the load client on the other.
+"""The processes of a measurement: the servers (uvicorn; hypercorn or granian for the `servers`
+scenario) pinned to one CPU, the load client on the other.
 
 `run_client` samples the servers' CPU time and run-queue wait at the client's window marks, so
 every result says how much of a core each side used and how much of it other processes stole.
@@ -36,25 +37,19 @@ class ServerSpec:
 
     module: str
     env: dict[str, str] = field(default_factory=dict)
-    ws: str = "websockets-sansio"
+    ws: str = "websockets-sansio"  # uvicorn's --ws; the other servers have their own
+    server: str = "uvicorn"  # or "hypercorn", "granian" (see `Server`)
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.module, json.dumps(self.env, sort_keys=True), self.ws)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.module, json.dumps(self.env, sort_keys=True), self.ws, self.server)
 
 
-class Server:
-    """One uvicorn process, one worker, pinned to the server CPU."""
-
-    def __init__(self, spec: ServerSpec, log_dir: Path) -> None:
-        self.spec = spec
-        self.port = free_port()
-        self.url = f"ws://127.0.0.1:{self.port}"
-        name = spec.module.rsplit(".", 1)[-1] + "".join(f"-{v.split(':')[0]}" for v in spec.env.values())
-        self.log_path = log_dir / f"server-{name}-{spec.ws.replace(':', '.')}-{self.port}.log"
-        env = {**os.environ, **spec.env, "PYTHONPATH": str(ROOT)}
-        env.pop("PYTHONASYNCIODEBUG", None)
-        cmd = [
+def command(spec: ServerSpec, port: int) -> list[str]:
+    """The command line of `spec`'s server on 127.0.0.1:`port`: one worker, uvloop, warnings
+    and errors logged only (hypercorn and granian as `tests/support/servers.py` starts them)."""
+    if spec.server == "uvicorn":
+        return [
             str(VENV_PY),
             "-m",
             "uvicorn",
@@ -62,7 +57,7 @@ class Server:
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(port),
             "--ws",
             spec.ws,
             "--loop",
@@ -75,34 +70,143 @@ class Server:
             "--lifespan",
             "auto",
         ]
+    if spec.server == "hypercorn":  # HTTP/1.1 + wsproto; no access log unless asked
+        return [
+            str(VENV_PY), "-m", "hypercorn", f"{spec.module}:app",
+            "--bind", f"127.0.0.1:{port}",
+            "--workers", "1",
+            "--worker-class", "uvloop",
+            "--log-level", "WARNING",
+        ]  # fmt: skip
+    if spec.server == "granian":  # its default interface is RSGI
+        return [
+            str(VENV_PY), "-m", "granian", f"{spec.module}:app",
+            "--interface", "asgi",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--workers", "1",
+            "--loop", "uvloop",
+            "--ws",
+            "--log-level", "warning",
+            "--no-access-log",
+        ]  # fmt: skip
+    raise ValueError(f"unknown server {spec.server!r}")
+
+
+def answers_http(sock: socket.socket) -> bool:
+    """Whether a plain GET on `sock` gets an HTTP response (any status) within 5 s."""
+    sock.settimeout(5)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    return sock.recv(16).startswith(b"HTTP/")
+
+
+class Server:
+    """One server process (uvicorn unless `spec.server` says hypercorn or granian), one
+    worker, pinned to the server CPU.
+
+    uvicorn runs the app in the process it starts. hypercorn (``--workers 1``) and granian
+    start a supervisor that binds the socket and spawns the worker that runs the app
+    (hypercorn also a ``multiprocessing`` resource tracker), and granian's worker has threads
+    of its own (its Rust runtime) beside the one of the event loop. So for them: the whole
+    process tree, every thread, is pinned to the server CPU; the server is ready when the
+    worker answers an HTTP request (the supervisor's socket can accept before the worker runs);
+    `cpu`, `rss` and `runq_wait` are the worker's, the process that runs the app (the
+    supervisor and the tracker only wait: their CPU would add nothing and their RSS would add
+    a second interpreter's); see `runq_wait` for granian's threads.
+    """
+
+    def __init__(self, spec: ServerSpec, log_dir: Path, port: int | None = None) -> None:
+        self.spec = spec
+        self.port = port or free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        name = spec.module.rsplit(".", 1)[-1] + "".join(f"-{v.split(':')[0]}" for v in spec.env.values())
+        if spec.server == "uvicorn":
+            self.log_path = log_dir / f"server-{name}-{spec.ws.replace(':', '.')}-{self.port}.log"
+        else:
+            self.log_path = log_dir / f"server-{spec.server}-{name}-{self.port}.log"
+        env = {**os.environ, **spec.env, "PYTHONPATH": str(ROOT)}
+        env.pop("PYTHONASYNCIODEBUG", None)
+        cmd = command(spec, self.port)
         self.log = open(self.log_path, "w")  # noqa: SIM115
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         os.sched_setaffinity(self.proc.pid, {SERVER_CPU})
         import psutil
 
         self.ps = psutil.Process(self.proc.pid)
+        self.tree = [self.ps]  # every process of the server (uvicorn: one)
+        self.app_pid = self.proc.pid  # the process that runs the app
+        self._others_s = 0.0  # granian: see `runq_wait`
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server {spec.module} exited: see {self.log_path}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 0.2):
-                break
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), 0.2) as sock,
+            ):
+                if spec.server == "uvicorn" or answers_http(sock):
+                    break
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"server {spec.module} did not listen within 30 s")
             time.sleep(0.05)
+        if spec.server != "uvicorn":
+            self._adopt_worker()
+
+    def _adopt_worker(self) -> None:
+        """Find the worker that runs the app and pin every thread of the tree to the server CPU
+        (they inherit the supervisor's CPU, pinned right after it started; this covers any
+        thread that began before that)."""
+        self.tree = [self.ps, *self.ps.children(recursive=True)]
+        workers = [p for p in self.tree[1:] if "resource_tracker" not in " ".join(p.cmdline())]
+        if len(workers) != 1:
+            self.stop()
+            raise RuntimeError(f"{self.spec.server}: expected one worker process, found {workers}")
+        self.ps = workers[0]
+        self.app_pid = self.ps.pid
+        for process in self.tree:
+            for thread in process.threads():
+                with contextlib.suppress(OSError):  # a thread that just ended
+                    os.sched_setaffinity(thread.id, {SERVER_CPU})
 
     def cpu(self) -> float:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
 
     def runq_wait(self) -> float:
-        """Seconds the server's event-loop thread was runnable but not running (CPU taken)."""
+        """Seconds the server's event-loop thread was runnable but not running (CPU taken).
+
+        granian: the CPU time other processes had on the server CPU instead. Its worker runs
+        the event loop on one thread and its Rust runtime (sockets, HTTP, WebSocket frames)
+        on others, all on that one CPU, so a thread's run-queue wait counts the time its
+        siblings held the core: the server's own work, most of the window when it is busy,
+        not time stolen from it. The core's busy time (/proc/stat: user, nice, system, irq,
+        softirq) minus the CPU time of the server's process tree is what others took; an
+        upper bound of what they stole (they may have run while the server idled), which is
+        the same figure while the server is saturated. Clock ticks (10 ms); kept monotonic."""
+        if self.spec.server == "granian":
+            return self._others_on_core()
         try:
-            with open(f"/proc/{self.proc.pid}/schedstat") as f:
+            with open(f"/proc/{self.app_pid}/schedstat") as f:
                 return int(f.read().split()[1]) / 1e9
         except (OSError, IndexError, ValueError):
             return 0.0
+
+    def _others_on_core(self) -> float:
+        """Seconds of the server CPU's busy time, since boot, not spent by the server's
+        processes (see `runq_wait`)."""
+        import psutil
+
+        try:
+            with open("/proc/stat") as f:
+                line = next(x for x in f if x.startswith(f"cpu{SERVER_CPU} "))
+            ticks = [int(x) for x in line.split()[1:8]]  # user nice system idle iowait irq softirq
+            busy = (sum(ticks[:3]) + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
+            ours = sum(sum(p.cpu_times()[:2]) for p in self.tree)
+        except (OSError, StopIteration, ValueError, psutil.Error):
+            return self._others_s
+        self._others_s = max(self._others_s, busy - ours)
+        return self._others_s
 
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
@@ -115,7 +219,23 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        for process in self.tree[1:]:  # a worker its supervisor left behind
+            with contextlib.suppress(Exception):
+                process.kill()
         self.log.close()
+
+    def restart(self) -> tuple[float, float]:
+        """Stop this server (SIGINT, as `stop`) and start the same app again on the same port,
+        in place (`url`, `cpu`, `rss` are the new process's), once it listens: the seconds
+        the stop took and the start. The old process's log is kept beside the new one as
+        ``*.before-restart.log``."""
+        t0 = time.monotonic()
+        self.stop()
+        t1 = time.monotonic()
+        self.log_path.replace(self.log_path.with_suffix(".before-restart.log"))
+        fresh = type(self)(self.spec, self.log_path.parent, port=self.port)
+        self.__dict__.update(fresh.__dict__)
+        return t1 - t0, time.monotonic() - t1
 
 
 class Servers:
@@ -123,7 +243,7 @@ class Servers:
 
     def __init__(self, log_dir: Path) -> None:
         self.log_dir = log_dir
-        self.running: dict[tuple[str, str, str], list[Server]] = {}
+        self.running: dict[tuple[str, str, str, str], list[Server]] = {}
 
     def get(self, spec: ServerSpec, index: int = 0) -> Server:
         pool = self.running.setdefault(spec.key, [])

@@ -135,7 +135,18 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
             "wsroute_fastlane": ("≥ 1.4× naive", 1.4, True),
         },
     ),
-    "connect": ("conns_per_s", "conn/s", "raw", {}),
+    # open → accepted → close, 8 loops (the connection churn)
+    "connect": ("conns_per_s", "conn/s", "raw", {"wsroute": ("≥ 0.85× raw", 0.85, True)}),
+    # 1000 handshakes, 100 in flight, held; or 1000 SUBSCRIBEs on one multiplexed socket
+    "handshake": (
+        "conns_per_s",
+        "conn/s",
+        "raw",
+        {
+            "wsroute": ("≥ 0.85× raw", 0.85, True),
+            "wsroute_mux_subscribe": ("≥ 0.85× raw", 0.85, True),
+        },
+    ),
     "multiplex": (
         "msg_per_s",
         "msg/s",
@@ -159,6 +170,9 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
     # a time: the ratio is the variant's time over the baseline's (> 1: slower); the
     # recovery's target is correctness (every client recovered, exactly `missed` each)
     "history_storm": ("storm_ms", "ms, all clients done", "subscribe", {}),
+    # the reconnect storm after a server restart: a time (lower is better), from "up"
+    # until every client receives again; the memory after it is a row of its own
+    "reconnect": ("recovered_ms", "ms, all receiving again", "raw", {"wsroute": ("≤ 1.2× raw", 1.2, False)}),
     # presence: members on the topic, against none (same fan-out, same round)
     "presence_fanout": (
         "deliveries_per_s",
@@ -173,7 +187,19 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
         "presence",
         {"presence+churn": ("≥ 0.90× no churn", 0.90, True)},
     ),
+    # other ASGI servers (`servers` scenario): wsroute against the floor on the same server,
+    # hypercorn or granian (in the params); uvicorn's bounds shown for information only
+    "servers_echo": ("msg_per_s", "msg/s", "raw", {"wsroute": ("(≥ 0.90× raw, info)", 0.90, True)}),
+    "servers_fanout": (
+        "deliveries_per_s",
+        "deliveries/s",
+        "naive",
+        {"wsroute": ("(≥ 0.95× naive, info)", 0.95, True)},
+    ),
 }
+
+INFORMATIONAL = ("servers_echo", "servers_fanout")
+"""Scenarios whose targets are context, not theirs: the verdict is shown in parentheses."""
 
 
 # fan-out: wsroute's margin over each peer (issue 8), at 1000 and 5000 subscribers
@@ -290,6 +316,57 @@ def storm_check(
     return f"all recovered, exactly {missed} each", "PASS" if ok else "FAIL"
 
 
+RECONNECT_RSS_BOUND = 1.05
+"""The reconnect storm's memory target: the new server's RSS once every client receives
+again, at most this times the old server's before the restart (issue: "within 5%")."""
+
+
+def reconnect_note(mine: list[dict[str, Any]]) -> list[str]:
+    """The reconnect storm's figures besides its time (medians over the rounds, counts summed)."""
+    accepted = [r["accepted_s"] for r in mine if r.get("accepted_s") is not None]
+    per_s = [r["clients_per_s"] for r in mine if r.get("clients_per_s")]
+    out = [
+        f"all accepted in {med(accepted) * 1000:,.0f} ms" if accepted else "not all accepted",
+        f"{med(per_s):,.0f} clients/s" if per_s else "no full recovery",
+        f"attempts {sum(r['attempts'] for r in mine)}, failed {sum(r['failures'] for r in mine)}, "
+        f"gave up {sum(r['gave_up'] for r in mine)}",
+        f"never received {sum(r['never_received'] for r in mine)}",
+    ]
+    if sum(r.get("publisher_failures", 0) for r in mine):
+        out.append(f"publisher attempts failed {sum(r['publisher_failures'] for r in mine)}")
+    return out
+
+
+def reconnect_memory_rows(recs: list[dict[str, Any]], scenario: str, label: str) -> list[Row]:
+    """A row per variant of the reconnect storm: the new server's RSS after the recovery ÷
+    the old one's before the restart, each round; wsroute's target ≤ `RECONNECT_RSS_BOUND`."""
+    rows = []
+    for name in dict.fromkeys(r["variant"] for r in recs):
+        mine = [r for r in recs if r["variant"] == name and r.get("error") is None and "rss_ratio" in r]
+        if not mine:
+            continue
+        ratios = [r["rss_ratio"] for r in mine]
+        before = med([r["rss_before"] for r in mine]) / 2**20
+        after = med([r["rss_after"] for r in mine]) / 2**20
+        ours = name == "wsroute"
+        rows.append(
+            Row(
+                scenario,
+                label,
+                f"{name}: RSS after ÷ before",
+                f"{after:,.1f} MiB after, {before:,.1f} before",
+                fmt_ratio(ratios, n=True),
+                "",
+                "",
+                f"≤ {RECONNECT_RSS_BOUND:g}× before" if ours else "",
+                verdict_of(ratios, ratios, RECONNECT_RSS_BOUND, False) if ours else "",
+                "",
+                "the new server once every client receives again (+1 s) ÷ the old one before the restart",
+            )
+        )
+    return rows
+
+
 def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]:
     rows: list[Row] = []
     facts: dict[str, Any] = {}
@@ -329,6 +406,8 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
             if name in targets and target_applies(scenario, name, json.loads(params)):
                 target, bound, at_least = targets[name]
                 verdict = verdict_of(all_r, clean_r, bound, at_least)
+                if scenario in INFORMATIONAL:
+                    verdict = f"({verdict})"
                 facts[f"{scenario}[{label}].{name}"] = {
                     "all": med(all_r),
                     "clean": med(clean_r),
@@ -336,7 +415,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                     "cpu": med(cpu_r),
                 }
             extra = []
-            if scenario in ("echo", "multiplex") and mine:
+            if scenario in ("echo", "multiplex", "servers_echo") and mine:
                 p50 = med([r["rtt_us"]["p50"] for r in mine])
                 p99 = med([r["rtt_us"]["p99"] for r in mine])
                 extra.append(f"RTT p50 {p50:.0f} µs, p99 {p99:.0f} µs")
@@ -352,9 +431,9 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 if per:
                     what = (
                         "conn"
-                        if scenario == "connect"
+                        if scenario in ("connect", "handshake")
                         else "client"
-                        if scenario == "history_storm"
+                        if scenario in ("history_storm", "reconnect")
                         else ("delivery" if fanout_like(scenario) else "msg")
                     )
                     if scenario == "connect":
@@ -370,6 +449,16 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 extra.append(f"handshake p50 {med([r['handshake_us']['p50'] for r in mine]) / 1000:.2f} ms")
             if scenario == "history_storm" and mine:
                 target, verdict = storm_check(name, mine, errors, extra)
+            if scenario == "handshake" and mine:
+                lat = [r["handshake_us"] for r in mine]
+                what = "SUBSCRIBE → OK" if mine[0].get("mode") == "mux" else "handshake"
+                extra.append(
+                    f"{what} p50 {med([x['p50'] for x in lat]) / 1000:.1f} ms, "
+                    f"p99 {med([x['p99'] for x in lat]) / 1000:.1f} ms"
+                )
+                extra.append(f"failed {sum(r['failed'] for r in mine)}")
+            if scenario == "reconnect" and mine:
+                extra += reconnect_note(mine)
             cpu = ""
             if mine and "server_cpu_util" in mine[0]:
                 srv = "+".join(
@@ -434,6 +523,12 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 fact = compare(rows, recs, scenario, label, metric, pair, None)
                 if fact:
                     facts[f"presence_churn[{label}].{pair[0]}_vs_{pair[1]}"] = fact
+        if scenario == "handshake":
+            # SUBSCRIBEs on one socket against as many dedicated handshakes, same guard
+            pair = ("wsroute_mux_subscribe", "wsroute")
+            compare(rows, recs, scenario, label, metric, pair, None, "mux SUBSCRIBE vs dedicated (wsroute)")
+        if scenario == "reconnect":
+            rows += reconnect_memory_rows(recs, scenario, label)
         if scenario == "redis_fanout":
             pair = ("wsroute_redis_2proc", "broadcaster_redis_2proc")
             fact = compare(rows, recs, scenario, label, metric, pair, 1.5, target_of="broadcaster redis")

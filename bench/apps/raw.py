@@ -13,6 +13,8 @@ import os
 import time
 from typing import Any
 
+import bench.apps._gcstats  # noqa: F401  (BENCH_GC_STATS=1: GC time in the server log)
+
 # BENCH_RAW_SPIN_NS: busy work added per echoed message (calibration: what N ns of server
 # Python per message costs end to end, compared with the same server without it).
 _SPIN_NS = int(os.environ.get("BENCH_RAW_SPIN_NS", "0"))

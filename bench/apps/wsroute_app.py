@@ -22,8 +22,10 @@ the app exactly as before.
 
 ``BENCH_EXPERIMENT`` applies bench-only patches (see ``bench/experiments.py``).
 ``BENCH_BROKER`` picks the broker URL (``memory://`` default; ``redis://127.0.0.1:6379/0``
-for the cross-process scenario). ``BENCH_WSROUTE_BARE=1`` serves the ``WsRouter`` itself as
-the ASGI app (no FastAPI/Starlette middleware), to split framework cost from wsroute's.
+for the cross-process scenario). ``BENCH_MAX_TOPICS=N`` sets ``max_topics`` (topics per
+multiplexed socket; the handshake scenario subscribes 1000). ``BENCH_WSROUTE_BARE=1``
+serves the ``WsRouter`` itself as the ASGI app (no FastAPI/Starlette middleware), to split
+framework cost from wsroute's.
 """
 
 from __future__ import annotations
@@ -53,7 +55,13 @@ class User(Guard):
         return cls(request.query_params.get("user", "anon"))
 
 
-ws = WsRouter(broker=os.environ.get("BENCH_BROKER", "memory://"))
+# BENCH_MAX_TOPICS: topics per multiplexed socket (the handshake scenario's 1000 SUBSCRIBEs
+# on one socket); unset, wsroute's default (64).
+_MAX_TOPICS = os.environ.get("BENCH_MAX_TOPICS")
+ws = WsRouter(
+    broker=os.environ.get("BENCH_BROKER", "memory://"),
+    **({"max_topics": int(_MAX_TOPICS)} if _MAX_TOPICS else {}),
+)
 HISTORY = int(os.environ.get("BENCH_HISTORY", "0"))
 PRESENCE = os.environ.get("BENCH_PRESENCE") == "1"
 if HISTORY:
@@ -140,3 +148,12 @@ if os.environ.get("BENCH_WSROUTE_BARE") == "1":
 else:
     app = FastAPI()
     ws.install(app)
+
+if os.environ.get("BENCH_GC_FREEZE") == "1":
+    # Everything built so far (modules, the app, its schemas) lives as long as the process:
+    # move it out of the collector's generations, so a collection walks only what
+    # connections allocated (gc.freeze; see docs/deployment.md).
+    import gc
+
+    gc.collect()
+    gc.freeze()
