@@ -33,6 +33,7 @@ from support.processes import ROOT
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
+PlaywrightError = playwright_api.Error
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 375, "height": 740}
@@ -446,8 +447,17 @@ async def test_emoji_are_drawn_in_colour(browser: Any, chat: ChatServer, viewpor
     await say(page, room, "hello 😀🎉")
     text = log(page).locator(".entry-text").filter(has_text="hello 😀🎉")
     await expect(text).to_be_visible()
-    drawn = await text.evaluate_handle("(element) => element")
-    result = await page.evaluate(COLOURED_PIXELS, [drawn, ["hello 😀🎉", "😀", "🎉", "hello 123"]])
+    # The "sending…" line is replaced by the confirmed one when the server echoes it: a
+    # handle taken just before reads a detached element (no font). Take it again then.
+    for attempt in range(3):
+        drawn = await text.evaluate_handle("(element) => element")
+        try:
+            result = await page.evaluate(COLOURED_PIXELS, [drawn, ["hello 😀🎉", "😀", "🎉", "hello 123"]])
+            break
+        except PlaywrightError:
+            if attempt == 2:
+                raise
+            await page.wait_for_timeout(200)
     counts = result["counts"]
     assert "Noto Color Emoji" in result["family"]
     # Each emoji on its own: a font earlier in the stack with a black-and-white 😀 would fail.
