@@ -91,6 +91,18 @@ def run_rounds(
             log(f"  {scenario} {params} {variant.name:<22} r{rep}: {brief}")
 
 
+def echo_spec(cfg: Config, conns: int) -> dict[str, Any]:
+    """The echo client's load: `conns` closed loops on ``/echo`` for the run's duration."""
+    return {
+        "scenario": "echo",
+        "conns": conns,
+        "path": "/echo",
+        "duration": cfg.duration,
+        "max_msgs": 2_000_000,
+        "warmup": 0.3,
+    }
+
+
 def scenario_echo(rec: Recorder, cfg: Config, servers: Servers) -> None:
     conns_list = [1, 10, 100]
     for ws in cfg.ws_impls:
@@ -125,14 +137,7 @@ def scenario_echo(rec: Recorder, cfg: Config, servers: Servers) -> None:
                     Variant("starlette", ServerSpec("bench.apps.starlette_app", ws=ws)),
                     Variant("fastapi", ServerSpec("bench.apps.fastapi_app", ws=ws)),
                 ]
-            spec = {
-                "scenario": "echo",
-                "conns": conns,
-                "path": "/echo",
-                "duration": cfg.duration,
-                "max_msgs": 2_000_000,
-                "warmup": 0.3,
-            }
+            spec = echo_spec(cfg, conns)
             run_rounds(rec, cfg, servers, "echo", {"conns": conns}, chosen, spec, cfg.reps, cfg.duration + 40)
     servers.stop_all()
 
@@ -798,14 +803,7 @@ def scenario_servers(rec: Recorder, cfg: Config, servers: Servers) -> None:
     loop (``servers_fanout``, `fanout_spec`). The fastlane is a uvicorn protocol: not here.
     Smoke: 1 connection, 100 subscribers."""
     conns, subs = (1, 100) if cfg.smoke else (10, 1000)
-    echo = {
-        "scenario": "echo",
-        "conns": conns,
-        "path": "/echo",
-        "duration": cfg.duration,
-        "max_msgs": 2_000_000,
-        "warmup": 0.3,
-    }
+    echo = echo_spec(cfg, conns)
     fanout = fanout_spec(cfg, subs, f"v{os.getpid()}")
     for server in OTHER_SERVERS:
         variants = [
