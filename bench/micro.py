@@ -75,13 +75,25 @@ async def _noop_send(event: Any) -> None:
     return None
 
 
-async def _noop_close(code: int, reason: str) -> None:
-    return None
+class _Socket:
+    """A session's socket and an outbox's owner that close and evict nothing."""
+
+    def evict(self) -> None:
+        return None
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        return None
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        return None
+
+
+_SOCKET = _Socket()
 
 
 async def make_session(router: WsRouter, path: str) -> Session:
     outbox = Outbox(
-        _noop_send, max_messages=1024, max_bytes=None, policy="disconnect", on_overflow=lambda: None
+        _noop_send, max_messages=1024, max_bytes=None, policy="disconnect", owner=_SOCKET
     )
     session = Session(
         table=router.table,
@@ -89,7 +101,7 @@ async def make_session(router: WsRouter, path: str) -> Session:
         broker=router.broker,
         scope=scope_for(path),
         outbox=outbox,
-        closer=_noop_close,
+        socket=_SOCKET,
     )
     await session.handshake()
     return session
@@ -368,7 +380,7 @@ async def fanout(subs: int, broadcasts: int, reps: int) -> dict[str, Any]:
             return None
 
         for _ in range(subs):
-            box = cls(send, max_messages=1024, max_bytes=None, policy="disconnect", on_overflow=lambda: None)
+            box = cls(send, max_messages=1024, max_bytes=None, policy="disconnect", owner=_SOCKET)
             boxes.append(box)
             session = Session(
                 table=router.table,
@@ -376,7 +388,7 @@ async def fanout(subs: int, broadcasts: int, reps: int) -> dict[str, Any]:
                 broker=router.broker,
                 scope=scope_for("/fan/x"),
                 outbox=box,
-                closer=_noop_close,
+                socket=_SOCKET,
             )
             await session.handshake()
             await session.subscribe()

@@ -153,7 +153,7 @@ SUMMARY_SPEC: dict[str, tuple[str, str, str, dict[str, tuple[str, float, bool]]]
         "10_sockets",
         {"1_socket_10_topics": ("≥ 0.91× (cost ≤ 1.1×)", 1 / 1.1, True)},
     ),
-    "memory": ("bytes_per_conn", "KiB/conn", "raw", {"wsroute": ("≤ 1.2× raw", 1.2, False)}),
+    "memory": ("bytes_per_conn", "KiB/conn", "raw", {"wsroute": ("≤ 1.1× raw", 1.1, False)}),
     "redis_fanout": (
         "deliveries_per_s",
         "deliveries/s",

@@ -55,12 +55,12 @@ MUX = ("rocket-multiplex",)
 # --- memory per idle connection -------------------------------------------------------------
 
 IDLE_CONNECTIONS = 200
-# Today 4,830 B: docs/benchmarks.md's "Idle memory" (4.86 KB), measured the same way as
-# bench/micro.py does there.
-DEDICATED_IDLE_BYTES = 7_250
-# Today 5,832 B: a dedicated socket's, plus the topic tables, the first topic's name and its
-# closer and framer.
-MULTIPLEXED_IDLE_BYTES = 8_750
+# Today 3,533 B: the connection's objects and the two frames above it (FastAPI's and
+# Starlette's `__call__`), measured as bench/micro.py's memory part does.
+DEDICATED_IDLE_BYTES = 5_300
+# Today 4,218 B: a dedicated socket's, plus the topic table, the first topic's name and its
+# framer.
+MULTIPLEXED_IDLE_BYTES = 6_300
 
 
 class User(Guard):

@@ -8,6 +8,7 @@ middleware and router are skipped.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -158,3 +159,54 @@ async def test_trusted_host_middleware_refuses_a_socket_with_a_foreign_host() ->
         async with connect(f"ws://{address}/echo") as client:
             await client.send("ok")
             assert await client.recv() == "ok"
+
+
+def _await_chain() -> list[str]:
+    """The frames the running handler was called through, outermost first: a suspended
+    socket holds each of them."""
+    names: list[str] = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        names.append(frame.f_code.co_qualname)
+        frame = frame.f_back
+    return names[::-1]
+
+
+def _chain_app(*, with_middleware: bool) -> FastAPI:
+    app = FastAPI()
+    ws = WsRouter()
+
+    @ws.message("/chain")
+    async def chain(data: str, channel: Channel) -> None:
+        await channel.send(" ".join(_await_chain()))
+
+    ws.install(app)
+    if with_middleware:
+        app.add_middleware(Tenant)
+    return app
+
+
+@pytest.mark.parametrize("ws_impl", WS_IMPLEMENTATIONS)
+async def test_an_open_socket_holds_no_frames_of_fastapis_http_only_layers(ws_impl: str) -> None:
+    # Each frame a socket is suspended through is held for as long as it stays open, and
+    # walked by the cycle collector: with no middleware of the app's own, a socket skips
+    # FastAPI's error, telemetry and body-limit layers (they only act on HTTP requests).
+    async with (
+        serve(_chain_app(with_middleware=False), ws=ws_impl) as address,
+        connect(f"ws://{address}/chain") as client,
+    ):
+        await client.send("?")
+        chain = str(await client.recv()).split()
+    assert "BaseConnection.run" in chain
+    skipped = ("ServerErrorMiddleware", "ExceptionTelemetryMiddleware", "AppBodyLimitMiddleware")
+    assert not [name for name in chain if name.split(".")[0] in skipped], chain
+    # Middleware the user added keeps them all in the path: it must see every socket.
+    async with (
+        serve(_chain_app(with_middleware=True), ws=ws_impl) as address,
+        connect(f"ws://{address}/chain", additional_headers={"X-Tenant": "a"}) as client,
+    ):
+        await client.send("?")
+        chain = str(await client.recv()).split()
+    assert "Tenant.__call__" in chain
+    assert "ServerErrorMiddleware.__call__" in chain
+    assert chain.index("Tenant.__call__") < chain.index("BaseConnection.run")

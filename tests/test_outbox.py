@@ -28,16 +28,20 @@ def text(n: int) -> Message:
     return {"type": "websocket.send", "text": str(n)}
 
 
+class Socket:
+    """The outbox's owner: counts its evictions."""
+
+    def __init__(self) -> None:
+        self.evictions: list[int] = []
+
+    def evict(self) -> None:
+        self.evictions.append(1)
+
+
 def make(client: StuckClient, policy: SlowConsumerPolicy, limit: int = 3) -> tuple[Outbox, list[int]]:
-    overflows: list[int] = []
-    outbox = Outbox(
-        client.send,
-        max_messages=limit,
-        max_bytes=None,
-        policy=policy,
-        on_overflow=lambda: overflows.append(1),
-    )
-    return outbox, overflows
+    owner = Socket()
+    outbox = Outbox(client.send, max_messages=limit, max_bytes=None, policy=policy, owner=owner)
+    return outbox, owner.evictions
 
 
 async def test_order_is_kept_between_direct_sends_and_pushes() -> None:
@@ -86,9 +90,7 @@ async def test_slow_consumer_policies(
 async def test_byte_bound() -> None:
     client = StuckClient()
     client.open.clear()
-    outbox = Outbox(
-        client.send, max_messages=100, max_bytes=10, policy="drop_newest", on_overflow=lambda: None
-    )
+    outbox = Outbox(client.send, max_messages=100, max_bytes=10, policy="drop_newest", owner=Socket())
     outbox.push({"type": "websocket.send", "text": "x" * 4})  # taken by the writer
     await asyncio.sleep(0)
     for _ in range(5):
@@ -100,7 +102,7 @@ async def test_send_on_a_broken_connection_raises_channel_closed() -> None:
     async def broken(event: Message) -> None:
         raise OSError("connection reset")
 
-    outbox = Outbox(broken, max_messages=4, max_bytes=None, policy="disconnect", on_overflow=lambda: None)
+    outbox = Outbox(broken, max_messages=4, max_bytes=None, policy="disconnect", owner=Socket())
     with pytest.raises(ChannelClosed, match="closed"):
         await outbox.send(text(1))
     assert outbox.closed

@@ -1,6 +1,6 @@
 """A WebSocket connection's lifecycle: handshake, accept or deny, receive loop, the end.
 
-Each connection runs in a task of its own, which the server's task awaits. It runs the
+Each connection runs in the task the server made for it (`run` is awaited there). It runs the
 receive loop and calls message handlers inline, one message at a time and in order. A join
 body runs in a task beside the receive loop (a send-only join handler still learns of a
 disconnect); messages for its session wait until it returns. Whatever ends the
@@ -26,7 +26,7 @@ from wsroute.lifecycle import ConnectionState, SessionState, check_connection_mo
 from wsroute.origins import origin_allowed
 from wsroute.outbox import Outbox
 from wsroute.routes import RouteTable
-from wsroute.session import Closer, Framer, Session
+from wsroute.session import Framer, Session
 from wsroute.settings import Settings
 from wsroute.status import WebSocketStatus
 
@@ -125,7 +125,7 @@ class BaseConnection:
             max_messages=settings.max_queue,
             max_bytes=settings.max_queue_bytes,
             policy=settings.slow_consumer,
-            on_overflow=self._evict,
+            owner=self,
             fast=fast_writer(scope),
         )
         self.state = _CONNECTING
@@ -135,7 +135,8 @@ class BaseConnection:
         # The one session that takes every message (a dedicated connection), called
         # without the `on_frame` hop while no join body is running.
         self.direct: Session | None = None
-        # The task running the receive loop (state OPEN to EVICTED): eviction cancels it.
+        # The server's task running the receive loop (state OPEN to EVICTED): eviction
+        # cancels it, and `run` takes that cancellation back (`uncancel`).
         self._task: asyncio.Task[Any] | None = None
         # Join bodies running beside the receive loop (most sockets never have one).
         self._joins: dict[Session, asyncio.Task[None]] | None = None
@@ -146,7 +147,7 @@ class BaseConnection:
             check_connection_move(self.state, state)
         self.state = state
 
-    def new_session(self, scope: Scope, closer: Closer, frame: Framer | None = None) -> Session:
+    def new_session(self, scope: Scope, frame: Framer | None = None) -> Session:
         """A session on this socket's outbox."""
         return Session(
             table=self.table,
@@ -154,9 +155,8 @@ class BaseConnection:
             broker=self.broker,
             scope=scope,
             outbox=self.outbox,
-            closer=closer,
-            frame=frame,
             socket=self,
+            frame=frame,
         )
 
     async def run(self) -> None:
@@ -290,6 +290,10 @@ class BaseConnection:
         """Every live session of this socket."""
         raise NotImplementedError
 
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        """Server-side close of one session (`Channel.close` and the control calls)."""
+        raise NotImplementedError
+
     # --- sessions: join beside the receive loop, then messages in order -----------------
 
     def start_join(self, session: Session) -> None:
@@ -346,7 +350,7 @@ class BaseConnection:
             return False
         return True
 
-    def _evict(self) -> None:
+    def evict(self) -> None:
         """The outgoing queue overflowed under the disconnect policy: end the socket (1008)."""
         if self._task is not None and (self.state is _OPEN or self.state is _CLOSING):
             self._to(_EVICTED)
@@ -360,7 +364,7 @@ class Connection(BaseConnection):
     session: Session
 
     async def open(self) -> None:
-        self.session = self.direct = self.new_session(self.scope, self.close_socket)
+        self.session = self.direct = self.new_session(self.scope)
         await self.session.handshake()
 
     async def start(self) -> None:
@@ -372,4 +376,7 @@ class Connection(BaseConnection):
 
     def sessions(self) -> list[Session]:
         return [self.session]
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        await self.close_socket(code, reason)
 

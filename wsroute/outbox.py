@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Literal
+from collections.abc import Awaitable, Coroutine
+from typing import Literal, Protocol
 
 from starlette.types import Message, Send
 
@@ -28,6 +28,13 @@ SlowConsumerPolicy = Literal["disconnect", "drop_oldest", "drop_newest"]
 """What happens to a client whose outgoing queue is full."""
 
 logger = logging.getLogger("wsroute")
+
+
+class Owner(Protocol):
+    """The socket an outbox belongs to."""
+
+    def evict(self) -> None:
+        """The queue overflowed under the ``disconnect`` policy: end the socket (1008)."""
 
 
 def event_size(event: Message) -> int:
@@ -53,7 +60,7 @@ class Outbox:
         "_fast",
         "_max_bytes",
         "_max_messages",
-        "_on_overflow",
+        "_owner",
         "_policy",
         "_queue",
         "_send",
@@ -68,7 +75,7 @@ class Outbox:
         max_messages: int,
         max_bytes: int | None,
         policy: SlowConsumerPolicy,
-        on_overflow: Callable[[], None],
+        owner: Owner,
         fast: FastWrite | None = None,
     ) -> None:
         self._send = send
@@ -79,7 +86,8 @@ class Outbox:
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._policy = policy
-        self._on_overflow = on_overflow
+        # Evicted on overflow; None once closed (a cycle through the socket, let go of).
+        self._owner: Owner | None = owner
         self._busy = False
         self._drainer: asyncio.Task[None] | None = None
         self.closed = False
@@ -156,9 +164,10 @@ class Outbox:
                     if self._max_bytes is not None:
                         self._bytes -= event_size(old)
             else:
-                overflow = self._on_overflow
+                owner = self._owner
                 self.abort()
-                overflow()
+                if owner is not None:
+                    owner.evict()
                 return
         queue.append(event)
         self._bytes += size
@@ -192,8 +201,8 @@ class Outbox:
     def abort(self) -> None:
         """Stop sending: drop what is queued and cancel the send in flight."""
         self.closed = True
-        # Nothing overflows once closed: let go of the socket (a cycle through its method).
-        self._on_overflow = _nothing
+        # Nothing overflows once closed: let go of the socket.
+        self._owner = None
         if self._queue:
             self._queue.clear()
         self._bytes = 0
@@ -201,7 +210,3 @@ class Outbox:
         if drainer is not None and drainer is not asyncio.current_task():
             drainer.cancel()
         self._drainer = None
-
-
-def _nothing() -> None:
-    """The overflow callback of a closed outbox."""

@@ -50,7 +50,6 @@ _SERVER_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
 
 _NOBODY = PresenceInfo()
 
-Closer = Callable[[int, str], Awaitable[None]]
 Framer = Callable[[Message], Message]
 
 
@@ -59,6 +58,10 @@ class Socket(Protocol):
 
     async def close_socket(self, code: int, reason: str) -> None:
         """Close the whole socket (every topic of a multiplexed one) with `code` and `reason`."""
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        """Close `session` with `code` and `reason`: the socket of a dedicated connection,
+        the topic of a multiplexed one (the socket stays open)."""
 
 
 class MetaFrames(Protocol):
@@ -120,7 +123,6 @@ class Session:
 
     # Slots: a server holds one of these per open connection (and per multiplexed topic).
     __slots__ = (
-        "_closer",
         "_fast",
         "_first_handler",
         "_first_values",
@@ -158,18 +160,16 @@ class Session:
         broker: Broker,
         scope: Scope,
         outbox: Outbox,
-        closer: Closer,
+        socket: Socket,
         frame: Framer | None = None,
-        socket: Socket | None = None,
     ) -> None:
         self.table = table
-        # The physical socket: closed whole by `Broker.disconnect`, asked to subscribe by
-        # `Broker.subscribe`.
-        self.socket = socket
+        # The physical socket: closes this session (`close`), is closed whole by
+        # `Broker.disconnect`, asked to subscribe by `Broker.subscribe`; None once left.
+        self.socket: Socket | None = socket
         self.settings = settings
         self.broker = broker
         self.outbox = outbox
-        self._closer = closer
         self._frame = frame
         self.request = HandshakeRequest(scope)
         self.channel: Channel[Any] = Channel(self)
@@ -346,7 +346,8 @@ class Session:
         reason = clip_reason(reason)
         self.close_status = WebSocketStatus(code, reason)
         self._to(_CLOSING)
-        await self._closer(code, reason)
+        if self.socket is not None:
+            await self.socket.close_session(self, code, reason)
 
     # --- handshake ----------------------------------------------------------------------
 
@@ -832,14 +833,9 @@ class Session:
         reads this session, whose state says it has left.
         """
         self.socket = None
-        self._closer = _closed
         self._first_values = self._more_values = None
         self._fast = None
         del self.ctx, self.channel
-
-
-async def _closed(code: int, reason: str) -> None:
-    """The closer of a session that has left: `close` returns before calling it."""
 
 
 def _event(data: str | bytes) -> Message:

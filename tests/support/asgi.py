@@ -68,6 +68,24 @@ class AsgiServer:
 
 @asynccontextmanager
 async def lifespan(app: Any) -> AsyncIterator[None]:
-    """The app's startup before the block and its shutdown after (the broker starts and stops)."""
-    async with app.router.lifespan_context(app):
+    """The app's startup before the block and its shutdown after (the broker starts and
+    stops), sent through the app as ASGI lifespan events, as a server sends them."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    replies: asyncio.Queue[Message] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    running = asyncio.ensure_future(app(scope, inbox.get, replies.put))
+
+    async def step(event: str) -> None:
+        await inbox.put({"type": f"lifespan.{event}"})
+        async with asyncio.timeout(10):
+            reply = await replies.get()
+        if reply["type"] != f"lifespan.{event}.complete":
+            await asyncio.gather(running, return_exceptions=True)
+            raise RuntimeError(f"lifespan {event} failed: {reply.get('message')}")
+
+    await step("startup")
+    try:
         yield
+    finally:
+        await step("shutdown")
+        await running

@@ -50,7 +50,7 @@ from wsroute.multiplex.codec import (
 )
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import RouteTable
-from wsroute.session import Closer, Framer, Session
+from wsroute.session import Framer, Session
 from wsroute.settings import Settings
 from wsroute.status import NORMAL, POLICY_VIOLATION, WebSocketStatus
 
@@ -199,19 +199,23 @@ class MultiplexConnection(BaseConnection):
         self.first = self._session(self.first_topic, scope, granted)
 
     def _session(self, topic: str, scope: Scope, options: dict[str, str]) -> Session:
-        async def closer(code: int, reason: str) -> None:
-            await self._close_topic(topic, code, reason)
-
-        close: Closer = closer
         if META not in options:
-            return self.new_session(scope, close, _framer(topic))
+            return self.new_session(scope, _framer(topic))
         framer = _MetaFramer(topic)
-        session = self.new_session(scope, close, framer)
+        session = self.new_session(scope, framer)
         session.meta = framer
         return session
 
     def sessions(self) -> list[Session]:
         return list(self.topics.values())
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        # Looked up, not kept per session: a closure per topic costs every subscription,
+        # and a server-side close is rare (at most `max_topics` to search).
+        for topic, subscribed in self.topics.items():
+            if subscribed is session:
+                await self._close_topic(topic, code, reason)
+                return
 
     async def open(self) -> None:
         if isinstance(self._first_options, ProtocolError):
