@@ -4,9 +4,9 @@ is deterministic, runs in-process in well under a second, and its ceiling sits a
 above what it measures today, so only a real regression trips it.
 
 * **Memory per idle connection.** A server holds thousands of idle sockets, so what one
-  costs is most of its memory: docs/benchmarks.md reports ~22.5 KiB of RSS per idle
-  connection under uvicorn, and 4.86 KB of Python objects by tracemalloc in wsroute,
-  asyncio and the FastAPI frames above it (uvicorn's own excluded). Measured here that same
+  costs is most of its memory: docs/benchmarks.md reports ~20.9 KiB of RSS per idle
+  connection under uvicorn, and ~3.5 KB of Python objects by tracemalloc in wsroute,
+  asyncio and the two FastAPI frames above it (uvicorn's own excluded). Measured here that same
   way (tracemalloc, the app driven by plain ASGI calls), for a dedicated and for a
   multiplexed socket.
 * **No reflection per event.** A handler's signature, type hints and pydantic adapters are
