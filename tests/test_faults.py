@@ -164,7 +164,7 @@ async def test_client_close_leaves_once_with_its_code_and_reason(running: FaultA
             during = await get_state(running.port)
             assert during["topics"] == {"/stream/a": 1}
             assert during["open_outboxes"] == during["unfinished_sessions"] == 1
-            assert during["tasks"].get("BaseConnection._join") == 1
+            assert during["tasks"].get("wsroute join") == 1  # the streaming join waits
             await client.close(4321, "see you")
         leave = await exactly_once(running.probe, id_)
     assert (leave.topic, leave.code, leave.reason) == ("/stream/a", 4321, "see you")

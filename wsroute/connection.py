@@ -11,6 +11,7 @@ consumer, shutdown, cancellation — every session's leave runs exactly once.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from typing import Any
 
@@ -297,16 +298,24 @@ class BaseConnection:
     # --- sessions: join beside the receive loop, then messages in order -----------------
 
     def start_join(self, session: Session) -> None:
-        """Run the session's join body in a task of its own; its messages wait until it returns."""
+        """Run the session's join body beside the receive loop; its messages wait until it
+        returns. Started in this step, in a context of its own: a join that never waits
+        (most: it returns a `PresenceInfo`, or sends a greeting) needs no task."""
         if not session.start_join():
             return
-        if self._joins is None:
-            self._joins = {}
-        self._joins[session] = asyncio.ensure_future(self._join(session))
+        running = start_eagerly(self._join(session), contextvars.copy_context(), "wsroute join")
+        if running is not None:
+            if self._joins is None:
+                self._joins = {}
+            self._joins[session] = running
 
     async def _join(self, session: Session) -> None:
         try:
             await session.join_then_drain()
+        except Exception:
+            # The handler's own errors are handled inside; this is wsroute's, and must not
+            # end the socket's other topics (nor, run eagerly, the receive loop).
+            logger.exception("the join of %s failed", session.topic)
         finally:
             if self._joins is not None:
                 self._joins.pop(session, None)

@@ -1,9 +1,11 @@
 """Start a coroutine in the caller's step, and give it a task only if it has to wait.
 
 A connection's teardown (unsubscribe, leave, dependency teardown) runs in a task of its own
-so a cancellation of the caller cannot cut it short. Most teardowns never wait (a memory
+so a cancellation of the caller cannot cut it short, and a join body beside the receive
+loop. Most teardowns never wait (a memory
 broker, no leave handler), and a task per closed socket then costs more than the teardown
-itself: an object, a scheduled step and a turn of the event loop before the socket is gone.
+itself: an object, a scheduled step and a turn of the event loop before the socket is gone
+(or, for a join that returns at once, before its OK'd topic is open).
 `start_eagerly` runs the coroutine's first step at once, as Python 3.12's eager tasks do,
 and only a coroutine that suspends is continued in a task, from where it stopped. The
 outbox starts each send the same way (`Resume`).
@@ -12,18 +14,26 @@ outbox starts each send the same way (`Resume`).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Coroutine, Generator
 from typing import Any
 
 
-def start_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+def start_eagerly(
+    coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None, name: str = "wsroute eager"
+) -> asyncio.Task[None] | None:
     """Run `coro` until it first waits; None when it finished without waiting, else the
-    task that continues it. An exception of that first step propagates to the caller."""
+    task that continues it. An exception of that first step propagates to the caller.
+
+    With `context`, every step runs in it, as in a task made with that context (user code:
+    the context variables it sets stay its own)."""
     try:
-        waiting = coro.send(None)
+        waiting = coro.send(None) if context is None else context.run(coro.send, None)
     except StopIteration:
         return None
-    return asyncio.get_running_loop().create_task(_continue(coro, waiting), name="wsroute eager")
+    return asyncio.get_running_loop().create_task(
+        _continue(coro, waiting), name=name, context=context
+    )
 
 
 async def _continue(coro: Coroutine[Any, Any, None], waiting: Any) -> None:

@@ -57,14 +57,19 @@ class Probe:
             self.leaves.append(Leave(id_, topic, code, reason))
 
 
+_EAGER_TASKS = frozenset({"wsroute join", "wsroute eager"})
+
+
 def task_names(exclude: asyncio.Task[Any] | None = None) -> dict[str, int]:
-    """Live asyncio tasks of the running loop, counted by coroutine name."""
+    """Live asyncio tasks of the running loop, counted by coroutine name (by task name for a
+    join or teardown that had to wait: `wsroute.eager` runs it on in a task of that name)."""
     counts: collections.Counter[str] = collections.Counter()
     for task in asyncio.all_tasks():
         if task is exclude:
             continue
+        name = task.get_name()
         coro = task.get_coro()
-        counts[getattr(coro, "__qualname__", repr(coro))] += 1
+        counts[name if name in _EAGER_TASKS else getattr(coro, "__qualname__", repr(coro))] += 1
     return dict(counts)
 
 
