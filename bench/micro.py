@@ -107,6 +107,22 @@ async def make_session(router: WsRouter, path: str) -> Session:
     return session
 
 
+async def started(app: Any) -> None:
+    """Send the app its lifespan startup, as a server does before the first connection (the
+    broker starts; wsroute's entry moves in front of FastAPI's HTTP-only layers). The
+    lifespan task stays alive until the process ends."""
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    replies: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    _lifespans.append(asyncio.ensure_future(app(scope, inbox.get, replies.put)))
+    await inbox.put({"type": "lifespan.startup"})
+    reply = await asyncio.wait_for(replies.get(), 10)
+    assert reply["type"] == "lifespan.startup.complete", reply
+
+
+_lifespans: list[asyncio.Future[None]] = []
+
+
 async def timed(fn: Callable[[], Awaitable[None]], n: int) -> float:
     """Seconds for `n` awaits of `fn()` (the loop is part of both sides of every comparison)."""
     t0 = time.perf_counter()
@@ -227,7 +243,7 @@ async def asgi_echo(n: int, reps: int, suspend: bool) -> dict[str, Any]:
         "wsroute": wsroute_app.app,
         "wsroute_bare": wsroute_app._bare,
     }
-    await wsroute_app.ws.broker.start()
+    await started(wsroute_app.app)
     samples: dict[str, list[float]] = {name: [] for name in apps}
     for _name, app in apps.items():
         await drive(app, "/echo", n // 10, suspend)
@@ -326,6 +342,7 @@ async def handshakes(n: int, reps: int) -> dict[str, Any]:
     from bench.apps import raw
 
     app = guard_app()
+    await started(app)
     cases = {
         "raw": (raw.app, "/echo"),
         "async_guard": (app, "/g/async"),
@@ -448,7 +465,7 @@ async def memory(conns: int, top: int = 40) -> dict[str, Any]:
     os.environ.pop("BENCH_WSROUTE_BARE", None)
     from bench.apps import wsroute_app
 
-    await wsroute_app.ws.broker.start()
+    await started(wsroute_app.app)
     out: dict[str, Any] = {"conns": conns}
     for name, app in (("raw", raw.app), ("fastapi", fastapi_app.app), ("wsroute", wsroute_app.app)):
         never = asyncio.get_running_loop().create_future()
