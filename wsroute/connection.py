@@ -2,8 +2,8 @@
 
 Each connection runs in the task the server made for it (`run` is awaited there). It runs the
 receive loop and calls message handlers inline, one message at a time and in order. A join
-body runs in a task beside the receive loop (a send-only join handler still learns of a
-disconnect); messages for its session wait until it returns. Whatever ends the
+body runs beside the receive loop, in a task of its own once it waits (a send-only join
+handler still learns of a disconnect); messages for its session wait until it returns. Whatever ends the
 connection — client close, network drop, server close, handler error, eviction as a slow
 consumer, shutdown, cancellation — every session's leave runs exactly once.
 """
