@@ -8,14 +8,14 @@ above what it measures today, so only a real regression trips it.
   connection under uvicorn, and ~3.5 KB of Python objects by tracemalloc in wsroute,
   asyncio and the two FastAPI frames above it (uvicorn's own excluded). Measured here that same
   way (tracemalloc, the app driven by plain ASGI calls), for a dedicated and for a
-  multiplexed socket.
+  multiplexed socket; and the objects each one adds for the cycle collector to walk.
 * **No reflection per event.** A handler's signature, type hints and pydantic adapters are
   analyzed once, at registration; the message path calls a prepared plan. A message (or a
   further connection) that reaches `inspect.signature`, `typing.get_type_hints`,
   ``TypeAdapter(...)`` or the analyzer would cost microseconds per message, against the
   ~1.4 µs of wsroute's own Python per echoed message that docs/benchmarks.md reports.
   The route table computes each path's match once and serves it from a cache after.
-* **Slots.** Sessions, sockets, outboxes, rate-limit buckets, channels and contexts live one
+* **Slots.** Sessions, sockets, outboxes, rate-limit buckets and channels live one
   (or more) per idle connection; an instance ``__dict__`` on any of them, for example a
   subclass that forgets ``__slots__``, grows every idle connection without failing anything
   else.
@@ -41,7 +41,7 @@ from starlette.types import Message
 from support.asgi import AsgiServer, lifespan, websocket_scope
 from wsroute import Channel, Guard, HandshakeRequest, WebSocketStatus, WsRouter
 from wsroute.connection import BaseConnection, Connection
-from wsroute.injection import Analyzer, Context
+from wsroute.injection import Analyzer
 from wsroute.multiplex import MultiplexConnection
 from wsroute.multiplex.codec import SEP, encode_subscribe
 from wsroute.outbox import Outbox
@@ -55,12 +55,17 @@ MUX = ("rocket-multiplex",)
 # --- memory per idle connection -------------------------------------------------------------
 
 IDLE_CONNECTIONS = 200
-# Today 3,533 B: the connection's objects and the two frames above it (FastAPI's and
+# Today 3,405 B: the connection's objects and the two frames above it (FastAPI's and
 # Starlette's `__call__`), measured as bench/micro.py's memory part does.
 DEDICATED_IDLE_BYTES = 5_300
-# Today 4,218 B: a dedicated socket's, plus the topic table, the first topic's name and its
+# Today 3,797 B: a dedicated socket's, plus the topic table, the first topic's name and its
 # framer.
 MULTIPLEXED_IDLE_BYTES = 6_300
+# Objects the cycle collector tracks per idle connection (scope, task and frames included):
+# today 19 dedicated, 21 multiplexed. Every full collection walks each of them, so held-open
+# sockets cost handshakes CPU (docs/benchmarks.md); the ceilings leave room for three more.
+DEDICATED_IDLE_OBJECTS = 22
+MULTIPLEXED_IDLE_OBJECTS = 24
 
 
 class User(Guard):
@@ -89,8 +94,9 @@ def idle_app() -> FastAPI:
     return app
 
 
-async def idle_bytes(app: FastAPI, subprotocols: tuple[str, ...]) -> float:
-    """tracemalloc's bytes per accepted connection, for `IDLE_CONNECTIONS` left idle."""
+async def idle_cost(app: FastAPI, subprotocols: tuple[str, ...]) -> tuple[float, float]:
+    """tracemalloc's bytes, and objects the cycle collector tracks, per accepted connection,
+    for `IDLE_CONNECTIONS` left idle."""
     never: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
     accepted = 0
 
@@ -117,6 +123,7 @@ async def idle_bytes(app: FastAPI, subprotocols: tuple[str, ...]) -> float:
     ]
     tracing = tracemalloc.is_tracing()
     gc.collect()
+    objects_before = len(gc.get_objects())
     if not tracing:
         tracemalloc.start()
     try:
@@ -132,26 +139,36 @@ async def idle_bytes(app: FastAPI, subprotocols: tuple[str, ...]) -> float:
     finally:
         if not tracing:
             tracemalloc.stop()
+    objects = len(gc.get_objects()) - objects_before
     never.set_result({"type": "websocket.disconnect", "code": 1001, "reason": ""})
     await asyncio.gather(*tasks)
-    return (after - before) / IDLE_CONNECTIONS
+    return (after - before) / IDLE_CONNECTIONS, objects / IDLE_CONNECTIONS
 
 
 @pytest.mark.parametrize(
-    ("subprotocols", "ceiling"),
-    [((), DEDICATED_IDLE_BYTES), (MUX, MULTIPLEXED_IDLE_BYTES)],
+    ("subprotocols", "ceiling", "object_ceiling"),
+    [
+        ((), DEDICATED_IDLE_BYTES, DEDICATED_IDLE_OBJECTS),
+        (MUX, MULTIPLEXED_IDLE_BYTES, MULTIPLEXED_IDLE_OBJECTS),
+    ],
     ids=["dedicated", "multiplexed"],
 )
-async def test_memory_per_idle_connection(subprotocols: tuple[str, ...], ceiling: int) -> None:
+async def test_memory_per_idle_connection(
+    subprotocols: tuple[str, ...], ceiling: int, object_ceiling: int
+) -> None:
     app = idle_app()
     async with lifespan(app):
         # The first round pays for what later connections share (the route table's cache
         # entry for the path, among others): ~340 B more per connection, measured alone.
-        await idle_bytes(app, subprotocols)
-        per_connection = await idle_bytes(app, subprotocols)
+        await idle_cost(app, subprotocols)
+        per_connection, objects = await idle_cost(app, subprotocols)
     assert per_connection < ceiling, (
         f"{per_connection:,.0f} B per idle connection, over the {ceiling:,} B ceiling: "
         "`python3 bench/micro.py` (its memory part) breaks it down by allocation site"
+    )
+    assert objects <= object_ceiling, (
+        f"{objects:.1f} objects tracked by the cycle collector per idle connection, over "
+        f"{object_ceiling}: compare `collections.Counter(map(type, gc.get_objects()))` before and after"
     )
 
 
@@ -298,7 +315,7 @@ async def test_the_route_table_matches_each_path_once(monkeypatch: pytest.Monkey
 
 # --- slots ----------------------------------------------------------------------------------
 
-PER_CONNECTION = (Session, Channel, Context, BaseConnection, Outbox, TokenBucket)
+PER_CONNECTION = (Session, Channel, BaseConnection, Outbox, TokenBucket)
 """Classes with an instance (or more) per open connection."""
 
 
@@ -343,6 +360,6 @@ async def test_live_per_connection_objects_have_no_instance_dict() -> None:
             server.inbox.put_nowait(DISCONNECT)
             await server.task
     seen = {type(obj) for obj in live}
-    assert {Session, Channel, Context, Connection, MultiplexConnection, Outbox, TokenBucket} <= seen
+    assert {Session, Channel, Connection, MultiplexConnection, Outbox, TokenBucket} <= seen
     with_dict = sorted({type(obj).__qualname__ for obj in live if hasattr(obj, "__dict__")})
     assert not with_dict, f"instances with a __dict__: {with_dict}"

@@ -47,7 +47,11 @@ Scope = Literal["connection", "event"]
 
 
 class Context:
-    """What resolution reads and keeps for one connection (or multiplexed topic)."""
+    """What resolution reads and keeps for one connection (or multiplexed topic).
+
+    A session is its own context (`Session` subclasses this): one object less per socket
+    for the cycle collector to walk.
+    """
 
     __slots__ = ("_dependencies", "_exit_stack", "broker", "channel", "request")
 
@@ -74,7 +78,7 @@ class Context:
             self._exit_stack = AsyncExitStack()
         return self._exit_stack
 
-    async def aclose(self) -> None:
+    async def close_dependencies(self) -> None:
         """Run the connection-scoped teardowns (once)."""
         stack, self._exit_stack = self._exit_stack, None
         if stack is not None:

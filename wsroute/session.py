@@ -118,7 +118,7 @@ def _by_name(plan: Plan, kwargs: dict[str, Any]) -> Awaitable[Any]:
     return plan.fn(*first, **kwargs)
 
 
-class Session:
+class Session(Context):
     """A (possibly virtual) connection: what handlers see through `Channel`."""
 
     # Slots: a server holds one of these per open connection (and per multiplexed topic).
@@ -133,17 +133,13 @@ class Session:
         "_pending",
         "_presence",
         "_subscriber_id",
-        "broker",
         "bucket",
-        "channel",
         "close_status",
-        "ctx",
         "join_handler",
         "message_handler",
         "meta",
         "outbox",
         "positions",
-        "request",
         "route_path",
         "settings",
         "socket",
@@ -168,12 +164,9 @@ class Session:
         # `Broker.disconnect`, asked to subscribe by `Broker.subscribe`; None once left.
         self.socket: Socket | None = socket
         self.settings = settings
-        self.broker = broker
         self.outbox = outbox
         self._frame = frame
-        self.request = HandshakeRequest(scope)
-        self.channel: Channel[Any] = Channel(self)
-        self.ctx = Context(self.request, self.channel, broker)
+        super().__init__(HandshakeRequest(scope), Channel(self), broker)
         self.route_path = route_path(scope)
         self.topic = scope["path"]
         self.join_handler: Handler | None = None
@@ -372,7 +365,7 @@ class Session:
         else:
             self.request.scope.pop("path_params", None)
         try:
-            values = await handler.plan.connection_values(self.ctx)
+            values = await handler.plan.connection_values(self)
         except Forward:
             if self._forwarded is None:
                 self._forwarded = set()
@@ -410,7 +403,7 @@ class Session:
             raise Reject(404, f"no WebSocket handler for {path}")
         except BaseException:
             self._to(_REFUSED)
-            await self.ctx.aclose()
+            await self.close_dependencies()
             raise
 
     def _accepted(self, handler: Handler) -> None:
@@ -710,7 +703,7 @@ class Session:
         async with AsyncExitStack() as stack:
             event = EventState(stack)
             for name, source in plan.event_params:
-                kwargs[name] = await source.resolve(self.ctx, event)
+                kwargs[name] = await source.resolve(self, event)
             return await _by_name(plan, kwargs)
 
     async def handle_error(self, exc: Exception) -> None:
@@ -815,7 +808,7 @@ class Session:
             logger.exception("exception in WebSocket leave handler for %s", self.route_path)
         finally:
             try:
-                await self.ctx.aclose()
+                await self.close_dependencies()
             except Exception:
                 logger.exception("tearing down dependencies of %s failed", self.route_path)
             finally:
@@ -825,8 +818,8 @@ class Session:
     def _release(self) -> None:
         """Once left, drop the references that close cycles through this session.
 
-        A live session is in cycles: its channel, its context and its prepared values
-        point back at it, and it and its socket point at each other. Left as they are,
+        A live session is in cycles: its channel and its prepared values point back at
+        it, and it and its socket point at each other. Left as they are,
         an ended connection (the server's objects for it included) waits for Python's
         cycle collector, a full pass over the heap, instead of being freed by reference
         counting the moment it ends. A channel the app still holds keeps working: it
@@ -835,7 +828,7 @@ class Session:
         self.socket = None
         self._first_values = self._more_values = None
         self._fast = None
-        del self.ctx, self.channel
+        del self.channel
 
 
 def _event(data: str | bytes) -> Message:
