@@ -993,12 +993,17 @@ class Churn:
     """The churn's bookkeeping: which sockets are free, in (oldest first), and what was done
     inside the measured window (between the runner's ``go`` and ``stop``)."""
 
-    def __init__(self, topic: str, options: str) -> None:
+    def __init__(self, topic: str, options: str, frames_only: bool = False) -> None:
         self.topic = topic
         self.subscribe = f"{SEP}SUBSCRIBE{SEP}{topic}{options and SEP + options}".encode()
         self.unsubscribe = f"{SEP}UNSUBSCRIBE{SEP}{topic}".encode()
         self.ok_subscribe = f"{SEP}OK{SEP}SUBSCRIBE{SEP}{topic}".encode()
         self.ok_unsubscribe = f"{SEP}OK{SEP}UNSUBSCRIBE{SEP}{topic}".encode()
+        if frames_only:
+            # The same frames in and out, no subscription: a data frame for a topic the
+            # socket is not on, answered `·INVALID·Not Subscribed` (the cheapest reply).
+            self.subscribe, self.unsubscribe = (f"/nowhere{SEP}{step}".encode() for step in ("join", "leave"))
+            self.ok_subscribe = self.ok_unsubscribe = f"{SEP}INVALID{SEP}".encode()
         self.topic_prefix = (topic + SEP).encode()
         self.free: list[ChurnSocket] = []
         self.inside: list[ChurnSocket] = []  # subscribed, oldest first
@@ -1047,10 +1052,11 @@ async def run_churn(spec: dict[str, Any]) -> dict[str, Any]:
     joins + leaves per second in all, at most ``occupancy`` in at a time (each stays ~
     2 * occupancy / rate seconds; ``room_suffix`` puts it on another topic of the same
     pattern, beside the fan-out rather than in it). It connects, says ``ready``, churns from the runner's
-    ``go`` line until its ``stop`` line, then leaves. Bounded: ``max_seconds`` and
-    ``max_events`` as well."""
+    ``go`` line until its ``stop`` line, then leaves. ``frames_only``: the same frames, each
+    answered, with no subscription (the churn's network cost alone). Bounded: ``max_seconds``
+    and ``max_events`` as well."""
     topic = f"/fan/{spec['room']}{spec.get('room_suffix', '')}"
-    churn = Churn(topic, spec.get("options", ""))
+    churn = Churn(topic, spec.get("options", ""), bool(spec.get("frames_only")))
     rate, occupancy = float(spec["rate"]), int(spec.get("occupancy", 10))
     socks: list[ChurnSocket] = await connect_many(
         lambda: ChurnSocket(churn),

@@ -235,7 +235,9 @@ def scenario_handshake(rec: Recorder, cfg: Config, servers: Servers) -> None:
     SUBSCRIBEs to distinct topics ``/mx/1`` … (the same guard per topic), at most 100
     unanswered; the window spans from the first SUBSCRIBE to the last OK (its server allows
     that many topics per socket: ``BENCH_MAX_TOPICS``). All against raw; the servers are
-    shared by the rounds (`connect` is the open + close churn)."""
+    shared by the rounds (`connect` is the open + close churn). ``raw_fastapi_heap``: the raw
+    app in a process that also imports FastAPI and builds an (unused) app, a context row: how
+    much of the gap is the collector walking the framework's heap, not the connections."""
     conns = 100 if cfg.smoke else 1000
     mux_server = ServerSpec("bench.apps.wsroute_app", {"BENCH_MAX_TOPICS": str(conns + 64)})
     variants = [
@@ -243,6 +245,7 @@ def scenario_handshake(rec: Recorder, cfg: Config, servers: Servers) -> None:
         Variant("wsroute", ServerSpec("bench.apps.wsroute_app")),
         Variant("fastapi", ServerSpec("bench.apps.fastapi_app")),
         Variant("wsroute_mux_subscribe", mux_server, {"mux": True, "path_fmt": "/mx/{}"}),
+        Variant("raw_fastapi_heap", ServerSpec("bench.apps.raw", {"BENCH_BASE_HEAP": "fastapi"})),
     ]
     spec = {
         "scenario": "handshake",
@@ -679,7 +682,10 @@ def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> Non
     churners ask no presence themselves except in ``presence+churn_watching`` (each of its
     joins is sent the member list). ``presence+churn_elsewhere``: the same churn on another
     topic of the pattern (``/fan/<room>-elsewhere``, presence on, no broadcasts): the churn's
-    cost without its churners being subscribers of the fan-out."""
+    cost without its churners being subscribers of the fan-out. ``presence+churn_frames``:
+    the churn's frames alone — as many frames in and replies out, for a topic the socket is
+    not on (``·INVALID·Not Subscribed``), no subscription: what the network and the server
+    under the app cost."""
     subs = 100 if cfg.smoke else 1000
     rate = int(os.environ.get("BENCH_CHURN_RATE", CHURN_RATE))
     churn = {
@@ -691,6 +697,7 @@ def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> Non
     }
     watching = {**churn, "options": "meta,presence"}
     elsewhere = {**churn, "room_suffix": "-elsewhere"}
+    frames = {**churn, "frames_only": True}
     for broker, off, on, two in presence_brokers(cfg, "presence_churn"):
         b_on, b_off = (on if two else None), (off if two else None)
         mux = {"protocol": "mux_presence"}
@@ -705,6 +712,7 @@ def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> Non
             Variant("presence_watchers+churn", on, {**mux, "churn": churn}, sub_server=b_on),
             Variant("presence+churn_watching", on, {"churn": watching}, sub_server=b_on),
             Variant("presence+churn_elsewhere", on, {"churn": elsewhere}, sub_server=b_on),
+            Variant("presence+churn_frames", on, {"churn": frames}, sub_server=b_on),
         ]
         spec = fanout_spec(cfg, subs, room)
         params = {"subs": subs, "broker": broker, "churn_per_s": rate}
