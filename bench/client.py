@@ -993,7 +993,7 @@ class Churn:
     """The churn's bookkeeping: which sockets are free, in (oldest first), and what was done
     inside the measured window (between the runner's ``go`` and ``stop``)."""
 
-    def __init__(self, topic: str, options: str, frames_only: bool = False) -> None:
+    def __init__(self, topic: str, options: str, frames_only: bool = False, echo: bool = False) -> None:
         self.topic = topic
         self.subscribe = f"{SEP}SUBSCRIBE{SEP}{topic}{options and SEP + options}".encode()
         self.unsubscribe = f"{SEP}UNSUBSCRIBE{SEP}{topic}".encode()
@@ -1004,6 +1004,9 @@ class Churn:
             # socket is not on, answered `·INVALID·Not Subscribed` (the cheapest reply).
             self.subscribe, self.unsubscribe = (f"/nowhere{SEP}{step}".encode() for step in ("join", "leave"))
             self.ok_subscribe = self.ok_unsubscribe = f"{SEP}INVALID{SEP}".encode()
+            if echo:
+                # A plain socket to an echo server: each frame comes back as it was sent.
+                self.ok_subscribe, self.ok_unsubscribe = self.subscribe, self.unsubscribe
         self.topic_prefix = (topic + SEP).encode()
         self.free: list[ChurnSocket] = []
         self.inside: list[ChurnSocket] = []  # subscribed, oldest first
@@ -1053,16 +1056,18 @@ async def run_churn(spec: dict[str, Any]) -> dict[str, Any]:
     2 * occupancy / rate seconds; ``room_suffix`` puts it on another topic of the same
     pattern, beside the fan-out rather than in it). It connects, says ``ready``, churns from the runner's
     ``go`` line until its ``stop`` line, then leaves. ``frames_only``: the same frames, each
-    answered, with no subscription (the churn's network cost alone). Bounded: ``max_seconds``
-    and ``max_events`` as well."""
+    answered, with no subscription (the churn's network cost alone); with ``echo`` as well,
+    on plain sockets to ``/echo``, for a server that echoes them (the raw floor). Bounded:
+    ``max_seconds`` and ``max_events`` as well."""
     topic = f"/fan/{spec['room']}{spec.get('room_suffix', '')}"
-    churn = Churn(topic, spec.get("options", ""), bool(spec.get("frames_only")))
+    echo = bool(spec.get("echo"))
+    churn = Churn(topic, spec.get("options", ""), bool(spec.get("frames_only")) or echo, echo)
     rate, occupancy = float(spec["rate"]), int(spec.get("occupancy", 10))
     socks: list[ChurnSocket] = await connect_many(
         lambda: ChurnSocket(churn),
-        [spec["url"] + "/mx/0"] * int(spec.get("pool", 64)),
+        [spec["url"] + ("/echo" if echo else "/mx/0")] * int(spec.get("pool", 64)),
         32,
-        extra_headers={"Sec-WebSocket-Protocol": "rocket-multiplex"},
+        extra_headers={} if echo else {"Sec-WebSocket-Protocol": "rocket-multiplex"},
     )
     churn.free = list(socks)
     loop = asyncio.get_running_loop()

@@ -57,6 +57,8 @@ def profile(cfg: Config) -> None:
         # (`presence` is the app with BENCH_PRESENCE=1, `wsroute` the same without it)
         "pfanout1000": ("presence", fan1000),
         "churn1000": ("presence wsroute", {**fan1000, "churn": churn}),
+        # the churn's frames alone, no subscription (each answered `·INVALID·Not Subscribed`)
+        "frames1000": ("presence", {**fan1000, "churn": {**churn, "frames_only": True}}),
     }
     jobs = [
         (f"{scenario}-{app}", apps[app], spec)

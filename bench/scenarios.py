@@ -685,7 +685,9 @@ def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> Non
     cost without its churners being subscribers of the fan-out. ``presence+churn_frames``:
     the churn's frames alone — as many frames in and replies out, for a topic the socket is
     not on (``·INVALID·Not Subscribed``), no subscription: what the network and the server
-    under the app cost."""
+    under the app cost. ``raw`` / ``raw+churn_frames`` (memory broker only): the raw ASGI
+    floor's naive fan-out, alone and beside the same frames sent to its ``/echo`` on plain
+    sockets: what those frames cost a server with no framework at all."""
     subs = 100 if cfg.smoke else 1000
     rate = int(os.environ.get("BENCH_CHURN_RATE", CHURN_RATE))
     churn = {
@@ -714,6 +716,10 @@ def scenario_presence_churn(rec: Recorder, cfg: Config, servers: Servers) -> Non
             Variant("presence+churn_elsewhere", on, {"churn": elsewhere}, sub_server=b_on),
             Variant("presence+churn_frames", on, {"churn": frames}, sub_server=b_on),
         ]
+        if broker == "memory":
+            raw = ServerSpec("bench.apps.raw")
+            variants.append(Variant("raw", raw))
+            variants.append(Variant("raw+churn_frames", raw, {"churn": {**churn, "echo": True}}))
         spec = fanout_spec(cfg, subs, room)
         params = {"subs": subs, "broker": broker, "churn_per_s": rate}
         run_rounds(rec, cfg, servers, "presence_churn", params, variants, spec, cfg.reps, 180)

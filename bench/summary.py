@@ -533,6 +533,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[Row], dict[str, Any]]
                 ("presence+churn", "presence+churn_elsewhere"),
                 ("presence+churn_frames", "presence"),
                 ("presence+churn", "presence+churn_frames"),
+                ("raw+churn_frames", "raw"),
             ):
                 fact = compare(rows, recs, scenario, label, metric, pair, None)
                 if fact:
