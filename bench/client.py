@@ -956,7 +956,10 @@ class ChurnSocket(WSListener):
     """One churning client of ``run_churn``: a ``rocket-multiplex`` socket (connect topic
     ``/mx/0``) that SUBSCRIBEs the fan-out's topic and UNSUBSCRIBEs it, one step at a time
     (``free`` → ``joining`` → ``in`` → ``leaving`` → ``free``); the broadcasts it gets while
-    in are counted, not checked."""
+    in are counted inside the measured window, not checked. With ``Churn(frames_only=True)``
+    it sends the same frames for a topic it never joins (each answered ``INVALID``), and with
+    ``echo=True`` too, to a raw echo route that sends each back: the churn's wire cost
+    without its subscriptions."""
 
     def __init__(self, churn: Churn) -> None:
         self.churn = churn
@@ -979,7 +982,9 @@ class ChurnSocket(WSListener):
             self.step = "free"
             churn.left(self)
         elif data.startswith(churn.topic_prefix):
-            if data[len(churn.topic_prefix) :].startswith(b"presence="):
+            if not churn.measuring:
+                pass
+            elif data[len(churn.topic_prefix) :].startswith(b"presence="):
                 churn.presence_frames += 1
             else:
                 churn.deliveries += 1
@@ -1014,7 +1019,7 @@ class Churn:
         self.joins = self.leaves = 0  # completed (their OK came back) inside the window
         self.issued = 0
         self.skipped = 0  # a step was due but no socket could take it (the server lags)
-        self.deliveries = 0
+        self.deliveries = 0  # broadcasts the churners got inside the window
         self.presence_frames = 0
         self.errors: list[str] = []
         self.join_ns: list[int] = []  # SUBSCRIBE -> OK

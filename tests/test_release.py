@@ -11,10 +11,10 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from wsroute import Channel, ChannelClosed, HandshakeRequest, WsRouter
 from wsroute.testing import MultiplexClient, connect, eventually, serve
@@ -45,11 +45,28 @@ def no_cycle_collector() -> Iterator[None]:
         gc.enable()
 
 
+class Room:
+    """What a connection-scoped dependency often is: an object that holds the channel."""
+
+    made: ClassVar[list[weakref.ref[Room]]] = []
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        Room.made.append(weakref.ref(self))
+
+
+def room_of(channel: Channel) -> Room:
+    return Room(channel)
+
+
 def make_app(kept: list[Channel]) -> FastAPI:
     ws = WsRouter()
 
     @ws.message("/rooms/{room}")
-    async def said(data: str, channel: Channel, member: Member) -> None:
+    async def said(
+        data: str, channel: Channel, member: Member, room: Annotated[Room, Depends(room_of)]
+    ) -> None:
+        assert room.channel is channel
         if data == "keep":
             kept.append(channel)  # the app holds the channel past the connection's end
         await channel.send(f"{member.name}: {data}")
@@ -63,12 +80,13 @@ def make_app(kept: list[Channel]) -> FastAPI:
     return app
 
 
-def alive() -> int:
-    return sum(ref() is not None for ref in Member.made)
+def alive(made: list[weakref.ref[Member]] | list[weakref.ref[Room]] = Member.made) -> int:
+    return sum(ref() is not None for ref in made)
 
 
 async def test_ended_connections_are_freed_without_the_cycle_collector(no_cycle_collector: None) -> None:
     Member.made.clear()
+    Room.made.clear()
     kept: list[Channel] = []
     async with serve(make_app(kept)) as url:
         for i in range(5):
@@ -82,6 +100,10 @@ async def test_ended_connections_are_freed_without_the_cycle_collector(no_cycle_
             await eventually(lambda: alive() == 2, what="the unsubscribed topic's guard freed")
         await eventually(lambda: alive() == 0, what="every connection's guard freed")
         assert len(Member.made) == 8  # 5 dedicated + the multiplexed socket's 3 topics
+        # The dependency cache is released too: a cached Room holding its channel would
+        # otherwise keep each ended session in a cycle.
+        assert len(Room.made) == 8  # resolved with the guards, at join
+        await eventually(lambda: alive(Room.made) == 0, what="every cached dependency freed")
 
 
 async def test_a_channel_kept_after_the_end_still_answers(no_cycle_collector: None) -> None:

@@ -470,10 +470,7 @@ class Session(Context):
         if replay:
             held = positions.held
             assert held is not None
-            positions.held = [
-                (_event(p.data), StreamPosition(p.epoch, p.offset))
-                for p in replay
-            ]
+            positions.held = [(_event(p.data), StreamPosition(p.epoch, p.offset)) for p in replay]
             positions.held += held
         return start, replay is not None
 
@@ -818,8 +815,9 @@ class Session(Context):
     def _release(self) -> None:
         """Once left, drop the references that close cycles through this session.
 
-        A live session is in cycles: its channel and its prepared values point back at
-        it, and it and its socket point at each other. Left as they are,
+        A live session is in cycles: its channel, its dependency cache (a connection-scoped
+        dependency may hold the channel) and its prepared values point back at it, and it
+        and its socket point at each other. Left as they are,
         an ended connection (the server's objects for it included) waits for Python's
         cycle collector, a full pass over the heap, instead of being freed by reference
         counting the moment it ends. A channel the app still holds keeps working: it
@@ -828,6 +826,7 @@ class Session(Context):
         self.socket = None
         self._first_values = self._more_values = None
         self._fast = None
+        self._dependencies = None
         del self.channel
 
 
