@@ -173,6 +173,11 @@ class Server:
         t = self.ps.cpu_times()
         return float(t.user + t.system)
 
+    def system_cpu(self) -> float:
+        """The kernel's part of `cpu` (syscalls, and on loopback the receiving socket's work
+        and the reader's wake-up, done in the writer's context)."""
+        return float(self.ps.cpu_times().system)
+
     def runq_wait(self) -> float:
         """Seconds the server's event-loop thread was runnable but not running (CPU taken).
 
@@ -291,6 +296,8 @@ def run_client(
     proc, killer = spawn_client(spec, timeout)
     cpu0: list[float] = []
     cpu1: list[float] = []
+    sys0: list[float] = []
+    sys1: list[float] = []
     wait0: list[float] = []
     wait1: list[float] = []
     result: dict[str, Any] | None = None
@@ -304,11 +311,13 @@ def run_client(
                 if on_start is not None:
                     on_start()
                 cpu0 = [s.cpu() for s in servers]
+                sys0 = [s.system_cpu() for s in servers]
                 wait0 = [s.runq_wait() for s in servers]
             elif mark == "end":
                 if on_end is not None:
                     on_end()
                 cpu1 = [s.cpu() for s in servers]
+                sys1 = [s.system_cpu() for s in servers]
                 wait1 = [s.runq_wait() for s in servers]
             elif mark == "ready":
                 extra = on_ready(msg) if on_ready else {}
@@ -326,6 +335,7 @@ def run_client(
         raise ClientError(f"client failed (exit {proc.returncode}): {err.strip()[-2000:]}")
     if cpu0 and cpu1:
         result["server_cpu_s"] = [b - a for a, b in zip(cpu0, cpu1, strict=True)]
+        result["server_system_cpu_s"] = [b - a for a, b in zip(sys0, sys1, strict=True)]
         window = result.get("window_s") or 1.0
         result["server_cpu_util"] = [round(c / window, 3) for c in result["server_cpu_s"]]
         result["client_cpu_util"] = round(result.get("client_cpu_s", 0.0) / window, 3)
