@@ -251,6 +251,35 @@ def test_a_batch_keeps_what_must_be_stored() -> None:
     assert replaced.leaves == {"c1": ann2}
 
 
+async def test_a_reader_in_a_join_storm_waits_for_two_writes_at_most() -> None:
+    """Each presence read first settles this process's changes. In a storm (joins arriving
+    faster than a write takes) a reader must wait for the write in progress and the one that
+    takes its change, not for one write per reader queued before it."""
+    writes: list[int] = []
+
+    async def update(topic: str, diff: PresenceDiff) -> None:
+        writes.append(len(diff.joins))
+        await asyncio.sleep(0.005)  # a round trip to Redis
+
+    writer = PresenceWriter(update, batch=60.0)  # no timer flush: the reads flush
+    waited: list[int] = []
+
+    async def read() -> None:
+        before = len(writes)
+        await writer.settle()
+        waited.append(len(writes) - before)
+
+    readers = []
+    for i in range(40):  # a join and a read every millisecond, for 40 ms
+        writer.join("/storm", Member(f"c{i}", None, None))
+        readers.append(asyncio.create_task(read()))
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*readers)
+    assert sum(writes) == 40  # every join written
+    assert max(waited) <= 2
+    await writer.close()
+
+
 async def test_batches_are_neither_lost_by_a_cancelled_reader_nor_by_a_failed_write() -> None:
     stored: dict[str, Member] = {}
     calls: list[str] = []

@@ -20,6 +20,7 @@ from apps.presence_app import create_app
 from support.processes import HOST, ServerProcess, free_port
 from support.redis_server import require_redis
 from wsroute import Channel, WsRouter
+from wsroute.broker import redis_presence
 from wsroute.broker.redis import RedisBackend
 from wsroute.presence import Member, PresenceStats
 from wsroute.testing import MultiplexClient, connect, eventually, serve
@@ -233,5 +234,46 @@ async def test_members_read_back_from_redis_exactly_as_they_were_stored(broker_u
         members = await backend.presence_members("/rooms/q")
         assert sorted(members, key=lambda m: m.client_id) == stored
         assert await backend.presence_stats("/rooms/q") == PresenceStats(3, 2)
+    finally:
+        await backend.stop()
+
+
+async def test_member_reads_waiting_for_the_connection_are_written_once(broker_url: str) -> None:
+    """A join storm on a busy worker asks for one topic's list hundreds of times; reads that
+    wait for their turn together are one read, a sharer that goes away does not take it with
+    it, and a read asked after it was written is a read of its own (another process may have
+    written in between)."""
+    backend = RedisBackend(broker_url)
+    await backend.start(lambda *args: None)
+    topic, ann = "/rooms/storm", Member("c1", "ann", None)
+    run = backend._run
+    written: list[str] = []
+    late: list[asyncio.Task[list[Member]]] = []
+
+    async def counting(what: str, script: Any, args: Any, on_turn: Any = None) -> Any:
+        if script is not redis_presence.MEMBERS_SCRIPT:
+            return await run(what, script, args, on_turn)
+
+        def turn() -> None:
+            if on_turn is not None:
+                on_turn()
+            written.append(topic)
+            if not late:  # asked right after the first read was written
+                late.append(asyncio.create_task(backend.presence_members(topic)))
+
+        return await run(what, script, args, turn)
+
+    backend._run = counting  # type: ignore[method-assign]
+    try:
+        await backend.presence_add(topic, ann)
+        async with backend._pub_lock:  # the connection is busy: every read waits its turn
+            readers = [asyncio.create_task(backend.presence_members(topic)) for _ in range(50)]
+            await asyncio.sleep(0.05)
+            readers[0].cancel()  # the one whose call started the read goes away
+        results = await asyncio.gather(*readers[1:])
+        assert readers[0].cancelled()
+        assert results == [[ann]] * 49
+        assert await late[0] == [ann]
+        assert len(written) == 2  # the 50 waiting reads were one; the late one its own
     finally:
         await backend.stop()

@@ -356,8 +356,13 @@ class RedisBackend(BrokerBackend):
         # This process's members (client id -> topic, member), to add again after a pause
         # long enough to be declared dead; and the task that heartbeats and sweeps.
         self._present: dict[str, tuple[str, Member]] = {}
-        self._answering: set[asyncio.Task[None]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
+        # Tasks that run on their own (answers to control commands, shared member reads):
+        # held here so that they are not collected half-way.
+        self._background: set[asyncio.Task[None]] = set()
+        # Member reads not yet written, by topic: a read asked for meanwhile shares the
+        # waiting one (a join storm on a busy worker asks for the same list hundreds of times).
+        self._waiting_reads: dict[str, asyncio.Future[list[Member]]] = {}
         self._redis_options = redis_options
         self._prefix = self.channel_prefix.encode()
         self._deliver: Deliver | None = None
@@ -496,14 +501,23 @@ class RedisBackend(BrokerBackend):
         reply = await self._run("read history from", redis_streams.READ_SCRIPT, args)
         return redis_streams.parse_read(reply)
 
-    async def _run(self, what: str, script: str | bytes, args: tuple[bytes | str | int, ...]) -> Any:
+    async def _run(
+        self,
+        what: str,
+        script: str | bytes,
+        args: tuple[bytes | str | int, ...],
+        on_turn: Callable[[], None] | None = None,
+    ) -> Any:
         """Run a Lua script (or, given bytes, the command ``script *args``) on the publish
-        connection, in turn with publishes; `BrokerUnavailable` saying what failed to `what`."""
+        connection, in turn with publishes; `BrokerUnavailable` saying what failed to `what`.
+        `on_turn` is called when this command's turn comes, right before it is written."""
         conn = self._pub
         if conn is None:
             raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
         try:
             async with asyncio.timeout(self.timeout), self._pub_lock:
+                if on_turn is not None:
+                    on_turn()
                 try:
                     await self._ready_to_publish(conn)
                     if isinstance(script, bytes):
@@ -566,11 +580,40 @@ class RedisBackend(BrokerBackend):
         await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
 
     async def presence_members(self, topic: str) -> list[Member]:
-        """Every member, once the members of dead processes are swept."""
-        await self.sweep()
-        members, _ = redis_presence.topic_keys(self._prefix, topic)
-        reply = await self._run("read the presence of", redis_presence.MEMBERS_SCRIPT, (1, members))
-        return redis_presence.parse_members(reply)
+        """Every member, once the members of dead processes are swept. Reads of one topic
+        asked for while an earlier one still waits for its turn on the connection share it:
+        it is written after each of them asked, so it sees what each read of its own would."""
+        waiting = self._waiting_reads.get(topic)
+        if waiting is None:
+            waiting = self._waiting_reads[topic] = asyncio.get_running_loop().create_future()
+            # Whoever awaits it may be gone by the time a failure arrives: not an error to log.
+            waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
+            task = asyncio.get_running_loop().create_task(self._read_members(topic, waiting))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        # Shielded: one sharer cancelled (its socket closed) does not cancel the others' read.
+        return await asyncio.shield(waiting)
+
+    async def _read_members(self, topic: str, waiting: asyncio.Future[list[Member]]) -> None:
+        def written() -> None:  # from now on a new asker needs a read of its own
+            if self._waiting_reads.get(topic) is waiting:
+                del self._waiting_reads[topic]
+
+        try:
+            await self.sweep()
+            members, _ = redis_presence.topic_keys(self._prefix, topic)
+            args = (1, members)
+            reply = await self._run("read the presence of", redis_presence.MEMBERS_SCRIPT, args, written)
+            result = redis_presence.parse_members(reply)
+        except Exception as exc:
+            waiting.set_exception(exc)
+        except BaseException:  # cancelled: the sharers are told so
+            waiting.cancel()
+            raise
+        else:
+            waiting.set_result(result)
+        finally:
+            written()
 
     async def presence_stats(self, topic: str) -> PresenceStats:
         """Counted by Redis (``HLEN`` of the members and of the users)."""
@@ -617,8 +660,8 @@ class RedisBackend(BrokerBackend):
 
     def _on_control(self, data: bytes) -> None:
         task = asyncio.get_running_loop().create_task(self._answer_control(data))
-        self._answering.add(task)
-        task.add_done_callback(self._answering.discard)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _answer_control(self, data: bytes) -> None:
         try:
