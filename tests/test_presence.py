@@ -20,7 +20,7 @@ from fastapi import FastAPI
 
 from wsroute import AppBroker, Broker, BrokerUnavailable, Channel, PresenceInfo, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import Ok
-from wsroute.presence import Member, PresenceDiff, PresenceWriter
+from wsroute.presence import Member, PresenceDiff, PresenceWriter, encode_state
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
@@ -249,6 +249,25 @@ def test_a_batch_keeps_what_must_be_stored() -> None:
     replaced.join(ann2, replacing=True)
     replaced.leave(ann2)
     assert replaced.leaves == {"c1": ann2}
+
+
+def test_the_state_frame_lists_every_member_as_json_however_often_it_is_sent() -> None:
+    """The state frame's JSON is made from each member's entry, kept after its first use (a
+    join storm sends one topic's list to every joiner): any client id, user and info come out
+    as JSON would have them, every time, and the kept entry does not make two equal members
+    differ."""
+    members = [
+        Member("AY0.1", "zoë", {"name": 'Zoë "Z" 🦊', "tags": ["a", {"b": None}], "n": 1.5}),
+        Member('q"\\/', None, None),
+        Member("AY0.3", "bob", "שלום\n"),
+    ]
+    expected = {m.client_id: {"user": m.user, "info": m.info} for m in members}
+    assert json.loads(encode_state(members)) == expected
+    assert json.loads(encode_state(members)) == expected  # from the kept entries
+    assert json.loads(encode_state(members[1:])) == {k: v for k, v in expected.items() if k != "AY0.1"}
+    assert json.loads(encode_state([])) == {}
+    assert members[0] == Member("AY0.1", "zoë", members[0].info)
+    assert hash(members[2]) == hash(Member("AY0.3", "bob", "שלום\n"))
 
 
 async def test_a_reader_in_a_join_storm_waits_for_two_writes_at_most() -> None:

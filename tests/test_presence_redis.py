@@ -273,6 +273,7 @@ async def test_member_reads_waiting_for_the_connection_are_written_once(broker_u
         results = await asyncio.gather(*readers[1:])
         assert readers[0].cancelled()
         assert results == [[ann]] * 49
+        assert len({id(result) for result in results}) == 49  # a list of its own each
         assert await late[0] == [ann]
         assert len(written) == 2  # the 50 waiting reads were one; the late one its own
     finally:

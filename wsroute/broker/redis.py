@@ -592,7 +592,8 @@ class RedisBackend(BrokerBackend):
             self._background.add(task)
             task.add_done_callback(self._background.discard)
         # Shielded: one sharer cancelled (its socket closed) does not cancel the others' read.
-        return await asyncio.shield(waiting)
+        # A list of its own each: what one caller does to its list is not the others' business.
+        return list(await asyncio.shield(waiting))
 
     async def _read_members(self, topic: str, waiting: asyncio.Future[list[Member]]) -> None:
         def written() -> None:  # from now on a new asker needs a read of its own
