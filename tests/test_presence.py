@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import json
 import tracemalloc
@@ -267,6 +268,7 @@ def test_the_state_frame_lists_every_member_as_json_however_often_it_is_sent() -
     assert json.loads(encode_state(members[1:])) == {k: v for k, v in expected.items() if k != "AY0.1"}
     assert json.loads(encode_state([])) == {}
     assert members[0] == Member("AY0.1", "zoë", members[0].info)
+    assert dataclasses.asdict(members[2]) == {"client_id": "AY0.3", "user": "bob", "info": "שלום\n"}
     assert hash(members[2]) == hash(Member("AY0.3", "bob", "שלום\n"))
 
 

@@ -49,24 +49,27 @@ class PresenceInfo:
             raise TypeError(f"PresenceInfo.info must be JSON-serialisable: {exc}") from None
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True)
 class Member:
     """One connection present on a topic."""
+
+    # Slots by hand rather than `slots=True`: `_state_entry` is a cache, not a field, so it
+    # stays out of `dataclasses.asdict`, comparisons and the responses FastAPI makes of it.
+    __slots__ = ("_state_entry", "client_id", "info", "user")
 
     client_id: str
     user: str | None
     info: JsonValue
-    # This member's ``"client id":{"user":…,"info":…}`` in a state frame, made the first time
-    # one lists it: a join storm sends a topic's whole list to every joiner, and building a
-    # dict per member each time costs ~0.4 µs apiece, most of it the cycle collector's.
-    _state_entry: bytes | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         """``{"user": …, "info": …}``: the member's value in presence frames, keyed by client id."""
         return {"user": self.user, "info": self.info}
 
     def _entry(self) -> bytes:
-        entry = self._state_entry
+        # This member's ``"client id":{"user":…,"info":…}`` in a state frame, kept from the
+        # first one that lists it: a join storm sends a topic's whole list to every joiner,
+        # and a dict per member each time costs ~0.4 µs apiece, most of it the collector's.
+        entry: bytes | None = getattr(self, "_state_entry", None)
         if entry is None:
             entry = orjson.dumps(self.client_id) + b":" + orjson.dumps(self.as_json())
             object.__setattr__(self, "_state_entry", entry)  # frozen: a cache, not a field
