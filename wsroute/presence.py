@@ -152,10 +152,12 @@ class PresenceWriter:
         self.diffs: dict[str, PresenceDiff] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        # The newest flush and whether it took the gathered changes yet: until it does, a
-        # flush asked for meanwhile is that one (readers settle before each read, and a join
-        # storm would otherwise write one batch per joiner instead of one per interval).
-        self._queued: tuple[asyncio.Task[None], _Taken] | None = None
+        # The newest flush, with the count of batches taken when it was made: until another
+        # is taken (by it: flushes take them in turn), a flush asked for meanwhile is that one
+        # (readers settle before each read, and a join storm would otherwise write one batch
+        # per reader instead of one per interval).
+        self._queued: tuple[asyncio.Task[None], int] | None = None
+        self._taken = 0
         self._lock: asyncio.Lock | None = None  # made in the loop that uses it
 
     def join(self, topic: str, member: Member) -> None:
@@ -192,10 +194,10 @@ class PresenceWriter:
         it) was written or given back. A flush that has not yet taken the changes is
         shared: it will take these too."""
         queued = self._queued
-        if queued is not None and not queued[1].taken and not queued[0].done():
+        if queued is not None and queued[1] == self._taken and not queued[0].done():
             return queued[0]
-        taken = _Taken()
-        task = asyncio.get_running_loop().create_task(self._send(taken))
+        taken = self._taken
+        task = asyncio.get_running_loop().create_task(self._send())
         self._queued = (task, taken)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -224,7 +226,7 @@ class PresenceWriter:
         self._queued = None
         self._lock = None
 
-    async def _send(self, taken: _Taken) -> None:
+    async def _send(self) -> None:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
@@ -232,7 +234,7 @@ class PresenceWriter:
                 self._timer.cancel()
                 self._timer = None
             diffs, self.diffs = self.diffs, {}
-            taken.taken = True
+            self._taken += 1
             for topic, diff in diffs.items():
                 if not diff:
                     continue
@@ -248,15 +250,6 @@ class PresenceWriter:
                     self._arm()
                 except Exception:
                     logger.exception("presence changes of %s were dropped", topic)
-
-
-class _Taken:
-    """Whether a flush took the gathered changes (a flag its task and `flush` share)."""
-
-    __slots__ = ("taken",)
-
-    def __init__(self) -> None:
-        self.taken = False
 
 
 class Attendance:

@@ -359,10 +359,10 @@ class RedisBackend(BrokerBackend):
         self._heartbeat: asyncio.Task[None] | None = None
         # Tasks that run on their own (answers to control commands, shared member reads):
         # held here so that they are not collected half-way.
-        self._background: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
         # Member reads not yet written, by topic: a read asked for meanwhile shares the
         # waiting one (a join storm on a busy worker asks for the same list hundreds of times).
-        self._waiting_reads: dict[str, asyncio.Future[list[Member]]] = {}
+        self._waiting_reads: dict[str, asyncio.Task[list[Member]]] = {}
         self._redis_options = redis_options
         self._prefix = self.channel_prefix.encode()
         self._deliver: Deliver | None = None
@@ -583,38 +583,34 @@ class RedisBackend(BrokerBackend):
         """Every member, once the members of dead processes are swept. Reads of one topic
         asked for while an earlier one still waits for its turn on the connection share it:
         it is written after each of them asked, so it sees what each read of its own would."""
-        waiting = self._waiting_reads.get(topic)
-        if waiting is None:
-            waiting = self._waiting_reads[topic] = asyncio.get_running_loop().create_future()
+        read = self._waiting_reads.get(topic)
+        if read is None:
+            read = asyncio.get_running_loop().create_task(self._read_members(topic))
+            if not read.done():  # an eager task factory may have run it to a failure already
+                self._waiting_reads[topic] = read
             # Whoever awaits it may be gone by the time a failure arrives: not an error to log.
-            waiting.add_done_callback(lambda done: done.cancelled() or done.exception())
-            task = asyncio.get_running_loop().create_task(self._read_members(topic, waiting))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            read.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._background.add(read)
+            read.add_done_callback(self._background.discard)
         # Shielded: one sharer cancelled (its socket closed) does not cancel the others' read.
         # A list of its own each: what one caller does to its list is not the others' business.
-        return list(await asyncio.shield(waiting))
+        return list(await asyncio.shield(read))
 
-    async def _read_members(self, topic: str, waiting: asyncio.Future[list[Member]]) -> None:
+    async def _read_members(self, topic: str) -> list[Member]:
+        read = asyncio.current_task()
+
         def written() -> None:  # from now on a new asker needs a read of its own
-            if self._waiting_reads.get(topic) is waiting:
+            if self._waiting_reads.get(topic) is read:
                 del self._waiting_reads[topic]
 
         try:
-            await self.sweep()
+            await self.sweep()  # a round trip to Redis: the task is listed before `written` runs
             members, _ = redis_presence.topic_keys(self._prefix, topic)
             args = (1, members)
             reply = await self._run("read the presence of", redis_presence.MEMBERS_SCRIPT, args, written)
-            result = redis_presence.parse_members(reply)
-        except Exception as exc:
-            waiting.set_exception(exc)
-        except BaseException:  # cancelled: the sharers are told so
-            waiting.cancel()
-            raise
-        else:
-            waiting.set_result(result)
         finally:
             written()
+        return redis_presence.parse_members(reply)
 
     async def presence_stats(self, topic: str) -> PresenceStats:
         """Counted by Redis (``HLEN`` of the members and of the users)."""
