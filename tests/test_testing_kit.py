@@ -85,6 +85,27 @@ async def test_leaving_serve_has_run_every_leave() -> None:
         assert (await still_open.expect_close(1012))[0] == 1012
 
 
+async def test_leaving_a_client_with_unread_messages_closes_at_once() -> None:
+    """A test that stops reading (50 echoes and broadcasts left unread, more than the
+    client library queues) still gets a clean close when its block ends, not a wait of
+    `close_timeout` behind the unread messages (10 s for the multiplex client)."""
+    leaves: list[WebSocketStatus] = []
+    async with serve(make_app(leaves)) as url:
+        async with asyncio.timeout(3):
+            async with connect(f"ws://{url}/echo") as client:
+                for i in range(50):
+                    await client.send(f"m{i}")
+                await asyncio.sleep(0.3)  # the echoes arrive, and wait unread
+        await eventually(lambda: len(leaves) == 1, what="the leave")
+        assert leaves[0].code == 1000
+        async with asyncio.timeout(3):
+            async with MultiplexClient.connect(f"ws://{url}/rooms/a") as mux:
+                for i in range(50):
+                    await mux.send("/rooms/a", f"m{i}")
+                await asyncio.sleep(0.3)
+            assert mux.websocket.close_code == 1000
+
+
 async def test_a_lifespan_startup_error_is_raised_in_the_test() -> None:
     class Broken(Exception):
         pass

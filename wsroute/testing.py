@@ -373,7 +373,27 @@ async def connect(
     try:
         yield Client(websocket, target, timeout)
     finally:
+        await _close_unread(websocket)
+
+
+async def _close_unread(websocket: Any) -> None:
+    """Close, discarding the messages the test did not read. websockets stops reading the
+    socket once its queue of unread messages is full, so the server's close frame behind
+    them would never be read and the close would wait out its `close_timeout` (10 s by
+    default; python-websockets/websockets#1555 says that is by design)."""
+    from websockets.exceptions import ConnectionClosed
+
+    async def discard() -> None:
+        with contextlib.suppress(ConnectionClosed, RuntimeError):  # RuntimeError: a recv in progress
+            async for _ in websocket:
+                pass
+
+    draining = asyncio.get_running_loop().create_task(discard())
+    try:
         await websocket.close()
+    finally:
+        draining.cancel()
+        await asyncio.gather(draining, return_exceptions=True)
 
 
 async def eventually(
@@ -597,11 +617,14 @@ class MultiplexClient:
         options.setdefault("subprotocols", [Subprotocol(SUBPROTOCOL)])
         wanted = _options(meta, positions, since, presence)
         first_url = _with_options(target, wanted) if wanted else target
-        async with websockets.connect(first_url, **options) as websocket:
+        websocket = await websockets.connect(first_url, **options)
+        try:
             client = cls(websocket, _first_topic(target))
             if wanted:
                 client._frames.subscribed(await client._reply_to("SUBSCRIBE", client.first_topic, 5.0))
             yield client
+        finally:
+            await _close_unread(websocket)
 
     async def send_raw(self, frame: str | bytes) -> None:
         """Send a frame exactly as given (to test what the server does with bad input)."""
