@@ -9,13 +9,14 @@ its own whose keys are deleted afterwards), one `Broker` with ``presence=True`` 
 * ``track_us``: µs per ``broker.track`` while adding the members one at a time (a join's
   presence work in its own task: the member into the topic's pending batch), then
   ``diff_send_ms``: the batch of all of them stored and announced (Redis: one script);
-* ``presence_us``, ``stats_us``: latency of ``await broker.presence(topic)`` (every member,
-  as `Member` objects) and ``await broker.presence_stats(topic)`` (the counts), one call at
-  a time, median / p90 / p99 / max, bounded in count and seconds; each call is checked to
-  see every member;
-* Redis: what a ``presence`` call is made of (the sweep script, the members script, which
-  returns them as one JSON bulk string, and its parse into `Member` objects), each timed
-  alone, medians;
+* ``presence_us``, ``state_us``, ``stats_us``: latency of ``await broker.presence(topic)``
+  (every member, as `Member` objects), ``await broker.presence_state(topic)`` (the same as
+  the JSON text a watcher is sent) and ``await broker.presence_stats(topic)`` (the counts),
+  one call at a time, median / p90 / p99 / max, bounded in count and seconds; each call is
+  checked to see every member;
+* Redis: what a ``presence`` call is made of (the members script, which sweeps the dead
+  processes' members and returns the rest as one JSON bulk string, and its parse into
+  `Member` objects), each timed alone, medians, and the sweep alone for scale;
 * ``state_encode_us``: the JSON of the member list a ``presence`` subscriber is sent after
   its OK (`encode_state`), from the members the backend returned (the best of 10);
 * ``untrack_us``: µs per ``broker.untrack``, removing every member (which also cleans up),
@@ -43,6 +44,8 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -135,6 +138,9 @@ async def one_backend(url: str, n: int, mode: str) -> dict[str, Any]:
         count, seconds = (20, 2.0) if small else ((100, 20.0) if redis else (500, 10.0))
         listing = lambda: broker.presence(TOPIC)  # noqa: E731
         out["presence_us"] = await timed(listing, lambda r: len(r) == n, count, seconds)
+        out["state_us"] = await timed(
+            lambda: broker.presence_state(TOPIC), lambda r: len(orjson.loads(r)) == n, count, seconds
+        )
         count, seconds = (50, 2.0) if small else ((500, 10.0) if redis else (2000, 5.0))
         out["stats_us"] = await timed(
             lambda: broker.presence_stats(TOPIC), lambda r: r.clients == n and r.users == n, count, seconds
@@ -173,16 +179,17 @@ async def redis_parts(broker: Broker, n: int, small: bool) -> dict[str, float]:
     members_key, _ = redis_presence.topic_keys(backend._prefix, TOPIC)
     sweep = await timed(backend.sweep, lambda r: r == 0, 10 if small else 200, 5.0)
     script = redis_presence.MEMBERS_SCRIPT
+    args = (2, members_key, redis_presence.nodes_key(backend._prefix), backend._prefix)
     read = await timed(
-        lambda: backend._run("read the presence of", script, (1, members_key)),
-        lambda r: isinstance(r, bytes),
+        lambda: backend._run("read the presence of", script, args),
+        lambda r: r[0] == [] and isinstance(r[1], bytes),
         10 if small else 50,
         10.0,
     )
-    reply = await backend._run("read the presence of", script, (1, members_key))
+    _, state = await backend._run("read the presence of", script, args)
 
     async def parse() -> list[Member]:
-        return redis_presence.parse_members(reply)
+        return redis_presence.parse_members(state)
 
     parsed = await timed(parse, lambda r: len(r) == n, 10 if small else 50, 10.0)
     return {"sweep": sweep["p50"], "members_script": read["p50"], "parse_members": parsed["p50"]}

@@ -174,6 +174,13 @@ def presence_memory_rows(records: list[dict[str, Any]]) -> list[str]:
                 f"{head} `broker.presence(topic)` | p50 {p['p50']:,.0f} µs, p99 {p['p99']:,.0f} µs "
                 f"({p['n']} calls) | | | every member as a `Member`, one call at a time |"
             )
+            if "state_us" in b:  # recorded since the state is handed on as Redis built it
+                sj = b["state_us"]
+                out.append(
+                    f"{head} `broker.presence_state(topic)` | p50 {sj['p50']:,.0f} µs, "
+                    f"p99 {sj['p99']:,.0f} µs ({sj['n']} calls) | | | "
+                    "the same list as the JSON a watcher is sent |"
+                )
             out.append(
                 f"{head} `broker.presence_stats(topic)` | p50 {st['p50']:,.1f} µs, p99 {st['p99']:,.1f} µs "
                 f"({st['n']} calls) | | | counted, not listed |"

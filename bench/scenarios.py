@@ -765,7 +765,8 @@ def scenario_presence_memory(rec: Recorder, cfg: Config, servers: Servers) -> No
         log(
             f"  presence {broker}, {result['members']:,} members: "
             f"presence() p50 {r['presence_us']['p50']:,.0f} us "
-            f"p99 {r['presence_us']['p99']:,.0f} us; presence_stats() p50 {r['stats_us']['p50']:,.1f} us "
+            f"p99 {r['presence_us']['p99']:,.0f} us; presence_state() p50 {r['state_us']['p50']:,.0f} us; "
+            f"presence_stats() p50 {r['stats_us']['p50']:,.1f} us "
             f"p99 {r['stats_us']['p99']:,.1f} us; {r['bytes_per_member']:,.0f} B/member; "
             f"join {r['track_us']:,.1f} us, leave {r['untrack_us']:,.1f} us"
         )

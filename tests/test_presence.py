@@ -200,6 +200,7 @@ async def test_presence_stats_and_lists_for_10000_members() -> None:
         for i in range(10_000):
             await broker.track("/rooms/big", Member(f"c{i}", f"u{i // 2}", None))
         assert len(await broker.presence("/rooms/big")) == 10_000
+        assert len(json.loads(await broker.presence_state("/rooms/big"))) == 10_000
         counts = await broker.presence_stats("/rooms/big")
         assert (counts.clients, counts.users) == (10_000, 5_000)
         await asyncio.sleep(0)

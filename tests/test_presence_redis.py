@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
@@ -133,6 +134,48 @@ async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker
             await backend.stop()
 
 
+async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: str) -> None:
+    """`presence_stats` and `presence_members` never count a member of a dead process, and
+    each is one script on the connection: the sweep runs inside it, and its leaves are
+    announced once."""
+    dead, reader = RedisBackend(broker_url), RedisBackend(broker_url)
+    for backend in (dead, reader):
+        await backend.start(lambda *args: None)
+    published: list[str] = []
+    scripts: list[Any] = []
+    run = reader._run
+
+    async def record(topic: str, diff: str) -> None:
+        published.append(diff)
+
+    async def counting(what: str, script: Any, args: Any, on_turn: Any = None) -> Any:
+        scripts.append(script)
+        return await run(what, script, args, on_turn)
+
+    try:
+        await dead.presence_add("/rooms/s", Member("c1", "ann", None))
+        await dead.presence_add("/rooms/s", Member("c2", "bob", None))
+        await reader.presence_add("/rooms/s", Member("c3", "cid", {"k": 1}))
+        assert await reader.presence_stats("/rooms/s") == PresenceStats(3, 3)
+        for backend in (dead, reader):
+            assert backend._heartbeat is not None
+            backend._heartbeat.cancel()  # the reader's own loop must not do the sweep
+        reader.publish_presence = record  # type: ignore[method-assign]
+        reader._run = counting  # type: ignore[method-assign]
+        await asyncio.sleep(TTL + 0.2)  # both past their deadline: the first read takes both
+        assert await reader.presence_stats("/rooms/s") == PresenceStats(0, 0)
+        assert scripts == [redis_presence.STATS_SCRIPT]
+        assert [sorted(orjson.loads(diff)["leaves"]) for diff in published] == [["c1", "c2", "c3"]]
+        await dead.presence_add("/rooms/s", Member("c4", "dan", None))
+        await asyncio.sleep(TTL + 0.2)
+        assert await reader.presence_members("/rooms/s") == []
+        assert scripts[1:] == [redis_presence.MEMBERS_SCRIPT]
+        assert [sorted(orjson.loads(diff)["leaves"]) for diff in published[1:]] == [["c4"]]
+    finally:
+        for backend in (dead, reader):
+            await backend.stop()
+
+
 async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_worker(
     broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,7 +262,8 @@ async def test_a_process_without_presence_never_hands_a_diff_to_its_sockets(brok
 
 
 async def test_members_read_back_from_redis_exactly_as_they_were_stored(broker_url: str) -> None:
-    """Any JSON info (quotes, non-ASCII, nesting, null) and a missing user survive the trip."""
+    """Any JSON info (quotes, non-ASCII, nesting, null) and a missing user survive the trip,
+    as members and as the state JSON a watcher is sent (Redis builds that text itself)."""
     backend = RedisBackend(broker_url)
     await backend.start(lambda *args: None)
     stored = [
@@ -233,6 +277,9 @@ async def test_members_read_back_from_redis_exactly_as_they_were_stored(broker_u
             await backend.presence_add("/rooms/q", member)
         members = await backend.presence_members("/rooms/q")
         assert sorted(members, key=lambda m: m.client_id) == stored
+        state = orjson.loads(await backend.presence_state("/rooms/q"))
+        assert state == {m.client_id: m.as_json() for m in stored}
+        assert await backend.presence_state("/rooms/empty") == "{}"
         assert await backend.presence_stats("/rooms/q") == PresenceStats(3, 2)
     finally:
         await backend.stop()

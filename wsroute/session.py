@@ -37,7 +37,7 @@ from wsroute.injection import Context, EventState, Plan
 from wsroute.lifecycle import SessionState, check_session_move
 from wsroute.messages import bytes_event, encode, text_event
 from wsroute.outbox import Outbox
-from wsroute.presence import Attendance, Member, PresenceInfo, encode_state
+from wsroute.presence import Attendance, Member, PresenceInfo
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler, RouteTable, route_path
 from wsroute.settings import Settings
@@ -290,7 +290,7 @@ class Session(Context):
         attendance.watching = True
         self.broker.watch_presence(self.topic, self)
         try:
-            return encode_state(await self.broker.presence(self.topic))
+            return await self.broker.presence_state(self.topic)
         except BrokerUnavailable as exc:
             logger.warning("reading the presence of %s failed: %s", self.topic, exc)
             return None

@@ -15,7 +15,7 @@ from typing import ClassVar
 from starlette.types import Message
 
 from wsroute.history import HistoryPolicy, StreamPosition, StreamRead
-from wsroute.presence import Member, PresenceDiff, PresenceStats
+from wsroute.presence import Member, PresenceDiff, PresenceStats, encode_state
 
 Deliver = Callable[[str, Message, "str | None", "StreamPosition | None"], None]
 """Called by a backend for every message that reaches this process: (topic, event, exclude,
@@ -122,6 +122,12 @@ class BrokerBackend(ABC):
     async def presence_stats(self, topic: str) -> PresenceStats:
         """How many members and distinct users `topic` has, without reading the members."""
         raise NotImplementedError(f"{type(self).__name__} keeps no presence")
+
+    async def presence_state(self, topic: str) -> str:
+        """Every member of `topic` as the JSON object a ``presence=state`` frame carries
+        (client id -> ``{"user", "info"}``). This default encodes `presence_members`; a
+        backend that stores that JSON hands it on as it is (Redis does)."""
+        return encode_state(await self.presence_members(topic))
 
     async def publish_presence(self, topic: str, diff: str) -> None:
         """Deliver a presence diff (its JSON) to every process: each calls its `Deliver` with

@@ -375,20 +375,28 @@ class Broker:
     async def presence(self, topic: str) -> list[Member]:
         """The members of `topic` in every process sharing the backend: each with its
         `client_id`, `user` and `info`. Raises `ValueError` for a topic without presence."""
-        self._presence_options(topic)
-        if not self._started:
-            await self.start()
-        await self._presence.settle()
+        await self._before_reading(topic)
         return await self.backend.presence_members(topic)
 
     async def presence_stats(self, topic: str) -> PresenceStats:
         """How many clients (connections) and distinct users `topic` has, without
         transferring its member list."""
+        await self._before_reading(topic)
+        return await self.backend.presence_stats(topic)
+
+    async def presence_state(self, topic: str) -> str:
+        """The members of `topic` as JSON text, ``{client_id: {"user": …, "info": …}}`` (what
+        a ``presence=state`` frame carries): to hand the list on, to clients or in an HTTP
+        response, without a `Member` object per member (on Redis, as Redis returned it)."""
+        await self._before_reading(topic)
+        return await self.backend.presence_state(topic)
+
+    async def _before_reading(self, topic: str) -> None:
+        # A read must see this process's own joins and leaves: the pending batch goes first.
         self._presence_options(topic)
         if not self._started:
             await self.start()
         await self._presence.settle()
-        return await self.backend.presence_stats(topic)
 
     @contextlib.asynccontextmanager
     async def presence_changes(self, topic: str) -> AsyncIterator[PresenceFeed]:

@@ -362,7 +362,7 @@ class RedisBackend(BrokerBackend):
         self._background: set[asyncio.Task[Any]] = set()
         # Member reads not yet written, by topic: a read asked for meanwhile shares the
         # waiting one (a join storm on a busy worker asks for the same list hundreds of times).
-        self._waiting_reads: dict[str, asyncio.Task[list[Member]]] = {}
+        self._waiting_reads: dict[str, asyncio.Task[bytes]] = {}
         self._redis_options = redis_options
         self._prefix = self.channel_prefix.encode()
         self._deliver: Deliver | None = None
@@ -580,9 +580,18 @@ class RedisBackend(BrokerBackend):
         await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
 
     async def presence_members(self, topic: str) -> list[Member]:
-        """Every member, once the members of dead processes are swept. Reads of one topic
-        asked for while an earlier one still waits for its turn on the connection share it:
-        it is written after each of them asked, so it sees what each read of its own would."""
+        """Every member, once the members of dead processes are swept (one script)."""
+        return redis_presence.parse_members(await self._read_state(topic))
+
+    async def presence_state(self, topic: str) -> str:
+        """The members' JSON as the members script built it from the stored values: no
+        parse and no `Member` per member (a join storm with presence reads it per joiner)."""
+        return (await self._read_state(topic)).decode()
+
+    def _read_state(self, topic: str) -> asyncio.Future[bytes]:
+        """The JSON of the topic's members, read from Redis. Reads of one topic asked for
+        while an earlier one still waits for its turn on the connection share it: it is
+        written after each of them asked, so it sees what each read of its own would."""
         read = self._waiting_reads.get(topic)
         if read is None:
             read = asyncio.get_running_loop().create_task(self._read_members(topic))
@@ -593,10 +602,9 @@ class RedisBackend(BrokerBackend):
             self._background.add(read)
             read.add_done_callback(self._background.discard)
         # Shielded: one sharer cancelled (its socket closed) does not cancel the others' read.
-        # A list of its own each: what one caller does to its list is not the others' business.
-        return list(await asyncio.shield(read))
+        return asyncio.shield(read)
 
-    async def _read_members(self, topic: str) -> list[Member]:
+    async def _read_members(self, topic: str) -> bytes:
         read = asyncio.current_task()
 
         def written() -> None:  # from now on a new asker needs a read of its own
@@ -604,20 +612,25 @@ class RedisBackend(BrokerBackend):
                 del self._waiting_reads[topic]
 
         try:
-            await self.sweep()  # a round trip to Redis: the task is listed before `written` runs
+            # Its turn may come at once (a free connection), and an eager task factory runs
+            # this far before the caller lists the task: wait for that, so `written` unlists it.
+            await asyncio.sleep(0)
             members, _ = redis_presence.topic_keys(self._prefix, topic)
-            args = (1, members)
-            reply = await self._run("read the presence of", redis_presence.MEMBERS_SCRIPT, args, written)
+            args = (2, members, redis_presence.nodes_key(self._prefix), self._prefix)
+            script = redis_presence.MEMBERS_SCRIPT
+            swept, state = await self._run("read the presence of", script, args, written)
         finally:
             written()
-        return redis_presence.parse_members(reply)
+        await self._announce_swept(swept)
+        return bytes(state)
 
     async def presence_stats(self, topic: str) -> PresenceStats:
-        """Counted by Redis (``HLEN`` of the members and of the users)."""
-        await self.sweep()
+        """Counted by Redis (``HLEN`` of the members and of the users), in the script that
+        sweeps the dead processes' members first."""
         members, users = redis_presence.topic_keys(self._prefix, topic)
-        clients = await self._run("count the presence of", b"HLEN", (members,))
-        distinct = await self._run("count the presence of", b"HLEN", (users,))
+        args = (3, members, users, redis_presence.nodes_key(self._prefix), self._prefix)
+        swept, clients, distinct = await self._run("count the presence of", redis_presence.STATS_SCRIPT, args)
+        await self._announce_swept(swept)
         return PresenceStats(int(clients), int(distinct))
 
     async def publish_presence(self, topic: str, diff: str) -> None:
@@ -681,9 +694,13 @@ class RedisBackend(BrokerBackend):
 
     async def sweep(self) -> int:
         """Remove the members of processes past their heartbeat deadline and publish their
-        leaves; how many were removed."""
+        leaves; how many were removed. (Reads sweep too, in their own script.)"""
         args = (1, redis_presence.nodes_key(self._prefix), self._prefix)
         reply = await self._run("sweep the presence of", redis_presence.SWEEP_SCRIPT, args)
+        return await self._announce_swept(reply)
+
+    async def _announce_swept(self, reply: Any) -> int:
+        """Publish a leave diff per topic of what a sweep removed; how many members it was."""
         removed = redis_presence.parse_sweep(reply)
         for topic, members in removed.items():
             diff = PresenceDiff()
