@@ -17,8 +17,9 @@ its own whose keys are deleted afterwards), one `Broker` with ``presence=True`` 
 * Redis: what a ``presence`` call is made of (the members script, which sweeps the dead
   processes' members and returns the rest as one JSON bulk string, and its parse into
   `Member` objects), each timed alone, medians, and the sweep alone for scale;
-* ``state_encode_us``: the JSON of the member list a ``presence`` subscriber is sent after
-  its OK (`encode_state`), from the members the backend returned (the best of 10);
+* ``state_encode_us``: `encode_state` of the members the backend returned (the best of 10):
+  what the memory backend's ``presence_state`` does for a subscriber asking for presence
+  (Redis sends the JSON its script built instead, timed in ``state_us``);
 * ``untrack_us``: µs per ``broker.untrack``, removing every member (which also cleans up),
   then ``untrack_send_ms``, that batch stored and announced;
 * memory: bytes per member. Memory backend: tracemalloc around adding the members to a bare

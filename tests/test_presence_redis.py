@@ -23,6 +23,7 @@ from support.redis_server import require_redis
 from wsroute import Channel, WsRouter
 from wsroute.broker import redis_presence
 from wsroute.broker.redis import RedisBackend
+from wsroute.errors import BrokerUnavailable
 from wsroute.presence import Member, PresenceStats
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
@@ -176,6 +177,32 @@ async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: st
             await backend.stop()
 
 
+async def test_a_read_that_cannot_announce_its_sweep_still_answers(
+    broker_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dead members are gone from Redis whether or not their leaves could be published:
+    the read that swept them answers, and the lost announcement is logged."""
+    dead, reader = RedisBackend(broker_url), RedisBackend(broker_url)
+    for backend in (dead, reader):
+        await backend.start(lambda *args: None)
+
+    async def unreachable(topic: str, diff: str) -> None:
+        raise BrokerUnavailable("the Redis broker at redis://… is not reachable (test)")
+
+    try:
+        await dead.presence_add("/rooms/u", Member("c1", "ann", None))
+        assert dead._heartbeat is not None
+        dead._heartbeat.cancel()
+        reader.publish_presence = unreachable  # type: ignore[method-assign]
+        await asyncio.sleep(TTL + 0.2)
+        with caplog.at_level("WARNING", logger="wsroute"):
+            assert await reader.presence_state("/rooms/u") == "{}"
+        assert "leaves of 1 dead members of /rooms/u not announced" in caplog.text
+    finally:
+        for backend in (dead, reader):
+            await backend.stop()
+
+
 async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_worker(
     broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -315,13 +342,17 @@ async def test_member_reads_waiting_for_the_connection_are_written_once(broker_u
         await backend.presence_add(topic, ann)
         async with backend._pub_lock:  # the connection is busy: every read waits its turn
             readers = [asyncio.create_task(backend.presence_members(topic)) for _ in range(50)]
+            # Watchers joining meanwhile want the same list as JSON: the same read.
+            watchers = [asyncio.create_task(backend.presence_state(topic)) for _ in range(10)]
             await asyncio.sleep(0.05)
             readers[0].cancel()  # the one whose call started the read goes away
         results = await asyncio.gather(*readers[1:])
         assert readers[0].cancelled()
         assert results == [[ann]] * 49
         assert len({id(result) for result in results}) == 49  # a list of its own each
+        states = await asyncio.gather(*watchers)
+        assert [orjson.loads(state) for state in states] == [{"c1": ann.as_json()}] * 10
         assert await late[0] == [ann]
-        assert len(written) == 2  # the 50 waiting reads were one; the late one its own
+        assert len(written) == 2  # the 60 waiting reads were one; the late one its own
     finally:
         await backend.stop()

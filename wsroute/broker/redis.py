@@ -362,7 +362,7 @@ class RedisBackend(BrokerBackend):
         self._background: set[asyncio.Task[Any]] = set()
         # Member reads not yet written, by topic: a read asked for meanwhile shares the
         # waiting one (a join storm on a busy worker asks for the same list hundreds of times).
-        self._waiting_reads: dict[str, asyncio.Task[bytes]] = {}
+        self._waiting_reads: dict[str, asyncio.Task[str]] = {}
         self._redis_options = redis_options
         self._prefix = self.channel_prefix.encode()
         self._deliver: Deliver | None = None
@@ -586,9 +586,9 @@ class RedisBackend(BrokerBackend):
     async def presence_state(self, topic: str) -> str:
         """The members' JSON as the members script built it from the stored values: no
         parse and no `Member` per member (a join storm with presence reads it per joiner)."""
-        return (await self._read_state(topic)).decode()
+        return await self._read_state(topic)
 
-    def _read_state(self, topic: str) -> asyncio.Future[bytes]:
+    def _read_state(self, topic: str) -> asyncio.Future[str]:
         """The JSON of the topic's members, read from Redis. Reads of one topic asked for
         while an earlier one still waits for its turn on the connection share it: it is
         written after each of them asked, so it sees what each read of its own would."""
@@ -604,7 +604,7 @@ class RedisBackend(BrokerBackend):
         # Shielded: one sharer cancelled (its socket closed) does not cancel the others' read.
         return asyncio.shield(read)
 
-    async def _read_members(self, topic: str) -> bytes:
+    async def _read_members(self, topic: str) -> str:
         read = asyncio.current_task()
 
         def written() -> None:  # from now on a new asker needs a read of its own
@@ -622,7 +622,7 @@ class RedisBackend(BrokerBackend):
         finally:
             written()
         await self._announce_swept(swept)
-        return bytes(state)
+        return bytes(state).decode()  # once, however many share the read
 
     async def presence_stats(self, topic: str) -> PresenceStats:
         """Counted by Redis (``HLEN`` of the members and of the users), in the script that
@@ -700,13 +700,18 @@ class RedisBackend(BrokerBackend):
         return await self._announce_swept(reply)
 
     async def _announce_swept(self, reply: Any) -> int:
-        """Publish a leave diff per topic of what a sweep removed; how many members it was."""
+        """Publish a leave diff per topic of what a sweep removed; how many members it was.
+        A diff that cannot be published is logged, not raised: the sweep is done (its
+        members are gone from Redis either way), and the read that swept is still good."""
         removed = redis_presence.parse_sweep(reply)
         for topic, members in removed.items():
             diff = PresenceDiff()
             for member in members:
                 diff.leave(member)
-            await self.publish_presence(topic, diff.encode())
+            try:
+                await self.publish_presence(topic, diff.encode())
+            except BrokerUnavailable as exc:
+                logger.warning("leaves of %d dead members of %s not announced: %s", len(members), topic, exc)
         return sum(map(len, removed.values()))
 
     async def _beat(self) -> None:

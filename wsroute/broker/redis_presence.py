@@ -153,7 +153,7 @@ def encode_member(member: Member) -> str:
     return orjson.dumps(member.as_json()).decode()
 
 
-def parse_members(reply: bytes) -> list[Member]:
+def parse_members(reply: str | bytes) -> list[Member]:
     """The members of a `MEMBERS_SCRIPT` reply's JSON."""
     members: dict[str, dict[str, Any]] = orjson.loads(reply)
     return [member_from_json(cid, value) for cid, value in members.items()]
