@@ -5,10 +5,11 @@ their leaves announced (docs/presence.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -44,6 +45,20 @@ async def get(port: int, path: str, **params: str) -> Any:
         response = await http.get(f"http://{HOST}:{port}{path}", params=params)
         response.raise_for_status()
         return response.json()
+
+
+@contextlib.asynccontextmanager
+async def started_backends(url: str, count: int) -> AsyncIterator[list[RedisBackend]]:
+    """`count` Redis backends on `url` (processes, as far as presence can tell), started, and
+    stopped when the block ends."""
+    backends = [RedisBackend(url) for _ in range(count)]
+    for backend in backends:
+        await backend.start(lambda *args: None)
+    try:
+        yield backends
+    finally:
+        for backend in backends:
+            await backend.stop()
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
@@ -109,11 +124,8 @@ async def test_members_of_two_workers_are_seen_everywhere_and_a_killed_workers_l
 
 
 async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker_url: str) -> None:
-    dead, one, two = RedisBackend(broker_url), RedisBackend(broker_url), RedisBackend(broker_url)
     published: list[str] = []
-    for backend in (dead, one, two):
-        await backend.start(lambda *args: None)
-    try:
+    async with started_backends(broker_url, 3) as (dead, one, two):
         await dead.presence_add("/rooms/x", Member("c1", "ann", None))
         await dead.presence_add("/rooms/y", Member("c2", None, {"k": 1}))
         assert dead._heartbeat is not None
@@ -130,21 +142,14 @@ async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker
         assert len(published) == 2  # one leave diff per topic, from one sweeper
         assert await one.presence_members("/rooms/x") == []
         assert (await one.presence_stats("/rooms/x")).users == 0
-    finally:
-        for backend in (dead, one, two):
-            await backend.stop()
 
 
 async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: str) -> None:
     """`presence_stats` and `presence_members` never count a member of a dead process, and
     each is one script on the connection: the sweep runs inside it, and its leaves are
     announced once."""
-    dead, reader = RedisBackend(broker_url), RedisBackend(broker_url)
-    for backend in (dead, reader):
-        await backend.start(lambda *args: None)
     published: list[str] = []
     scripts: list[Any] = []
-    run = reader._run
 
     async def record(topic: str, diff: str) -> None:
         published.append(diff)
@@ -153,7 +158,7 @@ async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: st
         scripts.append(script)
         return await run(what, script, args, on_turn)
 
-    try:
+    async with started_backends(broker_url, 2) as (dead, reader):
         await dead.presence_add("/rooms/s", Member("c1", "ann", None))
         await dead.presence_add("/rooms/s", Member("c2", "bob", None))
         await reader.presence_add("/rooms/s", Member("c3", "cid", {"k": 1}))
@@ -162,6 +167,7 @@ async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: st
             assert backend._heartbeat is not None
             backend._heartbeat.cancel()  # the reader's own loop must not do the sweep
         reader.publish_presence = record  # type: ignore[method-assign]
+        run = reader._run
         reader._run = counting  # type: ignore[method-assign]
         await asyncio.sleep(TTL + 0.2)  # both past their deadline: the first read takes both
         assert await reader.presence_stats("/rooms/s") == PresenceStats(0, 0)
@@ -172,9 +178,6 @@ async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: st
         assert await reader.presence_members("/rooms/s") == []
         assert scripts[1:] == [redis_presence.MEMBERS_SCRIPT]
         assert [sorted(orjson.loads(diff)["leaves"]) for diff in published[1:]] == [["c4"]]
-    finally:
-        for backend in (dead, reader):
-            await backend.stop()
 
 
 async def test_a_read_that_cannot_announce_its_sweep_still_answers(
@@ -182,14 +185,11 @@ async def test_a_read_that_cannot_announce_its_sweep_still_answers(
 ) -> None:
     """The dead members are gone from Redis whether or not their leaves could be published:
     the read that swept them answers, and the lost announcement is logged."""
-    dead, reader = RedisBackend(broker_url), RedisBackend(broker_url)
-    for backend in (dead, reader):
-        await backend.start(lambda *args: None)
 
     async def unreachable(topic: str, diff: str) -> None:
         raise BrokerUnavailable("the Redis broker at redis://… is not reachable (test)")
 
-    try:
+    async with started_backends(broker_url, 2) as (dead, reader):
         await dead.presence_add("/rooms/u", Member("c1", "ann", None))
         assert dead._heartbeat is not None
         dead._heartbeat.cancel()
@@ -198,9 +198,6 @@ async def test_a_read_that_cannot_announce_its_sweep_still_answers(
         with caplog.at_level("WARNING", logger="wsroute"):
             assert await reader.presence_state("/rooms/u") == "{}"
         assert "leaves of 1 dead members of /rooms/u not announced" in caplog.text
-    finally:
-        for backend in (dead, reader):
-            await backend.stop()
 
 
 async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_worker(
