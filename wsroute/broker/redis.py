@@ -594,9 +594,9 @@ class RedisBackend(BrokerBackend):
         written after each of them asked, so it sees what each read of its own would."""
         read = self._waiting_reads.get(topic)
         if read is None:
+            # Listed before it can be written: `_read_members` always waits once first.
             read = asyncio.get_running_loop().create_task(self._read_members(topic))
-            if not read.done():  # an eager task factory may have run it to a failure already
-                self._waiting_reads[topic] = read
+            self._waiting_reads[topic] = read
             # Whoever awaits it may be gone by the time a failure arrives: not an error to log.
             read.add_done_callback(lambda done: done.cancelled() or done.exception())
             self._background.add(read)
@@ -612,8 +612,8 @@ class RedisBackend(BrokerBackend):
                 del self._waiting_reads[topic]
 
         try:
-            # Its turn may come at once (a free connection), and an eager task factory runs
-            # this far before the caller lists the task: wait for that, so `written` unlists it.
+            # Its turn may come at once (a free connection), and an eager task factory would
+            # run this far before the caller lists the task: wait once, so `written` unlists it.
             await asyncio.sleep(0)
             members, _ = redis_presence.topic_keys(self._prefix, topic)
             args = (2, members, redis_presence.nodes_key(self._prefix), self._prefix)
