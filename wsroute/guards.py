@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from http import HTTPStatus
 from typing import Any, ClassVar, Self, TypeVar
 
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
@@ -73,6 +74,15 @@ class HandshakeRequest(HTTPConnection):
         super().__init__(scope)
         self._local: dict[Hashable, Any] = {}
 
+    @property
+    def query_params(self) -> QueryParams:
+        """The query string's parameters (Starlette's `QueryParams`), parsed on first use."""
+        # getattr with a default: a caught AttributeError would cost more than the parse.
+        params: QueryParams | None = getattr(self, "_query_params", None)
+        if params is None:
+            params = self._query_params = parse_query(self.scope["query_string"])
+        return params
+
     def local_cache(self, key: Hashable, factory: Callable[[], T]) -> T:
         """Return the value stored under `key` for this connection, computing it once with `factory`.
 
@@ -84,6 +94,31 @@ class HandshakeRequest(HTTPConnection):
         except KeyError:
             value = self._local[key] = factory()
         return value
+
+
+# Shared: `QueryParams` is immutable, and most handshakes carry no query string.
+_NO_QUERY = QueryParams()
+
+
+def parse_query(raw: bytes) -> QueryParams:
+    """`raw` parsed as Starlette parses a query string (latin-1, blank values kept).
+
+    Guards read the query at every handshake (a token, a user name), and Starlette's
+    parse (``urllib.parse.parse_qsl``) costs about as much as the rest of a guard's work.
+    A string with nothing to decode (no ``%``, no ``+``) is split here instead, with the
+    same result; anything else goes to Starlette.
+    """
+    if not raw:
+        return _NO_QUERY
+    text = raw.decode("latin-1")
+    if "%" in text or "+" in text:
+        return QueryParams(text)
+    pairs = []
+    for field in text.split("&"):
+        if field:
+            name, _, value = field.partition("=")
+            pairs.append((name, value))
+    return QueryParams(pairs)
 
 
 # Starlette's lazily parsed views of the scope, cached on the request object.
