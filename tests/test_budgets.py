@@ -56,19 +56,19 @@ MUX = ("rocket-multiplex",)
 # --- memory per idle connection -------------------------------------------------------------
 
 IDLE_CONNECTIONS = 200
-# Today 3,405 B: the connection's objects and the two frames above it (FastAPI's and
+# Today 3,253 B: the connection's objects and the two frames above it (FastAPI's and
 # Starlette's `__call__`), measured as bench/micro.py's memory part does.
 DEDICATED_IDLE_BYTES = 5_300
-# Today 3,797 B: a dedicated socket's, plus the topic table, the first topic's name and its
+# Today 3,645 B: a dedicated socket's, plus the topic table, the first topic's name and its
 # framer.
 MULTIPLEXED_IDLE_BYTES = 6_300
 # Objects the cycle collector tracks per idle connection: the task, its frames and the
 # connection's own objects, and this harness's receive closure (a server has its own); the
-# scopes are built before counting starts, as a server builds its own. Today 19 dedicated,
-# 21 multiplexed. Every full collection walks each of them, so held-open
+# scopes are built before counting starts, as a server builds its own. Today 17 dedicated,
+# 19 multiplexed. Every full collection walks each of them, so held-open
 # sockets cost handshakes CPU (docs/benchmarks.md); the ceilings leave room for three more.
-DEDICATED_IDLE_OBJECTS = 22
-MULTIPLEXED_IDLE_OBJECTS = 24
+DEDICATED_IDLE_OBJECTS = 20
+MULTIPLEXED_IDLE_OBJECTS = 22
 
 
 class User(Guard):

@@ -185,8 +185,9 @@ class Session(Context):
         self._forwarded: set[Handler] | None = None  # handlers whose guards forwarded
         # How to call the chosen message handler when it has no event-scoped dependencies:
         # (fn, values before the message, values after it, values by name, the message's
-        # name when it is given by name, decoder, size limit).
-        self._fast: _FastCall | None = None
+        # name when it is given by name, decoder, size limit). `()` until the first
+        # message builds it: a socket that never sends keeps none of these objects.
+        self._fast: _FastCall | tuple[()] | None = None
         self._subscriber_id: str | None = None
         # The leave's task, once started: later callers of `finish` wait for it.
         self._leaving: asyncio.Future[None] | None = None
@@ -607,6 +608,8 @@ class Session(Context):
         fast = self._fast
         if fast is None:
             return self.on_message(text, data)
+        if not fast:
+            fast = self._build_fast()
         fn, head, tail, by_name, by_name_param, decoder, limit = fast
         if text is not None:
             # len(text) <= UTF-8 size <= 4 * len(text): the exact check only when in doubt.
@@ -661,17 +664,22 @@ class Session(Context):
         raise Unhandled(f"no message handler accepted the message on {self.route_path}")
 
     def _choose(self, handler: Handler) -> None:
-        """`handler` takes this connection's messages from now on; prepare its fast call:
-        the values before and after the message by position, the rest by name."""
+        """`handler` takes this connection's messages from now on (through its fast call,
+        built by the first message, when it has no event-scoped dependencies)."""
         self.message_handler = handler
+        self._fast = None if handler.plan.event_params else ()
+
+    def _build_fast(self) -> _FastCall:
+        """The chosen handler's fast call: the values before and after the message by
+        position, the rest by name."""
+        handler = self.message_handler
+        assert handler is not None  # only a chosen handler has a fast call to build
         plan = handler.plan
-        if plan.event_params:
-            return
         values = self._values(handler)
         assert values is not None  # prepared before it was chosen
         head, tail, by_name_names, by_name_param = plan.call_layout
         by_name = {name: values[name] for name in by_name_names}
-        self._fast = (
+        fast = self._fast = (
             plan.fn,
             tuple(values[name] for name in head),
             tuple(values[name] for name in tail),
@@ -680,6 +688,7 @@ class Session(Context):
             plan.decoder,
             handler.max_message_size or self.settings.max_message_size,
         )
+        return fast
 
     async def _call(
         self,
