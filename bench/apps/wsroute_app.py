@@ -25,7 +25,8 @@ the app exactly as before.
 for the cross-process scenario). ``BENCH_MAX_TOPICS=N`` sets ``max_topics`` (topics per
 multiplexed socket; the handshake scenario subscribes 1000). ``BENCH_WSROUTE_BARE=1``
 serves the ``WsRouter`` itself as the ASGI app (no FastAPI/Starlette middleware), to split
-framework cost from wsroute's.
+framework cost from wsroute's. ``BENCH_FASTAPI_TELEMETRY=off`` builds the app with
+FastAPI's OpenTelemetry switched off (``bench/instructions.py``).
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ async def _bare(scope, receive, send):  # type: ignore[no-untyped-def]
 
 if os.environ.get("BENCH_WSROUTE_BARE") == "1":
     app = _bare
+elif os.environ.get("BENCH_FASTAPI_TELEMETRY") == "off":
+    # FastAPI's OpenTelemetry, every signal off (the parameter exists since FastAPI 0.142):
+    # its check of the providers no longer runs per connection (bench/instructions.py).
+    app = FastAPI(telemetry={"tracing": False, "metrics": False, "logs": False})  # type: ignore[call-arg,unused-ignore]
+    ws.install(app)
 else:
     app = FastAPI()
     ws.install(app)
