@@ -276,11 +276,12 @@ def render_markdown(rows: list[Row], records: list[dict[str, Any]], cfg: Config,
         f"{cfg.duration:g} s per point, {elapsed / 60:.1f} min in all.",
         "",
         "Columns: *ratio* = median of the per-round ratios variant/baseline over all rounds (min–max); "
-        f"*clean* = the same over the rounds where no other process took more than {CLEAN:.0%} of the "
-        "window from our server or client (n = rounds kept); *CPU ratio* = baseline server CPU per "
-        "operation / variant's (> 1: the variant spends less CPU per message). The verdict uses *clean* "
-        "when it has ≥ 3 rounds, else *ratio* (marked noisy). *CPU* = server / client utilisation of one "
-        "core, and the share of the window stolen by other processes.",
+        f"*clean* = the same over the rounds where no other process, and not the hypervisor, took more "
+        f"than {CLEAN:.0%} of the window from our server or client (n = rounds kept); *CPU ratio* = "
+        "baseline server CPU per operation / variant's (> 1: the variant spends less CPU per message). "
+        "The verdict uses *clean* when it has ≥ 3 rounds, else *ratio* (marked noisy). "
+        "*CPU* = server / client utilisation of one core, and the share of the window stolen by "
+        "other processes or the hypervisor (steal).",
         "",
         "| scenario | params | variant | median | ratio (min–max) | clean | CPU ratio | target | verdict | CPU srv / cli / stolen | notes |",  # noqa: E501
         "|---|---|---|---|---|---|---|---|---|---|---|",

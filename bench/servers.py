@@ -282,6 +282,24 @@ def spawn_client(spec: dict[str, Any], timeout: float) -> tuple[subprocess.Popen
     return proc, killer
 
 
+def hypervisor_steal() -> tuple[float, float]:
+    """Seconds since boot that the hypervisor ran something else while the server's and the
+    client's virtual CPUs wanted to run (/proc/stat's *steal* column of each; 0 where the
+    kernel does not count it). Neither run-queue wait nor the processes' CPU time show it:
+    the guest does not see its vCPU stop. Clock ticks (10 ms)."""
+    steal = {SERVER_CPU: 0.0, CLIENT_CPU: 0.0}
+    names = {f"cpu{cpu} ": cpu for cpu in steal}
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                cpu = names.get(line[: line.find(" ") + 1])
+                if cpu is not None:
+                    steal[cpu] = int(line.split()[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        pass
+    return steal[SERVER_CPU], steal[CLIENT_CPU]
+
+
 def run_client(
     spec: dict[str, Any],
     servers: list[Server],
@@ -300,6 +318,7 @@ def run_client(
     sys1: list[float] = []
     wait0: list[float] = []
     wait1: list[float] = []
+    steal0 = steal1 = (0.0, 0.0)
     result: dict[str, Any] | None = None
     extra: dict[str, Any] = {}
     try:
@@ -313,12 +332,14 @@ def run_client(
                 cpu0 = [s.cpu() for s in servers]
                 sys0 = [s.system_cpu() for s in servers]
                 wait0 = [s.runq_wait() for s in servers]
+                steal0 = hypervisor_steal()
             elif mark == "end":
                 if on_end is not None:
                     on_end()
                 cpu1 = [s.cpu() for s in servers]
                 sys1 = [s.system_cpu() for s in servers]
                 wait1 = [s.runq_wait() for s in servers]
+                steal1 = hypervisor_steal()
             elif mark == "ready":
                 extra = on_ready(msg) if on_ready else {}
                 proc.stdin.write("\n")
@@ -340,9 +361,21 @@ def run_client(
         result["server_cpu_util"] = [round(c / window, 3) for c in result["server_cpu_s"]]
         result["client_cpu_util"] = round(result.get("client_cpu_s", 0.0) / window, 3)
         result["server_runq_wait_s"] = [b - a for a, b in zip(wait0, wait1, strict=True)]
-        # Share of the window some process stole from our server or client: noise, not us.
+        result["server_steal_s"] = steal1[0] - steal0[0]
+        result["client_steal_s"] = steal1[1] - steal0[1]
+        # Share of the window some process, or the hypervisor, stole from our server or
+        # client: noise, not us.
         result["contention"] = round(
-            max([*result["server_runq_wait_s"], result.get("client_runq_wait_s", 0.0)]) / window, 3
+            max(
+                [
+                    *result["server_runq_wait_s"],
+                    result.get("client_runq_wait_s", 0.0),
+                    result["server_steal_s"],
+                    result["client_steal_s"],
+                ]
+            )
+            / window,
+            3,
         )
     result.update(extra)
     return result

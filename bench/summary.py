@@ -17,7 +17,8 @@ from typing import Any
 
 CLEAN = 0.10
 """A run is "clean" when no process kept our server or client off its CPU for more than
-this share of the measured window (from /proc/*/schedstat run-queue wait)."""
+this share of the measured window (from /proc/*/schedstat run-queue wait), and the
+hypervisor did not either (/proc/stat's steal of their two CPUs)."""
 
 
 DEFAULT_WINDOW = 4
