@@ -15,7 +15,7 @@ instructions of one open+close, without the interpreter's start-up and the app's
   (``BENCH_FASTAPI_TELEMETRY=off``): FastAPI's per-connection OpenTelemetry check, which
   runs in ``FastAPI.__call__`` before any of wsroute does.
 
-    python3 bench/instructions.py [n]     # n = 2000 by default; ~3 minutes on 2 cores
+    python3 bench/instructions.py [n]     # n = 2000 by default; ~2 minutes on 2 cores
 
 Prints one JSON object: instructions per open+close of each variant, and each ÷ raw.
 Instructions are not time (a cache miss costs more than an add), so this is a measure of
@@ -66,7 +66,11 @@ async def child(variant: str, n: int) -> None:
 def counted(variant: str, n: int, out_dir: str) -> int:
     """Instructions of a whole child process run under callgrind."""
     out = Path(out_dir) / f"{variant}-{n}.out"
-    env = {**os.environ, **VARIANTS[variant], "PYTHONPATH": str(ROOT)}
+    # The variant's own settings only (a BENCH_* left in the caller's shell would change the
+    # app), and one hash seed for every process: start-up work that depends on it then
+    # cancels out between the two counts.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BENCH_")}
+    env.update(VARIANTS[variant], PYTHONPATH=str(ROOT), PYTHONHASHSEED="0")
     subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
          str(PYTHON), __file__, "--child", variant, str(n)],
