@@ -202,13 +202,14 @@ class Server:
         processes (see `runq_wait`)."""
         import psutil
 
+        ticks = cpu_ticks(SERVER_CPU)
+        if ticks is None:
+            return self._others_s
+        # user nice system idle iowait irq softirq
+        busy = (sum(ticks[:3]) + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
         try:
-            with open("/proc/stat") as f:
-                line = next(x for x in f if x.startswith(f"cpu{SERVER_CPU} "))
-            ticks = [int(x) for x in line.split()[1:8]]  # user nice system idle iowait irq softirq
-            busy = (sum(ticks[:3]) + ticks[5] + ticks[6]) / os.sysconf("SC_CLK_TCK")
             ours = sum(sum(p.cpu_times()[:2]) for p in self.tree)
-        except (OSError, StopIteration, ValueError, psutil.Error):
+        except psutil.Error:
             return self._others_s
         self._others_s = max(self._others_s, busy - ours)
         return self._others_s
@@ -282,22 +283,28 @@ def spawn_client(spec: dict[str, Any], timeout: float) -> tuple[subprocess.Popen
     return proc, killer
 
 
+def cpu_ticks(cpu: int) -> list[int] | None:
+    """`cpu`'s line of /proc/stat, in clock ticks since boot: user, nice, system, idle,
+    iowait, irq, softirq, steal, …; None where it cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            line = next(x for x in f if x.startswith(f"cpu{cpu} "))
+        return [int(x) for x in line.split()[1:]]
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
 def hypervisor_steal() -> tuple[float, float]:
     """Seconds since boot that the hypervisor ran something else while the server's and the
     client's virtual CPUs wanted to run (/proc/stat's *steal* column of each; 0 where the
     kernel does not count it). Neither run-queue wait nor the processes' CPU time show it:
     the guest does not see its vCPU stop. Clock ticks (10 ms)."""
-    steal = {SERVER_CPU: 0.0, CLIENT_CPU: 0.0}
-    names = {f"cpu{cpu} ": cpu for cpu in steal}
-    try:
-        with open("/proc/stat") as f:
-            for line in f:
-                cpu = names.get(line[: line.find(" ") + 1])
-                if cpu is not None:
-                    steal[cpu] = int(line.split()[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        pass
-    return steal[SERVER_CPU], steal[CLIENT_CPU]
+
+    def steal(cpu: int) -> float:
+        ticks = cpu_ticks(cpu)
+        return ticks[7] / os.sysconf("SC_CLK_TCK") if ticks is not None and len(ticks) > 7 else 0.0
+
+    return steal(SERVER_CPU), steal(CLIENT_CPU)
 
 
 def run_client(
