@@ -175,6 +175,48 @@ async def test_memory_per_idle_connection(
     )
 
 
+class _Quiet:
+    """A session's socket and its outbox's owner, for a session driven without a server."""
+
+    def evict(self) -> None:
+        return None
+
+    async def close_socket(self, code: int, reason: str) -> None:
+        return None
+
+    async def close_session(self, session: Session, code: int, reason: str) -> None:
+        return None
+
+
+async def test_a_socket_that_never_sends_keeps_no_call_layout_until_its_first_message() -> None:
+    """The message handler's fast call (its arguments laid out by position) is built by the
+    first message, not at the handshake: most idle sockets never send."""
+    ws = WsRouter()
+    got: list[str] = []
+
+    @ws.message("/idle")
+    async def idle(data: str, channel: Channel, user: User) -> None:
+        got.append(f"{data}:{user.name}")
+
+    quiet = _Quiet()
+
+    async def send(event: Message) -> None:
+        return None
+
+    outbox = Outbox(send, max_messages=8, max_bytes=None, policy="disconnect", owner=quiet)
+    scope = websocket_scope("/idle", (), query_string=b"user=ann")
+    session = Session(
+        table=ws.table, settings=ws.settings, broker=ws.broker, scope=scope, outbox=outbox, socket=quiet
+    )
+    await session.handshake()
+    assert session.message_handler is not None and session._fast == ()  # accepted, nothing built
+    await session.message_call("hi", None)
+    built = session._fast
+    assert got == ["hi:ann"] and built is not None and len(built) == 7
+    await session.message_call("again", None)
+    assert got == ["hi:ann", "again:ann"] and session._fast is built  # built once
+
+
 # --- no reflection per event ----------------------------------------------------------------
 
 
