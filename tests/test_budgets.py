@@ -181,8 +181,8 @@ class _Quiet:
     def evict(self) -> None:
         return None
 
-    async def close_socket(self, code: int, reason: str) -> None:
-        return None
+    async def close_socket(self, code: int, reason: str) -> bool:
+        return False
 
     async def close_session(self, session: Session, code: int, reason: str) -> None:
         return None

@@ -5,7 +5,9 @@ Across workers on Redis: test_presence_redis.py."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,8 +16,10 @@ import pytest
 from fastapi import Depends, FastAPI
 from websockets.exceptions import ConnectionClosed
 
+from support.raw import RawClient
 from wsroute import AppBroker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import Ok, ServerUnsubscribe
+from wsroute.status import clip_reason
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
@@ -25,8 +29,8 @@ def refuse() -> None:
     raise Reject(403, "private")
 
 
-def make_app() -> tuple[FastAPI, list[tuple[str, int]]]:
-    ws = WsRouter()
+def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
+    ws = WsRouter(**settings)
     leaves: list[tuple[str, int]] = []
 
     @ws.join("/rooms/{room}")
@@ -53,13 +57,19 @@ def make_app() -> tuple[FastAPI, list[tuple[str, int]]]:
 
     @app.post("/disconnect")
     async def disconnect(
-        broker: AppBroker, code: int, client_id: str | None = None, user: str | None = None
+        broker: AppBroker,
+        code: int,
+        client_id: str | None = None,
+        user: str | None = None,
+        reason: str = "bye",
     ) -> int:
-        return await broker.disconnect(client_id=client_id, user=user, code=code, reason="bye")
+        return await broker.disconnect(client_id=client_id, user=user, code=code, reason=reason)
 
     @app.post("/unsubscribe")
-    async def unsubscribe(broker: AppBroker, topic: str, user: str, code: int) -> int:
-        return await broker.unsubscribe(topic, user=user, code=code, reason="moved")
+    async def unsubscribe(
+        broker: AppBroker, topic: str, code: int, user: str | None = None, client_id: str | None = None
+    ) -> int:
+        return await broker.unsubscribe(topic, client_id=client_id, user=user, code=code, reason="moved")
 
     @app.post("/subscribe")
     async def subscribe(broker: AppBroker, client_id: str, topic: str) -> Any:
@@ -77,8 +87,8 @@ def make_app() -> tuple[FastAPI, list[tuple[str, int]]]:
 
 
 @contextlib.asynccontextmanager
-async def served() -> AsyncIterator[tuple[str, httpx.AsyncClient, list[tuple[str, int]]]]:
-    app, leaves = make_app()
+async def served(**settings: Any) -> AsyncIterator[tuple[str, httpx.AsyncClient, list[tuple[str, int]]]]:
+    app, leaves = make_app(**settings)
     async with serve(app) as url, httpx.AsyncClient(base_url=f"http://{url}", trust_env=False) as http:
         yield url, http, leaves
 
@@ -134,6 +144,80 @@ async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:
         assert sorted(leaves) == [("/rooms/a", 4003), ("/rooms/b", 4003), ("/rooms/b", 4003)]
         await bob.send("still here")
         assert await bob.recv() == "still here"
+
+
+async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_other_closes() -> None:
+    """A close first flushes what its client has not read, for up to `close_timeout` (30 s
+    here). The command answers as soon as its closes have begun, the user's other socket
+    closes at once, and a second command while the flush goes on counts nothing twice."""
+    app, leaves = make_app(close_timeout=30.0)
+    broker = app.state.wsroute.broker
+    async with (
+        serve(app) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+    ):
+        port = int(url.rsplit(":", 1)[1])
+        slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
+        try:
+            assert slow.status == 101
+            async with (
+                connect(f"{url}/rooms/a?user=ann", max_queue=None) as ann,
+                connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
+            ):
+                await eventually(lambda: broker.local_topics().get("/rooms/a") == 3, what="3 subscribers")
+                for _ in range(12):  # 6 MiB to the room, more than the slow client's socket holds
+                    await bob.send("x" * 512 * 1024)
+                await eventually(
+                    lambda: any(len(s.outbox) for s in broker.subscribers("/rooms/a")),
+                    timeout=10,
+                    what="the slow client's queue backing up",
+                )
+                began = time.monotonic()
+                assert await post(http, "/disconnect", user="ann", code=4003) == 2
+                assert await post(http, "/disconnect", user="ann", code=4003) == 0
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await ann.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+                assert time.monotonic() - began < 10  # not the slow client's 30 s
+                assert leaves == [("/rooms/a", 4003)]  # the slow one is still flushing
+                await bob.close()
+        finally:
+            slow.close()
+        # Its client gone, the slow socket's close ends too, with the command's code.
+        # Its client gone without a close frame, the slow socket's close ends too: its leave
+        # has the command's code (bob's, who left on his own, has 1000).
+        await eventually(lambda: len(leaves) == 3, timeout=10, what="the slow socket's leave")
+        assert sorted(leaves) == [("/rooms/a", 1000), ("/rooms/a", 4003), ("/rooms/a", 4003)]
+
+
+async def test_a_reason_too_long_for_a_close_frame_is_shortened() -> None:
+    async with served() as (url, http, leaves), connect(f"{url}/rooms/a?user=ann") as ann:
+        await ann.send("me?")
+        assert await ann.recv()  # joined: the user is known
+        reason = "é" * 100  # 200 UTF-8 bytes; a close frame carries 123
+        assert await post(http, "/disconnect", user="ann", code=4001, reason=reason) == 1
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ann.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        assert closed.value.rcvd.reason == clip_reason(reason)
+        assert closed.value.rcvd.reason.endswith("...") and len(closed.value.rcvd.reason.encode()) <= 123
+        await eventually(lambda: leaves == [("/rooms/a", 4001)])
+
+
+async def test_unsubscribe_closes_a_dedicated_socket_named_by_its_client_id() -> None:
+    async with served() as (url, http, leaves), connect(f"{url}/rooms/a?user=ann") as ann:
+        await ann.send("me?")
+        client_id = await ann.recv()
+        # The id names the session on /rooms/a: another topic has nothing of it to close.
+        assert await post(http, "/unsubscribe", topic="/rooms/b", client_id=client_id, code=4010) == 0
+        assert await post(http, "/unsubscribe", topic="/rooms/a", client_id=client_id, code=4010) == 1
+        with pytest.raises(ConnectionClosed) as closed:
+            await ann.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4010, "moved")
+        await eventually(lambda: leaves == [("/rooms/a", 4010)])
+        assert await post(http, "/unsubscribe", topic="/rooms/a", client_id=client_id, code=4010) == 0
 
 
 async def test_unsubscribe_closes_one_topic_and_keeps_the_socket() -> None:

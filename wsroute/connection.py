@@ -29,7 +29,7 @@ from wsroute.outbox import Outbox
 from wsroute.routes import RouteTable
 from wsroute.session import Framer, Session
 from wsroute.settings import Settings
-from wsroute.status import WebSocketStatus
+from wsroute.status import WebSocketStatus, clip_reason
 
 logger = logging.getLogger("wsroute")
 
@@ -210,7 +210,10 @@ class BaseConnection:
                         end = self.close_status or _DROPPED
                         break
                 elif kind == "websocket.disconnect":
-                    end = status_of(event)
+                    # A client that drops while the server's close is flushing (it never
+                    # read) ended by that close: its leave reports the server's code.
+                    closing = self.close_status if self.state is _CLOSING else None
+                    end = status_of(event) if closing is None else closing
                     break
         except asyncio.CancelledError as exc:
             if self.state is _EVICTED and self._task is not None:
@@ -340,15 +343,21 @@ class BaseConnection:
 
     # --- closing ------------------------------------------------------------------------
 
-    async def close_socket(self, code: int, reason: str) -> None:
-        """Server-side close: flush what is queued (bounded in time), then the close frame."""
+    async def close_socket(self, code: int, reason: str) -> bool:
+        """Server-side close: flush what is queued (bounded in time), then the close frame
+        (its reason shortened to fit). False when the socket was closing or closed already.
+
+        Nothing is awaited before the socket is marked closing, so a caller that runs the
+        first step alone (`Clients`) knows at once whether this call closes it."""
         if self.state is not _OPEN:
-            return
+            return False
+        reason = clip_reason(reason)
         self.close_status = WebSocketStatus(code, reason)
         self._to(_CLOSING)
         await self.outbox.drain(self.settings.close_timeout)
         self.outbox.abort()
         await self._send_close(code, reason, timeout=self.settings.close_timeout)
+        return True
 
     async def _send_close(self, code: int, reason: str, *, timeout: float) -> bool:
         """Send the close frame within `timeout`; False when it could not be sent."""

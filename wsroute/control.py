@@ -5,16 +5,25 @@ A command is published to every process sharing the backend; each one acts on th
 connections it holds, found by client id (`Session.client_id`) or by user (the `user` its
 presence gave it), and answers how many it affected; the caller gets the sum. Commands are
 idempotent: a connection already closed, or a topic already left, counts 0.
+
+A process answers as soon as its closes have begun, and they go on without it: a close
+flushes what the client has not read yet (up to ``close_timeout``), and a client that stops
+reading must neither hold the answer past the caller's timeout nor hold up the closes of
+the other connections it named.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from wsroute import status
+from wsroute.eager import run_eagerly
+from wsroute.status import clip_reason
 
 if TYPE_CHECKING:
     from wsroute.session import Session
@@ -32,6 +41,8 @@ def command(op: str, **fields: Any) -> str:
         raise ValueError(f"close code {code} cannot be sent: use 1000, 1001-1014 or 3000-4999")
     if op != "subscribe" and (fields.get("client_id") is None) == (fields.get("user") is None):
         raise ValueError("give exactly one of client_id= and user=")
+    if "reason" in fields:
+        fields["reason"] = clip_reason(fields["reason"])  # what a close frame can carry
     return orjson.dumps({"op": op, **fields}).decode()
 
 
@@ -42,6 +53,8 @@ class Clients:
     def __init__(self) -> None:
         self._by_id: dict[str, Session] = {}
         self._by_user: dict[str, dict[Session, None]] = {}
+        # The closes that had to wait (a flush, a leave handler), kept until they end.
+        self._closing: set[asyncio.Task[Any]] = set()
 
     def add(self, client_id: str, session: Session) -> None:
         self._by_id[client_id] = session
@@ -81,19 +94,15 @@ class Clients:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             logger.warning("ignored a malformed control command %r", text[:200])
             return 0
+        code, reason = cmd.get("code", status.NORMAL), cmd.get("reason", "")
         if op == "disconnect":
-            sockets = {id(s.socket): s.socket for s in self.find(cmd.get("client_id"), cmd.get("user"))}
-            for socket in sockets.values():
-                if socket is not None:
-                    await socket.close_socket(cmd.get("code", status.NORMAL), cmd.get("reason", ""))
-            return len(sockets)
+            found = self.find(cmd.get("client_id"), cmd.get("user"))
+            sockets = {id(s.socket): s.socket for s in found if s.socket is not None}
+            return sum(self._begin(socket.close_socket(code, reason)) for socket in sockets.values())
         if op == "unsubscribe":
-            sessions = [
-                s for s in self.find(cmd.get("client_id"), cmd.get("user")) if s.topic == cmd.get("topic")
-            ]
-            for session in sessions:
-                await session.close(cmd.get("code", status.NORMAL), cmd.get("reason", ""))
-            return len(sessions)
+            found = self.find(cmd.get("client_id"), cmd.get("user"))
+            sessions = [s for s in found if s.topic == cmd.get("topic")]
+            return sum(self._begin(session.close(code, reason)) for session in sessions)
         if op == "subscribe":
             found = self.find(cmd.get("client_id"), None)
             subscribe = getattr(found[0].socket, "subscribe_topic", None) if found else None
@@ -103,3 +112,23 @@ class Clients:
             return 1 if result == 0 else -result
         logger.warning("ignored a control command with an unknown op %r", op)
         return 0
+
+    def _begin(self, close: Coroutine[Any, Any, bool | None]) -> bool:
+        """Start `close` (a socket's or a session's) and let it go on without the caller;
+        whether it closed something. Each marks its socket or session closing before it
+        first waits, so a command that comes meanwhile counts nothing twice."""
+        try:
+            task, closed = run_eagerly(close, name="wsroute control close")
+        except Exception:
+            logger.exception("a control command could not close a connection")
+            return False
+        if task is None:
+            return closed is not False  # a session's close returns None
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+        return True
+
+    def _closed(self, task: asyncio.Task[Any]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a close begun by a control command failed", exc_info=task.exception())

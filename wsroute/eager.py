@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from collections.abc import Coroutine, Generator
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
 
 
 def start_eagerly(
@@ -27,20 +29,28 @@ def start_eagerly(
 
     With `context`, every step runs in it, as in a task made with that context (user code:
     the context variables it sets stay its own)."""
+    return run_eagerly(coro, context, name)[0]
+
+
+def run_eagerly(
+    coro: Coroutine[Any, Any, T], context: contextvars.Context | None = None, name: str = "wsroute eager"
+) -> tuple[asyncio.Task[T] | None, T | None]:
+    """`start_eagerly` for a coroutine with a result: ``(None, result)`` when it finished
+    without waiting, ``(task, None)`` when the task continues it."""
     try:
         waiting = coro.send(None) if context is None else context.run(coro.send, None)
-    except StopIteration:
-        return None
-    return asyncio.get_running_loop().create_task(
-        _continue(coro, waiting), name=name, context=context
-    )
+    except StopIteration as done:
+        result: T = done.value
+        return None, result
+    task = asyncio.get_running_loop().create_task(_continue(coro, waiting), name=name, context=context)
+    return task, None
 
 
-async def _continue(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
-    await Resume(coro, waiting)
+async def _continue(coro: Coroutine[Any, Any, T], waiting: Any) -> T:
+    return await Resume(coro, waiting)
 
 
-class Resume:
+class Resume(Generic[T]):
     """``yield from coro`` (PEP 380) for a coroutine whose first step has already run and
     yielded `waiting` (the future it waits on): the task awaiting this waits on that future
     first, then passes every resumption, result and exception (a cancellation included)
@@ -48,11 +58,11 @@ class Resume:
 
     __slots__ = ("coro", "waiting")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], waiting: Any) -> None:
+    def __init__(self, coro: Coroutine[Any, Any, T], waiting: Any) -> None:
         self.coro = coro
         self.waiting = waiting
 
-    def __await__(self) -> Generator[Any, Any, None]:
+    def __await__(self) -> Generator[Any, Any, T]:
         coro, waiting = self.coro, self.waiting
         self.waiting = None
         while True:
@@ -64,10 +74,10 @@ class Resume:
             except BaseException as exc:  # handed to the coroutine, as `yield from` does
                 try:
                     waiting = coro.throw(exc)
-                except StopIteration:
-                    return
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
             else:
                 try:
                     waiting = coro.send(sent)
-                except StopIteration:
-                    return
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]

@@ -56,8 +56,10 @@ Framer = Callable[[Message], Message]
 class Socket(Protocol):
     """The physical socket a session belongs to, as server-side control sees it."""
 
-    async def close_socket(self, code: int, reason: str) -> None:
-        """Close the whole socket (every topic of a multiplexed one) with `code` and `reason`."""
+    async def close_socket(self, code: int, reason: str) -> bool:
+        """Close the whole socket (every topic of a multiplexed one) with `code` and `reason`;
+        False when it was closing or closed already. It marks the socket closing before it
+        first waits."""
 
     async def close_session(self, session: Session, code: int, reason: str) -> None:
         """Close `session` with `code` and `reason`: the socket of a dedicated connection,
