@@ -55,6 +55,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import random
 import secrets
 import time
@@ -96,6 +97,9 @@ _ECHO_WINDOW = 30.0
 
 # SUBSCRIBE many channels in a few commands of bounded size after a reconnect.
 _BATCH = 512
+
+# Sweep scripts one heartbeat runs at most (16 dead processes each): a bound on the loop.
+_SWEEP_BATCHES = 64
 
 
 def _envelope_parts(event: Message, exclude: str | None, extra: int = 0) -> tuple[bytes, bytes, bytes]:
@@ -332,8 +336,8 @@ class RedisBackend(BrokerBackend):
             except ValueError:
                 given = own["presence_ttl"]
                 raise ValueError(f"invalid presence_ttl in the Redis broker URL: {given!r}") from None
-        if not presence_ttl > 0:
-            raise ValueError(f"presence_ttl must be > 0 seconds, not {presence_ttl}")
+        if not (presence_ttl > 0 and math.isfinite(presence_ttl)):
+            raise ValueError(f"presence_ttl must be a finite number of seconds > 0, not {presence_ttl}")
         try:
             parse_url(redis_url)  # a bad URL fails here, when the router is built
         except ValueError as exc:
@@ -694,10 +698,19 @@ class RedisBackend(BrokerBackend):
 
     async def sweep(self) -> int:
         """Remove the members of processes past their heartbeat deadline and publish their
-        leaves; how many were removed. (Reads sweep too, in their own script.)"""
+        leaves; how many were removed. (Reads sweep too, in their own script.)
+
+        A script takes 16 dead processes at most; the sweep runs batches until none is left
+        (up to 64 batches, then the next heartbeat goes on), so the crash bound of the
+        presence docs holds when a whole host of workers dies at once."""
         args = (1, redis_presence.nodes_key(self._prefix), self._prefix)
-        reply = await self._run("sweep the presence of", redis_presence.SWEEP_SCRIPT, args)
-        return await self._announce_swept(reply)
+        removed = 0
+        for _ in range(_SWEEP_BATCHES):
+            reply = await self._run("sweep the presence of", redis_presence.SWEEP_SCRIPT, args)
+            removed += await self._announce_swept(reply[1:])
+            if not reply[0]:
+                break
+        return removed
 
     async def _announce_swept(self, reply: Any) -> int:
         """Publish a leave diff per topic of what a sweep removed; how many members it was.

@@ -105,9 +105,13 @@ local function sweep(nodes, prefix)
 end
 """
 
-# KEYS: nodes. ARGV: prefix. Returns what the sweep removed (see `parse_sweep`).
+# KEYS: nodes. ARGV: prefix. Returns how many dead processes are left for another batch (a
+# batch is 16, so that one script never holds Redis long), then what the sweep removed (see
+# `parse_sweep`).
 SWEEP_SCRIPT = _SWEEP + """
-return sweep(KEYS[1], ARGV[1])
+local out = sweep(KEYS[1], ARGV[1])
+table.insert(out, 1, redis.call('ZCOUNT', KEYS[1], '-inf', now_ms()))
+return out
 """
 
 # KEYS: presence, nodes. ARGV: prefix. Returns what the sweep removed and the members as one
