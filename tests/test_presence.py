@@ -193,6 +193,33 @@ async def test_join_and_leave_cycles_leave_no_memory_behind() -> None:
         assert after - before < 64 * 1024, f"{after - before} bytes left after 100,000 cycles"
 
 
+async def test_connections_that_come_and_go_leave_the_broker_as_it_was() -> None:
+    """Real sockets, dedicated and multiplexed (one watching presence), join and leave a
+    topic with presence 30 times: then no client is named, no member, subscriber or presence
+    watcher is left, and the topic's counts are back to zero."""
+    app, _ = make_app()
+    broker = app.state.wsroute.broker
+    async with serve(app) as url, httpx.AsyncClient(base_url=f"http://{url}", trust_env=False) as http:
+        for n in range(30):
+            topic = f"/rooms/c?user=v{n}"
+            async with (
+                connect(f"{url}/rooms/c?user=u{n % 3}") as plain,
+                MultiplexClient.connect(f"{url}{topic}", presence=True) as watching,
+            ):
+                await plain.send("me?")
+                assert await plain.recv()  # read: the broker names it by its id now
+                await watching.send(topic, "me?")
+                assert await watching.recv_data(topic)
+                assert (await stats(http, "/rooms/c"))["clients"] == 2
+
+        def empty() -> bool:
+            return len(broker.clients) == 0 and not broker._topics and not broker._watchers
+
+        await eventually(empty, what="no client, subscriber or watcher left")
+        assert await stats(http, "/rooms/c") == {"clients": 0, "users": 0}
+        assert await members(http, "/rooms/c") == []
+
+
 async def test_presence_stats_and_lists_for_10000_members() -> None:
     broker = Broker()
     broker.topic("/rooms/{room}", presence=True)

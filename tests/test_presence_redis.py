@@ -15,16 +15,18 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis.asyncio
 from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 
 from apps.presence_app import create_app
 from support.processes import HOST, ServerProcess, free_port
 from support.redis_server import require_redis
-from wsroute import Channel, WsRouter
+from wsroute import Broker, Channel, WsRouter
 from wsroute.broker import redis_presence
 from wsroute.broker.redis import RedisBackend
 from wsroute.errors import BrokerUnavailable
+from wsroute.multiplex.codec import Err, Ok, ServerUnsubscribe
 from wsroute.presence import Member, PresenceStats
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
@@ -43,6 +45,13 @@ def broker_url() -> str:
 async def get(port: int, path: str, **params: str) -> Any:
     async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
         response = await http.get(f"http://{HOST}:{port}{path}", params=params)
+        response.raise_for_status()
+        return response.json()
+
+
+async def post(port: int, path: str, **params: str | int) -> Any:
+    async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+        response = await http.post(f"http://{HOST}:{port}{path}", params=params)
         response.raise_for_status()
         return response.json()
 
@@ -99,7 +108,11 @@ async def test_members_of_two_workers_are_seen_everywhere_and_a_killed_workers_l
                     listed = await get(port, "/presence", topic="/rooms/r")
                     assert sorted(m["user"] for m in listed) == ["ann", "ann", "bob", "watcher"]
                     assert await get(port, "/stats", topic="/rooms/r") == {"clients": 4, "users": 3}
-                async with create_app(broker_url).state.wsroute.broker as reader:
+                # The third process is a bare Broker, as docs/presence.md's script has it.
+                reader = Broker(broker_url)
+                reader.topic("/rooms/{room}", presence=True)
+                async with reader:
+                    assert await reader.presence_stats("/rooms/r") == PresenceStats(4, 3)
                     assert len(await reader.presence("/rooms/r")) == 4
                     bob = next(m for m in await reader.presence("/rooms/r") if m.user == "bob")
                     bob_pid = bob.info["pid"]  # type: ignore[index,call-overload]
@@ -237,11 +250,109 @@ async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_wo
                     return codes == ([4003], [4003, 4003])
 
                 await until(left_once, 5, "one leave per connection, with code 4003")
+                assert await post(a.port, "/ban", user="mallory", code=4003) == 0  # idempotent
                 await bob.send("still here")  # the others stay
                 assert (await get(b.port, "/stats", topic="/rooms/r")) == {"clients": 1, "users": 1}
         finally:
             a.stop()
             b.stop()
+
+
+async def test_unsubscribe_and_subscribe_reach_sockets_on_another_worker(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Called on worker A, each command acts on B's sockets too: a topic closed for a user
+    on both workers, a socket on B subscribed to a topic, and a guard's refusal on B
+    raised on A with its status."""
+    monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
+    with tempfile.TemporaryFile() as log_a, tempfile.TemporaryFile() as log_b:
+        a, b = ServerProcess(APP, free_port(), log_a), ServerProcess(APP, free_port(), log_b)
+        a.start()
+        b.start()
+        try:
+            async with (
+                MultiplexClient.connect(f"ws://{HOST}:{b.port}/rooms/r?user=carol") as on_b,
+                connect(f"ws://{HOST}:{a.port}/rooms/r?user=carol") as on_a,
+            ):
+                await on_b.send("/rooms/r?user=carol", "me?")
+                client_id = str(await on_b.recv_data("/rooms/r?user=carol"))
+                await on_a.send("me?")
+                assert await on_a.recv()  # joined: carol is known on A too
+
+                assert await post(a.port, "/subscribe", client_id=client_id, topic="/rooms/news") == 1
+                assert await on_b.recv() == Ok("SUBSCRIBE", ("/rooms/news",))
+                refused = await post(a.port, "/subscribe", client_id=client_id, topic="/private/x")
+                assert refused == {"refused": 403}
+                # The client hears of the refusal as of its own SUBSCRIBE's.
+                assert await on_b.recv() == Err("403 Forbidden", "SUBSCRIBE", ("/private/x",))
+                assert await post(a.port, "/subscribe", client_id="nobody.1", topic="/rooms/news") == 0
+
+                assert await post(a.port, "/unsubscribe", topic="/rooms/r", user="carol", code=4010) == 2
+                assert await on_b.recv() == ServerUnsubscribe("/rooms/r?user=carol", 4010, "moved")
+                with pytest.raises(ConnectionClosed) as closed:
+                    await on_a.recv()
+                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4010
+
+                async def left_once() -> bool:
+                    return (await get(a.port, "/leaves"), await get(b.port, "/leaves")) == ([4010], [4010])
+
+                await until(left_once, 5, "one leave on each worker, with code 4010")
+                assert await post(a.port, "/unsubscribe", topic="/rooms/r", user="carol", code=4010) == 0
+                await on_b.send("/rooms/news", "me?")  # B's socket keeps its other topic
+                news_id = str(await on_b.recv_data("/rooms/news"))
+                assert news_id != client_id and news_id.split(".")[0] == client_id.split(".")[0]
+        finally:
+            a.stop()
+            b.stop()
+
+
+async def test_a_sweep_takes_every_dead_process_however_many_died(broker_url: str) -> None:
+    """One sweep script takes 16 dead processes; a sweep runs scripts until none is left, so
+    20 workers killed at once all leave within the crash bound."""
+    async with started_backends(broker_url, 21) as backends:
+        *dead, sweeper = backends
+        for n, backend in enumerate(dead):
+            await backend.presence_add("/rooms/host", Member(f"c{n}", f"u{n}", None))
+        for backend in dead:
+            assert backend._heartbeat is not None
+            backend._heartbeat.cancel()  # they stop heartbeating, as killed processes do
+        assert (await sweeper.presence_stats("/rooms/host")).clients == 20
+        await asyncio.sleep(TTL + 0.2)
+        assert await sweeper.sweep() == 20
+        assert await sweeper.presence_members("/rooms/host") == []
+
+
+async def test_join_and_leave_cycles_leave_no_keys_behind(broker_url: str) -> None:
+    """1,000 members that come and go leave nothing in Redis nor in the process: the hashes
+    empty out as their last field goes, and the process's entry among the heartbeating
+    ones is swept once its deadline passes."""
+    async with started_backends(broker_url, 1) as (backend,):
+        client = redis.asyncio.Redis.from_url(require_redis())
+        try:
+            for n in range(1000):
+                await backend.presence_add("/rooms/c", Member(f"c{n}", f"u{n % 7}", {"n": n}))
+                await backend.presence_remove("/rooms/c", f"c{n}")
+            assert backend._present == {}
+            assert await backend.presence_stats("/rooms/c") == PresenceStats(0, 0)
+            pattern = f"{backend.channel_prefix}presence*"
+            left = sorted([key.decode() async for key in client.scan_iter(match=pattern)])
+            assert left == [f"{backend.channel_prefix}presence-nodes"]
+            assert backend._heartbeat is not None
+            backend._heartbeat.cancel()  # no sweep of its own: the one below must find it
+            await asyncio.sleep(TTL + 0.2)
+            assert await backend.sweep() == 0
+            assert [key async for key in client.scan_iter(match=pattern)] == []
+        finally:
+            await client.aclose()
+
+
+async def test_presence_ttl_is_15_seconds_unless_the_url_or_the_backend_says_otherwise() -> None:
+    assert RedisBackend("redis://127.0.0.1:6379/0").presence_ttl == 15.0
+    assert RedisBackend("redis://127.0.0.1:6379/0?presence_ttl=2.5").presence_ttl == 2.5
+    assert RedisBackend("redis://127.0.0.1:6379/0", presence_ttl=4).presence_ttl == 4
+    for bad in ("soon", "0", "-1", "inf", "nan"):
+        with pytest.raises(ValueError, match="presence_ttl"):
+            RedisBackend(f"redis://127.0.0.1:6379/0?presence_ttl={bad}")
 
 
 async def test_presence_changes_of_another_process_reach_app_code(broker_url: str) -> None:
