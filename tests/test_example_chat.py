@@ -705,18 +705,25 @@ async def test_docs_page_names_only_assets_the_app_serves(chat: ChatServer) -> N
 
 
 async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
-    """Wait until two worker processes have answered /api/health (each on a new connection)."""
+    """Wait until two worker processes have answered /api/health (each on a new connection).
+
+    A connection dropped while the workers start counts as no answer yet: on a loaded
+    machine one was reset once (httpx.ReadError) while the second worker was starting."""
     seen: set[int] = set()
+    failure: Exception | None = None
     deadline = time.monotonic() + timeout
     for _ in range(2000):
         async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=2) as http:
-            seen.add((await http.get("/api/health")).json()["worker"])
+            try:
+                seen.add((await http.get("/api/health")).json()["worker"])
+            except httpx.TransportError as exc:
+                failure = exc
         if len(seen) >= 2:
             return
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.01)
-    pytest.fail(f"only worker(s) {sorted(seen)} answered within {timeout}s")
+    pytest.fail(f"only worker(s) {sorted(seen)} answered within {timeout}s (last error: {failure!r})")
 
 
 async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
