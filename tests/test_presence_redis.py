@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,7 +19,7 @@ from fastapi import FastAPI
 from websockets.exceptions import ConnectionClosed
 
 from apps.presence_app import create_app
-from support.processes import HOST, ServerProcess, free_port
+from support.processes import HOST, server_process
 from support.redis_server import require_redis
 from wsroute import Broker, Channel, WsRouter
 from wsroute.broker import redis_presence
@@ -82,58 +81,51 @@ async def test_members_of_two_workers_are_seen_everywhere_and_a_killed_workers_l
     broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
-    with tempfile.TemporaryFile() as log_a, tempfile.TemporaryFile() as log_b:
-        a, b = ServerProcess(APP, free_port(), log_a), ServerProcess(APP, free_port(), log_b)
-        a.start()
-        b.start()
-        try:
-            async with (
-                MultiplexClient.connect(f"ws://{HOST}:{a.port}{WATCHED}", presence=True) as watcher,
-                connect(f"ws://{HOST}:{a.port}/rooms/r?user=ann"),
-                connect(f"ws://{HOST}:{b.port}/rooms/r?user=ann"),  # Ann's second tab, other worker
-                connect(f"ws://{HOST}:{b.port}/rooms/r?user=bob"),
-            ):
-                users: dict[str, str | None] = {}
+    with server_process(APP) as a, server_process(APP) as b:
+        async with (
+            MultiplexClient.connect(f"ws://{HOST}:{a.port}{WATCHED}", presence=True) as watcher,
+            connect(f"ws://{HOST}:{a.port}/rooms/r?user=ann"),
+            connect(f"ws://{HOST}:{b.port}/rooms/r?user=ann"),  # Ann's second tab, other worker
+            connect(f"ws://{HOST}:{b.port}/rooms/r?user=bob"),
+        ):
+            users: dict[str, str | None] = {}
 
-                async def seen_by_watcher() -> None:
-                    while sorted(filter(None, users.values())) != ["ann", "ann", "bob", "watcher"]:
-                        kind, body = await watcher.recv_presence(WATCHED)
-                        changes = body if kind == "state" else body["joins"]
-                        users.update({cid: v["user"] for cid, v in changes.items()})
+            async def seen_by_watcher() -> None:
+                while sorted(filter(None, users.values())) != ["ann", "ann", "bob", "watcher"]:
+                    kind, body = await watcher.recv_presence(WATCHED)
+                    changes = body if kind == "state" else body["joins"]
+                    users.update({cid: v["user"] for cid, v in changes.items()})
 
-                await asyncio.wait_for(seen_by_watcher(), 10)
-                # From either worker, and from a third process that only reads.
-                for port in (a.port, b.port):
-                    await eventually(lambda: True)
-                    listed = await get(port, "/presence", topic="/rooms/r")
-                    assert sorted(m["user"] for m in listed) == ["ann", "ann", "bob", "watcher"]
-                    assert await get(port, "/stats", topic="/rooms/r") == {"clients": 4, "users": 3}
-                # The third process is a bare Broker, as docs/presence.md's script has it.
-                reader = Broker(broker_url)
-                reader.topic("/rooms/{room}", presence=True)
-                async with reader:
-                    assert await reader.presence_stats("/rooms/r") == PresenceStats(4, 3)
-                    assert len(await reader.presence("/rooms/r")) == 4
-                    bob = next(m for m in await reader.presence("/rooms/r") if m.user == "bob")
-                    bob_pid = bob.info["pid"]  # type: ignore[index,call-overload]
+            await asyncio.wait_for(seen_by_watcher(), 10)
+            # From either worker, and from a third process that only reads.
+            for port in (a.port, b.port):
+                await eventually(lambda: True)
+                listed = await get(port, "/presence", topic="/rooms/r")
+                assert sorted(m["user"] for m in listed) == ["ann", "ann", "bob", "watcher"]
+                assert await get(port, "/stats", topic="/rooms/r") == {"clients": 4, "users": 3}
+            # The third process is a bare Broker, as docs/presence.md's script has it.
+            reader = Broker(broker_url)
+            reader.topic("/rooms/{room}", presence=True)
+            async with reader:
+                assert await reader.presence_stats("/rooms/r") == PresenceStats(4, 3)
+                assert len(await reader.presence("/rooms/r")) == 4
+                bob = next(m for m in await reader.presence("/rooms/r") if m.user == "bob")
+                bob_pid = bob.info["pid"]  # type: ignore[index,call-overload]
 
-                # Worker B dies without running its leaves: its members go within the bound,
-                # and the watcher on A is told.
-                b.kill()
-                killed = time.monotonic()
-                left: set[str | None] = set()
-                while left != {"ann", "bob"}:
-                    kind, body = await asyncio.wait_for(watcher.recv_presence(WATCHED), TTL * 4)
-                    if kind == "diff":
-                        left.update(v["user"] for v in body["leaves"].values())
-                elapsed = time.monotonic() - killed
-                assert elapsed < TTL + TTL / 3 + 1.0, f"members of a dead worker left after {elapsed:.1f}s"
-                listed = await get(a.port, "/presence", topic="/rooms/r")
-                assert sorted(m["user"] for m in listed) == ["ann", "watcher"]
-                assert all(m["info"]["pid"] != bob_pid for m in listed)
-        finally:
-            a.stop()
+            # Worker B dies without running its leaves: its members go within the bound,
+            # and the watcher on A is told.
             b.kill()
+            killed = time.monotonic()
+            left: set[str | None] = set()
+            while left != {"ann", "bob"}:
+                kind, body = await asyncio.wait_for(watcher.recv_presence(WATCHED), TTL * 4)
+                if kind == "diff":
+                    left.update(v["user"] for v in body["leaves"].values())
+            elapsed = time.monotonic() - killed
+            assert elapsed < TTL + TTL / 3 + 1.0, f"members of a dead worker left after {elapsed:.1f}s"
+            listed = await get(a.port, "/presence", topic="/rooms/r")
+            assert sorted(m["user"] for m in listed) == ["ann", "watcher"]
+            assert all(m["info"]["pid"] != bob_pid for m in listed)
 
 
 async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker_url: str) -> None:
@@ -217,45 +209,38 @@ async def test_a_ban_from_an_http_route_closes_the_users_connections_on_every_wo
     broker_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
-    with tempfile.TemporaryFile() as log_a, tempfile.TemporaryFile() as log_b:
-        a, b = ServerProcess(APP, free_port(), log_a), ServerProcess(APP, free_port(), log_b)
-        a.start()
-        b.start()
-        try:
-            async with (
-                connect(f"ws://{HOST}:{a.port}/rooms/r?user=mallory") as on_a,
-                MultiplexClient.connect(f"ws://{HOST}:{b.port}/rooms/r?user=mallory") as on_b,
-                connect(f"ws://{HOST}:{b.port}/rooms/r?user=bob") as bob,
-            ):
-                await on_b.subscribe("/rooms/s?user=mallory")
-                await eventually(lambda: True)
+    with server_process(APP) as a, server_process(APP) as b:
+        async with (
+            connect(f"ws://{HOST}:{a.port}/rooms/r?user=mallory") as on_a,
+            MultiplexClient.connect(f"ws://{HOST}:{b.port}/rooms/r?user=mallory") as on_b,
+            connect(f"ws://{HOST}:{b.port}/rooms/r?user=bob") as bob,
+        ):
+            await on_b.subscribe("/rooms/s?user=mallory")
+            await eventually(lambda: True)
 
-                async def all_present() -> bool:
-                    return int((await get(a.port, "/stats", topic="/rooms/r"))["clients"]) == 3
+            async def all_present() -> bool:
+                return int((await get(a.port, "/stats", topic="/rooms/r"))["clients"]) == 3
 
-                await until(all_present, 5, "3 members")
-                async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
-                    ban = {"user": "mallory", "code": 4003}
-                    response = await http.post(f"http://{HOST}:{a.port}/ban", params=ban)
-                assert response.json() == 2  # one socket on each worker
-                for socket in (on_a.websocket, on_b.websocket):
-                    with pytest.raises(ConnectionClosed) as closed:
-                        while True:
-                            await socket.recv()
-                    assert closed.value.rcvd is not None
-                    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4003, "banned")
-                # Every leave ran once, with the ban's code: one on A, two topics on B.
-                async def left_once() -> bool:
-                    codes = (await get(a.port, "/leaves"), await get(b.port, "/leaves"))
-                    return codes == ([4003], [4003, 4003])
+            await until(all_present, 5, "3 members")
+            async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+                ban = {"user": "mallory", "code": 4003}
+                response = await http.post(f"http://{HOST}:{a.port}/ban", params=ban)
+            assert response.json() == 2  # one socket on each worker
+            for socket in (on_a.websocket, on_b.websocket):
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        await socket.recv()
+                assert closed.value.rcvd is not None
+                assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4003, "banned")
+            # Every leave ran once, with the ban's code: one on A, two topics on B.
+            async def left_once() -> bool:
+                codes = (await get(a.port, "/leaves"), await get(b.port, "/leaves"))
+                return codes == ([4003], [4003, 4003])
 
-                await until(left_once, 5, "one leave per connection, with code 4003")
-                assert await post(a.port, "/ban", user="mallory", code=4003) == 0  # idempotent
-                await bob.send("still here")  # the others stay
-                assert (await get(b.port, "/stats", topic="/rooms/r")) == {"clients": 1, "users": 1}
-        finally:
-            a.stop()
-            b.stop()
+            await until(left_once, 5, "one leave per connection, with code 4003")
+            assert await post(a.port, "/ban", user="mallory", code=4003) == 0  # idempotent
+            await bob.send("still here")  # the others stay
+            assert (await get(b.port, "/stats", topic="/rooms/r")) == {"clients": 1, "users": 1}
 
 
 async def test_unsubscribe_and_subscribe_reach_sockets_on_another_worker(
@@ -265,45 +250,38 @@ async def test_unsubscribe_and_subscribe_reach_sockets_on_another_worker(
     on both workers, a socket on B subscribed to a topic, and a guard's refusal on B
     raised on A with its status."""
     monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
-    with tempfile.TemporaryFile() as log_a, tempfile.TemporaryFile() as log_b:
-        a, b = ServerProcess(APP, free_port(), log_a), ServerProcess(APP, free_port(), log_b)
-        a.start()
-        b.start()
-        try:
-            async with (
-                MultiplexClient.connect(f"ws://{HOST}:{b.port}/rooms/r?user=carol") as on_b,
-                connect(f"ws://{HOST}:{a.port}/rooms/r?user=carol") as on_a,
-            ):
-                await on_b.send("/rooms/r?user=carol", "me?")
-                client_id = str(await on_b.recv_data("/rooms/r?user=carol"))
-                await on_a.send("me?")
-                assert await on_a.recv()  # joined: carol is known on A too
+    with server_process(APP) as a, server_process(APP) as b:
+        async with (
+            MultiplexClient.connect(f"ws://{HOST}:{b.port}/rooms/r?user=carol") as on_b,
+            connect(f"ws://{HOST}:{a.port}/rooms/r?user=carol") as on_a,
+        ):
+            await on_b.send("/rooms/r?user=carol", "me?")
+            client_id = str(await on_b.recv_data("/rooms/r?user=carol"))
+            await on_a.send("me?")
+            assert await on_a.recv()  # joined: carol is known on A too
 
-                assert await post(a.port, "/subscribe", client_id=client_id, topic="/rooms/news") == 1
-                assert await on_b.recv() == Ok("SUBSCRIBE", ("/rooms/news",))
-                refused = await post(a.port, "/subscribe", client_id=client_id, topic="/private/x")
-                assert refused == {"refused": 403}
-                # The client hears of the refusal as of its own SUBSCRIBE's.
-                assert await on_b.recv() == Err("403 Forbidden", "SUBSCRIBE", ("/private/x",))
-                assert await post(a.port, "/subscribe", client_id="nobody.1", topic="/rooms/news") == 0
+            assert await post(a.port, "/subscribe", client_id=client_id, topic="/rooms/news") == 1
+            assert await on_b.recv() == Ok("SUBSCRIBE", ("/rooms/news",))
+            refused = await post(a.port, "/subscribe", client_id=client_id, topic="/private/x")
+            assert refused == {"refused": 403}
+            # The client hears of the refusal as of its own SUBSCRIBE's.
+            assert await on_b.recv() == Err("403 Forbidden", "SUBSCRIBE", ("/private/x",))
+            assert await post(a.port, "/subscribe", client_id="nobody.1", topic="/rooms/news") == 0
 
-                assert await post(a.port, "/unsubscribe", topic="/rooms/r", user="carol", code=4010) == 2
-                assert await on_b.recv() == ServerUnsubscribe("/rooms/r?user=carol", 4010, "moved")
-                with pytest.raises(ConnectionClosed) as closed:
-                    await on_a.recv()
-                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4010
+            assert await post(a.port, "/unsubscribe", topic="/rooms/r", user="carol", code=4010) == 2
+            assert await on_b.recv() == ServerUnsubscribe("/rooms/r?user=carol", 4010, "moved")
+            with pytest.raises(ConnectionClosed) as closed:
+                await on_a.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4010
 
-                async def left_once() -> bool:
-                    return (await get(a.port, "/leaves"), await get(b.port, "/leaves")) == ([4010], [4010])
+            async def left_once() -> bool:
+                return (await get(a.port, "/leaves"), await get(b.port, "/leaves")) == ([4010], [4010])
 
-                await until(left_once, 5, "one leave on each worker, with code 4010")
-                assert await post(a.port, "/unsubscribe", topic="/rooms/r", user="carol", code=4010) == 0
-                await on_b.send("/rooms/news", "me?")  # B's socket keeps its other topic
-                news_id = str(await on_b.recv_data("/rooms/news"))
-                assert news_id != client_id and news_id.split(".")[0] == client_id.split(".")[0]
-        finally:
-            a.stop()
-            b.stop()
+            await until(left_once, 5, "one leave on each worker, with code 4010")
+            assert await post(a.port, "/unsubscribe", topic="/rooms/r", user="carol", code=4010) == 0
+            await on_b.send("/rooms/news", "me?")  # B's socket keeps its other topic
+            news_id = str(await on_b.recv_data("/rooms/news"))
+            assert news_id != client_id and news_id.split(".")[0] == client_id.split(".")[0]
 
 
 async def test_a_sweep_takes_every_dead_process_however_many_died(broker_url: str) -> None:
