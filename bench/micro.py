@@ -84,8 +84,8 @@ class _Socket:
     async def close_socket(self, code: int, reason: str) -> bool:
         return False
 
-    async def close_session(self, session: Session, code: int, reason: str) -> None:
-        return None
+    async def close_session(self, session: Session, code: int, reason: str) -> bool:
+        return False
 
 
 _SOCKET = _Socket()

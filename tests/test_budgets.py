@@ -184,8 +184,8 @@ class _Quiet:
     async def close_socket(self, code: int, reason: str) -> bool:
         return False
 
-    async def close_session(self, session: Session, code: int, reason: str) -> None:
-        return None
+    async def close_session(self, session: Session, code: int, reason: str) -> bool:
+        return False
 
 
 async def test_a_socket_that_never_sends_keeps_no_call_layout_until_its_first_message() -> None:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -17,12 +18,19 @@ from fastapi import Depends, FastAPI
 from websockets.exceptions import ConnectionClosed
 
 from support.raw import RawClient
-from wsroute import AppBroker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
+from wsroute import AppBroker, Broker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import Ok, ServerUnsubscribe
 from wsroute.status import clip_reason
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
+
+MIB = 1024 * 1024
+
+
+def largest_send_buffer() -> int:
+    """The most the kernel lets the sending side of one TCP socket hold (tcp_wmem's maximum)."""
+    return int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
 
 
 def refuse() -> None:
@@ -38,9 +46,11 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
         return PresenceInfo(user=user)
 
     @ws.message("/rooms/{room}")
-    async def said(data: str, channel: Channel) -> None:
+    async def said(data: str, channel: Channel, broker: Broker) -> None:
         if data == "me?":
             await channel.send(channel.client_id)
+        elif data == "kick me":
+            await broker.disconnect(client_id=channel.client_id, code=4009, reason="kicked by itself")
         else:
             await channel.broadcast(data)
 
@@ -160,35 +170,51 @@ async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_oth
         slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
         try:
             assert slow.status == 101
+            slow_port = slow.sock.getsockname()[1]
             async with (
                 connect(f"{url}/rooms/a?user=ann", max_queue=None) as ann,
                 connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
             ):
                 await eventually(lambda: broker.local_topics().get("/rooms/a") == 3, what="3 subscribers")
-                for _ in range(12):  # 6 MiB to the room, more than the slow client's socket holds
-                    await bob.send("x" * 512 * 1024)
-                await eventually(
-                    lambda: any(len(s.outbox) for s in broker.subscribers("/rooms/a")),
-                    timeout=10,
-                    what="the slow client's queue backing up",
-                )
+                [slow_session] = [
+                    s for s in broker.subscribers("/rooms/a") if s.request.client.port == slow_port
+                ]
+                # More than the kernel lets the server's side of the socket hold (its
+                # largest send buffer), in 512 KiB messages to the room.
+                for _ in range((largest_send_buffer() + 2 * MIB) // (MIB // 2) + 1):
+                    await bob.send("x" * (MIB // 2))
+                await eventually(lambda: len(slow_session.outbox) > 0, timeout=10, what="a backed-up queue")
                 began = time.monotonic()
                 assert await post(http, "/disconnect", user="ann", code=4003) == 2
+                # While the slow socket flushes, it is closing: nothing counts it again.
                 assert await post(http, "/disconnect", user="ann", code=4003) == 0
+                assert await post(http, "/unsubscribe", topic="/rooms/a", user="ann", code=4010) == 0
                 with pytest.raises(ConnectionClosed) as closed:
                     while True:
                         await ann.recv()
                 assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
                 assert time.monotonic() - began < 10  # not the slow client's 30 s
-                assert leaves == [("/rooms/a", 4003)]  # the slow one is still flushing
+                await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
+                assert len(slow_session.outbox) > 0  # the slow one is still flushing
                 await bob.close()
         finally:
             slow.close()
-        # Its client gone, the slow socket's close ends too, with the command's code.
         # Its client gone without a close frame, the slow socket's close ends too: its leave
         # has the command's code (bob's, who left on his own, has 1000).
         await eventually(lambda: len(leaves) == 3, timeout=10, what="the slow socket's leave")
         assert sorted(leaves) == [("/rooms/a", 1000), ("/rooms/a", 4003), ("/rooms/a", 4003)]
+
+
+async def test_a_handler_that_disconnects_its_own_client_still_sends_the_close_frame() -> None:
+    """The command answers once the close has begun; the socket must not go before its close
+    frame does, or the client sees a dropped connection instead of the code."""
+    async with served() as (url, _, leaves), connect(f"{url}/rooms/a?user=ann") as ann:
+        await ann.send("kick me")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ann.recv()
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4009, "kicked by itself")
+        await eventually(lambda: leaves == [("/rooms/a", 4009)])
 
 
 async def test_a_reason_too_long_for_a_close_frame_is_shortened() -> None:

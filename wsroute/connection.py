@@ -95,6 +95,7 @@ class BaseConnection:
 
     # Slots: thousands of these live at once, one per idle socket.
     __slots__ = (
+        "_close_sent",
         "_joins",
         "_task",
         "broker",
@@ -136,6 +137,8 @@ class BaseConnection:
         self.state = _CONNECTING
         # How the server closed it (state CLOSING and on); None until then.
         self.close_status: WebSocketStatus | None = None
+        # Done once a server-side close has sent its close frame (or given up); None before.
+        self._close_sent: asyncio.Future[None] | None = None
         self.subprotocol: str | None = None
         # The one session that takes every message (a dedicated connection), called
         # without the `on_frame` hop while no join body is running.
@@ -215,6 +218,12 @@ class BaseConnection:
                     closing = self.close_status if self.state is _CLOSING else None
                     end = status_of(event) if closing is None else closing
                     break
+            closing_sent = self._close_sent
+            if closing_sent is not None and not closing_sent.done():
+                # A close begun in another task (`Broker.disconnect` called from this very
+                # socket's handler) is still flushing: the socket goes once its close frame
+                # is out, or the flush is cut short and the client never gets the code.
+                await asyncio.wait({closing_sent})
         except asyncio.CancelledError as exc:
             if self.state is _EVICTED and self._task is not None:
                 self._task.uncancel()
@@ -298,8 +307,9 @@ class BaseConnection:
         """Every live session of this socket."""
         raise NotImplementedError
 
-    async def close_session(self, session: Session, code: int, reason: str) -> None:
-        """Server-side close of one session (`Channel.close` and the control calls)."""
+    async def close_session(self, session: Session, code: int, reason: str) -> bool:
+        """Server-side close of one session (`Channel.close` and the control calls); False
+        when it was closing or closed already."""
         raise NotImplementedError
 
     # --- sessions: join beside the receive loop, then messages in order -----------------
@@ -354,9 +364,13 @@ class BaseConnection:
         reason = clip_reason(reason)
         self.close_status = WebSocketStatus(code, reason)
         self._to(_CLOSING)
-        await self.outbox.drain(self.settings.close_timeout)
-        self.outbox.abort()
-        await self._send_close(code, reason, timeout=self.settings.close_timeout)
+        sent = self._close_sent = asyncio.get_running_loop().create_future()
+        try:
+            await self.outbox.drain(self.settings.close_timeout)
+            self.outbox.abort()
+            await self._send_close(code, reason, timeout=self.settings.close_timeout)
+        finally:
+            sent.set_result(None)
         return True
 
     async def _send_close(self, code: int, reason: str, *, timeout: float) -> bool:
@@ -399,6 +413,6 @@ class Connection(BaseConnection):
     def sessions(self) -> list[Session]:
         return [self.session]
 
-    async def close_session(self, session: Session, code: int, reason: str) -> None:
-        await self.close_socket(code, reason)
+    async def close_session(self, session: Session, code: int, reason: str) -> bool:
+        return await self.close_socket(code, reason)
 

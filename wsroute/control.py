@@ -102,7 +102,7 @@ class Clients:
         if op == "unsubscribe":
             found = self.find(cmd.get("client_id"), cmd.get("user"))
             sessions = [s for s in found if s.topic == cmd.get("topic")]
-            return sum(self._begin(session.close(code, reason)) for session in sessions)
+            return sum(self._begin(session.try_close(code, reason)) for session in sessions)
         if op == "subscribe":
             found = self.find(cmd.get("client_id"), None)
             subscribe = getattr(found[0].socket, "subscribe_topic", None) if found else None
@@ -113,17 +113,18 @@ class Clients:
         logger.warning("ignored a control command with an unknown op %r", op)
         return 0
 
-    def _begin(self, close: Coroutine[Any, Any, bool | None]) -> bool:
+    def _begin(self, close: Coroutine[Any, Any, bool]) -> bool:
         """Start `close` (a socket's or a session's) and let it go on without the caller;
-        whether it closed something. Each marks its socket or session closing before it
-        first waits, so a command that comes meanwhile counts nothing twice."""
+        whether it closed something. Each decides, and marks its socket or session closing,
+        before it first waits: one that waits has closed something, and a command that comes
+        meanwhile counts nothing twice."""
         try:
             task, closed = run_eagerly(close, name="wsroute control close")
         except Exception:
             logger.exception("a control command could not close a connection")
             return False
         if task is None:
-            return closed is not False  # a session's close returns None
+            return closed is True
         self._closing.add(task)
         task.add_done_callback(self._closed)
         return True

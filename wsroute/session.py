@@ -61,9 +61,10 @@ class Socket(Protocol):
         False when it was closing or closed already. It marks the socket closing before it
         first waits."""
 
-    async def close_session(self, session: Session, code: int, reason: str) -> None:
+    async def close_session(self, session: Session, code: int, reason: str) -> bool:
         """Close `session` with `code` and `reason`: the socket of a dedicated connection,
-        the topic of a multiplexed one (the socket stays open)."""
+        the topic of a multiplexed one (the socket stays open); False when that was closing
+        or closed already. Like `close_socket`, it decides before it first waits."""
 
 
 class MetaFrames(Protocol):
@@ -329,11 +330,16 @@ class Session(Context):
 
     async def close(self, code: int = status.NORMAL, reason: str = "") -> None:
         """Close this session with `code` and `reason` (once; later calls do nothing)."""
+        await self.try_close(code, reason)
+
+    async def try_close(self, code: int = status.NORMAL, reason: str = "") -> bool:
+        """`close`, and whether this call closed it: False when the session, or its socket,
+        was closing or closed already (server-side control counts what it closed)."""
         if not (code in _SERVER_CLOSE_CODES or 3000 <= code <= 4999):
             raise ValueError(f"close code {code} cannot be sent: use 1000, 1001-1014 or 3000-4999")
         state = self.state
         if state >= _CLOSING:
-            return
+            return False
         if state < _OPEN:
             raise RuntimeError(
                 f"the WebSocket connection to {self.topic} cannot be closed before it is accepted: "
@@ -342,8 +348,9 @@ class Session(Context):
         reason = clip_reason(reason)
         self.close_status = WebSocketStatus(code, reason)
         self._to(_CLOSING)
-        if self.socket is not None:
-            await self.socket.close_session(self, code, reason)
+        if self.socket is None:
+            return True
+        return await self.socket.close_session(self, code, reason)
 
     # --- handshake ----------------------------------------------------------------------
 

@@ -76,7 +76,9 @@ HEARTBEAT_SCRIPT = _USER_DOWN + """
 return redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[2]), ARGV[1])
 """
 
-# The sweep, run before every read so that a read never lists a member of a dead process.
+# The sweep, run before every read so that a read lists no member of a process past its
+# deadline (16 such processes per script; the heartbeat's sweep takes any more within a
+# third of presence_ttl, inside the crash bound).
 # Takes (nodes key, prefix); returns a flat list: topic, client id, member JSON, ...
 _SWEEP = _USER_DOWN + """
 local function sweep(nodes, prefix)

@@ -206,13 +206,13 @@ class MultiplexConnection(BaseConnection):
     def sessions(self) -> list[Session]:
         return list(self.topics.values())
 
-    async def close_session(self, session: Session, code: int, reason: str) -> None:
+    async def close_session(self, session: Session, code: int, reason: str) -> bool:
         # Looked up, not kept per session: a closure per topic costs every subscription,
         # and a server-side close is rare (at most `max_topics` to search).
         for topic, subscribed in self.topics.items():
             if subscribed is session:
-                await self._close_topic(topic, code, reason)
-                return
+                return await self._close_topic(topic, code, reason)
+        return False  # its topic is being left already (the client's UNSUBSCRIBE)
 
     async def open(self) -> None:
         if isinstance(self._first_options, ProtocolError):
@@ -382,9 +382,10 @@ class MultiplexConnection(BaseConnection):
         self.start_join(session)
         return 0
 
-    async def _close_topic(self, topic: str, code: int, reason: str) -> None:
-        """The server closed one topic: tell the client, then leave; the socket stays open."""
-        await self._end_topic(
+    async def _close_topic(self, topic: str, code: int, reason: str) -> bool:
+        """The server closed one topic: tell the client, then leave; the socket stays open.
+        False when the topic was not subscribed (any more)."""
+        return await self._end_topic(
             topic, WebSocketStatus(code, reason), notice=encode_server_unsubscribe(topic, code, reason)
         )
 
