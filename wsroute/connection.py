@@ -195,6 +195,7 @@ class BaseConnection:
                         await direct.rate_limited()
                         if self.state is _CLOSING:
                             end = self.close_status or _DROPPED
+                            await self._close_frame_sent()
                             break
                         continue
                     text = event.get("text")
@@ -211,19 +212,16 @@ class BaseConnection:
                         await self.on_frame(text, data)
                     if self.state is _CLOSING:
                         end = self.close_status or _DROPPED
+                        await self._close_frame_sent()
                         break
                 elif kind == "websocket.disconnect":
                     # A client that drops while the server's close is flushing (it never
                     # read) ended by that close: its leave reports the server's code.
-                    closing = self.close_status if self.state is _CLOSING else None
-                    end = status_of(event) if closing is None else closing
+                    if self.state is _CLOSING and self.close_status is not None:
+                        end = self.close_status
+                    else:
+                        end = status_of(event)
                     break
-            closing_sent = self._close_sent
-            if closing_sent is not None and not closing_sent.done():
-                # A close begun in another task (`Broker.disconnect` called from this very
-                # socket's handler) is still flushing: the socket goes once its close frame
-                # is out, or the flush is cut short and the client never gets the code.
-                await asyncio.wait({closing_sent})
         except asyncio.CancelledError as exc:
             if self.state is _EVICTED and self._task is not None:
                 self._task.uncancel()
@@ -253,6 +251,14 @@ class BaseConnection:
                     cancellation = cancellation or exc
         if cancellation is not None:
             raise cancellation
+
+    async def _close_frame_sent(self) -> None:
+        """Wait for a server-side close begun in another task (`Broker.disconnect` called
+        from this socket's own handler) to send its close frame: ending the socket sooner
+        cuts its flush short, and the client never gets the code."""
+        sent = self._close_sent
+        if sent is not None and not sent.done():
+            await asyncio.wait({sent})
 
     async def _close_evicted(self) -> None:
         if not await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0):
