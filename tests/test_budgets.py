@@ -49,6 +49,7 @@ from wsroute.outbox import Outbox
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler
 from wsroute.session import Session
+from wsroute.testing import eventually
 
 MUX = ("rocket-multiplex",)
 
@@ -175,19 +176,6 @@ async def test_memory_per_idle_connection(
     )
 
 
-class _Quiet:
-    """A session's socket and its outbox's owner, for a session driven without a server."""
-
-    def evict(self) -> None:
-        return None
-
-    async def close_socket(self, code: int, reason: str) -> bool:
-        return False
-
-    async def close_session(self, session: Session, code: int, reason: str) -> bool:
-        return False
-
-
 async def test_a_socket_that_never_sends_keeps_no_call_layout_until_its_first_message() -> None:
     """The message handler's fast call (its arguments laid out by position) is built by the
     first message, not at the handshake: most idle sockets never send."""
@@ -198,23 +186,23 @@ async def test_a_socket_that_never_sends_keeps_no_call_layout_until_its_first_me
     async def idle(data: str, channel: Channel, user: User) -> None:
         got.append(f"{data}:{user.name}")
 
-    quiet = _Quiet()
-
-    async def send(event: Message) -> None:
-        return None
-
-    outbox = Outbox(send, max_messages=8, max_bytes=None, policy="disconnect", owner=quiet)
-    scope = websocket_scope("/idle", (), query_string=b"user=ann")
-    session = Session(
-        table=ws.table, settings=ws.settings, broker=ws.broker, scope=scope, outbox=outbox, socket=quiet
-    )
-    await session.handshake()
-    assert session.message_handler is not None and session._fast == ()  # accepted, nothing built
-    await session.message_call("hi", None)
-    built = session._fast
-    assert got == ["hi:ann"] and built is not None and len(built) == 7
-    await session.message_call("again", None)
-    assert got == ["hi:ann", "again:ann"] and session._fast is built  # built once
+    app = FastAPI()
+    ws.install(app)
+    async with lifespan(app):
+        client = AsgiServer(app, "/idle", query_string=b"user=ann")
+        await client.wait_for(lambda m: m["type"] == "websocket.accept")
+        [session] = ws.broker.subscribers("/idle")
+        assert isinstance(session, Session)
+        assert session.message_handler is not None and session._fast == ()  # accepted, nothing built
+        await client.inbox.put(receive_text("hi"))
+        await eventually(lambda: got == ["hi:ann"])
+        built = session._fast
+        assert got == ["hi:ann"] and built is not None and len(built) == 7
+        await client.inbox.put(receive_text("again"))
+        await eventually(lambda: len(got) == 2)
+        assert got == ["hi:ann", "again:ann"] and session._fast is built  # built once
+        await client.inbox.put(DISCONNECT)
+        await client.task
 
 
 # --- no reflection per event ----------------------------------------------------------------

@@ -36,12 +36,14 @@ class AsgiServer:
     """One WebSocket connection to `app`, spoken as raw ASGI events: put client events in
     `inbox`, read what the app sent in `sent`."""
 
-    def __init__(self, app: Any, path: str, subprotocols: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, app: Any, path: str, subprotocols: tuple[str, ...] = (), query_string: bytes = b""
+    ) -> None:
         self.inbox: asyncio.Queue[Message] = asyncio.Queue()
         self.sent: list[Message] = []
         self._changed = asyncio.Event()
         self.inbox.put_nowait({"type": "websocket.connect"})
-        scope = websocket_scope(path, subprotocols)
+        scope = websocket_scope(path, subprotocols, query_string)
         self.task = asyncio.ensure_future(app(scope, self.inbox.get, self._send))
 
     async def _send(self, message: Message) -> None:
