@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,27 @@ async def enter(
         yield ws, hello
 
 
-async def members(base: str, room: str, token: str) -> list[tuple[str, int]]:
-    """``GET /api/rooms/{room}/members``: (name, connections) of each user in the room."""
+async def listed(base: str, room: str, token: str) -> list[dict[str, Any]]:
+    """``GET /api/rooms/{room}/members``: every member listed, online and offline."""
     async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=5) as http:
         response = await http.get(f"/api/rooms/{room}/members", headers=bearer(token))
     assert response.status_code == 200, response.text
-    return [(m["user"]["name"], m["connections"]) for m in response.json()["members"]]
+    found: list[dict[str, Any]] = response.json()["members"]
+    return found
+
+
+async def members(base: str, room: str, token: str) -> list[tuple[str, int]]:
+    """(name, connections) of each user online in the room, from ``/members``."""
+    return [(m["user"]["name"], m["connections"]) for m in await listed(base, room, token) if m["online"]]
+
+
+async def offline(base: str, room: str, token: str) -> list[tuple[str, float]]:
+    """(name, last seen as unix time) of each offline member of the room, from ``/members``."""
+    return [
+        (m["user"]["name"], datetime.fromisoformat(m["last_seen"]).timestamp())
+        for m in await listed(base, room, token)
+        if not m["online"]
+    ]
 
 
 async def members_become(
@@ -122,6 +138,17 @@ async def members_become(
         if time.monotonic() > deadline:
             raise AssertionError(f"members are {found}, not {expected}, after {timeout}s")
         await asyncio.sleep(0.05)
+
+
+async def seen_after(base: str, room: str, token: str, name: str, after: float, timeout: float = 5) -> float:
+    """Poll ``/members`` until `name` is offline, last seen after `after`; returns when (a leave
+    is written just after the socket's close is sent, so the close can reach the test first)."""
+    deadline = time.monotonic() + timeout
+    while (seen := dict(await offline(base, room, token)).get(name, 0.0)) <= after:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} not offline and seen after {after} within {timeout}s")
+        await asyncio.sleep(0.05)
+    return seen
 
 
 def who(change: dict[str, Any]) -> list[tuple[str | None, Any]]:
@@ -427,6 +454,43 @@ async def test_presence_join_leave_and_a_second_tab(chat: ChatServer) -> None:
         assert (await http.get(f"/api/rooms/{room}/members")).status_code == 401
 
 
+async def test_members_who_left_are_listed_offline_with_when_they_were_last_seen(chat: ChatServer) -> None:
+    """``/members`` lists who is connected, then who was in the room before, latest seen
+    first, each once, with when they left: a user comes back online, a second tab closing
+    leaves its user online, and a room lists only its own members."""
+    room, other = room_name(), room_name()
+    _, ann_token = await sign_in(chat.http, "Ann")
+    _, bob_token = await sign_in(chat.http, "Bob")
+    _, cy_token = await sign_in(chat.http, "Cy")
+    assert await listed(chat.http, room, ann_token) == []
+    async with enter(chat.ws, room, cy_token):
+        cy_in = time.time()
+    cy_seen = await seen_after(chat.http, room, ann_token, "Cy", cy_in)
+    async with enter(chat.ws, room, bob_token):
+        bob_in = time.time()
+    bob_seen = await seen_after(chat.http, room, ann_token, "Bob", bob_in)
+    async with enter(chat.ws, room, ann_token):
+        ann_in = time.time()
+        await members_become(chat.http, room, ann_token, [("Ann", 1)])
+        assert await offline(chat.http, room, ann_token) == [("Bob", bob_seen), ("Cy", cy_seen)]
+        bob = next(m for m in await listed(chat.http, room, ann_token) if m["user"]["name"] == "Bob")
+        assert (bob["online"], bob["connections"]) == (False, 0)
+        # Bob comes back: online, and no longer offline.
+        async with enter(chat.ws, room, bob_token):
+            await members_become(chat.http, room, ann_token, [("Ann", 1), ("Bob", 1)])
+            assert await offline(chat.http, room, ann_token) == [("Cy", cy_seen)]
+            # Ann's second tab comes and goes: Ann stays online, and is not listed offline.
+            async with enter(chat.ws, room, ann_token):
+                await members_become(chat.http, room, ann_token, [("Ann", 2), ("Bob", 1)])
+            await members_become(chat.http, room, ann_token, [("Ann", 1), ("Bob", 1)])
+            assert await offline(chat.http, room, ann_token) == [("Cy", cy_seen)]
+            bob_back = time.time()
+        await seen_after(chat.http, room, ann_token, "Bob", bob_back)
+    await seen_after(chat.http, room, bob_token, "Ann", ann_in)
+    assert [name for name, _ in await offline(chat.http, room, bob_token)] == ["Ann", "Bob", "Cy"]
+    assert await listed(chat.http, other, ann_token) == []  # members of `room` only
+
+
 async def test_an_admin_kicks_a_user_from_every_room(chat: ChatServer) -> None:
     """``POST /api/admin/users/{id}/kick`` closes each socket of the user with 4403 (the page
     does not reconnect after it); the others stay."""
@@ -727,7 +791,8 @@ async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
 
 
 async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
-    """Messages, announcements, members and a kick cross workers through Redis."""
+    """Messages, announcements, members (online and offline) and a kick cross workers through
+    Redis."""
     from support.redis_server import require_redis
 
     url = require_redis()
@@ -778,6 +843,9 @@ async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
                         await recv_until(socket, lambda e: False)
                     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
                 await members_become(server.http, room, ann_token, [("Ann", 1)])
+                # Kicked on both workers, Bob is one offline member (the shared store).
+                await seen_after(server.http, room, ann_token, "Bob", 0.0)
+                assert [name for name, _ in await offline(server.http, room, ann_token)] == ["Bob"]
             await ann.send(json.dumps({"text": "alone"}))
             assert (await recv_until(ann, lambda e: e["type"] == "message"))["text"] == "alone"
         assert server.stop() == 0, server.output()

@@ -209,14 +209,18 @@ class Announce(BaseModel):
 
 
 class RoomMember(BaseModel):
-    """A user in a room (from the broker's presence, on every worker)."""
+    """A user of a room: online (in the broker's presence, on any worker) or seen there before."""
 
     user: User
-    connections: int = Field(description="How many connections (tabs, devices) the user has to the room.")
+    online: bool = Field(description="Connected to the room now, on any worker.")
+    connections: int = Field(description="Connections (tabs, devices) the user has to the room; 0 offline.")
+    last_seen: datetime | None = Field(
+        default=None, description="Offline members: when they last entered or left the room (null online)."
+    )
 
 
 class Members(BaseModel):
-    """Who is in a room right now, by name."""
+    """Who is in a room: the online members by name, then the offline ones, latest seen first."""
 
     room: str
     members: list[RoomMember]

@@ -30,6 +30,7 @@ with several), and sends the member list and its changes to the clients that ask
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -52,6 +53,7 @@ from examples.chat.models import (
     User,
 )
 from examples.chat.state import State
+from examples.chat.store import Store, StoreClosed
 from wsroute import (
     Broker,
     BrokerUnavailable,
@@ -84,6 +86,11 @@ EXPIRED = 4401
 """Close code of a socket whose sign-in expired: a stop code of the browser client too."""
 EXPIRED_REASON = "sign-in expired"
 
+OFFLINE_LIMIT = 50
+"""Most offline members a member list shows (the latest seen)."""
+OFFLINE_DAYS = 30
+"""A user not seen in a room for this many days is no longer listed as one of its members."""
+
 _expiry: dict[Channel[Any], asyncio.TimerHandle] = {}
 """The timer of each open connection that closes it at its expiry (a connection has one
 `Channel` from join to leave)."""
@@ -95,9 +102,12 @@ Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-
 
 
 @router.join("/rooms/{room}")
-async def enter(room: Room, member: Member, channel: Channel[ServerEvent], broker: Broker) -> PresenceInfo:
-    """A signed-in user entered the room: greet them, then join the room's presence as that user
-    (two tabs of one user are two connections of one member)."""
+async def enter(
+    room: Room, member: Member, channel: Channel[ServerEvent], broker: Broker, state: State
+) -> PresenceInfo:
+    """A signed-in user entered the room: note them as seen there, greet them, then join the
+    room's presence as that user (two tabs of one user are two connections of one member)."""
+    await state.store.saw(room, member.user)
     await channel.send(Hello(room=room, you=member.user, worker=os.getpid(), max_length=MAX_LENGTH))
     _close_at_expiry(broker, channel, member.expires_at)
     return PresenceInfo(user=member.user.id, info={"name": member.user.name})
@@ -141,35 +151,46 @@ async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEven
 
 
 @router.leave("/rooms/{room}")
-async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Channel) -> None:
+async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Channel, state: State) -> None:
     """The connection ended (wsroute has taken it out of the room's presence): stop its expiry
-    timer, note a removal."""
+    timer, note a removal, and note the user as last seen in the room now."""
     # `channel` only names the connection's timer: untyped, it documents no message sent here.
     timer = _expiry.pop(channel, None)
     if timer is not None:
         timer.cancel()
     if status.code == KICKED:
         logger.info("%s (%s) was removed from %s by an admin", member.user.name, member.user.id, room)
+    with contextlib.suppress(StoreClosed):  # the server is stopping: their join time stays
+        await state.store.saw(room, member.user)
 
 
 router.topic("/rooms/{room}", history=ROOM_HISTORY, history_ttl=24 * 3600.0, presence=True)
 
 
-async def room_members(broker: Broker, room: str) -> list[RoomMember]:
-    """Who is in `room` on every worker (`Broker.presence`): one entry per user, by name, with
-    how many connections to the room (tabs, devices) they have."""
-    members: dict[str, RoomMember] = {}
+async def room_members(broker: Broker, store: Store, room: str) -> list[RoomMember]:
+    """The users of `room`: first who is in it on every worker (`Broker.presence`), each once,
+    by name, with how many connections (tabs, devices) they have; then up to `OFFLINE_LIMIT`
+    who were seen in it within `OFFLINE_DAYS` and are not connected, latest seen first."""
+    online: dict[str, RoomMember] = {}
     for member in await broker.presence(f"/rooms/{room}"):
         if member.user is None:
             continue  # every connection to a room is signed in: not one of ours
-        known = members.get(member.user)
+        known = online.get(member.user)
         if known is None:
             info = member.info if isinstance(member.info, dict) else {}
-            name = str(info.get("name", ""))
-            members[member.user] = RoomMember(user=User(id=member.user, name=name), connections=1)
+            user = User(id=member.user, name=str(info.get("name", "")))
+            online[member.user] = RoomMember(user=user, online=True, connections=1)
         else:
-            members[member.user] = known.model_copy(update={"connections": known.connections + 1})
-    return sorted(members.values(), key=lambda m: (m.user.name.casefold(), m.user.id))
+            online[member.user] = known.model_copy(update={"connections": known.connections + 1})
+    members = sorted(online.values(), key=lambda m: (m.user.name.casefold(), m.user.id))
+    # Ask for as many more as are online: those are in the table too, and skipped here.
+    seen = await store.last_seen(room, OFFLINE_LIMIT + len(online), time.time() - OFFLINE_DAYS * 86400)
+    offline = [
+        RoomMember(user=user, online=False, connections=0, last_seen=at)
+        for user, at in seen
+        if user.id not in online
+    ]
+    return members + offline[:OFFLINE_LIMIT]
 
 
 async def recent_messages(broker: Broker, room: str, limit: int) -> list[HistoryItem]:

@@ -1,9 +1,10 @@
 """The chat's small store: SQLite from the standard library, shared by every worker.
 
 It keeps the **messages** of every room (chat messages and admin announcements), for the
-history a client loads when it enters a room. Who is in a room is not here: that is the
-broker's presence (see `rooms`), which knows every worker's connections and forgets those of
-a worker that died.
+history a client loads when it enters a room, and when each user was **last seen** in each
+room (entered or left it), for the member list's offline part. Who is in a room right now is
+not here: that is the broker's presence (see `rooms`), which knows every worker's connections
+and forgets those of a worker that died.
 
 SQLite calls are short and run in a worker thread (`asyncio.to_thread`) so the event
 loop never waits on the file lock another process holds. The database runs in WAL mode,
@@ -39,10 +40,22 @@ CREATE TABLE IF NOT EXISTS messages (
     ref TEXT                         -- the sender's Say.ref
 );
 CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);
+CREATE TABLE IF NOT EXISTS seen (
+    room TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,         -- the name they last used in the room
+    at REAL NOT NULL,                -- unix time they last entered or left it
+    PRIMARY KEY (room, user_id)
+);
+CREATE INDEX IF NOT EXISTS seen_by_room ON seen (room, at);
 """
 _REFS = """
 CREATE UNIQUE INDEX IF NOT EXISTS messages_by_room_ref ON messages (user_id, room, ref) WHERE ref IS NOT NULL;
 """
+
+
+class StoreClosed(RuntimeError):
+    """The store was used after `Store.close` (a handler still running while the app stops)."""
 
 
 def _when(at: float) -> datetime:
@@ -50,7 +63,8 @@ def _when(at: float) -> datetime:
 
 
 class Store:
-    """The messages of every room in one SQLite file (see the module docstring)."""
+    """The messages of every room, and who was last seen where, in one SQLite file (see the
+    module docstring)."""
 
     def __init__(self, path: Path | None) -> None:
         """`path` None: a temporary file, made by `open` and removed by `close`."""
@@ -106,7 +120,7 @@ class Store:
             with self._lock:
                 db = self._db
                 if db is None:
-                    raise RuntimeError("the store is closed")
+                    raise StoreClosed("the store is closed")
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     result = work(db)
@@ -182,3 +196,29 @@ class Store:
                 user = User(id=user_id, name=user_name)
                 items.append(ChatMessage(id=id_, room=room, user=user, text=text, at=_when(at), ref=ref))
         return items
+
+    # --- who was seen where --------------------------------------------------------------
+
+    async def saw(self, room: str, user: User) -> None:
+        """Note that `user` was in `room` just now (they entered or left it)."""
+        at = time.time()
+
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO seen (room, user_id, user_name, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (room, user_id) DO UPDATE SET user_name = excluded.user_name, at = excluded.at",
+                (room, user.id, user.name, at),
+            )
+
+        await self._run(work)
+
+    async def last_seen(self, room: str, limit: int, since: float) -> list[tuple[User, datetime]]:
+        """Up to `limit` users seen in `room` at or after unix time `since`, with when, latest first."""
+
+        def work(db: sqlite3.Connection) -> list[tuple[str, str, float]]:
+            return db.execute(
+                "SELECT user_id, user_name, at FROM seen WHERE room = ? AND at >= ? ORDER BY at DESC LIMIT ?",
+                (room, since, limit),
+            ).fetchall()
+
+        return [(User(id=id_, name=name), _when(at)) for id_, name, at in await self._run(work)]

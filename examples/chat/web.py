@@ -7,8 +7,8 @@
 ``GET /api/session``                        who the token belongs to, or 401 with the reason
 ``DELETE /api/session``                     sign out (clears the cookie)
 ``GET /api/rooms/{room}/messages``          the room's last 50 messages (signed-in users)
-``GET /api/rooms/{room}/members``           who is in the room, on every worker (signed-in
-                                            users)
+``GET /api/rooms/{room}/members``           who is in the room, on every worker, then who
+                                            was and when (signed-in users)
 ``POST /api/admin/rooms/{room}/announce``   broadcast an announcement (admin token)
 ``POST /api/admin/users/{user_id}/kick``    close every socket of a user, on every worker
                                             (admin token)
@@ -156,10 +156,11 @@ async def history(
 
 
 @router.get("/api/rooms/{room}/members", tags=["rooms"])
-async def members(room: Room, member: SignedIn, broker: AppBroker) -> Members:
-    """Who is in a room right now, on every worker (the broker's presence): each user once,
-    with how many connections they have to it."""
-    return Members(room=room, members=await room_members(broker, room))
+async def members(room: Room, member: SignedIn, state: State, broker: AppBroker) -> Members:
+    """Who is in a room: first who is connected now, on every worker (the broker's presence),
+    each user once with how many connections they have to it; then up to 50 users seen in it
+    within 30 days who are not connected, with when they last entered or left it."""
+    return Members(room=room, members=await room_members(broker, state.store, room))
 
 
 @router.post(
