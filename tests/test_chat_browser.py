@@ -3,7 +3,7 @@
 Two browser contexts are two users: they sign in, enter the same room, chat, see each other
 in the member list; one watches a second room at the same time over the same single socket;
 a message over the limit shows an error and the socket stays open; one leaves and the other
-sees it. The second user's window is 375 px wide. Other tests: the page says why a stored token
+sees it, and sees them listed offline, as does a third user who arrives later. The second user's window is 375 px wide. Other tests: the page says why a stored token
 is refused, and it reconnects by itself after a server restart (and signs out, saying why, when
 the restarted server no longer accepts the token); the footer's ``/docs`` shows the HTTP API
 with no request leaving 127.0.0.1.
@@ -141,8 +141,20 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
     await expect(members(ann)).to_have_text(listed("Ann (you)"))
     await expect(bob.get_by_role("heading", name="No room")).to_be_visible()
     await expect(bob.get_by_role("status")).to_have_text("Not in any room")
+    # He is listed offline, last seen now (the time only: it is today).
+    away = ann.locator("#away-list li")
+    await expect(ann.get_by_role("heading", name="Offline (1)")).to_be_visible()
+    await expect(away).to_have_text([re.compile(r"^Bob #[0-9a-f]{4} last seen \d{1,2}:\d{2}")])
+    # A page that arrives later has it from the server: Ann online, Bob offline.
+    cy_context = await browser.new_context(viewport={"width": 1100, "height": 720})
+    cy = await cy_context.new_page()
+    cy_seen = watch(cy)
+    await sign_in(cy, chat.http, room, "Cy")
+    await expect(members(cy)).to_have_text(listed("Ann", "Cy (you)"))
+    await expect(cy.locator("#away-list li")).to_have_text([re.compile(r"^Bob #[0-9a-f]{4} last seen ")])
+    await expect(cy.get_by_role("heading", name="Offline (1)")).to_be_visible()
 
-    for seen in (ann_seen, bob_seen):
+    for seen in (ann_seen, bob_seen, cy_seen):
         assert seen.page_errors == []
         assert seen.unexpected_console(EXPECTED_401) == []
     await ann_context.close()

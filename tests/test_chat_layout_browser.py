@@ -529,6 +529,17 @@ async def test_axe_finds_nothing_serious_on_any_view(
     await page.get_by_label("Join a room").fill(other)
     await page.get_by_role("button", name="Join", exact=True).click()
     await expect(page.get_by_role("heading", name=f"#{other}")).to_be_visible()
+    # Bob comes to that room and goes: an offline member, listed beside the log (the phone's
+    # one-line strip has no room for who is offline).
+    await bob.get_by_label("Join a room").fill(other)
+    await bob.get_by_role("button", name="Join", exact=True).click()
+    await expect(log(page).get_by_text(f"Bob joined #{other}")).to_be_visible()
+    await bob.get_by_role("button", name=f"Leave #{other}").click()
+    await expect(log(page).get_by_text(f"Bob left #{other}")).to_be_visible()
+    away = page.locator("#away-list li").filter(has_text="Bob")
+    await expect(away).to_have_count(1)
+    await (expect(away).to_be_hidden() if phone else expect(away).to_be_visible())
+    await expect(bob.get_by_role("heading", name=f"#{room}")).to_be_visible()
     await say(bob, room, "unread for Ann")
     await expect(page.get_by_role("button", name=re.compile(r"1 unread"))).to_be_visible()
     found += await axe_violations(page, "chat")

@@ -36,6 +36,9 @@ export const signOut = () => call("DELETE", "/api/session");
 /** The last messages of a room, oldest first: `data.messages`. */
 export const getHistory = (room) => call("GET", `/api/rooms/${encodeURIComponent(room)}/messages`);
 
+/** A room's members: `data.members`, the online ones first, then those seen before (`last_seen`). */
+export const getMembers = (room) => call("GET", `/api/rooms/${encodeURIComponent(room)}/members`);
+
 /** A sentence for the user out of an error response (FastAPI's `detail`, in its several shapes). */
 export function describeError(result, fallback) {
   const detail = result?.data?.detail;

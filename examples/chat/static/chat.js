@@ -1,6 +1,6 @@
 // The chat page: sign in, watch several rooms (one multiplexed socket), chat, leave.
 import * as api from "./api.js";
-import { hueOf, insertEntry, removeEntry, renderLog, tagOf } from "./log.js";
+import { formatSeen, hueOf, insertEntry, removeEntry, renderLog, tagOf } from "./log.js";
 import { Room } from "./room.js";
 
 const $ = (id) => document.getElementById(id);
@@ -293,22 +293,15 @@ async function onClosed(room, { code, reason, byUs }) {
 
 // ------------------------------------------------------------------------------ rendering
 
+/** The online members of the room on screen, then, under "Offline", those seen there before. */
 function renderMembers() {
   const room = activeRoom();
   const members = room ? room.members : [];
+  const away = room ? room.away : [];
   setText($("members-heading"), `Members (${members.length})`);
   $("member-list").replaceChildren(
     ...members.map((member) => {
-      const item = document.createElement("li");
-      const name = document.createElement("span");
-      name.className = "member-name";
-      name.dir = "auto";
-      name.textContent = member.name;
-      name.style.setProperty("--user-hue", hueOf(member));
-      const tag = document.createElement("span");
-      tag.className = "tag";
-      tag.textContent = tagOf(member);
-      item.append(name, " ", tag);
+      const item = memberItem(member);
       if (state.me && member.id === state.me.id) {
         const you = document.createElement("span");
         you.className = "you";
@@ -318,6 +311,33 @@ function renderMembers() {
       return item;
     }),
   );
+  setText($("away-heading"), `Offline (${away.length})`);
+  $("away-heading").hidden = $("away-list").hidden = away.length === 0;
+  $("away-list").replaceChildren(
+    ...away.map(({ user, lastSeen }) => {
+      const item = memberItem(user);
+      const seen = document.createElement("span");
+      seen.className = "seen";
+      seen.textContent = ` ${formatSeen(lastSeen)}`;
+      item.append(seen);
+      return item;
+    }),
+  );
+}
+
+/** A member's line: their name in their colour, and their tag. */
+function memberItem(user) {
+  const item = document.createElement("li");
+  const name = document.createElement("span");
+  name.className = "member-name";
+  name.dir = "auto";
+  name.textContent = user.name;
+  name.style.setProperty("--user-hue", hueOf(user));
+  const tag = document.createElement("span");
+  tag.className = "tag";
+  tag.textContent = tagOf(user);
+  item.append(name, " ", tag);
+  return item;
 }
 
 /** What waits in the rooms not shown: counted in the tab's title and on the drawer's toggle. */
@@ -616,6 +636,7 @@ function tick() {
   if (today !== state.today) {
     state.today = today; // past midnight: "Today" is now "Yesterday", and times need a date
     renderLog($("log"), activeRoom(), state.me);
+    renderMembers();
   }
   for (const room of state.rooms.values()) updateRoomItem(room);
   updateConnection();

@@ -37,6 +37,12 @@ function formatTime(iso) {
   return `${day}, ${time}`;
 }
 
+/** When an offline member was last in the room: "last seen 14:05", "last seen 3 Dec, 14:05". */
+export function formatSeen(iso) {
+  const when = formatTime(iso);
+  return when ? `last seen ${when}` : "";
+}
+
 /** The label of a date separator: "Today", "Yesterday", or the full date. */
 function formatDay(iso) {
   const date = new Date(iso);

@@ -18,7 +18,9 @@
 // user are one entry), and fires `presence` on each change. The room shows each user once,
 // and notes "X joined" / "X left" only when a user's first connection arrives or their last
 // one goes. After a reconnect it notes "Reconnected" once and takes the new member list as it
-// is, without a line for everyone it lists again.
+// is, without a line for everyone it lists again. Members not connected come from the server's
+// record of who was seen in the room (`GET /api/rooms/{room}/members`, read on each
+// subscription); someone who leaves while we watch moves there, last seen now.
 //
 // What we say is shown at once as *pending* (it carries a random `ref`), until the server's
 // broadcast echoes that ref back: the pending line then becomes the message, in its place in
@@ -27,10 +29,11 @@
 //
 // Events (EventTarget): "entry" (detail: the entry now in `entries`), "remove" (detail: an entry
 // taken out: a confirmed or refused pending one, or the oldest past MAX_ENTRIES), "reset" (the
-// log was rebuilt), "members", "state", "problem" (detail: { detail, text }: the server's
-// sentence, and the refused text when it was ours), "closed" (detail: { code, reason, byUs }).
+// log was rebuilt), "members" (`members` or `away` changed), "state", "problem" (detail:
+// { detail, text }: the server's sentence, and the refused text when it was ours), "closed"
+// (detail: { code, reason, byUs }).
 import { MultiplexWebSocket } from "/wsroute/multiplex.js";
-import { getHistory } from "./api.js";
+import { getHistory, getMembers } from "./api.js";
 import { rooms } from "./chat-api.js";
 
 /** @import { Announcement, ChatMessage, RoomsMessage, User } from "./chat-api.js" */
@@ -50,6 +53,13 @@ import { rooms } from "./chat-api.js";
  * @property {boolean} [pending] sent, not yet confirmed by the server
  * @property {number} [connection] pending: the connection (count of opens) it last went out
  *   on; 0 while not sent
+ */
+
+/**
+ * A member of the room who is not connected to it.
+ * @typedef {object} Away
+ * @property {User} user
+ * @property {string} lastSeen when they last entered or left the room (ISO 8601)
  */
 
 const MAX_ENTRIES = 500;
@@ -73,6 +83,8 @@ export class Room extends EventTarget {
     this.ids = new Set();
     /** @type {User[]} Who is in the room, each user once, in order of arrival. */
     this.members = [];
+    /** @type {Away[]} Members seen in the room before and not in it now, latest seen first. */
+    this.away = [];
     /** False until the first member list: that one is not news, except that we arrived. */
     this._knowsMembers = false;
     this.unread = 0;
@@ -209,6 +221,7 @@ export class Room extends EventTarget {
       this.note("Reconnected");
     }
     this._resendPending();
+    this._loadAway();
     if (recovered) return;
     /** @type {(() => void)[]} */
     const waiting = [];
@@ -222,6 +235,26 @@ export class Room extends EventTarget {
       if (added) this._emit("reset");
     }
     if (this._waiting === waiting) this._flushWaiting();
+  }
+
+  /** Ask the server who else has been in the room (its online members come as presence). */
+  async _loadAway() {
+    const result = await getMembers(this.name);
+    if (!result.ok) return; // the list stays as it was: presence still moves people in and out
+    /** @type {{ user: User, online: boolean, last_seen: string | null }[]} */
+    const listed = result.data.members;
+    const here = new Set(this.members.map((user) => user.id));
+    /** @type {Away[]} */
+    const fresh = listed.flatMap((member) =>
+      member.online || member.last_seen === null || here.has(member.user.id)
+        ? []
+        : [{ user: member.user, lastSeen: member.last_seen }],
+    );
+    // Who left while the answer was on its way is listed online there: keep them away.
+    const listedAway = new Set(fresh.map((away) => away.user.id));
+    const kept = this.away.filter((away) => !listedAway.has(away.user.id) && !here.has(away.user.id));
+    this.away = [...fresh, ...kept].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen));
+    this._emit("members");
   }
 
   /** Show what arrived while the history loaded, in order. */
@@ -343,6 +376,14 @@ export class Room extends EventTarget {
       return user ? [user] : [];
     });
     this.members = members;
+    // Who left is away from now on; who arrived is no longer away.
+    const now = new Set(members.map((user) => user.id));
+    const gone = [...before.values()].filter((user) => !now.has(user.id));
+    const seen = new Date().toISOString();
+    this.away = [
+      ...gone.map((user) => ({ user, lastSeen: seen })),
+      ...this.away.filter((away) => !now.has(away.user.id) && !gone.some((user) => user.id === away.user.id)),
+    ];
     this._emit("members");
     if (this._quietPresence) {
       // A reconnect's list: "Reconnected" said it; a line per member listed again would not.
@@ -355,7 +396,6 @@ export class Room extends EventTarget {
       this._notice("joined", null);
       return;
     }
-    const now = new Set(members.map((user) => user.id));
     // Our own connection may be listed in that first state or arrive by a later diff
     // (whichever comes first, the join or the read of the list): either way it was noted.
     /** @param {User} user */
