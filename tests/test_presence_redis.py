@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -325,12 +326,20 @@ async def test_join_and_leave_cycles_leave_no_keys_behind(broker_url: str) -> No
 
 
 async def test_presence_ttl_is_15_seconds_unless_the_url_or_the_backend_says_otherwise() -> None:
+    """The default, the URL, the argument, and a later assignment: each checked alike."""
     assert RedisBackend("redis://127.0.0.1:6379/0").presence_ttl == 15.0
     assert RedisBackend("redis://127.0.0.1:6379/0?presence_ttl=2.5").presence_ttl == 2.5
     assert RedisBackend("redis://127.0.0.1:6379/0", presence_ttl=4).presence_ttl == 4
     for bad in ("soon", "0", "-1", "inf", "nan"):
         with pytest.raises(ValueError, match="presence_ttl"):
             RedisBackend(f"redis://127.0.0.1:6379/0?presence_ttl={bad}")
+    backend = RedisBackend("redis://127.0.0.1:6379/0")
+    backend.presence_ttl = 3.0
+    assert backend.presence_ttl == 3.0
+    for wrong in (0.0, -1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="presence_ttl must be a finite number"):
+            backend.presence_ttl = wrong
+    assert backend.presence_ttl == 3.0  # a refused value changes nothing
 
 
 async def test_presence_changes_of_another_process_reach_app_code(broker_url: str) -> None:

@@ -336,8 +336,6 @@ class RedisBackend(BrokerBackend):
             except ValueError:
                 given = own["presence_ttl"]
                 raise ValueError(f"invalid presence_ttl in the Redis broker URL: {given!r}") from None
-        if not (presence_ttl > 0 and math.isfinite(presence_ttl)):
-            raise ValueError(f"presence_ttl must be a finite number of seconds > 0, not {presence_ttl}")
         try:
             parse_url(redis_url)  # a bad URL fails here, when the router is built
         except ValueError as exc:
@@ -355,8 +353,6 @@ class RedisBackend(BrokerBackend):
         self.reconnect_max = max(reconnect_max, reconnect_min)
         self.health_check_interval = health_check_interval
         self.presence_ttl = presence_ttl
-        """Seconds after which the members of a process that stopped heartbeating are removed
-        (it heartbeats every third of that); ``?presence_ttl=`` in the URL sets it too."""
         # This process's members (client id -> topic, member), to add again after a pause
         # long enough to be declared dead; and the task that heartbeats and sweeps.
         self._present: dict[str, tuple[str, Member]] = {}
@@ -538,6 +534,20 @@ class RedisBackend(BrokerBackend):
             ) from exc
 
     # --- presence -------------------------------------------------------------------------
+
+    @property
+    def presence_ttl(self) -> float:
+        """Seconds after which the members of a process that stopped heartbeating are removed
+        (it heartbeats every third of that); ``?presence_ttl=`` in the URL sets it too.
+        Setting it checks it, as the constructor does; the next heartbeat uses it."""
+        return self._presence_ttl
+
+    @presence_ttl.setter
+    def presence_ttl(self, seconds: float) -> None:
+        # A zero or negative TTL would sweep live workers' members; inf/nan never sweep.
+        if not (seconds > 0 and math.isfinite(seconds)):
+            raise ValueError(f"presence_ttl must be a finite number of seconds > 0, not {seconds}")
+        self._presence_ttl = seconds
 
     def _ttl_ms(self) -> int:
         return max(1, int(self.presence_ttl * 1000))
