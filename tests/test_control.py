@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from support.raw import RawClient
 from wsroute import AppBroker, Broker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
-from wsroute.multiplex.codec import Ok, ServerUnsubscribe
+from wsroute.multiplex.codec import DataFrame, Err, Ok, Reason, ServerUnsubscribe, encode_subscribe
 from wsroute.status import clip_reason
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
@@ -35,6 +35,10 @@ def largest_send_buffer() -> int:
 
 def refuse() -> None:
     raise Reject(403, "private")
+
+
+guarding: list[str] = []
+"""The topics whose slow guard started (the server runs in this process, in a thread)."""
 
 
 def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
@@ -61,6 +65,17 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
 
     @ws.message("/private")
     async def private(data: str, _: Annotated[None, Depends(refuse)]) -> None: ...
+
+    async def slow_guard() -> None:
+        guarding.append("/slow")  # the test waits for this to send its second SUBSCRIBE
+        await asyncio.sleep(0.3)
+
+    @ws.message("/slow/{room}")
+    async def slow(data: str, _: Annotated[None, Depends(slow_guard)]) -> None: ...
+
+    @ws.leave("/slow/{room}")
+    async def slow_left(channel: Channel, status: WebSocketStatus) -> None:
+        leaves.append((channel.topic, status.code))
 
     ws.topic("/rooms/{room}", presence=True)
     app = FastAPI()
@@ -268,8 +283,29 @@ async def test_subscribe_a_socket_from_the_server_runs_the_topics_guards() -> No
         await client.send("/rooms/news", "breaking")
         assert await client.recv_data("/rooms/news") == "breaking"
         assert await post(http, "/subscribe", client_id=client_id, topic="/private") == {"refused": 403}
-        assert await post(http, "/subscribe", client_id=client_id, topic="/rooms/news") == {"refused": 409}
         assert await post(http, "/subscribe", client_id="nobody.1", topic="/rooms/news") == 0
+
+
+async def test_subscribing_a_socket_again_changes_nothing_even_while_its_guards_run() -> None:
+    """``broker.subscribe`` is idempotent: a socket that has the topic, or whose own SUBSCRIBE
+    of it is still in its guards, counts 0 and is sent nothing; it ends with one
+    subscription and one leave. The client asking twice is told (``ERR`` 409)."""
+    guarding.clear()
+    async with served() as (url, http, leaves), MultiplexClient.connect(f"{url}/rooms/a") as client:
+        await client.send("/rooms/a", "me?")
+        client_id = str(await client.recv_data("/rooms/a"))
+        await client.send_raw(encode_subscribe("/slow/x"))
+        await eventually(lambda: guarding == ["/slow"], what="the guard to start")
+        assert await post(http, "/subscribe", client_id=client_id, topic="/slow/x") == 0
+        assert await client.recv() == Ok("SUBSCRIBE", ("/slow/x",))
+        assert await post(http, "/subscribe", client_id=client_id, topic="/slow/x") == 0
+        assert await post(http, "/subscribe", client_id=client_id, topic="/rooms/a") == 0
+        again = await client.subscribe("/slow/x")
+        assert again == Err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", ("/slow/x",))
+        assert guarding == ["/slow"]  # only the first SUBSCRIBE ran the guard
+        await client.send("/rooms/a", "still here")
+        assert await client.recv() == DataFrame("/rooms/a", "still here", None)  # nothing between
+    await eventually(lambda: sorted(leaves) == [("/rooms/a", 1000), ("/slow/x", 1000)])
 
 
 async def test_commands_check_their_arguments() -> None:

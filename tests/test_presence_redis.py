@@ -263,6 +263,8 @@ async def test_unsubscribe_and_subscribe_reach_sockets_on_another_worker(
 
             assert await post(a.port, "/subscribe", client_id=client_id, topic="/rooms/news") == 1
             assert await on_b.recv() == Ok("SUBSCRIBE", ("/rooms/news",))
+            # A retry (an HTTP route called twice) changes nothing and sends nothing.
+            assert await post(a.port, "/subscribe", client_id=client_id, topic="/rooms/news") == 0
             refused = await post(a.port, "/subscribe", client_id=client_id, topic="/private/x")
             assert refused == {"refused": 403}
             # The client hears of the refusal as of its own SUBSCRIBE's.

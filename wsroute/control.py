@@ -87,7 +87,8 @@ class Clients:
 
     async def handle(self, text: str) -> int:
         """Carry out a command on this process's sessions; how many connections it affected
-        (for ``subscribe``: 1 when subscribed, minus the status when refused, else 0)."""
+        (for ``subscribe``: 1 when subscribed, minus the status when refused, else 0: not
+        here, or subscribed already)."""
         try:
             cmd = orjson.loads(text)
             op = cmd["op"]
@@ -109,7 +110,7 @@ class Clients:
             if subscribe is None:
                 return 0  # not here, or not a multiplexed socket
             result: int = await subscribe(cmd["topic"])
-            return 1 if result == 0 else -result
+            return result
         logger.warning("ignored a control command with an unknown op %r", op)
         return 0
 

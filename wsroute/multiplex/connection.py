@@ -169,7 +169,7 @@ def connect_topic(scope: Scope) -> str:
 class MultiplexConnection(BaseConnection):
     """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
 
-    __slots__ = ("_bucket", "_closing", "_first_options", "first", "first_topic", "topics")
+    __slots__ = ("_bucket", "_closing", "_first_options", "_subscribing", "first", "first_topic", "topics")
 
     def __init__(
         self,
@@ -187,6 +187,10 @@ class MultiplexConnection(BaseConnection):
         # Topics taken out of `topics` whose leave has not finished, with their own end:
         # if the socket ends meanwhile (evicted, reset), its teardown still finishes them.
         self._closing: dict[Session, WebSocketStatus] = {}
+        # Topics whose guards are running: a second SUBSCRIBE meanwhile (the client's and the
+        # server's `Broker.subscribe` can race) is already subscribed, not a second session.
+        # None while there are none, so an idle socket carries no set.
+        self._subscribing: set[str] | None = None
         # The router's rate limit, for the frames no topic counts; made at accept.
         self._bucket: TokenBucket | None = None
         scope, options = take_connect_options(scope)
@@ -332,10 +336,20 @@ class MultiplexConnection(BaseConnection):
     async def subscribe_topic(self, topic: str) -> int:
         """Subscribe this socket to `topic` from the server (``Broker.subscribe``), as if the
         client had sent ``SUBSCRIBE``: its guards run, the client gets the ``OK`` or ``ERR``.
-        Returns 0 when subscribed, else the HTTP-like status of the refusal."""
-        return await self._subscribe(topic, {})
+        Returns 1 when subscribed; 0 when it already was (nothing is sent: a command is
+        idempotent); else minus the HTTP-like status of the refusal."""
+        if self._has(topic):
+            return 0
+        refused = await self._subscribe(topic, {})
+        return -refused if refused else 1
+
+    def _has(self, topic: str) -> bool:
+        """Whether `topic` is subscribed, or being subscribed (its guards running)."""
+        return topic in self.topics or (self._subscribing is not None and topic in self._subscribing)
 
     async def _subscribe(self, topic: str, options: dict[str, str]) -> int:
+        """Subscribe to `topic` and answer ``OK``, or answer ``ERR``: 0, or the refusal's
+        status."""
         try:
             since_position(options)
         except ProtocolError as exc:
@@ -348,12 +362,15 @@ class MultiplexConnection(BaseConnection):
         except InvalidTopic:
             await self._reply(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", *params))
             return 400
-        if topic in self.topics:
+        if self._has(topic):
             await self._reply(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", *params))
             return 409
-        if len(self.topics) >= self.settings.max_topics:
+        subscribing = self._subscribing
+        if len(self.topics) + (len(subscribing) if subscribing else 0) >= self.settings.max_topics:
             await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", *params))
             return 429
+        if subscribing is None:
+            subscribing = self._subscribing = set()
         root = self.scope.get("root_path", "")
         scope: Scope = {
             **self.scope,
@@ -364,6 +381,7 @@ class MultiplexConnection(BaseConnection):
         }
         granted = _granted(options)
         session = self._session(topic, scope, granted)
+        subscribing.add(topic)
         try:
             await session.handshake()
         except Reject as reject:
@@ -373,6 +391,10 @@ class MultiplexConnection(BaseConnection):
             logger.exception("exception while subscribing to %s", topic)
             await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", *params))
             return 500
+        finally:
+            subscribing.discard(topic)
+            if not subscribing:
+                self._subscribing = None
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
         # OK before the join body runs, as accept is for a dedicated connection; then what
