@@ -3,9 +3,10 @@
 Two browser contexts are two users: they sign in, enter the same room, chat, see each other
 in the member list; one watches a second room at the same time over the same single socket;
 a message over the limit shows an error and the socket stays open; one leaves and the other
-sees it, and sees them listed offline, as does a third user who arrives later. The second user's window is 375 px wide. Other tests: the page says why a stored token
-is refused, and it reconnects by itself after a server restart (and signs out, saying why, when
-the restarted server no longer accepts the token); the footer's ``/docs`` shows the HTTP API
+sees it, and sees them listed offline, as does a third user who arrives later. The second
+user's window is 375 px wide. Other tests: the page says why a stored token is refused, and
+it reconnects by itself after a server restart (and signs out, saying why, when the
+restarted server no longer accepts the token); the footer's ``/docs`` shows the HTTP API
 with no request leaving 127.0.0.1.
 
 Chromium is ``/usr/bin/chromium``: never ``playwright install``. Missing, the tests skip
