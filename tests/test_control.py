@@ -17,11 +17,11 @@ import pytest
 from fastapi import Depends, FastAPI
 from websockets.exceptions import ConnectionClosed
 
-from support.raw import RawClient
+from support.raw import RawClient, server_side_established
 from wsroute import AppBroker, Broker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import DataFrame, Err, Ok, Reason, ServerUnsubscribe, encode_subscribe
 from wsroute.status import clip_reason
-from wsroute.testing import MultiplexClient, connect, eventually, serve
+from wsroute.testing import FASTLANE, MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -174,8 +174,9 @@ async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:
 async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_other_closes() -> None:
     """A close first flushes what its client has not read, for up to `close_timeout` (30 s
     here). The command answers as soon as its closes have begun, the user's other socket
-    closes at once, and a second command while the flush goes on counts nothing twice."""
-    app, leaves = make_app(close_timeout=30.0)
+    closes at once, and a second command while the flush goes on counts nothing twice.
+    Broadcasts that overflow the queue meanwhile are dropped: the close keeps its code."""
+    app, leaves = make_app(close_timeout=30.0, max_queue=64)
     broker = app.state.wsroute.broker
     async with (
         serve(app) as url,
@@ -211,6 +212,9 @@ async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_oth
                 assert time.monotonic() - began < 10  # not the slow client's 30 s
                 await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
                 assert len(slow_session.outbox) > 0  # the slow one is still flushing
+                for n in range(80):  # more than its queue holds (64): it overflows
+                    await bob.send(f"more {n}")
+                await eventually(lambda: len(slow_session.outbox) == 0, what="the overflow dropped")
                 await bob.close()
         finally:
             slow.close()
@@ -218,6 +222,39 @@ async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_oth
         # has the command's code (bob's, who left on his own, has 1000).
         await eventually(lambda: len(leaves) == 3, timeout=10, what="the slow socket's leave")
         assert sorted(leaves) == [("/rooms/a", 1000), ("/rooms/a", 4003), ("/rooms/a", 4003)]
+
+
+async def test_a_close_its_client_never_reads_drops_the_connection_on_the_fastlane() -> None:
+    """When a server-side close cannot flush or send its close frame within `close_timeout`
+    (the client never reads), the server drops the TCP connection where it can (the
+    fastlane) instead of holding it until the ping timeout; the leave has the command's code."""
+    app, leaves = make_app(close_timeout=0.5)
+    broker = app.state.wsroute.broker
+    async with (
+        serve(app, ws=FASTLANE) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+    ):
+        port = int(url.rsplit(":", 1)[1])
+        slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
+        try:
+            assert slow.status == 101
+            slow_port = slow.sock.getsockname()[1]
+            async with connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob:
+                await eventually(lambda: broker.local_topics().get("/rooms/a") == 2, what="2 subscribers")
+                [slow_session] = [
+                    s for s in broker.subscribers("/rooms/a") if s.request.client.port == slow_port
+                ]
+                for _ in range((largest_send_buffer() + 2 * MIB) // (MIB // 2) + 1):
+                    await bob.send("x" * (MIB // 2))
+                await eventually(lambda: len(slow_session.outbox) > 0, timeout=10, what="a backed-up queue")
+                assert await post(http, "/disconnect", user="ann", code=4003) == 1
+                deadline = time.monotonic() + 5  # 0.5 s to flush, 0.5 s for the close frame
+                while server_side_established(port, slow_port):
+                    assert time.monotonic() < deadline, "the server still holds the connection"
+                    await asyncio.sleep(0.05)
+                await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
+        finally:
+            slow.close()
 
 
 async def test_a_handler_that_disconnects_its_own_client_still_sends_the_close_frame() -> None:

@@ -44,7 +44,7 @@ from support.probe import (
     new_id,
     server_state,
 )
-from support.raw import HOST, OP_TEXT, RawClient, client_frame, open_clients
+from support.raw import HOST, OP_TEXT, RawClient, client_frame, open_clients, server_side_established
 from support.redis_server import private_redis
 from support.running import Running
 from wsroute import BrokerUnavailable, Channel, WebSocketStatus, WsRouter
@@ -258,18 +258,6 @@ async def test_evicted_slow_consumer_is_disconnected(
             await asyncio.sleep(0.05)
     finally:
         slow.close()
-
-
-def server_side_established(server_port: int, client_port: int) -> bool:
-    """True while the server's end of the connection from `client_port` is not closed."""
-    with open("/proc/net/tcp") as table:
-        next(table)
-        for line in table:
-            fields = line.split()
-            local, remote, state = fields[1], fields[2], fields[3]
-            if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
-                return state in ("01", "08")  # ESTABLISHED, CLOSE_WAIT: not closed by the server
-    return False
 
 
 # --- multiplexed sockets --------------------------------------------------------------------------

@@ -261,9 +261,13 @@ class BaseConnection:
             await asyncio.wait({sent})
 
     async def _close_evicted(self) -> None:
-        if not await self._send_close(status.POLICY_VIOLATION, "slow consumer", timeout=1.0):
-            # The close frame is stuck behind the full TCP window: drop the client where
-            # the server lets us (the fastlane protocol does).
+        await self._close_or_drop(status.POLICY_VIOLATION, "slow consumer", timeout=1.0)
+
+    async def _close_or_drop(self, code: int, reason: str, *, timeout: float) -> None:
+        """Send the close frame within `timeout`, or drop the client where the server lets
+        us (the fastlane does): a close frame stuck behind a client's full TCP window would
+        otherwise keep the connection until the ping timeout."""
+        if not await self._send_close(code, reason, timeout=timeout):
             abort = fast_abort(self.scope)
             if abort is not None:
                 abort()
@@ -374,7 +378,7 @@ class BaseConnection:
         try:
             await self.outbox.drain(self.settings.close_timeout)
             self.outbox.abort()
-            await self._send_close(code, reason, timeout=self.settings.close_timeout)
+            await self._close_or_drop(code, reason, timeout=self.settings.close_timeout)
         finally:
             sent.set_result(None)
         return True
@@ -393,8 +397,12 @@ class BaseConnection:
         return True
 
     def evict(self) -> None:
-        """The outgoing queue overflowed under the disconnect policy: end the socket (1008)."""
-        if self._task is not None and (self.state is _OPEN or self.state is _CLOSING):
+        """The outgoing queue overflowed under the disconnect policy: end the socket (1008).
+
+        A socket the server is closing already keeps its close: the overflow dropped what
+        was queued, the close frame goes next with the code the server chose, and the
+        leaves report that code, not 1008."""
+        if self._task is not None and self.state is _OPEN:
             self._to(_EVICTED)
             self._task.cancel()
 

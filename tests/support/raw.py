@@ -323,3 +323,15 @@ async def open_clients(
 
     clients = list(await asyncio.gather(*(one(path) for path in paths)))
     return clients
+
+
+def server_side_established(server_port: int, client_port: int) -> bool:
+    """True while the server's end of the connection from `client_port` is not closed."""
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            if int(local.split(":")[1], 16) == server_port and int(remote.split(":")[1], 16) == client_port:
+                return state in ("01", "08")  # ESTABLISHED, CLOSE_WAIT: not closed by the server
+    return False
