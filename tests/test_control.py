@@ -153,7 +153,8 @@ async def test_a_leave_that_reads_its_client_id_leaves_nothing_behind() -> None:
 
 async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:
     async with (
-        served() as (url, http, leaves), MultiplexClient.connect(f"{url}/rooms/a?user=ann") as tabs,
+        served() as (url, http, leaves),
+        MultiplexClient.connect(f"{url}/rooms/a?user=ann") as tabs,
         connect(f"{url}/rooms/b?user=ann") as other,
         connect(f"{url}/rooms/a?user=bob") as bob,
     ):
@@ -171,6 +172,32 @@ async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:
         assert await bob.recv() == "still here"
 
 
+@contextlib.asynccontextmanager
+async def never_reading(url: str) -> AsyncIterator[RawClient]:
+    """Ann's socket to ``/rooms/a`` from a client that never reads (a 4 KiB receive buffer)."""
+    port = int(url.rsplit(":", 1)[1])
+    slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
+    try:
+        assert slow.status == 101
+        yield slow
+    finally:
+        slow.close()
+
+
+async def back_up(broker: Broker, slow: RawClient, sender: Any, subscribers: int) -> Any:
+    """Broadcast to ``/rooms/a`` (through `sender`) more than the kernel lets the server's
+    side of `slow` hold (its largest send buffer), in 512 KiB messages, until the server
+    queues for it; returns its session."""
+    slow_port = slow.sock.getsockname()[1]
+    topics = broker.local_topics
+    await eventually(lambda: topics().get("/rooms/a") == subscribers, what=f"{subscribers} subscribers")
+    [slow_session] = [s for s in broker.subscribers("/rooms/a") if s.request.client.port == slow_port]
+    for _ in range((largest_send_buffer() + 2 * MIB) // (MIB // 2) + 1):
+        await sender.send("x" * (MIB // 2))
+    await eventually(lambda: len(slow_session.outbox) > 0, timeout=10, what="a backed-up queue")
+    return slow_session
+
+
 async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_other_closes() -> None:
     """A close first flushes what its client has not read, for up to `close_timeout` (30 s
     here). The command answers as soon as its closes have begun, the user's other socket
@@ -182,42 +209,28 @@ async def test_a_client_that_never_reads_holds_up_neither_the_answer_nor_the_oth
         serve(app) as url,
         httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
     ):
-        port = int(url.rsplit(":", 1)[1])
-        slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
-        try:
-            assert slow.status == 101
-            slow_port = slow.sock.getsockname()[1]
-            async with (
-                connect(f"{url}/rooms/a?user=ann", max_queue=None) as ann,
-                connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
-            ):
-                await eventually(lambda: broker.local_topics().get("/rooms/a") == 3, what="3 subscribers")
-                [slow_session] = [
-                    s for s in broker.subscribers("/rooms/a") if s.request.client.port == slow_port
-                ]
-                # More than the kernel lets the server's side of the socket hold (its
-                # largest send buffer), in 512 KiB messages to the room.
-                for _ in range((largest_send_buffer() + 2 * MIB) // (MIB // 2) + 1):
-                    await bob.send("x" * (MIB // 2))
-                await eventually(lambda: len(slow_session.outbox) > 0, timeout=10, what="a backed-up queue")
-                began = time.monotonic()
-                assert await post(http, "/disconnect", user="ann", code=4003) == 2
-                # While the slow socket flushes, it is closing: nothing counts it again.
-                assert await post(http, "/disconnect", user="ann", code=4003) == 0
-                assert await post(http, "/unsubscribe", topic="/rooms/a", user="ann", code=4010) == 0
-                with pytest.raises(ConnectionClosed) as closed:
-                    while True:
-                        await ann.recv()
-                assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
-                assert time.monotonic() - began < 10  # not the slow client's 30 s
-                await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
-                assert len(slow_session.outbox) > 0  # the slow one is still flushing
-                for n in range(80):  # more than its queue holds (64): it overflows
-                    await bob.send(f"more {n}")
-                await eventually(lambda: len(slow_session.outbox) == 0, what="the overflow dropped")
-                await bob.close()
-        finally:
-            slow.close()
+        async with (
+            never_reading(url) as slow,
+            connect(f"{url}/rooms/a?user=ann", max_queue=None) as ann,
+            connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
+        ):
+            slow_session = await back_up(broker, slow, bob, subscribers=3)
+            began = time.monotonic()
+            assert await post(http, "/disconnect", user="ann", code=4003) == 2
+            # While the slow socket flushes, it is closing: nothing counts it again.
+            assert await post(http, "/disconnect", user="ann", code=4003) == 0
+            assert await post(http, "/unsubscribe", topic="/rooms/a", user="ann", code=4010) == 0
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await ann.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
+            assert time.monotonic() - began < 10  # not the slow client's 30 s
+            await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
+            assert len(slow_session.outbox) > 0  # the slow one is still flushing
+            for n in range(80):  # more than its queue holds (64): it overflows
+                await bob.send(f"more {n}")
+            await eventually(lambda: len(slow_session.outbox) == 0, what="the overflow dropped")
+            await bob.close()
         # Its client gone without a close frame, the slow socket's close ends too: its leave
         # has the command's code (bob's, who left on his own, has 1000).
         await eventually(lambda: len(leaves) == 3, timeout=10, what="the slow socket's leave")
@@ -233,28 +246,17 @@ async def test_a_close_its_client_never_reads_drops_the_connection_on_the_fastla
     async with (
         serve(app, ws=FASTLANE) as url,
         httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+        never_reading(url) as slow,
+        connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
     ):
-        port = int(url.rsplit(":", 1)[1])
-        slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
-        try:
-            assert slow.status == 101
-            slow_port = slow.sock.getsockname()[1]
-            async with connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob:
-                await eventually(lambda: broker.local_topics().get("/rooms/a") == 2, what="2 subscribers")
-                [slow_session] = [
-                    s for s in broker.subscribers("/rooms/a") if s.request.client.port == slow_port
-                ]
-                for _ in range((largest_send_buffer() + 2 * MIB) // (MIB // 2) + 1):
-                    await bob.send("x" * (MIB // 2))
-                await eventually(lambda: len(slow_session.outbox) > 0, timeout=10, what="a backed-up queue")
-                assert await post(http, "/disconnect", user="ann", code=4003) == 1
-                deadline = time.monotonic() + 5  # 0.5 s to flush, 0.5 s for the close frame
-                while server_side_established(port, slow_port):
-                    assert time.monotonic() < deadline, "the server still holds the connection"
-                    await asyncio.sleep(0.05)
-                await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
-        finally:
-            slow.close()
+        await back_up(broker, slow, bob, subscribers=2)
+        assert await post(http, "/disconnect", user="ann", code=4003) == 1
+        port, slow_port = int(url.rsplit(":", 1)[1]), slow.sock.getsockname()[1]
+        deadline = time.monotonic() + 5  # 0.5 s to flush, 0.5 s for the close frame
+        while server_side_established(port, slow_port):
+            assert time.monotonic() < deadline, "the server still holds the connection"
+            await asyncio.sleep(0.05)
+        await eventually(lambda: leaves == [("/rooms/a", 4003)], what="ann's leave")
 
 
 async def test_a_handler_that_disconnects_its_own_client_still_sends_the_close_frame() -> None:
