@@ -27,21 +27,35 @@ from wsroute.testing import MultiplexClient, connect, eventually, serve
 pytestmark = pytest.mark.anyio
 
 
+EARLY_UPDATES: list[bool] = []
+"""What `update_presence` returned in each join (the server runs in this process)."""
+
+
 def make_app() -> tuple[FastAPI, list[list[str]]]:
     """Rooms with presence: the join names the connection after its ``?user=`` query."""
     ws = WsRouter()
     seen_at_leave: list[list[str]] = []
 
     @ws.join("/rooms/{room}")
-    async def enter(user: str | None = None) -> PresenceInfo:
+    async def enter(channel: Channel, user: str | None = None) -> PresenceInfo:
+        # Not a member until this returns: an update here changes nothing.
+        EARLY_UPDATES.append(await channel.update_presence({"early": True}))
         return PresenceInfo(user=user, info={"name": (user or "guest").title()})
 
     @ws.message("/rooms/{room}")
-    async def said(data: str, channel: Channel) -> None:
+    async def said(data: str, channel: Channel, user: str | None = None) -> None:
         if data == "me?":
             await channel.send(channel.client_id)
         elif data == "who?":
             await channel.send(json.dumps(sorted(m.user or "-" for m in await channel.presence())))
+        elif data.startswith("status:"):
+            info = {"name": (user or "guest").title(), "status": data.removeprefix("status:")}
+            await channel.send(f"updated: {await channel.update_presence(info)}")
+        elif data == "status!":
+            try:
+                await channel.update_presence({"when": {1, 2}})  # type: ignore[dict-item]
+            except TypeError as exc:
+                await channel.send(f"TypeError: {exc}")
         else:
             await channel.broadcast(data)
 
@@ -51,7 +65,13 @@ def make_app() -> tuple[FastAPI, list[list[str]]]:
 
     @ws.message("/lobby")
     async def lobby(data: str, channel: Channel) -> None:
-        await channel.broadcast(data)
+        if data == "status:away":
+            try:
+                await channel.update_presence("away")
+            except ValueError as exc:
+                await channel.send(f"ValueError: {exc}")
+        else:
+            await channel.broadcast(data)
 
     ws.topic("/rooms/{room}", presence=True)
     app = FastAPI()
@@ -89,6 +109,53 @@ async def stats(http: httpx.AsyncClient, topic: str) -> dict[str, int]:
     response.raise_for_status()
     result: dict[str, int] = response.json()
     return result
+
+
+async def test_a_member_updates_its_info_in_place_and_watchers_get_it_as_a_join() -> None:
+    """``channel.update_presence(info)``: one diff with the member under its client id and
+    user, the new info; the lists keep its place and the counts stay; an unchanged info
+    announces nothing; the leave carries the last info. Before its join returns a connection
+    is no member (False); a topic without presence and an info JSON cannot encode raise."""
+    EARLY_UPDATES.clear()
+    async with served() as (url, http, _), MultiplexClient.connect(f"{url}/lobby") as watcher:
+        await watcher.subscribe("/rooms/u", presence=True)
+        assert (await watcher.recv_presence("/rooms/u"))[0] == "state"
+        await watcher.recv_presence("/rooms/u")  # the watcher's own join
+        async with connect(f"{url}/rooms/u?user=ann") as ann, connect(f"{url}/rooms/u?user=bob") as bob:
+            await ann.send("me?")
+            ann_id = await ann.recv()
+            joined: dict[str, Any] = {}
+            while len(joined) < 2:
+                joined.update((await watcher.recv_presence("/rooms/u"))[1]["joins"])
+            order = [m["client_id"] for m in await members(http, "/rooms/u")]
+            assert order.index(ann_id) < order.index(next(iter(set(joined) - {ann_id})))
+
+            await ann.send("status:away")
+            assert await ann.recv() == "updated: True"
+            away = {"user": "ann", "info": {"name": "Ann", "status": "away"}}
+            diff = {"joins": {ann_id: away}, "leaves": {}}
+            assert await watcher.recv_presence("/rooms/u") == ("diff", diff)
+            listed = await members(http, "/rooms/u")
+            assert [m["client_id"] for m in listed] == order  # in its place
+            assert next(m for m in listed if m["client_id"] == ann_id)["info"] == away["info"]
+            assert await stats(http, "/rooms/u") == {"clients": 3, "users": 2}
+
+            await ann.send("status:away")  # unchanged: nothing to announce
+            assert await ann.recv() == "updated: True"
+            await bob.send("status:busy")
+            assert await bob.recv() == "updated: True"
+            _, diff = await watcher.recv_presence("/rooms/u")
+            assert [v["user"] for v in diff["joins"].values()] == ["bob"]  # not Ann again
+
+            await ann.send("status!")
+            assert str(await ann.recv()).startswith("TypeError: PresenceInfo.info must be JSON-serialisable")
+            await watcher.send("/lobby", "status:away")
+            refused = str(await watcher.recv_data("/lobby"))
+            assert refused.startswith("ValueError: topic '/lobby' has no presence")
+            await ann.close()
+            gone = {"joins": {}, "leaves": {ann_id: away}}  # with the info it had last
+            assert await watcher.recv_presence("/rooms/u") == ("diff", gone)
+    assert EARLY_UPDATES == [False, False, False]
 
 
 async def test_members_across_connection_kinds_with_user_info_counts_and_diffs() -> None:

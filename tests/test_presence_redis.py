@@ -129,6 +129,34 @@ async def test_members_of_two_workers_are_seen_everywhere_and_a_killed_workers_l
             assert all(m["info"]["pid"] != bob_pid for m in listed)
 
 
+async def test_an_update_on_one_worker_reaches_the_watchers_and_lists_of_the_other(
+    broker_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``channel.update_presence`` on B: A's watcher gets the member again under its client
+    id with the new info, A's list shows it, and the counts stay (Redis's users hash too)."""
+    monkeypatch.setenv("WSROUTE_TEST_BROKER", broker_url)
+    with server_process(APP) as a, server_process(APP) as b:
+        async with (
+            MultiplexClient.connect(f"ws://{HOST}:{a.port}{WATCHED}", presence=True) as watcher,
+            connect(f"ws://{HOST}:{b.port}/rooms/r?user=ann") as ann,
+        ):
+            await ann.send("me?")
+            ann_id = str(await ann.recv())
+            known: set[str] = set()
+            while ann_id not in known:
+                kind, body = await asyncio.wait_for(watcher.recv_presence(WATCHED), 10)
+                known.update(body if kind == "state" else body["joins"])
+            b_pid = int(await get(b.port, "/health"))
+            await ann.send("status:away")
+            assert await ann.recv() == "updated: True"
+            kind, body = await asyncio.wait_for(watcher.recv_presence(WATCHED), 10)
+            assert (kind, body["leaves"]) == ("diff", {})
+            assert body["joins"][ann_id] == {"user": "ann", "info": {"pid": b_pid, "status": "away"}}
+            listed = await get(a.port, "/presence", topic="/rooms/r")
+            assert [m["info"] for m in listed if m["user"] == "ann"] == [{"pid": b_pid, "status": "away"}]
+            assert await get(a.port, "/stats", topic="/rooms/r") == {"clients": 2, "users": 2}
+
+
 async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker_url: str) -> None:
     published: list[str] = []
     async with started_backends(broker_url, 3) as (dead, one, two):

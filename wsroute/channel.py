@@ -14,6 +14,8 @@ from wsroute.errors import RegistrationError
 from wsroute.messages import encode
 
 if TYPE_CHECKING:
+    from pydantic import JsonValue
+
     from wsroute.guards import HandshakeRequest
     from wsroute.history import StreamPosition
     from wsroute.presence import Member
@@ -62,6 +64,10 @@ class ChannelTarget(Protocol):
 
     async def topic_presence(self) -> list[Member]:
         """The members of the topic, from every process."""
+        ...
+
+    async def update_presence(self, info: JsonValue) -> bool:
+        """Replace this connection's presence `info`; False when it is no member."""
         ...
 
 
@@ -127,6 +133,18 @@ class Channel(Generic[M]):
         """The members of this topic, from every process (``ws.topic(pattern,
         presence=True)``; `ValueError` otherwise)."""
         return await self._target.topic_presence()
+
+    async def update_presence(self, info: JsonValue) -> bool:
+        """Replace the `info` this connection shows in its topic's presence (a status, "away",
+        "typing…"); its client id and user stay. Every watcher gets it within one presence
+        batch, as a join of the same client id (the browser client lists it in its
+        `presence` event's `joins`, and replaces the client in place).
+
+        Returns False when the connection is no member: its `join` has not returned yet (a
+        join names its member by returning `PresenceInfo`), made none, or the connection is
+        leaving. Raises `ValueError` on a topic without presence, and `TypeError` for an
+        `info` JSON cannot encode, as `PresenceInfo` does."""
+        return await self._target.update_presence(info)
 
     async def position(self) -> StreamPosition | None:
         """The current position of this topic's stream (its epoch and last offset), or None

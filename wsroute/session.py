@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
+from pydantic import JsonValue
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.types import Message, Scope
 
@@ -302,6 +303,23 @@ class Session(Context):
     async def topic_presence(self) -> list[Member]:
         """The members of this topic (`Channel.presence`)."""
         return await self.broker.presence(self.topic)
+
+    async def update_presence(self, info: JsonValue) -> bool:
+        """Replace this member's `info` (`Channel.update_presence`); False when it is no
+        member (its join has not returned, made none, or it is leaving)."""
+        self.broker.presence_options(self.topic)
+        PresenceInfo(info=info)  # the same check, and error, as a join's
+        attendance = self._presence
+        if attendance is None or attendance.member is None or self.state >= _LEAVING:
+            return False
+        member = attendance.member
+        if info == member.info:
+            return True  # nothing to announce
+        updated = Member(member.client_id, member.user, info)
+        # A join of a known client id replaces it, in the next batch, for every watcher.
+        await self.broker.track(self.topic, updated)
+        attendance.member = updated
+        return True
 
     async def _track(self, result: object) -> None:
         """Make this session a member of its topic, named by its join's `PresenceInfo`."""

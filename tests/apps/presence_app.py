@@ -5,7 +5,8 @@ URL comes from ``WSROUTE_TEST_BROKER`` (e.g. ``redis://…?channel_prefix=t1:&pr
 
 * ``/rooms/{room}?user=NAME``: a member named NAME, info ``{"pid": <worker pid>}``; the
   leave of each connection is counted with its close code (``GET /leaves``). The message
-  ``me?`` is answered with the connection's client id.
+  ``me?`` is answered with the connection's client id; ``status:X`` sets its info to
+  ``{"pid": …, "status": X}`` (`Channel.update_presence`) and answers ``updated: True``.
 * ``/private/{room}``: a topic whose guard refuses everyone (403).
 * ``GET /presence?topic=…`` / ``GET /stats?topic=…``: `Broker.presence` / `presence_stats`.
 * ``POST /ban?user=…&code=…``: `Broker.disconnect` of the user, on every worker.
@@ -40,6 +41,9 @@ def create_app(broker: str) -> FastAPI:
     async def said(data: str, channel: Channel) -> None:
         if data == "me?":
             await channel.send(channel.client_id)
+        elif data.startswith("status:"):
+            info = {"pid": os.getpid(), "status": data.removeprefix("status:")}
+            await channel.send(f"updated: {await channel.update_presence(info)}")
 
     @ws.message("/private/{room}")
     async def private(data: str, _: Annotated[None, Depends(refuse)]) -> None: ...

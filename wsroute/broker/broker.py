@@ -359,7 +359,8 @@ class Broker:
 
     # --- presence -----------------------------------------------------------------------
 
-    def _presence_options(self, topic: str) -> TopicOptions:
+    def presence_options(self, topic: str) -> TopicOptions:
+        """The options of `topic`'s pattern; `ValueError` when it has no presence."""
         options = self.topics.get(topic)
         if options is None or not options.presence:
             raise ValueError(
@@ -394,7 +395,7 @@ class Broker:
 
     async def _before_reading(self, topic: str) -> None:
         # A read must see this process's own joins and leaves: the pending batch goes first.
-        self._presence_options(topic)
+        self.presence_options(topic)
         if not self._started:
             await self.start()
         await self._presence.settle()
@@ -411,7 +412,7 @@ class Broker:
                     print(member.user, "is here")
         ```
         """
-        self._presence_options(topic)
+        self.presence_options(topic)
         feed = PresenceFeed(topic)
         await self.add_subscriber(topic, feed)
         self.watch_presence(topic, feed)

@@ -131,10 +131,14 @@ class MemoryBackend(BrokerBackend):
         return StreamRead(StreamPosition(epoch, stream.offset), oldest, publications)
 
     async def presence_add(self, topic: str, member: Member) -> None:
-        """Record the member (replacing one with the same client id)."""
-        await self.presence_remove(topic, member.client_id)
+        """Record the member (replacing one with the same client id, in its place)."""
+        members = self._members.get(topic)
+        old = None if members is None else members.get(member.client_id)
+        if old is not None and old.user != member.user:
+            await self.presence_remove(topic, member.client_id)
+            old = None
         self._members.setdefault(topic, {})[member.client_id] = member
-        if member.user is not None:
+        if old is None and member.user is not None:
             users = self._users.setdefault(topic, {})
             users[member.user] = users.get(member.user, 0) + 1
 
