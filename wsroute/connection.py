@@ -225,8 +225,13 @@ class BaseConnection:
         except asyncio.CancelledError as exc:
             if self.state is _EVICTED and self._task is not None:
                 self._task.uncancel()
-                end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
-                await self._close_evicted()
+                if self.close_status is not None:
+                    # A server close that could not reach its client (`_give_up`): the
+                    # leaves report its code; the frame was tried already.
+                    end = self.close_status
+                else:
+                    end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
+                    await self._close_evicted()
             else:
                 cancellation = exc
                 end = WebSocketStatus(status.GOING_AWAY, "server shutting down")
@@ -263,14 +268,18 @@ class BaseConnection:
     async def _close_evicted(self) -> None:
         await self._close_or_drop(status.POLICY_VIOLATION, "slow consumer", timeout=1.0)
 
-    async def _close_or_drop(self, code: int, reason: str, *, timeout: float) -> None:
+    async def _close_or_drop(self, code: int, reason: str, *, timeout: float) -> bool:
         """Send the close frame within `timeout`, or drop the client where the server lets
-        us (the fastlane does): a close frame stuck behind a client's full TCP window would
-        otherwise keep the connection until the ping timeout."""
-        if not await self._send_close(code, reason, timeout=timeout):
-            abort = fast_abort(self.scope)
-            if abort is not None:
-                abort()
+        us (the fastlane does); False when neither could be done. A close frame stuck
+        behind a client's full TCP window would otherwise hold the connection: stock
+        uvicorn waits for that client to read, whatever its ping timeout."""
+        if await self._send_close(code, reason, timeout=timeout):
+            return True
+        abort = fast_abort(self.scope)
+        if abort is None:
+            return False
+        abort()
+        return True
 
     async def _handshake(self) -> bool:
         """Accept the socket or deny it; True when accepted."""
@@ -378,10 +387,21 @@ class BaseConnection:
         try:
             await self.outbox.drain(self.settings.close_timeout)
             self.outbox.abort()
-            await self._close_or_drop(code, reason, timeout=self.settings.close_timeout)
+            if not await self._close_or_drop(code, reason, timeout=self.settings.close_timeout):
+                self._give_up()
         finally:
             sent.set_result(None)
         return True
+
+    def _give_up(self) -> None:
+        """The close frame could not be sent and the server cannot drop the client (stock
+        uvicorn waits for a client that never reads, and never reports it gone): end the
+        connection here, so that its leaves run now, with the close's code, instead of
+        never. Its TCP connection is the server's to drop."""
+        task = self._task
+        if task is not None and task is not asyncio.current_task() and self.state is _CLOSING:
+            self._to(_EVICTED)
+            task.cancel()
 
     async def _send_close(self, code: int, reason: str, *, timeout: float) -> bool:
         """Send the close frame within `timeout`; False when it could not be sent."""

@@ -62,7 +62,8 @@ _CONNECTION_MOVES: dict[ConnectionState, frozenset[ConnectionState]] = {
     ConnectionState.OPEN: frozenset(
         {ConnectionState.CLOSING, ConnectionState.EVICTED, ConnectionState.ENDED}
     ),
-    # Broadcasts still arrive while queued messages flush: the queue can overflow then.
+    # A close whose frame cannot reach its client (it never reads) gives up: EVICTED, so
+    # that the loop ends with the close's code (an overflow meanwhile changes nothing).
     ConnectionState.CLOSING: frozenset({ConnectionState.EVICTED, ConnectionState.ENDED}),
     ConnectionState.EVICTED: frozenset({ConnectionState.ENDED}),
     ConnectionState.ENDED: frozenset(),
