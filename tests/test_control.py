@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,8 +39,26 @@ def refuse() -> None:
     raise Reject(403, "private")
 
 
-guarding: list[str] = []
-"""The topics whose slow guard started (the server runs in this process, in a thread)."""
+class SlowGuard:
+    """What ``/slow/{room}``'s guard does (the server runs in this process, in a thread):
+    notes each run in `runs`, waits for `release`, then takes its verdict from `verdicts`;
+    the ``/subscribe`` endpoint notes each call in `calls` before it calls the broker."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.release = threading.Event()
+        self.verdicts: list[bool] = []
+        self.calls: list[str] = []
+
+    def reset(self, verdicts: list[bool]) -> None:
+        """Forget the last test's runs and calls; hold the guard until `release`."""
+        self.runs.clear()
+        self.calls.clear()
+        self.release.clear()
+        self.verdicts[:] = verdicts
+
+
+SLOW = SlowGuard()
 
 
 def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
@@ -67,8 +87,14 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
     async def private(data: str, _: Annotated[None, Depends(refuse)]) -> None: ...
 
     async def slow_guard() -> None:
-        guarding.append("/slow")  # the test waits for this to send its second SUBSCRIBE
-        await asyncio.sleep(0.3)
+        SLOW.runs.append("/slow")
+        deadline = time.monotonic() + 10
+        while not SLOW.release.is_set():
+            if time.monotonic() > deadline:
+                raise Reject(503, "the test never released the guard")
+            await asyncio.sleep(0.01)
+        if not SLOW.verdicts.pop(0):
+            raise Reject(403, "not now")
 
     @ws.message("/slow/{room}")
     async def slow(data: str, _: Annotated[None, Depends(slow_guard)]) -> None: ...
@@ -98,6 +124,7 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
 
     @app.post("/subscribe")
     async def subscribe(broker: AppBroker, client_id: str, topic: str) -> Any:
+        SLOW.calls.append(topic)
         try:
             return await broker.subscribe(client_id, topic)
         except Reject as exc:
@@ -332,26 +359,61 @@ async def test_subscribe_a_socket_from_the_server_runs_the_topics_guards() -> No
         assert await post(http, "/subscribe", client_id="nobody.1", topic="/rooms/news") == 0
 
 
-async def test_subscribing_a_socket_again_changes_nothing_even_while_its_guards_run() -> None:
-    """``broker.subscribe`` is idempotent: a socket that has the topic, or whose own SUBSCRIBE
-    of it is still in its guards, counts 0 and is sent nothing; it ends with one
-    subscription and one leave. The client asking twice is told (``ERR`` 409)."""
-    guarding.clear()
+@dataclasses.dataclass
+class Race:
+    """A client whose SUBSCRIBE of ``/slow/x`` raced a ``broker.subscribe`` of it."""
+
+    client: MultiplexClient
+    client_id: str
+    posting: asyncio.Task[Any]  # the ``POST /subscribe``, answered once the race is over
+    http: httpx.AsyncClient
+    leaves: list[tuple[str, int]]
+
+
+@contextlib.asynccontextmanager
+async def subscribe_race(verdicts: list[bool]) -> AsyncIterator[Race]:
+    """The client SUBSCRIBEs ``/slow/x``; while its guard waits, ``broker.subscribe`` of
+    the same topic is called; then the guard is released with `verdicts` (one per run)."""
+    SLOW.reset(verdicts)
     async with served() as (url, http, leaves), MultiplexClient.connect(f"{url}/rooms/a") as client:
         await client.send("/rooms/a", "me?")
         client_id = str(await client.recv_data("/rooms/a"))
         await client.send_raw(encode_subscribe("/slow/x"))
-        await eventually(lambda: guarding == ["/slow"], what="the guard to start")
-        assert await post(http, "/subscribe", client_id=client_id, topic="/slow/x") == 0
-        assert await client.recv() == Ok("SUBSCRIBE", ("/slow/x",))
-        assert await post(http, "/subscribe", client_id=client_id, topic="/slow/x") == 0
-        assert await post(http, "/subscribe", client_id=client_id, topic="/rooms/a") == 0
-        again = await client.subscribe("/slow/x")
+        await eventually(lambda: SLOW.runs == ["/slow"], what="the guard to start")
+        posting = asyncio.create_task(post(http, "/subscribe", client_id=client_id, topic="/slow/x"))
+        await eventually(lambda: SLOW.calls == ["/slow/x"], what="the command")
+        await asyncio.sleep(0.05)  # from the endpoint to the socket: no I/O on the memory broker
+        assert not posting.done()  # it waits for the outcome of the client's own SUBSCRIBE
+        SLOW.release.set()
+        yield Race(client, client_id, posting, http, leaves)
+
+
+async def test_subscribing_a_socket_again_changes_nothing_even_while_its_guards_run() -> None:
+    """``broker.subscribe`` is idempotent: a socket that has the topic counts 0 and is sent
+    nothing; so does one whose own SUBSCRIBE of it was in its guards and went through (the
+    call waits for it). It ends with one subscription and one leave. The client asking twice
+    is told (``ERR`` 409)."""
+    async with subscribe_race([True]) as race:
+        assert await race.client.recv() == Ok("SUBSCRIBE", ("/slow/x",))
+        assert await race.posting == 0
+        for topic in ("/slow/x", "/rooms/a"):
+            assert await post(race.http, "/subscribe", client_id=race.client_id, topic=topic) == 0
+        again = await race.client.subscribe("/slow/x")
         assert again == Err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", ("/slow/x",))
-        assert guarding == ["/slow"]  # only the first SUBSCRIBE ran the guard
-        await client.send("/rooms/a", "still here")
-        assert await client.recv() == DataFrame("/rooms/a", "still here", None)  # nothing between
-    await eventually(lambda: sorted(leaves) == [("/rooms/a", 1000), ("/slow/x", 1000)])
+        assert SLOW.runs == ["/slow"]  # only the first SUBSCRIBE ran the guard
+        await race.client.send("/rooms/a", "still here")
+        assert await race.client.recv() == DataFrame("/rooms/a", "still here", None)  # nothing between
+    await eventually(lambda: sorted(race.leaves) == [("/rooms/a", 1000), ("/slow/x", 1000)])
+
+
+async def test_subscribing_while_the_clients_own_subscribe_is_refused_subscribes_it() -> None:
+    """The client's SUBSCRIBE is refused by its guard while ``broker.subscribe`` of the same
+    topic waits: the call then runs the guards itself, and its own verdict decides (1)."""
+    async with subscribe_race([False, True]) as race:
+        assert await race.client.recv() == Err("403 Forbidden", "SUBSCRIBE", ("/slow/x",))
+        assert await race.client.recv() == Ok("SUBSCRIBE", ("/slow/x",))
+        assert await race.posting == 1
+        assert SLOW.runs == ["/slow", "/slow"]
 
 
 async def test_commands_check_their_arguments() -> None:

@@ -345,8 +345,10 @@ class Broker:
         """Subscribe the multiplexed socket of `client_id` to `topic` from the server, as if
         its client had sent ``SUBSCRIBE`` (the topic's guards run; the client gets the
         ``OK``). Returns 1 when subscribed; 0 when no multiplexed socket has that client id
-        or it has that topic already (idempotent: a retry changes nothing); raises `Reject`
-        with the status of a refusal (403 from a guard, 404 no route, 429 too many topics…)."""
+        or it has that topic already (idempotent: a retry changes nothing; a SUBSCRIBE of
+        the client's own still in its guards is waited for, and if it is refused this call
+        tries itself); raises `Reject` with the status of a refusal (403 from a guard, 404
+        no route, 429 too many topics…)."""
         result = await self._control(command("subscribe", client_id=client_id, topic=topic))
         if result < 0:
             raise Reject(-result, f"subscribing {client_id} to {topic} was refused")

@@ -8,6 +8,7 @@ parsed and built by the sans-I/O `codec`; this module only does the bookkeeping.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable
@@ -187,10 +188,11 @@ class MultiplexConnection(BaseConnection):
         # Topics taken out of `topics` whose leave has not finished, with their own end:
         # if the socket ends meanwhile (evicted, reset), its teardown still finishes them.
         self._closing: dict[Session, WebSocketStatus] = {}
-        # Topics whose guards are running: a second SUBSCRIBE meanwhile (the client's and the
-        # server's `Broker.subscribe` can race) is already subscribed, not a second session.
-        # None while there are none, so an idle socket carries no set.
-        self._subscribing: set[str] | None = None
+        # Topics whose guards are running, each with the outcome to come (0, or the
+        # refusal's status): a second SUBSCRIBE meanwhile (the client's and the server's
+        # `Broker.subscribe` can race) must not make a second session. None while there
+        # are none, so an idle socket carries no dict.
+        self._subscribing: dict[str, asyncio.Future[int]] | None = None
         # The router's rate limit, for the frames no topic counts; made at accept.
         self._bucket: TokenBucket | None = None
         scope, options = take_connect_options(scope)
@@ -338,7 +340,13 @@ class MultiplexConnection(BaseConnection):
         client had sent ``SUBSCRIBE``: its guards run, the client gets the ``OK`` or ``ERR``.
         Returns 1 when subscribed; 0 when it already was (nothing is sent: a command is
         idempotent); else minus the HTTP-like status of the refusal."""
-        if self._has(topic):
+        for _ in range(3):  # a client that keeps asking again is not waited for forever
+            pending = None if self._subscribing is None else self._subscribing.get(topic)
+            if pending is None:
+                break
+            if await asyncio.shield(pending) == 0:
+                return 0  # the client's own SUBSCRIBE of it, in its guards, went through
+        if topic in self.topics:
             return 0
         refused = await self._subscribe(topic, {})
         return -refused if refused else 1
@@ -370,7 +378,7 @@ class MultiplexConnection(BaseConnection):
             await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", *params))
             return 429
         if subscribing is None:
-            subscribing = self._subscribing = set()
+            subscribing = self._subscribing = {}
         root = self.scope.get("root_path", "")
         scope: Scope = {
             **self.scope,
@@ -381,20 +389,25 @@ class MultiplexConnection(BaseConnection):
         }
         granted = _granted(options)
         session = self._session(topic, scope, granted)
-        subscribing.add(topic)
+        outcome = subscribing[topic] = asyncio.get_running_loop().create_future()
+        refused = 500
         try:
             await session.handshake()
+            refused = 0
         except Reject as reject:
-            await self._reply(encode_err(Reason.http(reject.status_code), "SUBSCRIBE", *params))
-            return reject.status_code
+            refused = reject.status_code
         except Exception:
             logger.exception("exception while subscribing to %s", topic)
-            await self._reply(encode_err("500 Internal Server Error", "SUBSCRIBE", *params))
-            return 500
         finally:
-            subscribing.discard(topic)
+            # Settled before the ERR is sent: a waiting `Broker.subscribe` may try itself.
+            del subscribing[topic]
             if not subscribing:
                 self._subscribing = None
+            outcome.set_result(refused)
+        if refused:
+            reason = "500 Internal Server Error" if refused == 500 else Reason.http(refused)
+            await self._reply(encode_err(reason, "SUBSCRIBE", *params))
+            return refused
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
         # OK before the join body runs, as accept is for a dedicated connection; then what
