@@ -353,6 +353,33 @@ async def test_sign_in_validates_the_display_name(chat: ChatServer) -> None:
         assert (await http.get("/api/session")).status_code == 401
 
 
+async def test_signing_in_again_from_the_same_browser_keeps_the_user(chat: ChatServer) -> None:
+    """A browser that signs in again with the name its token carries (valid, or expired less
+    than the cookie's week of grace ago) is the same user, so a room lists one Ann, not one
+    per sign-in. Another name, a forged token, one expired longer ago, or none: a new user."""
+    ann, _ = await sign_in(chat.http, "Ann")
+    key = SECRET.encode()
+    week = 7 * 24 * 3600
+
+    async def again(name: str, token: str | None) -> str:
+        headers = {} if token is None else {"Cookie": f"{auth.COOKIE}={token}"}
+        async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+            signed = await http.post("/api/session", json={"name": name}, headers=headers)
+        assert signed.status_code == 201, signed.text
+        user_id: str = signed.json()["user"]["id"]
+        return user_id
+
+    assert await again("Ann", auth.issue(key, ann, 3600)[0]) == ann.id  # still valid
+    assert await again("Ann", auth.issue(key, ann, -3600)[0]) == ann.id  # expired an hour ago
+    for name, token in [
+        ("Annie", auth.issue(key, ann, 3600)[0]),  # another name: another person
+        ("Ann", auth.issue(key, ann, -week - 60)[0]),  # expired over a week ago
+        ("Ann", auth.issue(b"another key", ann, 3600)[0]),  # not this server's
+        ("Ann", None),
+    ]:
+        assert await again(name, token) != ann.id, (name, token)
+
+
 async def test_token_is_verified_once_per_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The guard checks the token at the handshake; messages and leave reuse the local cache."""
     from examples.chat.app import create_app

@@ -80,6 +80,20 @@ def new_user(name: str) -> User:
     return User(id=secrets.token_hex(8), name=name)
 
 
+def returning_user(
+    secret: bytes, token: str | None, *, within: float, now: float | None = None
+) -> User | None:
+    """The user of a token this server signed that expired less than `within` seconds ago
+    (or not yet): a browser signing in again is the same user. None for no token, a forged
+    one, one of another key, or one older than that (expiry still bounds a stolen token)."""
+    moment = time.time() if now is None else now
+    try:
+        user, expires = verify(secret, token, now=float("-inf"))  # signature only
+    except TokenError:
+        return None
+    return user if expires > moment - within else None
+
+
 def issue(secret: bytes, user: User, ttl: float, *, now: float | None = None) -> tuple[str, int]:
     """A signed token for `user`, valid `ttl` seconds; returns ``(token, expires_at)``."""
     expires = int((time.time() if now is None else now) + ttl)

@@ -99,9 +99,12 @@ async def docs_oauth2_redirect() -> HTMLResponse:
 
 @router.post("/api/session", status_code=201, tags=["session"])
 async def sign_in(body: SignIn, request: Request, response: Response, state: State) -> Session:
-    """Sign in with a display name; returns a signed token that expires, also set as a cookie."""
-    user = auth.new_user(body.name)
+    """Sign in with a display name; returns a signed token that expires, also set as a cookie.
+    A browser whose token (valid, or expired less than a week ago) has that same name signs
+    in as the same user again: one person, one entry in a room's member list."""
     ttl = state.config.token_ttl
+    known = auth.returning_user(state.config.secret, auth.token_from(request), within=COOKIE_GRACE)
+    user = known if known is not None and known.name == body.name else auth.new_user(body.name)
     token, expires = auth.issue(state.config.secret, user, ttl)
     response.set_cookie(
         auth.COOKIE,
