@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -518,6 +519,35 @@ async def test_members_who_left_are_listed_offline_with_when_they_were_last_seen
     assert await listed(chat.http, other, ann_token) == []  # members of `room` only
 
 
+async def test_the_seen_table_keeps_each_users_latest_time_and_forgets_old_visits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Store.saw``: an entry written after the leave it preceded (the join's write can lag
+    the leave's) keeps the later time, and visits older than `forget_before` are deleted."""
+    from examples.chat import store as store_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(store_module, "time", SimpleNamespace(time=lambda: clock[0]))
+    store = store_module.Store(tmp_path / "seen.sqlite3")
+    await store.open()
+    try:
+        ann, bob = User(id="a" * 16, name="Ann"), User(id="b" * 16, name="Bob")
+        for at, who in [(1000.0, ann), (2000.0, ann), (1500.0, ann), (1200.0, bob)]:
+            clock[0] = at
+            await store.saw("r", who, forget_before=0)
+        seen = [(user.name, when.timestamp()) for user, when in await store.last_seen("r", 10, 0)]
+        assert seen == [("Ann", 2000.0), ("Bob", 1200.0)]
+        clock[0] = 3000.0
+        await store.saw("other", bob, forget_before=2500)  # another room's visits stay
+        await store.saw("r", bob, forget_before=1500)
+        seen = [(user.name, when.timestamp()) for user, when in await store.last_seen("r", 10, 0)]
+        assert seen == [("Bob", 3000.0), ("Ann", 2000.0)]
+        await store.saw("r", bob, forget_before=2500)
+        assert [user.name for user, _ in await store.last_seen("r", 10, 0)] == ["Bob"]
+    finally:
+        await store.close()
+
+
 async def test_an_admin_kicks_a_user_from_every_room(chat: ChatServer) -> None:
     """``POST /api/admin/users/{id}/kick`` closes each socket of the user with 4403 (the page
     does not reconnect after it); the others stay."""
@@ -873,6 +903,24 @@ async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
                 # Kicked on both workers, Bob is one offline member (the shared store).
                 await seen_after(server.http, room, ann_token, "Bob", 0.0)
                 assert [name for name, _ in await offline(server.http, room, ann_token)] == ["Bob"]
+            # Cy visits once, on one worker: each worker lists Cy offline (one keep-alive
+            # connection asks its worker's pid, then that same worker for the members).
+            _, cy_token = await sign_in(server.http, "Cy")
+            async with enter(server.ws, room, cy_token):
+                pass
+            await seen_after(server.http, room, ann_token, "Cy", 0.0)
+            asked: set[int] = set()
+            for _attempt in range(200):
+                async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=5) as http:
+                    worker = (await http.get("/api/health")).json()["worker"]
+                    answer = await http.get(f"/api/rooms/{room}/members", headers=bearer(ann_token))
+                offline_here = [m["user"]["name"] for m in answer.json()["members"] if not m["online"]]
+                assert offline_here == ["Cy", "Bob"], (worker, offline_here)
+                asked.add(worker)
+                if len(asked) == 2:
+                    break
+            else:
+                pytest.fail("200 connections all reached one worker")
             await ann.send(json.dumps({"text": "alone"}))
             assert (await recv_until(ann, lambda e: e["type"] == "message"))["text"] == "alone"
         assert server.stop() == 0, server.output()

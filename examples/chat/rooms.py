@@ -30,9 +30,9 @@ with several), and sends the member list and its changes to the clients that ask
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
+import sqlite3
 import time
 from typing import Annotated, Any
 
@@ -105,12 +105,23 @@ Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-
 async def enter(
     room: Room, member: Member, channel: Channel[ServerEvent], broker: Broker, state: State
 ) -> PresenceInfo:
-    """A signed-in user entered the room: note them as seen there, greet them, then join the
+    """A signed-in user entered the room: greet them, note them as seen there, then join the
     room's presence as that user (two tabs of one user are two connections of one member)."""
-    await state.store.saw(room, member.user)
     await channel.send(Hello(room=room, you=member.user, worker=os.getpid(), max_length=MAX_LENGTH))
     _close_at_expiry(broker, channel, member.expires_at)
+    await _saw(state.store, room, member.user)
     return PresenceInfo(user=member.user.id, info={"name": member.user.name})
+
+
+async def _saw(store: Store, room: str, user: User) -> None:
+    """Note `user` as seen in `room` now. A store that cannot (closing, locked past its
+    timeout) costs the offline list one time, never the user their entry or exit."""
+    try:
+        await store.saw(room, user, forget_before=time.time() - OFFLINE_DAYS * 86400)
+    except StoreClosed:
+        pass  # the server is stopping: the time they entered stays
+    except sqlite3.Error as exc:
+        logger.warning("could not note %s as seen in %s: %s", user.id, room, exc)
 
 
 def _close_at_expiry(broker: Broker, channel: Channel[ServerEvent], expires_at: float) -> None:
@@ -160,8 +171,7 @@ async def leave(room: Room, member: Member, status: WebSocketStatus, channel: Ch
         timer.cancel()
     if status.code == KICKED:
         logger.info("%s (%s) was removed from %s by an admin", member.user.name, member.user.id, room)
-    with contextlib.suppress(StoreClosed):  # the server is stopping: their join time stays
-        await state.store.saw(room, member.user)
+    await _saw(state.store, room, member.user)
 
 
 router.topic("/rooms/{room}", history=ROOM_HISTORY, history_ttl=24 * 3600.0, presence=True)

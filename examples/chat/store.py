@@ -103,9 +103,10 @@ class Store:
         await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
-        db, self._db = self._db, None
-        if db is not None:
-            db.close()
+        with self._lock:  # after a transaction under way (a leave at shutdown), before any other
+            db, self._db = self._db, None
+            if db is not None:
+                db.close()
         temporary, self._temporary = self._temporary, None
         if temporary is not None:
             self.path = None
@@ -199,16 +200,20 @@ class Store:
 
     # --- who was seen where --------------------------------------------------------------
 
-    async def saw(self, room: str, user: User) -> None:
-        """Note that `user` was in `room` just now (they entered or left it)."""
+    async def saw(self, room: str, user: User, *, forget_before: float) -> None:
+        """Note that `user` was in `room` just now (they entered or left it), and forget who
+        was last seen there before unix time `forget_before`."""
         at = time.time()
 
         def work(db: sqlite3.Connection) -> None:
+            # The later time wins: an entry written after a leave it preceded keeps the leave's.
             db.execute(
                 "INSERT INTO seen (room, user_id, user_name, at) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (room, user_id) DO UPDATE SET user_name = excluded.user_name, at = excluded.at",
+                "ON CONFLICT (room, user_id) DO UPDATE SET user_name = excluded.user_name, "
+                "at = max(at, excluded.at)",
                 (room, user.id, user.name, at),
             )
+            db.execute("DELETE FROM seen WHERE room = ? AND at < ?", (room, forget_before))
 
         await self._run(work)
 

@@ -78,7 +78,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 /**
  * Handlers on this route:
  *
- * - **join** `enter` (on connect): A signed-in user entered the room: note them as seen there, greet them, then join the room's presence as that user (two tabs of one user are two connections of one member).
+ * - **join** `enter` (on connect): A signed-in user entered the room: greet them, note them as seen there, then join the room's presence as that user (two tabs of one user are two connections of one member).
  * - **message** `say` (on each message): Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender).
  * - **leave** `leave` (on disconnect): The connection ended (wsroute has taken it out of the room's presence): stop its expiry timer, note a removal, and note the user as last seen in the room now.
  *
