@@ -297,7 +297,8 @@ async function onClosed(room, { code, reason, byUs }) {
 function renderMembers() {
   const room = activeRoom();
   const members = room ? room.members : [];
-  const away = room ? room.away : [];
+  // Never ourselves: the server may list our last visit before our presence arrives.
+  const away = room ? room.away.filter(({ user }) => !(state.me && user.id === state.me.id)) : [];
   setText($("members-heading"), `Members (${members.length})`);
   $("member-list").replaceChildren(
     ...members.map((member) => {

@@ -250,10 +250,18 @@ export class Room extends EventTarget {
         ? []
         : [{ user: member.user, lastSeen: member.last_seen }],
     );
-    // Who left while the answer was on its way is listed online there: keep them away.
-    const listedAway = new Set(fresh.map((away) => away.user.id));
-    const kept = this.away.filter((away) => !listedAway.has(away.user.id) && !here.has(away.user.id));
-    this.away = [...fresh, ...kept].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen));
+    // Who left while the answer was on its way is listed online there: keep them away. Of
+    // two times for one user, the later wins: a leave is announced before it is written.
+    /** @type {Map<string, Away>} */
+    const merged = new Map();
+    for (const away of [...fresh, ...this.away]) {
+      if (here.has(away.user.id)) continue;
+      const known = merged.get(away.user.id);
+      if (known === undefined || Date.parse(away.lastSeen) > Date.parse(known.lastSeen)) {
+        merged.set(away.user.id, away);
+      }
+    }
+    this.away = [...merged.values()].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen));
     this._emit("members");
   }
 
@@ -376,14 +384,17 @@ export class Room extends EventTarget {
       return user ? [user] : [];
     });
     this.members = members;
-    // Who left is away from now on; who arrived is no longer away.
+    // Who arrived is no longer away. Who left is away from now on, last seen now; but a
+    // reconnect's list also drops who left while we were gone, at times only the server
+    // knows: ask it instead.
     const now = new Set(members.map((user) => user.id));
-    const gone = [...before.values()].filter((user) => !now.has(user.id));
+    const gone = this._quietPresence ? [] : [...before.values()].filter((user) => !now.has(user.id));
     const seen = new Date().toISOString();
     this.away = [
       ...gone.map((user) => ({ user, lastSeen: seen })),
       ...this.away.filter((away) => !now.has(away.user.id) && !gone.some((user) => user.id === away.user.id)),
     ];
+    if (this._quietPresence) this._loadAway();
     this._emit("members");
     if (this._quietPresence) {
       // A reconnect's list: "Reconnected" said it; a line per member listed again would not.
