@@ -19,7 +19,7 @@ import pytest
 from fastapi import Depends, FastAPI
 from websockets.exceptions import ConnectionClosed
 
-from support.raw import RawClient, server_side_established
+from support.raw import OP_TEXT, RawClient, client_frame, server_side_established
 from wsroute import AppBroker, Broker, Channel, PresenceInfo, Reject, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import DataFrame, Err, Ok, Reason, ServerUnsubscribe, encode_subscribe
 from wsroute.status import clip_reason
@@ -73,6 +73,13 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
     async def said(data: str, channel: Channel, broker: Broker) -> None:
         if data == "me?":
             await channel.send(channel.client_id)
+        elif data == "swallow":
+            # A handler that catches the cancellation sent to its connection, and returns.
+            SLOW.runs.append("swallowing")
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                SLOW.runs.append("swallowed")
         elif data == "kick me":
             await broker.disconnect(client_id=channel.client_id, code=4009, reason="kicked by itself")
         else:
@@ -293,6 +300,27 @@ async def test_a_close_its_client_never_reads_ends_within_its_timeouts(ws_impl: 
                 await asyncio.sleep(0.05)
 
 
+async def test_a_close_that_gives_up_ends_its_connection_even_if_a_handler_swallows_the_cancel() -> None:
+    """The close of a client that never reads gives up by cancelling its connection; a
+    handler running then that catches the cancellation and returns must not keep the
+    connection alive: it ends, and its leave runs with the close's code."""
+    SLOW.reset([])
+    app, leaves = make_app(close_timeout=0.5)
+    broker = app.state.wsroute.broker
+    async with (
+        serve(app) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+        never_reading(url) as slow,
+        connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
+    ):
+        await back_up(broker, slow, bob, subscribers=2)
+        slow.send(client_frame(OP_TEXT, b"swallow"))
+        await eventually(lambda: SLOW.runs == ["swallowing"], what="the handler to start")
+        assert await post(http, "/disconnect", user="ann", code=4003) == 1
+        await eventually(lambda: SLOW.runs == ["swallowing", "swallowed"], timeout=5, what="the cancel")
+        await eventually(lambda: leaves == [("/rooms/a", 4003)], timeout=5, what="ann's leave")
+
+
 async def test_a_handler_that_disconnects_its_own_client_still_sends_the_close_frame() -> None:
     """The command answers once the close has begun; the socket must not go before its close
     frame does, or the client sees a dropped connection instead of the code."""
@@ -414,6 +442,24 @@ async def test_subscribing_while_the_clients_own_subscribe_is_refused_subscribes
         assert await race.client.recv() == Ok("SUBSCRIBE", ("/slow/x",))
         assert await race.posting == 1
         assert SLOW.runs == ["/slow", "/slow"]
+
+
+async def test_a_server_side_subscribe_whose_socket_ends_in_its_guards_adds_nothing() -> None:
+    """The socket closes while a ``broker.subscribe`` of it is in the topic's guards: the
+    call counts 0, and the topic, accepted too late, leaves at once with the socket's own
+    end instead of outliving it (no client, no member left behind)."""
+    SLOW.reset([True])
+    async with served() as (url, http, leaves):
+        async with MultiplexClient.connect(f"{url}/rooms/a") as client:
+            await client.send("/rooms/a", "me?")
+            client_id = str(await client.recv_data("/rooms/a"))
+            posting = asyncio.create_task(post(http, "/subscribe", client_id=client_id, topic="/slow/x"))
+            await eventually(lambda: SLOW.runs == ["/slow"], what="the guard to start")
+        await eventually(lambda: leaves == [("/rooms/a", 1000)], what="the socket's end")
+        SLOW.release.set()
+        assert await posting == 0
+        await eventually(lambda: sorted(leaves) == [("/rooms/a", 1000), ("/slow/x", 1000)])
+        assert (await http.get("/clients")).json() == 0
 
 
 async def test_commands_check_their_arguments() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import JsonValue
 
 from wsroute import AppBroker, Broker, BrokerUnavailable, Channel, PresenceInfo, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import Ok
@@ -51,6 +52,12 @@ def make_app() -> tuple[FastAPI, list[list[str]]]:
         elif data.startswith("status:"):
             info = {"name": (user or "guest").title(), "status": data.removeprefix("status:")}
             await channel.send(f"updated: {await channel.update_presence(info)}")
+        elif data == "status-flag":
+            # Python holds 1 == True; the wire does not: each is a change to announce.
+            await channel.update_presence({"name": (user or "guest").title(), "flag": 1})
+            info: dict[str, JsonValue] = {"name": (user or "guest").title(), "flag": True}
+            await channel.send(f"updated: {await channel.update_presence(info)}")
+            info["flag"] = False  # changed after the call: what was announced stays
         elif data == "status!":
             try:
                 await channel.update_presence({"when": {1, 2}})  # type: ignore[dict-item]
@@ -146,6 +153,15 @@ async def test_a_member_updates_its_info_in_place_and_watchers_get_it_as_a_join(
             assert await bob.recv() == "updated: True"
             _, diff = await watcher.recv_presence("/rooms/u")
             assert [v["user"] for v in diff["joins"].values()] == ["bob"]  # not Ann again
+            await bob.send("status-flag")
+            assert await bob.recv() == "updated: True"
+            flags = []
+            while not flags or flags[-1] is not True:
+                _, diff = await watcher.recv_presence("/rooms/u")
+                flags += [v["info"]["flag"] for v in diff["joins"].values()]
+            assert flags[-1] is True  # JSON true after 1, kept as announced
+            bob_now = [m["info"] for m in await members(http, "/rooms/u") if m["user"] == "bob"]
+            assert bob_now == [{"name": "Bob", "flag": True}]
 
             await ann.send("status!")
             assert str(await ann.recv()).startswith("TypeError: PresenceInfo.info must be JSON-serialisable")
@@ -393,6 +409,35 @@ async def test_a_reader_in_a_join_storm_waits_for_two_writes_at_most() -> None:
     await asyncio.gather(*readers)
     assert sum(writes) == 40  # every join written
     assert max(waited) <= 2
+    await writer.close()
+
+
+async def test_updates_within_a_batch_announce_only_what_was_stored_before() -> None:
+    """A member that joins, updates its info and leaves within one batch was never stored:
+    nothing is announced. One stored before that updates and leaves is announced as a leave
+    (with its last info); one that updates twice, as one join with the last info."""
+    diffs: list[str] = []
+
+    async def update(topic: str, diff: PresenceDiff) -> None:
+        diffs.append(diff.encode())
+
+    writer = PresenceWriter(update, batch=60.0)  # no timer flush: settle() flushes
+    writer.join("/t", Member("old", "ann", 0))
+    await writer.settle()
+    writer.join("/t", Member("new", "bob", 0))
+    writer.join("/t", Member("new", "bob", 1))
+    writer.leave("/t", "new")
+    writer.join("/t", Member("old", "ann", 1))
+    writer.join("/t", Member("old", "ann", 2))
+    await writer.settle()
+    writer.join("/t", Member("old", "ann", 3))
+    writer.leave("/t", "old")
+    await writer.settle()
+    assert [json.loads(d) for d in diffs] == [
+        {"joins": {"old": {"user": "ann", "info": 0}}, "leaves": {}},
+        {"joins": {"old": {"user": "ann", "info": 2}}, "leaves": {}},
+        {"joins": {}, "leaves": {"old": {"user": "ann", "info": 3}}},
+    ]
     await writer.close()
 
 

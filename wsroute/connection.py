@@ -135,7 +135,8 @@ class BaseConnection:
             fast=fast_writer(scope),
         )
         self.state = _CONNECTING
-        # How the server closed it (state CLOSING and on); None until then.
+        # How the server closed it (state CLOSING and on); once ENDED, how it ended,
+        # whoever closed it. None until then.
         self.close_status: WebSocketStatus | None = None
         # Done once a server-side close has sent its close frame (or given up); None before.
         self._close_sent: asyncio.Future[None] | None = None
@@ -193,9 +194,8 @@ class BaseConnection:
                         # The message is dropped; the handler for RateLimited decides.
                         assert direct is not None  # only a dedicated socket has a bucket here
                         await direct.rate_limited()
-                        if self.state is _CLOSING:
-                            end = self.close_status or _DROPPED
-                            await self._close_frame_sent()
+                        if self.state >= _CLOSING:
+                            end = await self._ended_by_server()
                             break
                         continue
                     text = event.get("text")
@@ -210,9 +210,8 @@ class BaseConnection:
                         # Looked up per message (multiplexed sockets only): a bound method
                         # kept in this frame would cost every idle socket 64 bytes.
                         await self.on_frame(text, data)
-                    if self.state is _CLOSING:
-                        end = self.close_status or _DROPPED
-                        await self._close_frame_sent()
+                    if self.state >= _CLOSING:
+                        end = await self._ended_by_server()
                         break
                 elif kind == "websocket.disconnect":
                     # A client that drops while the server's close is flushing (it never
@@ -245,6 +244,7 @@ class BaseConnection:
         finally:
             self._task = None
             self._to(_ENDED)
+            self.close_status = end  # for a topic whose guards finish after this
             self.outbox.abort()
             # Shielded: a cancellation must not cut the leave handlers short. Started in
             # this step: most teardowns never wait, and need no task (see wsroute.eager).
@@ -256,6 +256,15 @@ class BaseConnection:
                     cancellation = cancellation or exc
         if cancellation is not None:
             raise cancellation
+
+    async def _ended_by_server(self) -> WebSocketStatus:
+        """How the loop ends once a handler saw the server end the socket: a close begun
+        meanwhile, once its frame is out; or an eviction (or a close that gave up) whose
+        cancellation the handler caught and did not re-raise, ended as if it had not."""
+        if self.state is _EVICTED:
+            raise asyncio.CancelledError  # `run` ends it, as for the cancellation it sent
+        await self._close_frame_sent()
+        return self.close_status or _DROPPED
 
     async def _close_frame_sent(self) -> None:
         """Wait for a server-side close begun in another task (`Broker.disconnect` called

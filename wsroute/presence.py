@@ -163,9 +163,12 @@ class PresenceWriter:
     def join(self, topic: str, member: Member) -> None:
         """`member` is present on `topic` from now on (written with the next batch)."""
         members = self.members.setdefault(topic, {})
-        replacing = member.client_id in members
+        diff = self._diff(topic)
+        # Replacing a stored member (an update), not one still waiting in this batch: that
+        # one, leaving before the batch goes, was never stored nor announced.
+        replacing = member.client_id in members and member.client_id not in diff.joins
         members[member.client_id] = member
-        self._diff(topic).join(member, replacing=replacing)
+        diff.join(member, replacing=replacing)
 
     def leave(self, topic: str, client_id: str) -> None:
         """A member of this process leaves `topic` (written with the next batch)."""

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
+import orjson
 from pydantic import JsonValue
 from starlette.exceptions import HTTPException, WebSocketException
 from starlette.types import Message, Scope
@@ -313,9 +314,12 @@ class Session(Context):
         if attendance is None or attendance.member is None or self.state >= _LEAVING:
             return False
         member = attendance.member
-        if info == member.info:
+        # Compared and kept as JSON: `1 == True` in Python, not on the wire, and a dict the
+        # caller changes later must not change what was announced.
+        encoded = orjson.dumps(info, option=orjson.OPT_SORT_KEYS)
+        if encoded == orjson.dumps(member.info, option=orjson.OPT_SORT_KEYS):
             return True  # nothing to announce
-        updated = Member(member.client_id, member.user, info)
+        updated = Member(member.client_id, member.user, orjson.loads(encoded))
         # A join of a known client id replaces it, in the next batch, for every watcher.
         await self.broker.track(self.topic, updated)
         attendance.member = updated
@@ -794,9 +798,8 @@ class Session(Context):
         if leaving is None:
             if self.state is _LEFT:
                 return  # it left in the first caller's step, without waiting
-            subscribed = _OPEN <= self.state <= _CLOSING
             self._to(_LEAVING)
-            leaving = self._leaving = start_eagerly(self._leave(end, subscribed))
+            leaving = self._leaving = start_eagerly(self._leave(end))
             if leaving is None:
                 return
         await asyncio.shield(leaving)
@@ -806,7 +809,7 @@ class Session(Context):
         """True once the leave has run to its end (unsubscribed, handler run, torn down)."""
         return self.state is _LEFT
 
-    async def _leave(self, end: WebSocketStatus, subscribed: bool) -> None:
+    async def _leave(self, end: WebSocketStatus) -> None:
         if self._subscriber_id is not None:
             self.broker.clients.remove(self)
         # Absent before the leave handler runs: it (and the others) see the topic without it.
@@ -820,8 +823,9 @@ class Session(Context):
                 except Exception:
                     logger.exception("leaving the presence of %s failed", self.topic)
         try:
-            if subscribed:
-                await self.broker.remove_subscriber(self.topic, self)
+            # Whatever its state: a subscription cut short (cancelled while the backend
+            # subscribed) is already listed, and removing one that is not costs a lookup.
+            await self.broker.remove_subscriber(self.topic, self)
         except Exception:
             logger.exception("unsubscribing %s failed", self.topic)
         try:

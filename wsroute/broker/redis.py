@@ -747,9 +747,11 @@ class RedisBackend(BrokerBackend):
                     added = await self._run("heartbeat to", redis_presence.HEARTBEAT_SCRIPT, args)
                     if added:
                         # Declared dead meanwhile (a long pause): the others removed our members.
-                        for client_id, (topic, member) in list(self._present.items()):
-                            if client_id in self._present:  # it may have left meanwhile
-                                await self.presence_add(topic, member)
+                        for client_id in list(self._present):
+                            # Looked up again: it may have left, or changed its info, meanwhile.
+                            entry = self._present.get(client_id)
+                            if entry is not None:
+                                await self.presence_add(*entry)
                 await self.sweep()
             except BrokerUnavailable as exc:
                 logger.warning("Redis broker at %s: presence heartbeat failed: %s", self.safe_url, exc)

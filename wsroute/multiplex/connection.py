@@ -21,6 +21,7 @@ from wsroute.connection import BaseConnection
 from wsroute.errors import ChannelClosed
 from wsroute.guards import Reject
 from wsroute.history import StreamPosition
+from wsroute.lifecycle import ConnectionState
 from wsroute.messages import text_event
 from wsroute.multiplex.codec import (
     META,
@@ -55,6 +56,9 @@ from wsroute.settings import Settings
 from wsroute.status import NORMAL, POLICY_VIOLATION, WebSocketStatus
 
 logger = logging.getLogger("wsroute")
+
+_GONE = -1
+"""What `_subscribe` returns when the socket ended while the topic's guards ran."""
 
 
 class _TopicFramer:
@@ -346,9 +350,11 @@ class MultiplexConnection(BaseConnection):
                 break
             if await asyncio.shield(pending) == 0:
                 return 0  # the client's own SUBSCRIBE of it, in its guards, went through
-        if topic in self.topics:
-            return 0
+        if topic in self.topics or self.state is not ConnectionState.OPEN:
+            return 0  # subscribed already, or closing: nothing to add a topic to
         refused = await self._subscribe(topic, {})
+        if refused == _GONE:
+            return 0
         return -refused if refused else 1
 
     def _has(self, topic: str) -> bool:
@@ -357,7 +363,7 @@ class MultiplexConnection(BaseConnection):
 
     async def _subscribe(self, topic: str, options: dict[str, str]) -> int:
         """Subscribe to `topic` and answer ``OK``, or answer ``ERR``: 0, or the refusal's
-        status."""
+        status (`_GONE` when the socket ended meanwhile)."""
         try:
             since_position(options)
         except ProtocolError as exc:
@@ -408,6 +414,12 @@ class MultiplexConnection(BaseConnection):
             reason = "500 Internal Server Error" if refused == 500 else Reason.http(refused)
             await self._reply(encode_err(reason, "SUBSCRIBE", *params))
             return refused
+        if self.state is ConnectionState.ENDED:
+            # The socket ended while the guards ran (a server-side subscribe, in a task of
+            # its own): its teardown has taken its topics already, so this one ends here.
+            assert self.close_status is not None  # set as it ended
+            await session.finish(self.close_status)
+            return _GONE
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
         # OK before the join body runs, as accept is for a dedicated connection; then what
