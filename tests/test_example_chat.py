@@ -355,30 +355,43 @@ async def test_sign_in_validates_the_display_name(chat: ChatServer) -> None:
 
 
 async def test_signing_in_again_from_the_same_browser_keeps_the_user(chat: ChatServer) -> None:
-    """A browser that signs in again with the name its token carries (valid, or expired less
-    than the cookie's week of grace ago) is the same user, so a room lists one Ann, not one
-    per sign-in. Another name, a forged token, one expired longer ago, or none: a new user."""
+    """A browser whose cookie holds a token of the name it signs in with again (valid, or
+    expired less than the cookie's week of grace ago) is the same user, for 30 days from its
+    first sign-in, so a room lists one Ann, not one per sign-in. Another name, a forged
+    token, one expired longer ago, one first signed over 30 days ago, a bearer token
+    instead of the cookie, or none: a new user."""
     ann, _ = await sign_in(chat.http, "Ann")
     key = SECRET.encode()
-    week = 7 * 24 * 3600
+    day = 24 * 3600
 
-    async def again(name: str, token: str | None) -> str:
-        headers = {} if token is None else {"Cookie": f"{auth.COOKIE}={token}"}
+    async def again(name: str, token: str | None, *, cookie: bool = True) -> tuple[str, str]:
+        headers = {}
+        if token is not None:
+            headers = {"Cookie": f"{auth.COOKIE}={token}"} if cookie else {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
             signed = await http.post("/api/session", json={"name": name}, headers=headers)
         assert signed.status_code == 201, signed.text
-        user_id: str = signed.json()["user"]["id"]
-        return user_id
+        return signed.json()["user"]["id"], signed.json()["token"]
 
-    assert await again("Ann", auth.issue(key, ann, 3600)[0]) == ann.id  # still valid
-    assert await again("Ann", auth.issue(key, ann, -3600)[0]) == ann.id  # expired an hour ago
-    for name, token in [
-        ("Annie", auth.issue(key, ann, 3600)[0]),  # another name: another person
-        ("Ann", auth.issue(key, ann, -week - 60)[0]),  # expired over a week ago
-        ("Ann", auth.issue(b"another key", ann, 3600)[0]),  # not this server's
-        ("Ann", None),
+    renewed, token = await again("Ann", auth.issue(key, ann, 3600)[0])  # still valid
+    assert renewed == ann.id
+    renewed, _ = await again("Ann", auth.issue(key, ann, -3600)[0])  # expired an hour ago
+    assert renewed == ann.id
+    # A renewal carries the first sign-in's time, so renewing cannot go on for ever.
+    first = time.time() - 29 * day
+    renewed, token = await again("Ann", auth.issue(key, ann, 3600, since=first)[0])
+    assert renewed == ann.id
+    renewed, _ = await again("Ann", token)
+    assert renewed == ann.id
+    for name, old, cookie in [
+        ("Annie", auth.issue(key, ann, 3600)[0], True),  # another name: another person
+        ("Ann", auth.issue(key, ann, -8 * day)[0], True),  # expired over a week ago
+        ("Ann", auth.issue(key, ann, 3600, since=time.time() - 31 * day)[0], True),  # first 31 days ago
+        ("Ann", auth.issue(b"another key", ann, 3600)[0], True),  # not this server's
+        ("Ann", auth.issue(key, ann, 3600)[0], False),  # a bearer token: not the browser's cookie
+        ("Ann", None, True),
     ]:
-        assert await again(name, token) != ann.id, (name, token)
+        assert (await again(name, old, cookie=cookie))[0] != ann.id, (name, old, cookie)
 
 
 async def test_token_is_verified_once_per_connection(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

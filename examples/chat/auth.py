@@ -1,7 +1,8 @@
 """Sign-in tokens (HMAC-SHA256, standard library only) and the guard that checks them.
 
 A token is ``v1.<payload>.<signature>``: the payload is base64url JSON
-``{"sub": user id, "name": display name, "exp": unix time, "kid": key id}`` and the signature
+``{"sub": user id, "name": display name, "exp": unix time, "since": first sign-in, "kid": key id}``
+and the signature
 is the base64url HMAC-SHA256 of ``v1.<payload>`` with the server's secret. Nothing is stored on
 the server; any worker that knows the secret can check a token. The key id (a hash of the
 secret, which it does not reveal) tells a token signed with an older key from a forged one, so
@@ -81,27 +82,40 @@ def new_user(name: str) -> User:
 
 
 def returning_user(
-    secret: bytes, token: str | None, *, within: float, now: float | None = None
-) -> User | None:
+    secret: bytes, token: str | None, *, within: float, keep_for: float, now: float | None = None
+) -> tuple[User, int] | None:
     """The user of a token this server signed that expired less than `within` seconds ago
-    (or not yet): a browser signing in again is the same user. None for no token, a forged
-    one, one of another key, or one older than that (expiry still bounds a stolen token)."""
+    (or not yet), and when that user first signed in, if that is less than `keep_for`
+    seconds ago: a browser signing in again is the same user, for a while. None for no
+    token, a forged one, one of another key, or one past either bound (so a leaked token
+    cannot be renewed forever)."""
     moment = time.time() if now is None else now
     try:
-        user, expires = verify(secret, token, now=float("-inf"))  # signature only
-    except TokenError:
+        user, expires = verify(secret, token, now=float("-inf"))  # the signature only
+        claims: Any = json.loads(_b64decode(str(token).split(".")[1]))
+        since = int(claims["since"])
+    except (TokenError, ValueError, KeyError, TypeError, IndexError, binascii.Error):
         return None
-    return user if expires > moment - within else None
+    if expires <= moment - within or since <= moment - keep_for:
+        return None
+    return user, since
 
 
-def issue(secret: bytes, user: User, ttl: float, *, now: float | None = None) -> tuple[str, int]:
-    """A signed token for `user`, valid `ttl` seconds; returns ``(token, expires_at)``."""
-    expires = int((time.time() if now is None else now) + ttl)
-    payload = _b64encode(
-        json.dumps(
-            {"sub": user.id, "name": user.name, "exp": expires, "kid": key_id(secret)}, separators=(",", ":")
-        ).encode()
-    )
+def issue(
+    secret: bytes, user: User, ttl: float, *, now: float | None = None, since: float | None = None
+) -> tuple[str, int]:
+    """A signed token for `user`, valid `ttl` seconds; returns ``(token, expires_at)``.
+    `since`: when the user first signed in (now, unless this renews an earlier sign-in)."""
+    moment = time.time() if now is None else now
+    expires = int(moment + ttl)
+    claims = {
+        "sub": user.id,
+        "name": user.name,
+        "exp": expires,
+        "since": int(moment if since is None else since),
+        "kid": key_id(secret),
+    }
+    payload = _b64encode(json.dumps(claims, separators=(",", ":")).encode())
     signed = f"{_VERSION}.{payload}"
     return f"{signed}.{_sign(secret, signed)}", expires
 

@@ -51,6 +51,8 @@ DOCS = "/docs"
 OAUTH2_REDIRECT = "/docs/oauth2-redirect"
 
 COOKIE_GRACE = 7 * 24 * 3600
+KEEP_USER_FOR = 30 * 24 * 3600
+"""How long a browser that keeps signing in with one name stays one user (from the first)."""
 router = APIRouter()
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
@@ -100,12 +102,19 @@ async def docs_oauth2_redirect() -> HTMLResponse:
 @router.post("/api/session", status_code=201, tags=["session"])
 async def sign_in(body: SignIn, request: Request, response: Response, state: State) -> Session:
     """Sign in with a display name; returns a signed token that expires, also set as a cookie.
-    A browser whose token (valid, or expired less than a week ago) has that same name signs
-    in as the same user again: one person, one entry in a room's member list."""
+    A browser whose cookie holds a token of that same name (valid, or expired less than a
+    week ago) signs in as the same user again, for up to 30 days from its first sign-in:
+    one person, one entry in a room's member list."""
     ttl = state.config.token_ttl
-    known = auth.returning_user(state.config.secret, auth.token_from(request), within=COOKIE_GRACE)
-    user = known if known is not None and known.name == body.name else auth.new_user(body.name)
-    token, expires = auth.issue(state.config.secret, user, ttl)
+    secret = state.config.secret
+    cookie = request.cookies.get(auth.COOKIE)
+    known = auth.returning_user(secret, cookie, within=COOKIE_GRACE, keep_for=KEEP_USER_FOR)
+    if known is not None and known[0].name == body.name:
+        user, since = known
+        token, expires = auth.issue(secret, user, ttl, since=since)
+    else:
+        user = auth.new_user(body.name)
+        token, expires = auth.issue(secret, user, ttl)
     response.set_cookie(
         auth.COOKIE,
         token,
