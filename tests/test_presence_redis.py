@@ -27,7 +27,7 @@ from wsroute.broker import redis_presence
 from wsroute.broker.redis import RedisBackend
 from wsroute.errors import BrokerUnavailable
 from wsroute.multiplex.codec import Err, Ok, ServerUnsubscribe
-from wsroute.presence import Member, PresenceStats
+from wsroute.presence import Member, PresenceDiff, PresenceStats
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
 pytestmark = pytest.mark.anyio
@@ -176,6 +176,44 @@ async def test_a_dead_nodes_members_are_swept_once_by_concurrent_sweepers(broker
         assert len(published) == 2  # one leave diff per topic, from one sweeper
         assert await one.presence_members("/rooms/x") == []
         assert (await one.presence_stats("/rooms/x")).users == 0
+
+
+async def test_a_process_swept_while_paused_adds_its_members_again_as_they_are_now(
+    broker_url: str,
+) -> None:
+    """A worker whose heartbeats stopped long enough for the others to sweep it (a long
+    pause, a frozen VM) finds out at its next heartbeat and stores its members again, each
+    as it is then: one updated while the re-adding goes on keeps its update."""
+    async with started_backends(broker_url, 2) as (paused, reader):
+        await paused.presence_add("/rooms/p", Member("p.1", "ann", {"v": 1}))
+        await paused.presence_add("/rooms/p", Member("p.2", "bob", {"v": 1}))
+        assert paused._heartbeat is not None
+        paused._heartbeat.cancel()
+        await asyncio.sleep(TTL + 0.2)
+        assert await reader.sweep() == 2
+        assert await reader.presence_members("/rooms/p") == []
+
+        re_add = paused.presence_add
+        updated: list[str] = []
+
+        async def update_bob_first(topic: str, member: Member) -> None:
+            if not updated:  # Bob's info changes while Ann is being added back
+                updated.append(member.client_id)
+                diff = PresenceDiff()
+                diff.join(Member("p.2", "bob", {"v": 2}), replacing=True)
+                await paused.presence_update("/rooms/p", diff)
+            await re_add(topic, member)
+
+        paused.presence_add = update_bob_first  # type: ignore[method-assign]
+        paused._heartbeat = asyncio.create_task(paused._beat())  # it wakes up
+
+        async def both_back() -> bool:
+            return len(await reader.presence_members("/rooms/p")) == 2
+
+        await until(both_back, TTL * 3, "the members added again")
+        members = {m.client_id: m.info for m in await reader.presence_members("/rooms/p")}
+        assert members == {"p.1": {"v": 1}, "p.2": {"v": 2}}
+        assert await reader.presence_stats("/rooms/p") == PresenceStats(2, 2)
 
 
 async def test_a_read_sweeps_a_dead_process_in_its_own_round_trip(broker_url: str) -> None:
