@@ -75,3 +75,39 @@ async def test_a_cancelled_multiplexed_socket_leaves_every_topic_with_1001() -> 
         ("/rooms/a", 1001, "server shutting down"),
         ("/rooms/b", 1001, "server shutting down"),
     ]
+
+
+class StuckClient(AsgiServer):
+    """A server whose sends after the accept never complete: its client stopped reading."""
+
+    async def _send(self, message: Message) -> None:
+        await super()._send(message)
+        if message["type"] != "websocket.accept":
+            await asyncio.Event().wait()
+
+
+async def test_an_eviction_by_the_connections_own_broadcast_ends_it_with_1008() -> None:
+    """A handler whose own broadcasts overflow its socket's queue evicts that socket from
+    inside its task, so the cancellation waits for the task's next await. A handler that
+    returns first must not let it escape to the server: the connection ends with 1008 like
+    any eviction, and the server's task returns."""
+    leaves: list[tuple[str, int, str]] = []
+    ws = WsRouter(max_queue=2)
+
+    @ws.message("/flood")
+    async def flood(data: str, channel: Channel) -> None:
+        for n in range(4):  # the first send blocks; two queue; the fourth overflows
+            await channel.broadcast(str(n))
+
+    @ws.leave("/flood")
+    async def left(status: WebSocketStatus, channel: Channel) -> None:
+        leaves.append((channel.topic, status.code, status.reason))
+
+    app = FastAPI()
+    ws.install(app)
+    async with lifespan(app):
+        server = StuckClient(app, "/flood")
+        await server.wait_for(accepted)
+        server.inbox.put_nowait({"type": "websocket.receive", "text": "go"})
+        await asyncio.wait_for(server.task, 5)  # returns: no CancelledError
+    assert leaves == [("/flood", 1008, "slow consumer")]

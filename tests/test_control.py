@@ -462,6 +462,39 @@ async def test_a_server_side_subscribe_whose_socket_ends_in_its_guards_adds_noth
         assert (await http.get("/clients")).json() == 0
 
 
+async def test_a_server_side_subscribe_whose_socket_ends_while_the_backend_subscribes_adds_nothing() -> None:
+    """The socket closes after a ``broker.subscribe`` passed the topic's guards but while the
+    backend is still subscribing the topic: the session, which the socket's teardown made
+    leave, must not open afterwards. The call counts 0; one leave; no subscriber left."""
+    SLOW.reset([True])
+    SLOW.release.set()
+    app, leaves = make_app()
+    broker = app.state.wsroute.broker
+    hold = threading.Event()
+    backend_subscribe = broker.backend.subscribe
+
+    async def slow_backend(topic: str) -> None:
+        if topic == "/slow/y":
+            SLOW.runs.append("backend")
+            await asyncio.to_thread(hold.wait, 10)
+        await backend_subscribe(topic)
+
+    broker.backend.subscribe = slow_backend
+    async with serve(app) as url, httpx.AsyncClient(base_url=f"http://{url}", trust_env=False) as http:
+        async with MultiplexClient.connect(f"{url}/rooms/a") as client:
+            await client.send("/rooms/a", "me?")
+            client_id = str(await client.recv_data("/rooms/a"))
+            posting = asyncio.create_task(post(http, "/subscribe", client_id=client_id, topic="/slow/y"))
+            await eventually(lambda: SLOW.runs == ["/slow", "backend"], what="the backend's subscribe")
+        await eventually(lambda: ("/slow/y", 1000) in leaves, what="the topic's leave")
+        hold.set()
+        assert await posting == 0
+        await asyncio.sleep(0.1)
+        assert sorted(leaves) == [("/rooms/a", 1000), ("/slow/y", 1000)]
+        assert broker.local_topics() == {}
+        assert (await http.get("/clients")).json() == 0
+
+
 async def test_commands_check_their_arguments() -> None:
     app, _ = make_app()
     broker = app.state.wsroute.broker

@@ -222,8 +222,9 @@ class BaseConnection:
                         end = status_of(event)
                     break
         except asyncio.CancelledError as exc:
-            if self.state is _EVICTED and self._task is not None:
-                self._task.uncancel()
+            # Ours only if it was the one cancellation (`evict`, `_give_up`): one more is
+            # the server's (shutdown), and wins.
+            if self.state is _EVICTED and self._task is not None and self._task.uncancel() == 0:
                 if self.close_status is not None:
                     # A server close that could not reach its client (`_give_up`): the
                     # leaves report its code; the frame was tried already.
@@ -262,7 +263,10 @@ class BaseConnection:
         meanwhile, once its frame is out; or an eviction (or a close that gave up) whose
         cancellation the handler caught and did not re-raise, ended as if it had not."""
         if self.state is _EVICTED:
-            raise asyncio.CancelledError  # `run` ends it, as for the cancellation it sent
+            # A cancellation still pending (an eviction from this task's own send) arrives
+            # here; one a handler swallowed is raised again. Either way `run` ends it.
+            await asyncio.sleep(0)
+            raise asyncio.CancelledError
         await self._close_frame_sent()
         return self.close_status or _DROPPED
 

@@ -456,8 +456,19 @@ class Session(Context):
     async def subscribe(self) -> None:
         """Subscribe to the topic (before the join body runs, so the joiner sees its own join)."""
         await self.broker.add_subscriber(self.topic, self)
+        if await self._ended_while_subscribing():
+            return
         self._to(_OPEN)
         await self._present_without_join()
+
+    async def _ended_while_subscribing(self) -> bool:
+        """Whether the session left while the backend subscribed it (its socket ended under
+        a server-side subscribe, which runs in a task of its own): it then must not open,
+        nor be listed anywhere."""
+        if self.state is _ACCEPTED:
+            return False
+        await self.broker.remove_subscriber(self.topic, self)
+        return True
 
     async def _present_without_join(self) -> None:
         # With a join handler the session is made present when the join returns.
@@ -487,6 +498,8 @@ class Session(Context):
         """
         positions = self.positions = Positions()
         await self.broker.add_subscriber(self.topic, self, positions=True)
+        if await self._ended_while_subscribing():
+            return None, False
         self._to(_OPEN)
         await self._present_without_join()
         after, limit = (None, 0) if since is None else (since.offset, options.recovery_limit + 1)

@@ -104,7 +104,8 @@ async def sign_in(body: SignIn, request: Request, response: Response, state: Sta
     """Sign in with a display name; returns a signed token that expires, also set as a cookie.
     A browser whose cookie holds a token of that same name (valid, or expired less than a
     week ago) signs in as the same user again, for up to 30 days from its first sign-in:
-    one person, one entry in a room's member list."""
+    one person, one entry in a room's member list. (The 30 days bound a leaked token; the
+    cookie is only where a browser keeps it.)"""
     ttl = state.config.token_ttl
     secret = state.config.secret
     cookie = request.cookies.get(auth.COOKIE)

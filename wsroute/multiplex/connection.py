@@ -21,7 +21,7 @@ from wsroute.connection import BaseConnection
 from wsroute.errors import ChannelClosed
 from wsroute.guards import Reject
 from wsroute.history import StreamPosition
-from wsroute.lifecycle import ConnectionState
+from wsroute.lifecycle import ConnectionState, SessionState
 from wsroute.messages import text_event
 from wsroute.multiplex.codec import (
     META,
@@ -266,6 +266,8 @@ class MultiplexConnection(BaseConnection):
             if since is not None:
                 answer["recovered"] = "true" if recovered else "false"
         state = None
+        if session.state >= SessionState.LEAVING:
+            return answer, None  # it ended meanwhile (see `_subscribe`): nothing to watch
         if meta and PRESENCE in options and session.broker.has_presence(session.topic):
             state = await session.watch_presence()
             answer[PRESENCE] = ""
@@ -343,7 +345,8 @@ class MultiplexConnection(BaseConnection):
         """Subscribe this socket to `topic` from the server (``Broker.subscribe``), as if the
         client had sent ``SUBSCRIBE``: its guards run, the client gets the ``OK`` or ``ERR``.
         Returns 1 when subscribed; 0 when it already was (nothing is sent: a command is
-        idempotent); else minus the HTTP-like status of the refusal."""
+        idempotent) or the socket is closing or gone; else minus the HTTP-like status of
+        the refusal."""
         for _ in range(3):  # a client that keeps asking again is not waited for forever
             pending = None if self._subscribing is None else self._subscribing.get(topic)
             if pending is None:
@@ -422,6 +425,8 @@ class MultiplexConnection(BaseConnection):
             return _GONE
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
+        if session.state >= SessionState.LEAVING:
+            return _GONE  # the socket ended while the backend subscribed it: it has left
         # OK before the join body runs, as accept is for a dedicated connection; then what
         # a recovery replays, then live publications.
         await self._reply(self._ok_subscribe(topic, granted))
