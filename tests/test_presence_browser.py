@@ -11,6 +11,8 @@ exposes must show everyone, whichever worker they are on:
   its ``presence`` events include Bob's join, which crossed Redis (Bob is on the other worker);
 * ``GET /presence`` on either worker lists the same three client ids, ``GET /stats`` counts
   3 clients and 2 users;
+* Bob changes his info (``Channel.update_presence``, through the app's ``status:`` message):
+  Ann's first tab gets him as a join with the new info, in his place in the list;
 * Bob closes his tab: Ann's tab gets a ``presence`` event whose leaves hold Bob's client, and
   lists Ann only; Ann closes her second tab: Ann stays, one entry with one client.
 
@@ -184,6 +186,22 @@ async def test_presence_of_two_workers_reaches_the_browser_client(
             ARTIFACTS.mkdir(exist_ok=True)
             await ann1.screenshot(path=str(ARTIFACTS / "presence.png"), full_page=True)
 
+            # Bob changes what he shows (`Channel.update_presence`, on worker B): Ann's first
+            # tab, on worker A, gets him as a join again, with the new info, in his place.
+            events_before = len(seen["events"])
+            await bob.evaluate("pres.ws.send('status:away')")
+            await wait_for(
+                ann1,
+                """pres.events.slice(arg[0]).some((e) => e.joins.some((j) =>
+                    j.clientId === arg[1] && j.info.status === "away"))""",
+                "bob's new info in ann's first tab",
+                [events_before, bob_id],
+            )
+            seen = await state(ann1)
+            assert listing(seen["presence"]) == expected  # the same clients, in the same order
+            assert seen["presence"][1]["clients"][0]["info"] == {"pid": pid_b, "status": "away"}
+            assert all(e["leaves"] == [] for e in seen["events"][events_before:])
+
             # Bob closes his tab: Ann's first tab is told he left, and lists Ann alone.
             events_before = len(seen["events"])
             await bob.close()
@@ -199,7 +217,8 @@ async def test_presence_of_two_workers_reaches_the_browser_client(
                 for e in after_bob["events"][events_before:]
                 if any(left["clientId"] == bob_id for left in e["leaves"])
             ]
-            assert leave_event["leaves"] == [{"clientId": bob_id, "user": "bob", "info": {"pid": pid_b}}]
+            away = {"pid": pid_b, "status": "away"}  # as he showed himself last
+            assert leave_event["leaves"] == [{"clientId": bob_id, "user": "bob", "info": away}]
             assert leave_event["joins"] == []
             assert listing(leave_event["presence"]) == [("ann", [(ann1_id, pid_a), (ann2_id, pid_b)])]
             assert listing(after_bob["presence"]) == [("ann", [(ann1_id, pid_a), (ann2_id, pid_b)])]
