@@ -3,7 +3,8 @@
 Two browser contexts are two users: they sign in, enter the same room, chat, see each other
 in the member list; one watches a second room at the same time over the same single socket;
 a message over the limit shows an error and the socket stays open; one leaves and the other
-sees it, and sees them listed offline, as does a third user who arrives later. The second
+sees it, and sees them listed offline, as does a third user who arrives later; a user whose
+page is hidden is shown away. The second
 user's window is 375 px wide. Other tests: the page says why a stored token is refused, and
 it reconnects by itself after a server restart (and signs out, saying why, when the
 restarted server no longer accepts the token); the footer's ``/docs`` shows the HTTP API
@@ -30,7 +31,7 @@ import pytest
 from support import chat_page
 from support.browser import ARTIFACTS, watch
 from support.chat import ADMIN, SECRET, ChatServer, chat_env
-from support.chat_page import listed, log, members, memory_chat, say, sign_in
+from support.chat_page import listed, log, members, memory_chat, say, set_hidden, sign_in
 from support.proxy import CuttableProxy
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -73,6 +74,12 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
         await expect(members(page).filter(has_text="Bob")).to_have_count(1)
         await expect(page.get_by_role("heading", name="Members (2)")).to_be_visible()
     await expect(log(ann).get_by_text(f"Bob joined #{room}")).to_be_visible()
+    # Bob's page is hidden (he switched tabs): Ann sees him away, then present once it shows.
+    bob_line = members(ann).filter(has_text="Bob")
+    await set_hidden(bob, True)
+    await expect(bob_line).to_have_text(re.compile(r"^Bob #[0-9a-f]{4} away$"))
+    await set_hidden(bob, False)
+    await expect(bob_line).to_have_text(listed("Bob"))
 
     await say(ann, room, "Hello Bob!")
     await expect(log(bob).get_by_text("Hello Bob!")).to_be_visible()

@@ -561,6 +561,37 @@ async def test_the_seen_table_keeps_each_users_latest_time_and_forgets_old_visit
         await store.close()
 
 
+async def test_a_user_is_away_while_every_page_of_theirs_is_hidden(chat: ChatServer) -> None:
+    """A page sends ``{"type": "status", "away": …}`` as it is hidden and shown again
+    (`Channel.update_presence`): ``/members`` marks its user away while every connection of
+    theirs to the room is; a second, visible page makes them present again."""
+    room = room_name()
+    _, ann_token = await sign_in(chat.http, "Ann")
+    _, bob_token = await sign_in(chat.http, "Bob")
+
+    async def away() -> dict[str, bool]:
+        return {m["user"]["name"]: m["away"] for m in await listed(chat.http, room, ann_token) if m["online"]}
+
+    async def becomes(expected: dict[str, bool]) -> None:
+        deadline = time.monotonic() + 5
+        while (now := await away()) != expected:
+            assert time.monotonic() < deadline, f"{now} never became {expected}"
+            await asyncio.sleep(0.05)
+
+    async with enter(chat.ws, room, ann_token), enter(chat.ws, room, bob_token) as (bob, _):
+        await becomes({"Ann": False, "Bob": False})
+        await bob.send(json.dumps({"type": "status", "away": True}))
+        await becomes({"Ann": False, "Bob": True})
+        async with enter(chat.ws, room, bob_token):  # a second page, visible
+            await becomes({"Ann": False, "Bob": False})
+        await becomes({"Ann": False, "Bob": True})
+        await bob.send(json.dumps({"type": "status", "away": False}))
+        await becomes({"Ann": False, "Bob": False})
+        await bob.send(json.dumps({"text": "back"}))  # a status is no message: this is the first
+        said = await recv_until(bob, lambda e: e["type"] == "message")
+        assert said["text"] == "back"
+
+
 async def test_an_admin_kicks_a_user_from_every_room(chat: ChatServer) -> None:
     """``POST /api/admin/users/{id}/kick`` closes each socket of the user with 4403 (the page
     does not reconnect after it); the others stay."""
@@ -606,6 +637,7 @@ async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: Cha
         (json.dumps({"text": "é" * 501}), "too_long"),
         ("just text, not JSON", "invalid"),
         (json.dumps({"words": "hi"}), "invalid"),
+        (json.dumps({"type": "status"}), "invalid"),  # a status says whether the page is away
         (json.dumps({"text": "x" * 5000}), "too_large"),
     ]
     async with enter(chat.ws, room, token) as (ws, _):
@@ -781,10 +813,12 @@ async def test_asyncapi_page_documents_every_route_and_message(chat: ChatServer)
     assert set(channels) == {"/rooms/{room}", "/echo"}
     rooms = channels["/rooms/{room}"]
     titles = {message["title"] for message in rooms["messages"].values()}
-    assert titles == {"Say", "Hello", "ChatMessage", "Announcement", "ErrorEvent"}
+    # What a page sends is one message whose payload is either model (a union without tags).
+    assert titles == {"Say | SetStatus", "Hello", "ChatMessage", "Announcement", "ErrorEvent"}
     assert "pattern" in rooms["parameters"]["room"]["description"]
     schemas = document["components"]["schemas"]
     assert schemas["Say"]["properties"]["text"]["maxLength"] == 500
+    assert schemas["SetStatus"]["required"] == ["type", "away"]
     operations = document["operations"]
     assert {op["action"] for op in operations.values()} == {"send", "receive"}
     assert all(

@@ -425,11 +425,13 @@ def test_text_and_json_messages_on_one_channel() -> None:
 
 
 def test_the_current_and_the_improved_document_shapes_give_one_module() -> None:
-    """Tags not yet required, one send operation per message: the same TypeScript."""
+    """Tags not yet required, one send operation per message: the same TypeScript. (A tag
+    with a default is what pydantic leaves out of `required`; one without is required
+    either way.)"""
     improved = asyncapi_for_app(chat_app)
     current = copy.deepcopy(improved)
     for schema in current["components"]["schemas"].values():
-        if "type" in schema.get("properties", {}):
+        if "default" in schema.get("properties", {}).get("type", {}):
             schema["required"].remove("type")
     sends = {key: op for key, op in current["operations"].items() if op["action"] == "send"}
     for key, op in sends.items():

@@ -119,6 +119,22 @@ class Say(BaseModel):
         return text
 
 
+class SetStatus(BaseModel):
+    """A page telling its room whether its user is away (its tab hidden):
+    ``{"type": "status", "away": true}``. Shown to the room through presence."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"type": "status", "away": True}]}
+    )
+
+    type: Literal["status"]
+    away: bool = Field(description="True while the page is hidden (another tab, a minimised window).")
+
+
+RoomMessage = Say | SetStatus
+"""What a page sends to its room: a chat message, or its away status."""
+
+
 # --- server -> client ----------------------------------------------------------------------
 
 
@@ -214,6 +230,7 @@ class RoomMember(BaseModel):
     user: User
     online: bool = Field(description="Connected to the room now, on any worker.")
     connections: int = Field(description="Connections (tabs, devices) the user has to the room; 0 offline.")
+    away: bool = Field(default=False, description="Online, but every page of theirs in the room is hidden.")
     last_seen: datetime | None = Field(
         default=None, description="Offline members: when they last entered or left the room (null online)."
     )

@@ -5,7 +5,9 @@
   connection is a member of the room's presence (``router.topic(..., presence=True)``) under
   its user id, with its display name as info, until it leaves.
 * **message** — a `Say` (``{"text": ...}``) is validated by pydantic, kept in the store
-  and broadcast to the room as a `ChatMessage`.
+  and broadcast to the room as a `ChatMessage`; a `SetStatus` (``{"type": "status", "away":
+  true}``, sent while the page is hidden) changes the connection's presence info in place
+  (`Channel.update_presence`).
 * **leave** — runs exactly once however the connection ended; wsroute takes the
   connection out of the room's presence by itself, so the handler only cancels the expiry
   timer and logs a removal by an admin (``POST /api/admin/users/{user_id}/kick`` closes with
@@ -24,7 +26,8 @@
 
 Presence is wsroute's: the broker keeps the members of every room across workers (Redis
 with several), and sends the member list and its changes to the clients that ask for them
-(the page's `MultiplexWebSocket` does); `room_members` reads it for HTTP.
+(the page's `MultiplexWebSocket` does); `room_members` reads it for HTTP, and adds who was
+seen in the room before from the store.
 """
 
 from __future__ import annotations
@@ -48,8 +51,9 @@ from examples.chat.models import (
     Hello,
     HistoryItem,
     RoomMember,
-    Say,
+    RoomMessage,
     ServerEvent,
+    SetStatus,
     User,
 )
 from examples.chat.state import State
@@ -145,9 +149,15 @@ def _close_at_expiry(broker: Broker, channel: Channel[ServerEvent], expires_at: 
 
 
 @router.message("/rooms/{room}", max_message_size=MAX_FRAME)
-async def say(data: Say, room: Room, member: Member, channel: Channel[ServerEvent], state: State) -> None:
+async def say(
+    data: RoomMessage, room: Room, member: Member, channel: Channel[ServerEvent], state: State
+) -> None:
     """Keep the message and broadcast it to everyone in the room, the sender included (a ref
-    sent before only repeats the kept message to its sender)."""
+    sent before only repeats the kept message to its sender). A status changes what this
+    connection shows in the room's presence (away while its page is hidden)."""
+    if isinstance(data, SetStatus):
+        await channel.update_presence({"name": member.user.name, "away": data.away})
+        return
     message, new = await state.store.add_message(room, member.user, data.text, data.ref)
     if not new:
         await channel.send(message)
@@ -185,13 +195,16 @@ async def room_members(broker: Broker, store: Store, room: str) -> list[RoomMemb
     for member in await broker.presence(f"/rooms/{room}"):
         if member.user is None:
             continue  # every connection to a room is signed in: not one of ours
+        info = member.info if isinstance(member.info, dict) else {}
+        away = info.get("away") is True
         known = online.get(member.user)
         if known is None:
-            info = member.info if isinstance(member.info, dict) else {}
             user = User(id=member.user, name=str(info.get("name", "")))
-            online[member.user] = RoomMember(user=user, online=True, connections=1)
+            online[member.user] = RoomMember(user=user, online=True, connections=1, away=away)
         else:
-            online[member.user] = known.model_copy(update={"connections": known.connections + 1})
+            # Away only while every page of theirs is.
+            update = {"connections": known.connections + 1, "away": known.away and away}
+            online[member.user] = known.model_copy(update=update)
     members = sorted(online.values(), key=lambda m: (m.user.name.casefold(), m.user.id))
     # Ask for as many more as are online: those are in the table too, and skipped here.
     seen = await store.last_seen(room, OFFLINE_LIMIT + len(online), time.time() - OFFLINE_DAYS * 86400)
@@ -231,7 +244,8 @@ def invalid_message_event(exc: InvalidMessage) -> ErrorEvent:
     cause = exc.__cause__
     if isinstance(cause, ValidationError):
         for error in cause.errors(include_url=False):
-            if error["loc"] != ("text",):
+            # A message is a `Say` or a `SetStatus`: only a Say's text gets its own sentence.
+            if error["loc"] != ("Say", "text"):
                 continue
             ref = error.get("ctx", {}).get("ref")  # Say puts it there (see its text validator)
             if error["type"] == "string_too_short":

@@ -66,3 +66,18 @@ def listed(*labels: str) -> list[re.Pattern[str]]:
         name, you, _ = label.partition(" (you)")
         lines.append(re.compile(rf"^{re.escape(name)} #[0-9a-f]{{4}}{re.escape(you)}$"))
     return lines
+
+
+async def set_hidden(page: Any, hidden: bool) -> None:
+    """Make the page report itself hidden (or visible) and tell it, as switching browser tabs
+    does: ``document.hidden``, ``visibilityState`` and a ``visibilitychange`` event."""
+    await page.evaluate(
+        """(hidden) => {
+            const state = hidden ? "hidden" : "visible";
+            for (const [name, value] of [["hidden", hidden], ["visibilityState", state]]) {
+                Object.defineProperty(document, name, { value, configurable: true });
+            }
+            document.dispatchEvent(new Event("visibilitychange"));
+        }""",
+        hidden,
+    )

@@ -56,6 +56,14 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  */
 
 /**
+ * A page telling its room whether its user is away (its tab hidden):
+ * ``{"type": "status", "away": true}``. Shown to the room through presence.
+ * @typedef {object} SetStatus
+ * @property {"status"} type
+ * @property {boolean} away True while the page is hidden (another tab, a minimised window).
+ */
+
+/**
  * Someone signed in: a random id (names need not be unique) and a display name.
  * @typedef {object} User
  * @property {string} id Random id chosen at sign-in.
@@ -66,8 +74,8 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
 
 /**
  * What a client sends on `/rooms/{room}`.
- * Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender).
- * @typedef {Say} RoomsSend
+ * Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender). A status changes what this connection shows in the room's presence (away while its page is hidden).
+ * @typedef {Say | SetStatus} RoomsSend
  */
 
 /**
@@ -79,7 +87,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  * Handlers on this route:
  *
  * - **join** `enter` (on connect): A signed-in user entered the room: greet them, note them as seen there, then join the room's presence as that user (two tabs of one user are two connections of one member).
- * - **message** `say` (on each message): Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender).
+ * - **message** `say` (on each message): Keep the message and broadcast it to everyone in the room, the sender included (a ref sent before only repeats the kept message to its sender). A status changes what this connection shows in the room's presence (away while its page is hidden).
  * - **leave** `leave` (on disconnect): The connection ended (wsroute has taken it out of the room's presence): stop its expiry timer, note a removal, and note the user as last seen in the room now.
  *
  * Broadcast topic: the path the client connected to (without the query string).

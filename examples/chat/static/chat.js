@@ -129,6 +129,7 @@ function openRoom(name) {
   if (existing) return existing;
   const room = new Room(name);
   room.me = state.me;
+  room.setHidden(document.hidden); // told to the room once it is subscribed
   room.addEventListener("entry", (event) => {
     if (room === activeRoom()) {
       room.unread = 0;
@@ -303,6 +304,12 @@ function renderMembers() {
   $("member-list").replaceChildren(
     ...members.map((member) => {
       const item = memberItem(member);
+      if (room && room.idle.has(member.id)) {
+        const idle = document.createElement("span");
+        idle.className = "idle";
+        idle.textContent = " away";
+        item.append(idle);
+      }
       if (state.me && member.id === state.me.id) {
         const you = document.createElement("span");
         you.className = "you";
@@ -601,6 +608,11 @@ $("composer").addEventListener("submit", (event) => {
 $("composer-text").addEventListener("input", capComposer);
 
 $("rooms-toggle").addEventListener("click", () => setDrawer(!drawerOpen(), { returnFocus: true }));
+
+// Away while this page is hidden (another tab, a minimised window): every room shows it.
+document.addEventListener("visibilitychange", () => {
+  for (const room of state.rooms.values()) room.setHidden(document.hidden);
+});
 
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape" || !drawerOpen()) return;

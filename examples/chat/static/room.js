@@ -85,6 +85,10 @@ export class Room extends EventTarget {
     this.members = [];
     /** @type {Away[]} Members seen in the room before and not in it now, latest seen first. */
     this.away = [];
+    /** @type {Set<string>} Ids of the members here whose every page is hidden (away). */
+    this.idle = new Set();
+    /** Whether this page is hidden: told to the room on each subscription and change. */
+    this._hidden = false;
     /** False until the first member list: that one is not news, except that we arrived. */
     this._knowsMembers = false;
     this.unread = 0;
@@ -128,6 +132,16 @@ export class Room extends EventTarget {
   /** The topic's `MultiplexWebSocket`. */
   get socket() {
     return this.topic.socket;
+  }
+
+  /**
+   * This page was hidden or shown again: the room shows us as away while hidden.
+   * @param {boolean} hidden
+   */
+  setHidden(hidden) {
+    if (hidden === this._hidden) return;
+    this._hidden = hidden;
+    if (this.socket.readyState === MultiplexWebSocket.OPEN) this.topic.send({ type: "status", away: hidden });
   }
 
   /** Enter the room again after the server closed it (the log is kept). */
@@ -222,6 +236,8 @@ export class Room extends EventTarget {
     }
     this._resendPending();
     this._loadAway();
+    // A new subscription shows us as present again (the join's info): say we are away.
+    if (this._hidden) this.topic.send({ type: "status", away: true });
     if (recovered) return;
     /** @type {(() => void)[]} */
     const waiting = [];
@@ -384,6 +400,11 @@ export class Room extends EventTarget {
       return user ? [user] : [];
     });
     this.members = members;
+    this.idle = new Set(
+      this.socket.presence.flatMap((entry) =>
+        entry.user !== null && entry.clients.every((client) => isAway(client.info)) ? [entry.user] : [],
+      ),
+    );
     // Who arrived is no longer away. Who left is away from now on, last seen now; but a
     // reconnect's list also drops who left while we were gone, at times only the server
     // knows: ask it instead.
@@ -436,6 +457,14 @@ export class Room extends EventTarget {
     this._emit("state");
     this._emit("closed", { code: event.code, reason: event.reason, byUs: this._leaving });
   }
+}
+
+/**
+ * Whether a member's presence info says its page is hidden (`SetStatus`).
+ * @param {unknown} info
+ */
+function isAway(info) {
+  return typeof info === "object" && info !== null && /** @type {{ away?: unknown }} */ (info).away === true;
 }
 
 /**
