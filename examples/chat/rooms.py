@@ -117,11 +117,16 @@ async def enter(
     return PresenceInfo(user=member.user.id, info={"name": member.user.name})
 
 
+def _listed_since() -> float:
+    """The oldest visit a member list shows (and the store keeps), as unix time."""
+    return time.time() - OFFLINE_DAYS * 86400
+
+
 async def _saw(store: Store, room: str, user: User) -> None:
     """Note `user` as seen in `room` now. A store that cannot (closing, locked past its
     timeout) costs the offline list one time, never the user their entry or exit."""
     try:
-        await store.saw(room, user, forget_before=time.time() - OFFLINE_DAYS * 86400)
+        await store.saw(room, user, forget_before=_listed_since())
     except StoreClosed:
         pass  # the server is stopping: the time they entered stays
     except sqlite3.Error as exc:
@@ -207,7 +212,7 @@ async def room_members(broker: Broker, store: Store, room: str) -> list[RoomMemb
             online[member.user] = known.model_copy(update=update)
     members = sorted(online.values(), key=lambda m: (m.user.name.casefold(), m.user.id))
     # Ask for as many more as are online: those are in the table too, and skipped here.
-    seen = await store.last_seen(room, OFFLINE_LIMIT + len(online), time.time() - OFFLINE_DAYS * 86400)
+    seen = await store.last_seen(room, OFFLINE_LIMIT + len(online), _listed_since())
     offline = [
         RoomMember(user=user, online=False, connections=0, last_seen=at)
         for user, at in seen
