@@ -43,10 +43,16 @@ class PresenceInfo:
     def __post_init__(self) -> None:
         # Checked here, in the join handler's frame, so a bad value fails that join with a
         # clear error instead of breaking the diff of every member batched with it.
-        try:
-            orjson.dumps(self.info)
-        except TypeError as exc:
-            raise TypeError(f"PresenceInfo.info must be JSON-serialisable: {exc}") from None
+        info_json(self.info)
+
+
+def info_json(info: JsonValue) -> bytes:
+    """`info` as JSON with sorted keys (equal infos encode alike); `TypeError` saying so
+    when JSON cannot encode it (`PresenceInfo`, `Channel.update_presence`)."""
+    try:
+        return orjson.dumps(info, option=orjson.OPT_SORT_KEYS)
+    except TypeError as exc:
+        raise TypeError(f"PresenceInfo.info must be JSON-serialisable: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)

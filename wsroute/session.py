@@ -39,7 +39,7 @@ from wsroute.injection import Context, EventState, Plan
 from wsroute.lifecycle import SessionState, check_session_move
 from wsroute.messages import bytes_event, encode, text_event
 from wsroute.outbox import Outbox
-from wsroute.presence import Attendance, Member, PresenceInfo
+from wsroute.presence import Attendance, Member, PresenceInfo, info_json
 from wsroute.ratelimit import TokenBucket
 from wsroute.routes import Handler, RouteTable, route_path
 from wsroute.settings import Settings
@@ -309,15 +309,14 @@ class Session(Context):
         """Replace this member's `info` (`Channel.update_presence`); False when it is no
         member (its join has not returned, made none, or it is leaving)."""
         self.broker.presence_options(self.topic)
-        PresenceInfo(info=info)  # the same check, and error, as a join's
+        encoded = info_json(info)  # the same check, and error, as a join's
         attendance = self._presence
         if attendance is None or attendance.member is None or self.state >= _LEAVING:
             return False
         member = attendance.member
         # Compared and kept as JSON: `1 == True` in Python, not on the wire, and a dict the
         # caller changes later must not change what was announced.
-        encoded = orjson.dumps(info, option=orjson.OPT_SORT_KEYS)
-        if encoded == orjson.dumps(member.info, option=orjson.OPT_SORT_KEYS):
+        if encoded == info_json(member.info):
             return True  # nothing to announce
         updated = Member(member.client_id, member.user, orjson.loads(encoded))
         # A join of a known client id replaces it, in the next batch, for every watcher.
