@@ -150,16 +150,16 @@ async def test_two_users_chat_watch_two_rooms_and_leave(browser: Any, chat: Chat
     await expect(bob.get_by_role("heading", name="No room")).to_be_visible()
     await expect(bob.get_by_role("status")).to_have_text("Not in any room")
     # He is listed offline, last seen now (the time only: it is today).
-    away = ann.locator("#away-list li")
+    offline = ann.locator("#offline-list li")
     await expect(ann.get_by_role("heading", name="Offline (1)")).to_be_visible()
-    await expect(away).to_have_text([re.compile(r"^Bob #[0-9a-f]{4} last seen \d{1,2}:\d{2}")])
+    await expect(offline).to_have_text([re.compile(r"^Bob #[0-9a-f]{4} last seen \d{1,2}:\d{2}")])
     # A page that arrives later has it from the server: Ann online, Bob offline.
     cy_context = await browser.new_context(viewport={"width": 1100, "height": 720})
     cy = await cy_context.new_page()
     cy_seen = watch(cy)
     await sign_in(cy, chat.http, room, "Cy")
     await expect(members(cy)).to_have_text(listed("Ann", "Cy (you)"))
-    await expect(cy.locator("#away-list li")).to_have_text([re.compile(r"^Bob #[0-9a-f]{4} last seen ")])
+    await expect(cy.locator("#offline-list li")).to_have_text([re.compile(r"^Bob #[0-9a-f]{4} last seen ")])
     await expect(cy.get_by_role("heading", name="Offline (1)")).to_be_visible()
 
     for seen in (ann_seen, bob_seen, cy_seen):

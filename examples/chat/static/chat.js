@@ -299,16 +299,16 @@ function renderMembers() {
   const room = activeRoom();
   const members = room ? room.members : [];
   // Never ourselves: the server may list our last visit before our presence arrives.
-  const away = room ? room.away.filter(({ user }) => !(state.me && user.id === state.me.id)) : [];
+  const offline = room ? room.offline.filter(({ user }) => !(state.me && user.id === state.me.id)) : [];
   setText($("members-heading"), `Members (${members.length})`);
   $("member-list").replaceChildren(
     ...members.map((member) => {
       const item = memberItem(member);
-      if (room && room.idle.has(member.id)) {
-        const idle = document.createElement("span");
-        idle.className = "idle";
-        idle.textContent = " away";
-        item.append(idle);
+      if (room && room.away.has(member.id)) {
+        const away = document.createElement("span");
+        away.className = "away";
+        away.textContent = " away";
+        item.append(away);
       }
       if (state.me && member.id === state.me.id) {
         const you = document.createElement("span");
@@ -319,10 +319,10 @@ function renderMembers() {
       return item;
     }),
   );
-  setText($("away-heading"), `Offline (${away.length})`);
-  $("away-heading").hidden = $("away-list").hidden = away.length === 0;
-  $("away-list").replaceChildren(
-    ...away.map(({ user, lastSeen }) => {
+  setText($("offline-heading"), `Offline (${offline.length})`);
+  $("offline-heading").hidden = $("offline-list").hidden = offline.length === 0;
+  $("offline-list").replaceChildren(
+    ...offline.map(({ user, lastSeen }) => {
       const item = memberItem(user);
       const seen = document.createElement("span");
       seen.className = "seen";

@@ -29,7 +29,7 @@
 //
 // Events (EventTarget): "entry" (detail: the entry now in `entries`), "remove" (detail: an entry
 // taken out: a confirmed or refused pending one, or the oldest past MAX_ENTRIES), "reset" (the
-// log was rebuilt), "members" (`members` or `away` changed), "state", "problem" (detail:
+// log was rebuilt), "members" (`members`, `away` or `offline` changed), "state", "problem" (detail:
 // { detail, text }: the server's sentence, and the refused text when it was ours), "closed"
 // (detail: { code, reason, byUs }).
 import { MultiplexWebSocket } from "/wsroute/multiplex.js";
@@ -57,7 +57,7 @@ import { rooms } from "./chat-api.js";
 
 /**
  * A member of the room who is not connected to it.
- * @typedef {object} Away
+ * @typedef {object} Offline
  * @property {User} user
  * @property {string} lastSeen when they last entered or left the room (ISO 8601)
  */
@@ -83,10 +83,10 @@ export class Room extends EventTarget {
     this.ids = new Set();
     /** @type {User[]} Who is in the room, each user once, in order of arrival. */
     this.members = [];
-    /** @type {Away[]} Members seen in the room before and not in it now, latest seen first. */
-    this.away = [];
+    /** @type {Offline[]} Members seen in the room before and not in it now, latest seen first. */
+    this.offline = [];
     /** @type {Set<string>} Ids of the members here whose every page is hidden (away). */
-    this.idle = new Set();
+    this.away = new Set();
     /** Whether this page is hidden: told to the room on each subscription and change. */
     this._hidden = false;
     /** False until the first member list: that one is not news, except that we arrived. */
@@ -235,7 +235,7 @@ export class Room extends EventTarget {
       this.note("Reconnected");
     }
     this._resendPending();
-    this._loadAway();
+    this._loadOffline();
     // A new subscription shows us as present again (the join's info): say we are away.
     if (this._hidden) this.topic.send({ type: "status", away: true });
     if (recovered) return;
@@ -254,30 +254,28 @@ export class Room extends EventTarget {
   }
 
   /** Ask the server who else has been in the room (its online members come as presence). */
-  async _loadAway() {
+  async _loadOffline() {
     const result = await getMembers(this.name);
     if (!result.ok) return; // the list stays as it was: presence still moves people in and out
     /** @type {{ user: User, online: boolean, last_seen: string | null }[]} */
     const listed = result.data.members;
-    const here = new Set(this.members.map((user) => user.id));
-    /** @type {Away[]} */
+    /** @type {Offline[]} */
     const fresh = listed.flatMap((member) =>
-      member.online || member.last_seen === null || here.has(member.user.id)
-        ? []
-        : [{ user: member.user, lastSeen: member.last_seen }],
+      member.online || member.last_seen === null ? [] : [{ user: member.user, lastSeen: member.last_seen }],
     );
-    // Who left while the answer was on its way is listed online there: keep them away. Of
-    // two times for one user, the later wins: a leave is announced before it is written.
-    /** @type {Map<string, Away>} */
+    // Who left while the answer was on its way is listed online there: keep them offline.
+    // Of two times for one user, the later wins: a leave is announced before it is written.
+    const here = new Set(this.members.map((user) => user.id));
+    /** @type {Map<string, Offline>} */
     const merged = new Map();
-    for (const away of [...fresh, ...this.away]) {
-      if (here.has(away.user.id)) continue;
-      const known = merged.get(away.user.id);
-      if (known === undefined || Date.parse(away.lastSeen) > Date.parse(known.lastSeen)) {
-        merged.set(away.user.id, away);
+    for (const gone of [...fresh, ...this.offline]) {
+      if (here.has(gone.user.id)) continue;
+      const known = merged.get(gone.user.id);
+      if (known === undefined || Date.parse(gone.lastSeen) > Date.parse(known.lastSeen)) {
+        merged.set(gone.user.id, gone);
       }
     }
-    this.away = [...merged.values()].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen));
+    this.offline = [...merged.values()].sort((a, b) => Date.parse(b.lastSeen) - Date.parse(a.lastSeen));
     this._emit("members");
   }
 
@@ -400,22 +398,23 @@ export class Room extends EventTarget {
       return user ? [user] : [];
     });
     this.members = members;
-    this.idle = new Set(
+    this.away = new Set(
       this.socket.presence.flatMap((entry) =>
         entry.user !== null && entry.clients.every((client) => isAway(client.info)) ? [entry.user] : [],
       ),
     );
-    // Who arrived is no longer away. Who left is away from now on, last seen now; but a
-    // reconnect's list also drops who left while we were gone, at times only the server
+    // Who arrived is no longer offline. Who left is offline from now on, last seen now; but
+    // a reconnect's list also drops who left while we were gone, at times only the server
     // knows: ask it instead.
     const now = new Set(members.map((user) => user.id));
     const gone = this._quietPresence ? [] : [...before.values()].filter((user) => !now.has(user.id));
+    const goneIds = new Set(gone.map((user) => user.id));
     const seen = new Date().toISOString();
-    this.away = [
+    this.offline = [
       ...gone.map((user) => ({ user, lastSeen: seen })),
-      ...this.away.filter((away) => !now.has(away.user.id) && !gone.some((user) => user.id === away.user.id)),
+      ...this.offline.filter(({ user }) => !now.has(user.id) && !goneIds.has(user.id)),
     ];
-    if (this._quietPresence) this._loadAway();
+    if (this._quietPresence) this._loadOffline();
     this._emit("members");
     if (this._quietPresence) {
       // A reconnect's list: "Reconnected" said it; a line per member listed again would not.
