@@ -69,3 +69,32 @@ ws.install(app)
 @app.post("/announce")
 async def announce(text: str, broker: AppBroker) -> None:
     await broker.broadcast_to("/rooms/lobby", text)
+
+
+async def test_with_the_kit() -> None:
+    """A user's test: what the testing kit returns is typed, nothing is `Any`."""
+    from fastapi.testclient import TestClient
+    from websockets.asyncio.client import ClientConnection
+
+    from wsroute.history import StreamPosition
+    from wsroute.multiplex.codec import Err, Ok, ServerFrame
+    from wsroute.testing import MultiplexClient, connect, eventually, multiplex_testclient, serve
+
+    async def ready() -> bool:
+        return True
+
+    assert_type(await eventually(lambda: 3), int)
+    assert_type(await eventually(ready), bool)
+    async with serve(app) as url, connect(f"ws://{url}/rooms/a") as client:
+        assert_type(client.websocket, ClientConnection)
+        assert_type(await client.recv(), str | bytes)
+    async with serve(app) as url, MultiplexClient.connect(f"ws://{url}/rooms/a") as mux:
+        assert_type(mux.websocket, ClientConnection)
+        assert_type(await mux.subscribe("/rooms/b"), Ok | Err)
+        assert_type(await mux.recv_data("/rooms/b"), str | bytes)
+        assert_type(await mux.recv_any_data(), tuple[str, str | bytes])
+        assert_type(await mux.recv(), ServerFrame)
+        assert_type(mux.position("/rooms/b"), StreamPosition | None)
+    with TestClient(app) as http, multiplex_testclient(http, "/rooms/a", presence=True) as session:
+        assert_type(session.recv_data("/rooms/a"), str | bytes)
+        assert_type(session.recv_presence("/rooms/a")[0], str)

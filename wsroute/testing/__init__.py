@@ -22,6 +22,7 @@ from wsroute.testing.multiplex import (
     MultiplexClient,
     MultiplexTestSession,
     RequestError,
+    TopicClosed,
     multiplex_testclient,
 )
 from wsroute.testing.server import FASTLANE, WS_IMPLEMENTATIONS, ServerThread, serve
@@ -34,6 +35,7 @@ __all__ = [
     "MultiplexTestSession",
     "RequestError",
     "ServerThread",
+    "TopicClosed",
     "connect",
     "eventually",
     "multiplex_testclient",

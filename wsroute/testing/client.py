@@ -7,9 +7,14 @@ import contextlib
 import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from wsroute.testing.server import _running
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+
+T = TypeVar("T")
 
 
 def _ws_url(url: str) -> str:
@@ -29,7 +34,7 @@ def _ws_url(url: str) -> str:
 class Client:
     """A `websockets` client connection with bounded receives; `websocket` is the raw one."""
 
-    def __init__(self, websocket: Any, url: str, timeout: float) -> None:
+    def __init__(self, websocket: ClientConnection, url: str, timeout: float) -> None:
         self.websocket = websocket
         self.url = url
         self.timeout = timeout
@@ -37,7 +42,7 @@ class Client:
     @property
     def subprotocol(self) -> str | None:
         """The sub-protocol the server accepted, if any."""
-        return self.websocket.subprotocol  # type: ignore[no-any-return]
+        return self.websocket.subprotocol
 
     async def send(self, message: str | bytes) -> None:
         """Send a text (`str`) or binary (`bytes`) message."""
@@ -154,21 +159,37 @@ async def _close_unread(websocket: Any) -> None:
         await asyncio.gather(draining, return_exceptions=True)
 
 
+@overload
 async def eventually(
-    predicate: Callable[[], object] | Callable[[], Awaitable[object]],
+    predicate: Callable[[], Awaitable[T]], timeout: float = 5.0, interval: float = 0.01, what: str = ...
+) -> T: ...
+@overload
+async def eventually(
+    predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.01, what: str = ...
+) -> T: ...
+async def eventually(
+    predicate: Callable[[], object],
     timeout: float = 5.0,
     interval: float = 0.01,
     what: str = "the condition",
-) -> Any:
+) -> object:
     """Poll `predicate` (sync or async) until it returns something true, and return that.
 
-    AssertionError naming `what` if it is still false after `timeout` seconds.
+    AssertionError naming `what` if it is still false after `timeout` seconds; an async
+    predicate that has not returned by then is cancelled and counts as still false.
     """
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()
         if inspect.isawaitable(result):
-            result = await result
+            bound = asyncio.timeout(max(deadline - time.monotonic(), 0.0))
+            try:
+                async with bound:
+                    result = await result
+            except TimeoutError:
+                if not bound.expired():
+                    raise  # the predicate's own timeout, not this poll's
+                result = None
         if result:
             return result
         if time.monotonic() > deadline:

@@ -181,7 +181,17 @@ async def serve(
         **options,
     )
     # Started and stopped in a worker thread: the test's loop keeps serving its clients.
-    base = await asyncio.to_thread(server.start)
+    starting = asyncio.ensure_future(asyncio.to_thread(server.start))
+    try:
+        base = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        # The thread starts the server whatever happens here: let it, then stop what it
+        # started, so that no server outlives a block cancelled (a test's timeout) mid-start.
+        with contextlib.suppress(Exception):
+            await starting
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(server.stop)
+        raise
     try:
         yield base
     except BaseException:
