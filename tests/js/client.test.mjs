@@ -91,9 +91,10 @@ function world({ random = () => 0.5, ...extra } = {}) {
     open(path, more = {}) {
       return record(new MultiplexWebSocket(host + path, { ...options, ...more }));
     },
-    /** Run the pending timers (only those pending now). */
-    tick() {
-      const due = timers.splice(0);
+    /** Run the pending timers (only those pending now), or only those whose delay is `ms`. */
+    tick(ms) {
+      const due = timers.filter((timer) => ms === undefined || timer.ms === ms);
+      for (const timer of due) timers.splice(timers.indexOf(timer), 1);
       for (const timer of due) timer.callback();
       return due.map((timer) => timer.ms);
     },
@@ -1440,5 +1441,122 @@ describe("extensions: presence", () => {
     ws.deliver(encodeServerUnsubscribe("/b", 4000, "bye"));
     assert.deepEqual([b.clientId, b.presence], [null, []]);
     assert.deepEqual(b.events.at(-1), "close:4000:bye:true");
+  });
+});
+
+describe("requests that time out", () => {
+  test("a request that timed out while CONNECTING is not sent once the topic opens", async () => {
+    // The user asks while offline, gets `timeout`, and (as the docs invite) decides what to do:
+    // say, asks again. The first request must not reach the server after it was given up on,
+    // or the handler runs twice (a double purchase, a double post).
+    const w = world({ extensions: true });
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    ws.drop(1006); // the connection is lost
+    assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
+    const buy = a.request("buy 1", { timeout: 5000 });
+    assert.deepEqual(w.tick(5000), [5000]); // still offline when the request times out
+    await assert.rejects(buy, (error) => error instanceof RequestError && error.kind === "timeout");
+    const buffered = a.bufferedAmount;
+    w.tick(); // reconnect
+    const again = w.sockets[1];
+    again.accept();
+    again.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    assert.deepEqual(again.take(), [], "the timed-out request must not be sent");
+    assert.equal(buffered, 0, "a request given up on is no longer buffered");
+  });
+
+  test("request({ timeout: Infinity }) waits instead of timing out at once", async () => {
+    // Real timers (the defaults): setTimeout clamps Infinity, and anything over 2**31 - 1 ms,
+    // to about 0, in browsers as in Node. A caller asking for "no timeout" gets an immediate
+    // rejection "no reply within Infinity ms".
+    const w = world({ extensions: true, setTimeout: undefined, clearTimeout: undefined });
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const settled = [];
+    const noTimeout = a.request("slow", { timeout: Infinity });
+    noTimeout.then(
+      () => settled.push("resolved"),
+      (error) => settled.push(`${error.kind}: ${error.reason}`),
+    );
+    const longTimeout = a.request("slower", { timeout: 30 * 24 * 3600 * 1000 }); // 30 days
+    longTimeout.then(
+      () => settled.push("resolved"),
+      (error) => settled.push(`${error.kind}: ${error.reason}`),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const pending = [...settled];
+    a.close(); // rejects both as closed, clearing their timers: nothing left running
+    await Promise.allSettled([noTimeout, longTimeout]);
+    assert.deepEqual(pending, [], "neither request may settle within 50 ms");
+  });
+});
+
+describe("a server UNSUBSCRIBE against a reopened topic", () => {
+  test("a server close of a subscription the user already dropped does not close its reopened twin", async () => {
+    const w = world({ extensions: true });
+    const keep = w.open("/keep");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/keep", "meta"));
+    const first = w.open("/room");
+    assert.deepEqual(ws.take(), [sub("/room", { meta: "", positions: "", presence: "" })]);
+    first.close(); // closed while its SUBSCRIBE is pending
+    await flushMicrotasks();
+    ws.deliver(encodeOk("SUBSCRIBE", "/room", "meta")); // the OK: the client undoes it
+    assert.deepEqual(ws.take(), [unsub("/room")]);
+    const second = w.open("/room"); // the user comes back to the room (same socket)
+    assert.equal(second.socket, first.socket);
+    // The server's join for the FIRST subscription fails (or a kick, or its rate limit),
+    // before the server reads the client's UNSUBSCRIBE:
+    ws.deliver(encodeServerUnsubscribe("/room", 1011, "Internal Error"));
+    // ... then it answers that UNSUBSCRIBE: the topic is gone already.
+    ws.deliver(`${S}ERR${S}Not Subscribed${S}UNSUBSCRIBE${S}/room`);
+    // The second topic never subscribed: it must not be closed, it must SUBSCRIBE.
+    assert.deepEqual(second.events, [], "the reopened topic was closed by the first one's close");
+    assert.deepEqual(ws.take(), [sub("/room", { meta: "", positions: "", presence: "" })]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/room", "meta"));
+    assert.deepEqual(second.events, ["open"]);
+    assert.deepEqual(keep.events, ["open"]);
+  });
+});
+
+describe("the recovery position", () => {
+  const asked = { meta: "", positions: "", presence: "" };
+  test("an OK without a position (stream unavailable) keeps the position to recover from", () => {
+    // Redis is down when the topic resubscribes: `positions` granted without epoch/offset, and
+    // recovered=false. The client forgets its position, so after the next drop it resubscribes
+    // without `since`: `subscribed` then says wasRecovering=false, and the js-client.md pattern
+    // `if (event.wasRecovering && !event.recovered) reload()` never reloads the gap.
+    const w = world({ extensions: true });
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const seen = [];
+    b.addEventListener("subscribed", (event) => seen.push([event.wasRecovering, event.recovered]));
+    let ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta,positions,epoch=E,offset=7"));
+    ws.deliver(`/b${S}offset=8${S}hello`);
+    // First drop: recovery attempted, the stream cannot be read.
+    ws.drop(1006);
+    w.tick();
+    ws = w.sockets[1];
+    ws.accept();
+    assert.deepEqual(ws.take(), [sub("/b", { ...asked, since: "E:8" })]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    ws.deliver(encodeOk("SUBSCRIBE", "/b", "meta,positions,recovered=false"));
+    // Second drop before any publication arrives.
+    ws.drop(1006);
+    w.tick();
+    ws = w.sockets[2];
+    ws.accept();
+    const frames = ws.take();
+    assert.deepEqual(frames, [sub("/b", { ...asked, since: "E:8" })], "the second resubscription lost its since");
+    assert.deepEqual(seen, [[false, false], [true, false]]);
   });
 });

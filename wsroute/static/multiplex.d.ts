@@ -182,7 +182,7 @@ export class RequestError extends Error {
 
 /** Options of `MultiplexWebSocket.request()`. */
 export interface RequestOptions {
-  /** ms to wait for the reply; default {@link DEFAULT_REQUEST_TIMEOUT}. */
+  /** ms to wait for the reply; default {@link DEFAULT_REQUEST_TIMEOUT}; `Infinity`: until the reply or the close. */
   timeout?: number;
 }
 /** `·UNSUBSCRIBE·topic[·code[·reason]]`. @throws {TypeError} for a reason without a code */

@@ -141,6 +141,8 @@ const DEFAULT_BACKOFF_CAP = 10_000;
  * @type {10000}
  */
 export const DEFAULT_REQUEST_TIMEOUT = 10_000;
+// The longest delay timers keep: browsers and Node turn a longer one into ~0.
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Why `MultiplexWebSocket.request()` rejected: `"error"` = the handler raised (`code` and
@@ -167,7 +169,7 @@ export class RequestError extends Error {
 }
 
 /**
- * A request waiting for its reply (`timer` once it is sent).
+ * A request waiting for its reply (`timer`: its timeout's, null for `Infinity`).
  * @typedef {object} PendingRequest
  * @property {(data: string | ArrayBuffer | Blob) => void} resolve
  * @property {(error: RequestError) => void} reject
@@ -662,17 +664,20 @@ export class MultiplexSocket extends EventTarget {
    * @param {string} reason
    */
   _serverClosed(topic, code, reason) {
-    if (this._server.get(topic) === undefined) return;
+    const state = this._server.get(topic);
+    if (state === undefined) return;
     this._server.delete(topic);
     const request = this._closing.get(topic);
     let target;
     if (request) {
       this._closing.delete(topic);
       target = request.target;
-    } else {
+    } else if (state !== TopicState.UNSUBSCRIBING) {
       target = this._wanted.get(topic);
       this._wanted.delete(topic);
     }
+    // Else the user dropped that subscription before it opened, and a topic wanted now is a
+    // reopened one waiting for our UNSUBSCRIBE: the close is not its own.
     this._reconcile(topic); // a reopened topic waiting for our UNSUBSCRIBE to finish
     this._maybeFinish();
     target?._closed(code, reason, true);
@@ -1020,7 +1025,7 @@ export class MultiplexWebSocket extends EventTarget {
    * `"error"` when the handler raised, `"timeout"`, or `"closed"` when the topic closes or the
    * connection is lost first. Sent on open while CONNECTING, like `send`.
    * @param {unknown} data as for `send`
-   * @param {{ timeout?: number }} [options] `timeout` in ms (default 10 000)
+   * @param {{ timeout?: number }} [options] `timeout` in ms (default 10 000; `Infinity`: none)
    * @returns {Promise<string | ArrayBuffer | Blob>}
    */
   request(data, options = {}) {
@@ -1037,10 +1042,16 @@ export class MultiplexWebSocket extends EventTarget {
       }
       const id = this._nextRequest++;
       const socket = this._socket;
-      const timer = socket._setTimer(() => {
-        // The timer has fired: _settle's clearTimer is then a no-op.
-        this._settle(id)?.reject(new RequestError("timeout", `no reply within ${timeout} ms`));
-      }, timeout);
+      // Infinity waits for the reply (or the close) however long it takes; timers clamp a
+      // longer delay than 2**31 - 1 ms to ~0, so a finite one is capped there (24.8 days).
+      const timer = Number.isFinite(timeout)
+        ? socket._setTimer(() => {
+            // A request given up on before it was sent is never sent: the app may ask again,
+            // and the handler must not run twice. (_settle's clearTimer is then a no-op.)
+            this._buffer = this._buffer.filter(([, queued]) => queued !== id);
+            this._settle(id)?.reject(new RequestError("timeout", `no reply within ${timeout} ms`));
+          }, Math.min(timeout, MAX_TIMER_MS))
+        : null;
       this._requests.set(id, { resolve, reject, timer });
       if (this._readyState === CONNECTING) this._buffer.push([buffered(payload), id]);
       else socket._send(this._frame(payload, id));
@@ -1085,7 +1096,7 @@ export class MultiplexWebSocket extends EventTarget {
     const request = this._requests.get(id);
     if (request) {
       this._requests.delete(id);
-      this._socket._clearTimer(request.timer);
+      if (request.timer !== null) this._socket._clearTimer(request.timer);
     }
     return request;
   }
@@ -1136,7 +1147,9 @@ export class MultiplexWebSocket extends EventTarget {
     // The OK's position is where this subscription starts, recovered or not; without
     // `positions` the topic has no history, hence no position to recover from later.
     this._positions = meta && Object.hasOwn(granted, POSITIONS);
-    this._position = this._positions ? readPosition(granted.epoch, granted.offset) : null;
+    // An OK with no position (the stream could not be read: recovered=false) keeps the one
+    // held, so that the next resubscription still asks to recover from it.
+    this._position = this._positions ? readPosition(granted.epoch, granted.offset) ?? this._position : null;
     this._presenceOn = meta && Object.hasOwn(granted, PRESENCE);
     this._clientId = this._presenceOn ? granted.client ?? null : null;
     const wasRecovering = this._recovering;
