@@ -127,7 +127,7 @@ def bytes_event(data: bytes) -> Message:
 
 def _json_default(value: object) -> object:
     if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+        return value.model_dump(mode="json", by_alias=True)
     raise TypeError
 
 
@@ -166,7 +166,8 @@ def encode(value: object) -> Message:
             "it must return str or bytes"
         )
     if isinstance(value, BaseModel):
-        return {"type": "websocket.send", "text": value.model_dump_json()}
+        # By alias, as FastAPI sends a response model and as the AsyncAPI schemas say.
+        return {"type": "websocket.send", "text": value.model_dump_json(by_alias=True)}
     if isinstance(value, str):
         return {"type": "websocket.send", "text": str(value)}
     if isinstance(value, bytearray | memoryview):
@@ -222,6 +223,13 @@ def sent_frame_kind(tp: Any) -> FrameKind:
     tp, _ = split_annotated(tp)
     if tp is Data or _is_str_or_bytes(tp):
         return "either"
+    supertype = getattr(tp, "__supertype__", None)  # NewType("UserId", str)
+    if supertype is not None:
+        return sent_frame_kind(supertype)
+    if typing.get_origin(tp) is Literal:
+        # Sent as the values are: all text (the usual `Literal["on", "off"]`) or all bytes.
+        kinds = {sent_frame_kind(type(value)) for value in typing.get_args(tp)}
+        return kinds.pop() if len(kinds) == 1 else "json"
     if not isinstance(tp, type):
         return "json"
     method = getattr(tp, "into_message", None)

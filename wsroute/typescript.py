@@ -151,13 +151,21 @@ def _identifier(text: str, fallback: str) -> str:
 
 
 def _default_names(keys: Iterable[str]) -> dict[str, str]:
+    """A TypeScript name per schema key: its own where free, else renamed. Every free own
+    name is reserved before any rename, so that a rename (``Topic`` → ``TopicModel``) never
+    takes the name of another model (an app's own ``TopicModel``)."""
+    keys = list(keys)
+    own = {key: _identifier(key, "Model") for key in keys}
     names: dict[str, str] = {}
     taken = set(_TAKEN_TYPES)
     for key in keys:
-        name = _identifier(key, "Model")
-        if name in taken or name in _RESERVED_WORDS:
-            name += "Model"
-        names[key] = _unique(name, taken)
+        name = own[key]
+        if name not in taken and name not in _RESERVED_WORDS:
+            names[key] = name
+            taken.add(name)
+    for key in keys:
+        if key not in names:
+            names[key] = _unique(own[key] + "Model", taken)
     return names
 
 
@@ -170,14 +178,16 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 def _comment_lines(text: str) -> list[str]:
-    """Doc comment lines for `text` (its blank edges dropped, ``*/`` defused)."""
-    return [line.rstrip().replace("*/", "*\\/") for line in text.strip().splitlines()]
+    """Doc comment lines for `text` (its blank edges dropped; `_doc` defuses ``*/``)."""
+    return [line.rstrip() for line in text.strip().splitlines()]
 
 
 def _doc(lines: Sequence[str], indent: str = "") -> str:
-    """A ``/** */`` comment of `lines` (nothing for none), on one line if it fits."""
+    """A ``/** */`` comment of `lines` (nothing for none), on one line if it fits; a ``*/``
+    in a line (a glob in a docstring) is defused here, whoever wrote the line."""
     if not lines:
         return ""
+    lines = [line.replace("*/", "*\\/") for line in lines]
     if len(lines) == 1 and len(indent) + len(lines[0]) + 7 <= _WRAP:
         return f"{indent}/** {lines[0]} */\n"
     body = "".join(f"{indent} * {line}".rstrip() + "\n" for line in lines)
@@ -468,6 +478,8 @@ def _received(
             types.extend((name, False) for name in _RECEIVED_BINARY)
         elif kind == "json" and parse:
             types.append(convert.type(message.get("payload", True)))
+        elif kind == "text" and "enum" in message.get("payload", {}):
+            types.append(convert.type(message["payload"]))  # a Literal of strings, sent raw
         else:
             types.append(("string", False))
     return _Direction(_union(types)[0], "json" if parse else "raw")
@@ -628,7 +640,9 @@ function encode(how: Encoding, data: unknown): string | ArrayBuffer | ArrayBuffe
 }
 
 function decode(how: Decoding, data: unknown): unknown {
-  return how === "json" && typeof data === "string" ? JSON.parse(data) : data;
+  if (how !== "json" || typeof data !== "string") return data;
+  // A handler that returns None replies with an empty frame, which no JSON text is.
+  return data === "" ? null : JSON.parse(data);
 }
 """
 
@@ -719,7 +733,9 @@ function encode(how, data) {
  * @returns {unknown}
  */
 function decode(how, data) {
-  return how === "json" && typeof data === "string" ? JSON.parse(data) : data;
+  if (how !== "json" || typeof data !== "string") return data;
+  // A handler that returns None replies with an empty frame, which no JSON text is.
+  return data === "" ? null : JSON.parse(data);
 }
 """
 
@@ -856,9 +872,16 @@ def _open_doc(route: _Route, flavor: Flavor, topic: str) -> list[str]:
             if js
             else f"@param params {what}"
         )
+        plain = all(_IDENTIFIER.match(param.name) for param in route.params)
+        if js and not plain:
+            # JSDoc's `params.page-size` would name `params.page`: type the object whole.
+            doc[-1] = doc[-1].replace("{object}", f"{{{_params_type(route)}}}", 1)
         for param in route.params:
             text = param.doc or ("a query parameter" if param.where == "query" else "")
-            name = f"params.{param.name}"
+            name = f"params.{param.name}" if plain else f"params[{json.dumps(param.name)}]"
+            if js and not plain:
+                doc.append(f"- `{name}`: {text}".rstrip(": "))
+                continue
             if js:
                 name = f"{{{param.type}}} {f'[{name}]' if param.optional else name}"
             doc.append(f"@param {name} {text}".rstrip())

@@ -189,6 +189,8 @@ def _raw_payload(frame: str, tp: Any, mode: Mode) -> dict[str, Any]:
     """The payload schema of a raw text or binary frame, with the constraints `tp` states."""
     plain = _TEXT if frame == "text" else _BINARY
     base, metadata = split_annotated(tp)
+    if frame == "text" and typing.get_origin(base) is typing.Literal:
+        return {**plain, "enum": list(typing.get_args(base))}  # Literal["on", "off"], sent raw
     if not metadata or base is Data:
         return dict(plain)
     kind = str if frame == "text" else bytes
@@ -227,6 +229,20 @@ def _split_union(tp: Any) -> list[Any]:
         if len(members) > 1 and set(members) != {str, bytes}:
             return [leaf for member in members for leaf in _split_union(member)]
     return [tp]
+
+
+def _reply_types(reply: Any) -> list[Any]:
+    """The messages a handler returning `reply` answers with: a union split as `sends` are
+    (``Node | str`` is a JSON message and a text one), and a raw ``X | None`` as ``X``: a
+    handler that returns None replies with an empty frame."""
+    found = []
+    for tp in _split_union(reply):
+        if _is_union(tp):  # X | None, which _split_union keeps whole
+            inner = [member for member in typing.get_args(tp) if member is not type(None)]
+            if len(inner) == 1 and sent_frame_kind(inner[0]) != "json":
+                tp = inner[0]
+        found.append(tp)
+    return found
 
 
 def _identity(tp: Any) -> Any:
@@ -877,8 +893,9 @@ class _Builder:
         for handler in receivers:
             reply = handler.plan.interface.reply
             if reply is not None and not _never(reply):
-                added = self.add_messages(channel_id, reply, "serialization")
-                replies.extend(ref for ref in added if ref not in replies)
+                for tp in _reply_types(reply):
+                    added = self.add_messages(channel_id, tp, "serialization")
+                    replies.extend(ref for ref in added if ref not in replies)
         if replies:
             # AsyncAPI 3's request/reply: a client that sends the message as a request (the
             # multiplex `meta` extension) gets the handler's return value back on the channel.

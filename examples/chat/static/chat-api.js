@@ -172,7 +172,9 @@ function encode(how, data) {
  * @returns {unknown}
  */
 function decode(how, data) {
-  return how === "json" && typeof data === "string" ? JSON.parse(data) : data;
+  if (how !== "json" || typeof data !== "string") return data;
+  // A handler that returns None replies with an empty frame, which no JSON text is.
+  return data === "" ? null : JSON.parse(data);
 }
 
 /**
