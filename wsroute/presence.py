@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -148,8 +149,13 @@ class PresenceWriter:
 
     Batches go one at a time, in order (a leave never overtakes its join), each in a task of
     its own, so a reader that is cancelled while it waits cannot lose one. A batch the
-    backend could not take is merged back under the newer changes and retried with the next.
+    backend could not take is merged back under the newer changes; while the backend fails,
+    one topic is tried per attempt and the attempts back off (from `batch` to
+    `RETRY_MAX` seconds), so an outage costs one timeout per attempt, not one per topic,
+    and is logged when it starts and when it ends.
     """
+
+    RETRY_MAX = 5.0
 
     def __init__(self, update: Callable[[str, PresenceDiff], Awaitable[None]], batch: float) -> None:
         self.update = update
@@ -165,6 +171,9 @@ class PresenceWriter:
         self._queued: tuple[asyncio.Task[None], int] | None = None
         self._taken = 0
         self._lock: asyncio.Lock | None = None  # made in the loop that uses it
+        # Since when the backend refuses batches (None: it takes them), and the next wait.
+        self._failing_since: float | None = None
+        self._retry = batch
 
     def join(self, topic: str, member: Member) -> None:
         """`member` is present on `topic` from now on (written with the next batch)."""
@@ -193,10 +202,12 @@ class PresenceWriter:
         self._arm()
         return diff
 
-    def _arm(self) -> None:
+    def _arm(self, delay: float | None = None) -> None:
         if self._timer is None:
             # Churn goes out batched: one diff per topic per interval, however many changes.
-            self._timer = asyncio.get_running_loop().call_later(self.batch, self.flush)
+            self._timer = asyncio.get_running_loop().call_later(
+                self.batch if delay is None else delay, self.flush
+            )
 
     def flush(self) -> asyncio.Task[None]:
         """Start writing what is gathered; the task ends once it (and every batch before
@@ -219,12 +230,14 @@ class PresenceWriter:
             await asyncio.shield(self.flush())
 
     async def close(self) -> None:
-        """Write what is left (a few tries: changes may still arrive meanwhile), then forget
-        it all and stop the timer."""
+        """Write what is left (a few tries: changes may still arrive meanwhile; one, when the
+        backend refuses it), then forget it all and stop the timer."""
         for _ in range(3):
             if not self.diffs and not self._tasks:
                 break
             await asyncio.shield(self.flush())
+            if self._failing_since is not None:
+                break
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -244,21 +257,42 @@ class PresenceWriter:
                 self._timer = None
             diffs, self.diffs = self.diffs, {}
             self._taken += 1
-            for topic, diff in diffs.items():
-                if not diff:
-                    continue
+            pending = [(topic, diff) for topic, diff in diffs.items() if diff]
+            for index, (topic, diff) in enumerate(pending):
                 try:
                     await self.update(topic, diff)
                 except BrokerUnavailable as exc:
-                    logger.warning("presence changes of %s were not stored, retried: %s", topic, exc)
-                    newer = self.diffs.get(topic)
-                    if newer is None:
-                        self.diffs[topic] = diff
-                    else:
-                        newer.merge_older(diff)
-                    self._arm()
+                    # The backend is down: keep this batch and the rest without trying each
+                    # (one timeout apiece would hold a read or a shutdown that long).
+                    for later_topic, later in pending[index:]:
+                        self._give_back(later_topic, later)
+                    self._failed(exc)
+                    return
                 except Exception:
                     logger.exception("presence changes of %s were dropped", topic)
+            if self._failing_since is not None:
+                logger.warning(
+                    "presence changes stored again after %.1f s", time.monotonic() - self._failing_since
+                )
+                self._failing_since, self._retry = None, self.batch
+
+    def _give_back(self, topic: str, diff: PresenceDiff) -> None:
+        newer = self.diffs.get(topic)
+        if newer is None:
+            self.diffs[topic] = diff
+        else:
+            newer.merge_older(diff)
+
+    def _failed(self, exc: BrokerUnavailable) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            logger.warning("presence changes not stored, retried until they are: %s", exc)
+        else:
+            self._retry = min(self._retry * 2, self.RETRY_MAX)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._arm(self._retry)
 
 
 class Attendance:

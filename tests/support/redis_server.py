@@ -9,7 +9,6 @@ import socket
 import subprocess
 from collections.abc import Iterator
 
-import pytest
 import redis
 
 from support.ci import unavailable
@@ -53,20 +52,27 @@ def connections_named(name: str, port: int = SHARED_PORT) -> int:
 
 
 class PrivateRedis:
-    """A redis-server of our own on a free port, so outages never touch the shared one."""
+    """A redis-server of our own on a free port, so outages never touch the shared one. With
+    `persist_dir` it keeps its data across a kill and restart (an append-only file, synced at
+    every write): what a failover or a restart with persistence is."""
 
-    def __init__(self, unix_socket: str | None = None) -> None:
+    def __init__(self, unix_socket: str | None = None, persist_dir: str | None = None) -> None:
         self.port = free_port()
         self.url = f"redis://{HOST}:{self.port}/0"
         self.unix_socket = unix_socket
+        self.persist_dir = persist_dir
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         """Start (or restart) the server on the same port and wait until it answers PING."""
         exe = shutil.which("redis-server")
         if exe is None:
-            pytest.skip("redis-server is not on PATH")
-        command = [exe, "--port", str(self.port), "--bind", HOST, "--save", "", "--appendonly", "no"]
+            unavailable("redis-server is not on PATH: apt-get install redis-server")
+        command = [exe, "--port", str(self.port), "--bind", HOST, "--save", ""]
+        if self.persist_dir is None:
+            command += ["--appendonly", "no"]
+        else:
+            command += ["--dir", self.persist_dir, "--appendonly", "yes", "--appendfsync", "always"]
         if self.unix_socket is not None:
             command += ["--unixsocket", self.unix_socket, "--unixsocketperm", "700"]
         self.proc = subprocess.Popen(
@@ -85,9 +91,10 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis(unix_socket: str | None = None) -> Iterator[PrivateRedis]:
-    """A started `PrivateRedis` (also on `unix_socket` if given), killed afterwards whatever happens."""
-    server = PrivateRedis(unix_socket)
+def private_redis(unix_socket: str | None = None, persist_dir: str | None = None) -> Iterator[PrivateRedis]:
+    """A started `PrivateRedis` (also on `unix_socket` if given; keeping its data in
+    `persist_dir` if given), killed afterwards whatever happens."""
+    server = PrivateRedis(unix_socket, persist_dir)
     try:
         server.start()
         yield server

@@ -60,7 +60,7 @@ import random
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from typing import Any, Protocol
 from urllib.parse import unquote_plus, urlsplit
 
@@ -357,6 +357,9 @@ class RedisBackend(BrokerBackend):
         # long enough to be declared dead; and the task that heartbeats and sweeps.
         self._present: dict[str, tuple[str, Member]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
+        # No sweep before this (monotonic) time: after this process could not reach Redis,
+        # the others likely could not either, and their deadlines passed for that alone.
+        self._sweep_from = 0.0
         # Tasks that run on their own (answers to control commands, shared member reads):
         # held here so that they are not collected half-way.
         self._background: set[asyncio.Task[Any]] = set()
@@ -391,6 +394,8 @@ class RedisBackend(BrokerBackend):
         # wanted topic is also delivered here, tagged, and its copy from Redis is dropped.
         self._live = False
         self._live_target = 0
+        # Whether the listener's current connection has been live (its backoff starts over).
+        self._went_live = False
         self._echoes = _Echoes()
         self._echo_window = max(_ECHO_WINDOW, 2 * timeout)
         self._wake = asyncio.Event()
@@ -529,9 +534,16 @@ class RedisBackend(BrokerBackend):
                         await conn.disconnect(nowait=True)
                     raise
         except _FAILURES as exc:
+            self._sweep_from = time.monotonic() + self.presence_ttl
             raise BrokerUnavailable(
                 f"cannot {what} the Redis broker at {self.safe_url}: {_describe(exc, self.timeout)}"
             ) from exc
+
+    def _sweeping(self) -> bool:
+        """Whether this process judges others dead now: not within `presence_ttl` of its own
+        last failure to reach Redis (an outage stops every heartbeat, and a process that
+        sweeps first would announce the live ones as gone)."""
+        return time.monotonic() >= self._sweep_from
 
     # --- presence -------------------------------------------------------------------------
 
@@ -591,7 +603,39 @@ class RedisBackend(BrokerBackend):
             self._heartbeat = asyncio.get_running_loop().create_task(
                 self._beat(), name=f"wsroute redis presence {self.safe_url}"
             )
-        await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
+        registered = await self._run("store the presence of", redis_presence.UPDATE_SCRIPT, tuple(args))
+        if registered and len(self._present) > len(joined):
+            # This process was not registered: Redis lost its members (a restart without its
+            # data) or swept them. Store the others again now; the heartbeat, finding the
+            # process registered by this join, would not.
+            self._in_background(self._add_again({member.client_id for member in joined}))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on its own, held until it ends (not collected half-way)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _add_again(self, skip: Collection[str] = ()) -> None:
+        """Store this process's members again, announced as joins (the others were told
+        they left, or their lists were read without them), one batch per topic."""
+        diffs: dict[str, PresenceDiff] = {}
+        for client_id, (topic, member) in list(self._present.items()):
+            if client_id not in skip:
+                diffs.setdefault(topic, PresenceDiff()).join(member)
+        for topic, diff in diffs.items():
+            # Looked up again: a member may have left, or changed its info, meanwhile.
+            for client_id in list(diff.joins):
+                entry = self._present.get(client_id)
+                if entry is None:
+                    del diff.joins[client_id]
+                else:
+                    diff.joins[client_id] = entry[1]
+            if diff:
+                try:
+                    await self.presence_update(topic, diff)
+                except BrokerUnavailable as exc:
+                    logger.warning("members of %s not stored again (the heartbeat retries): %s", topic, exc)
 
     async def presence_members(self, topic: str) -> list[Member]:
         """Every member, once the members of dead processes are swept (one script)."""
@@ -630,7 +674,8 @@ class RedisBackend(BrokerBackend):
             # run this far before the caller lists the task: wait once, so `written` unlists it.
             await asyncio.sleep(0)
             members, _ = redis_presence.topic_keys(self._prefix, topic)
-            args = (2, members, redis_presence.nodes_key(self._prefix), self._prefix)
+            sweep = b"1" if self._sweeping() else b"0"
+            args = (2, members, redis_presence.nodes_key(self._prefix), self._prefix, sweep)
             script = redis_presence.MEMBERS_SCRIPT
             swept, state = await self._run("read the presence of", script, args, written)
         finally:
@@ -642,7 +687,8 @@ class RedisBackend(BrokerBackend):
         """Counted by Redis (``HLEN`` of the members and of the users), in the script that
         sweeps the dead processes' members first."""
         members, users = redis_presence.topic_keys(self._prefix, topic)
-        args = (3, members, users, redis_presence.nodes_key(self._prefix), self._prefix)
+        sweep = b"1" if self._sweeping() else b"0"
+        args = (3, members, users, redis_presence.nodes_key(self._prefix), self._prefix, sweep)
         swept, clients, distinct = await self._run("count the presence of", redis_presence.STATS_SCRIPT, args)
         await self._announce_swept(swept)
         return PresenceStats(int(clients), int(distinct))
@@ -662,7 +708,15 @@ class RedisBackend(BrokerBackend):
         key = self._prefix + b"control-reply:" + secrets.token_hex(8).encode()
         data = orjson.dumps({"reply": key.decode(), "command": command})
         channel = self._prefix + _CONTROL_CHANNEL
+        local = 0
+        if not self._live and self.control is not None:
+            # This process's own subscription is down (or not confirmed yet): the command
+            # would not reach its own clients through Redis, so it runs here too. Commands
+            # are idempotent, so a copy that does arrive counts 0.
+            local = await self.control(command)
         receivers = int(await self._run("send a command to", b"PUBLISH", (channel, data)))
+        if self._sub_down_since is not None:
+            self._wake.set()  # Redis answers again: reconnect the subscription now
         deadline = time.monotonic() + self.timeout
         answers: list[bytes] = []
         try:
@@ -680,12 +734,10 @@ class RedisBackend(BrokerBackend):
         finally:
             with contextlib.suppress(BrokerUnavailable):
                 await self._run("clean up after", b"DEL", (key,))
-        return sum(int(answer) for answer in answers)
+        return local + sum(int(answer) for answer in answers)
 
     def _on_control(self, data: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self._answer_control(data))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._in_background(self._answer_control(data))
 
     async def _answer_control(self, data: bytes) -> None:
         try:
@@ -746,13 +798,11 @@ class RedisBackend(BrokerBackend):
                     args = (1, nodes, self.node_id, self._ttl_ms())
                     added = await self._run("heartbeat to", redis_presence.HEARTBEAT_SCRIPT, args)
                     if added:
-                        # Declared dead meanwhile (a long pause): the others removed our members.
-                        for client_id in list(self._present):
-                            # Looked up again: it may have left, or changed its info, meanwhile.
-                            entry = self._present.get(client_id)
-                            if entry is not None:
-                                await self.presence_add(*entry)
-                await self.sweep()
+                        # Not registered: declared dead meanwhile (a long pause), or Redis
+                        # lost the data; either way the others no longer list our members.
+                        await self._add_again()
+                if self._sweeping():
+                    await self.sweep()
             except BrokerUnavailable as exc:
                 logger.warning("Redis broker at %s: presence heartbeat failed: %s", self.safe_url, exc)
             except Exception:
@@ -935,6 +985,7 @@ class RedisBackend(BrokerBackend):
             if self._ready is None:
                 self._ready = loop.create_future()
             ready = self._ready
+            self._went_live = False  # until Redis confirms every SUBSCRIBE of this connection
             conn = self._new_connection()
             try:
                 async with asyncio.timeout(self.connect_timeout):
@@ -958,7 +1009,7 @@ class RedisBackend(BrokerBackend):
                         time.monotonic() - self._sub_down_since, len(channels),
                     )
                     self._sub_down_since = None
-                delay = self.reconnect_min
+                self._went_live = self._live
                 await self._read(conn)
             except Exception as exc:
                 if self._sub_down_since is None:
@@ -975,6 +1026,10 @@ class RedisBackend(BrokerBackend):
                 self._release_waiters()
                 with contextlib.suppress(*_FAILURES):
                     await conn.disconnect(nowait=True)
+            if self._went_live:
+                # It worked until it failed: back off from the start. A connection whose
+                # SUBSCRIBE Redis refuses (an ACL without channel rights) never gets here.
+                delay = self.reconnect_min
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(random.uniform(delay / 2, delay)):
@@ -1012,7 +1067,7 @@ class RedisBackend(BrokerBackend):
                 self._received += 1
                 received = self._received
                 if received >= self._live_target:
-                    self._live = True
+                    self._live = self._went_live = True
                 barriers = self._barriers
                 while barriers and barriers[0][0] <= received:
                     waiter = barriers.popleft()[1]

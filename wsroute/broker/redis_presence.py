@@ -41,9 +41,12 @@ end
 # watcher that reads the members and then the diffs sees each change once, in order).
 # KEYS: presence, users, node hash, nodes. ARGV: topic, node, ttl ms, number of joins, then
 # client id and member JSON per join, then the client id of each leave, then the channel
-# and the envelope to PUBLISH (an empty channel: nothing to publish).
+# and the envelope to PUBLISH (an empty channel: nothing to publish). Returns 1 when a join
+# registered the node anew (Redis lost its members, or they were swept: the process must
+# store the others again), else 0.
 UPDATE_SCRIPT = _USER_DOWN + """
 local joins = tonumber(ARGV[4])
+local registered = 0
 local i = 5
 for _ = 1, joins do
   local cid, value = ARGV[i], ARGV[i + 1]
@@ -55,7 +58,7 @@ for _ = 1, joins do
   redis.call('HSET', KEYS[3], cid, ARGV[1])
   i = i + 2
 end
-if joins > 0 then redis.call('ZADD', KEYS[4], now_ms() + tonumber(ARGV[3]), ARGV[2]) end
+if joins > 0 then registered = redis.call('ZADD', KEYS[4], now_ms() + tonumber(ARGV[3]), ARGV[2]) end
 while i < #ARGV - 1 do
   local cid = ARGV[i]
   local old = redis.call('HGET', KEYS[1], cid)
@@ -67,7 +70,7 @@ while i < #ARGV - 1 do
   i = i + 1
 end
 if ARGV[#ARGV - 1] ~= '' then redis.call('PUBLISH', ARGV[#ARGV - 1], ARGV[#ARGV]) end
-return 1
+return registered
 """
 
 # KEYS: nodes. ARGV: node, ttl ms. Returns 1 when the node was not registered (new, or
@@ -116,12 +119,15 @@ table.insert(out, 1, redis.call('ZCOUNT', KEYS[1], '-inf', now_ms()))
 return out
 """
 
-# KEYS: presence, nodes. ARGV: prefix. Returns what the sweep removed and the members as one
+# KEYS: presence, nodes. ARGV: prefix, sweep. Returns what the sweep removed and the members as one
 # JSON object, client id -> stored value: one bulk reply, which redis-py reads at once,
 # instead of two replies per member, which it parses one by one in Python (10,000 members:
 # ~90 ms that way). The sweep in the same script saves a round trip per read.
+# ARGV[2] is "1" to sweep, "0" not to (a process that could not reach Redis lately waits
+# before judging the others dead: they could not heartbeat either).
 MEMBERS_SCRIPT = _SWEEP + """
-local swept = sweep(KEYS[2], ARGV[1])
+local swept = {}
+if ARGV[2] == '1' then swept = sweep(KEYS[2], ARGV[1]) end
 local flat = redis.call('HGETALL', KEYS[1])
 local parts = {}
 for i = 1, #flat, 2 do
@@ -130,10 +136,11 @@ end
 return {swept, '{' .. table.concat(parts, ',') .. '}'}
 """
 
-# KEYS: presence, users, nodes. ARGV: prefix. Returns what the sweep removed, then how many
-# members and how many distinct users the topic has.
+# KEYS: presence, users, nodes. ARGV: prefix, sweep ("1" or "0", as for MEMBERS_SCRIPT).
+# Returns what the sweep removed, then how many members and how many distinct users the topic has.
 STATS_SCRIPT = _SWEEP + """
-local swept = sweep(KEYS[3], ARGV[1])
+local swept = {}
+if ARGV[2] == '1' then swept = sweep(KEYS[3], ARGV[1]) end
 return {swept, redis.call('HLEN', KEYS[1]), redis.call('HLEN', KEYS[2])}
 """
 
