@@ -180,7 +180,7 @@ async def redis_parts(broker: Broker, n: int, small: bool) -> dict[str, float]:
     members_key, _ = redis_presence.topic_keys(backend._prefix, TOPIC)
     sweep = await timed(backend.sweep, lambda r: r == 0, 10 if small else 200, 5.0)
     script = redis_presence.MEMBERS_SCRIPT
-    args = (2, members_key, redis_presence.nodes_key(backend._prefix), backend._prefix)
+    args = (2, members_key, redis_presence.nodes_key(backend._prefix), backend._prefix, b"1")
     read = await timed(
         lambda: backend._run("read the presence of", script, args),
         lambda r: r[0] == [] and isinstance(r[1], bytes),

@@ -441,6 +441,37 @@ async def test_updates_within_a_batch_announce_only_what_was_stored_before() -> 
     await writer.close()
 
 
+async def test_a_leave_after_a_failed_join_batch_is_written_and_retries_back_off() -> None:
+    """A batch may have been stored even though it failed (the reply timed out): the leave of
+    a member whose join it held is written, not dropped as never stored (which would leave a
+    ghost member). While the backend keeps failing, new joins do not bring the retries back
+    to every batch interval."""
+    attempts: list[tuple[list[str], list[str]]] = []
+    failing = True
+
+    async def update(topic: str, diff: PresenceDiff) -> None:
+        attempts.append((sorted(diff.joins), sorted(diff.leaves)))
+        await asyncio.sleep(0.03)  # a slow failure (a hang), longer than the batch interval
+        if failing:
+            raise BrokerUnavailable("the reply timed out")
+
+    writer = PresenceWriter(update, batch=0.01)
+    writer.join("/a", Member("c1", "ann", None))
+    await writer.settle()  # fails: the batch comes back
+    writer.leave("/a", "c1")
+    deadline = asyncio.get_running_loop().time() + 0.3
+    for n in range(100):  # joins keep coming during the outage, one per batch interval
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        writer.join("/b", Member(f"b{n}", "bob", None))
+        await asyncio.sleep(0.01)
+    assert len(attempts) <= 8, f"{len(attempts)} attempts in 0.3 s, backing off from 10 ms"
+    failing = False
+    await writer.settle()
+    assert ["c1"] in [leaves for _, leaves in attempts], attempts
+    await writer.close()
+
+
 async def test_batches_are_neither_lost_by_a_cancelled_reader_nor_by_a_failed_write() -> None:
     stored: dict[str, Member] = {}
     calls: list[str] = []

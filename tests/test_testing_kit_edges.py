@@ -277,3 +277,48 @@ async def test_topic_closed_carries_the_code_and_reason() -> None:
         # Reported once: the other topics go on, and the close is not reported again.
         await mux.send("/rooms/a", "still here")
         assert await mux.recv_data("/rooms/a", timeout=2) == "a:still here"
+
+
+def test_an_already_subscribed_err_leaves_the_topic_as_it_was() -> None:
+    """A second SUBSCRIBE of a `meta` topic is refused (409); the topic keeps its metadata,
+    so it still takes requests."""
+    ws = WsRouter()
+
+    @ws.message("/orders/{book}")
+    async def order(data: str) -> str:
+        return f"receipt {data}"
+
+    app = FastAPI()
+    ws.install(app)
+    with TestClient(app) as client, multiplex_testclient(client, "/orders/a") as mux:
+        assert isinstance(mux.subscribe("/orders/b", meta=True), Ok)
+        refused = mux.subscribe("/orders/b")
+        assert not isinstance(refused, Ok) and "Already Subscribed" in refused.reason
+        assert mux.request("/orders/b", "1", timeout=2) == "receipt 1"
+
+
+async def test_a_close_of_an_earlier_subscription_is_not_reported_for_the_next() -> None:
+    """The server closes a topic (its handler raised) and the test subscribes it again
+    without reading that close: the next `recv_data` gets the new subscription's data, not
+    a `TopicClosed` that belonged to the old one."""
+    ws = WsRouter()
+
+    @ws.message("/flaky")
+    async def flaky(data: str, channel: Channel) -> None:
+        if data == "crash":
+            raise RuntimeError("crash")
+        await channel.broadcast(f"flaky:{data}")
+
+    @ws.message("/lobby")
+    async def lobby(data: str) -> None:
+        return None
+
+    app = FastAPI()
+    ws.install(app)
+    async with serve(app) as url, MultiplexClient.connect(f"ws://{url}/lobby") as mux:
+        assert isinstance(await mux.subscribe("/flaky"), Ok)
+        await mux.send("/flaky", "crash")
+        await asyncio.sleep(0.2)  # its close is on the wire before the next SUBSCRIBE
+        assert isinstance(await mux.subscribe("/flaky"), Ok)
+        await mux.send("/flaky", "hi")
+        assert await mux.recv_data("/flaky", timeout=2) == "flaky:hi"

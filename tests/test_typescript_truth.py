@@ -141,6 +141,11 @@ async def status(data: Node) -> Literal["ok", "busy"]:
     return "ok"
 
 
+@replies.message("/maybe-status")
+async def maybe_status(data: Node) -> Literal["ok", "busy"] | None:
+    return None
+
+
 @replies.join("/ticks")
 async def ticks(channel: Channel[Literal["tick", "tock"]]) -> None:
     await channel.send("tick")
@@ -188,6 +193,7 @@ async def test_replies_and_messages_sent_as_text_are_not_parsed_as_json(tmp_path
     module = typescript_module(asyncapi_for_app(replies_app))
     assert "export type TextOrNoneReply = string;" in module  # None: an empty string
     assert 'export type StatusReply = "ok" | "busy";' in module
+    assert 'export type MaybeStatusReply = "ok" | "busy" | "";' in module  # None is ""
     assert 'export type TicksMessage = "tick" | "tock";' in module
     sent = await real_replies()
     assert sent["/text-or-none"] == "hello"

@@ -129,6 +129,7 @@ class PresenceDiff:
             for cid, member in source.items():
                 if cid not in self.joins and cid not in self.leaves:
                     target[cid] = member
+        self.stored |= older.stored
 
     def __bool__(self) -> bool:
         return bool(self.joins or self.leaves)
@@ -204,10 +205,11 @@ class PresenceWriter:
 
     def _arm(self, delay: float | None = None) -> None:
         if self._timer is None:
-            # Churn goes out batched: one diff per topic per interval, however many changes.
-            self._timer = asyncio.get_running_loop().call_later(
-                self.batch if delay is None else delay, self.flush
-            )
+            # Churn goes out batched: one diff per topic per interval, however many changes;
+            # while the backend refuses them, at the retry's pace, however many come.
+            if delay is None:
+                delay = self.batch if self._failing_since is None else self._retry
+            self._timer = asyncio.get_running_loop().call_later(delay, self.flush)
 
     def flush(self) -> asyncio.Task[None]:
         """Start writing what is gathered; the task ends once it (and every batch before
@@ -247,6 +249,7 @@ class PresenceWriter:
         self.members.clear()
         self._queued = None
         self._lock = None
+        self._failing_since, self._retry = None, self.batch
 
     async def _send(self) -> None:
         if self._lock is None:
@@ -263,8 +266,10 @@ class PresenceWriter:
                     await self.update(topic, diff)
                 except BrokerUnavailable as exc:
                     # The backend is down: keep this batch and the rest without trying each
-                    # (one timeout apiece would hold a read or a shutdown that long).
-                    for later_topic, later in pending[index:]:
+                    # (one timeout apiece would hold a read or a shutdown that long). The
+                    # failed topic goes last, so that one the backend refuses for itself
+                    # does not hold back the others for good.
+                    for later_topic, later in [*pending[index + 1 :], (topic, diff)]:
                         self._give_back(later_topic, later)
                     self._failed(exc)
                     return
@@ -277,6 +282,9 @@ class PresenceWriter:
                 self._failing_since, self._retry = None, self.batch
 
     def _give_back(self, topic: str, diff: PresenceDiff) -> None:
+        # The backend may have stored the joins before it failed (a timeout on the reply):
+        # a leave of one of them must be written, not dropped as never stored.
+        diff.stored.update(diff.joins)
         newer = self.diffs.get(topic)
         if newer is None:
             self.diffs[topic] = diff

@@ -1468,6 +1468,17 @@ describe("requests that time out", () => {
     assert.equal(buffered, 0, "a request given up on is no longer buffered");
   });
 
+  test("a timeout given as a numeric string is still a timeout", async () => {
+    const w = world({ extensions: true });
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    const asked = a.request("ping", { timeout: "250" });
+    assert.deepEqual(w.tick(250), [250]);
+    await assert.rejects(asked, (error) => error instanceof RequestError && error.kind === "timeout");
+  });
+
   test("request({ timeout: Infinity }) waits instead of timing out at once", async () => {
     // Real timers (the defaults): setTimeout clamps Infinity, and anything over 2**31 - 1 ms,
     // to about 0, in browsers as in Node. A caller asking for "no timeout" gets an immediate

@@ -241,6 +241,8 @@ def _reply_types(reply: Any) -> list[Any]:
             inner = [member for member in typing.get_args(tp) if member is not type(None)]
             if len(inner) == 1 and sent_frame_kind(inner[0]) != "json":
                 tp = inner[0]
+                if typing.get_origin(tp) is typing.Literal:  # None arrives as "" among the values
+                    tp = typing.Literal[(*typing.get_args(tp), "")]
         found.append(tp)
     return found
 

@@ -68,7 +68,7 @@ import orjson
 from redis.asyncio.connection import Connection, ConnectionPool, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from starlette.types import Message
 
 from wsroute.broker import redis_presence, redis_streams
@@ -357,9 +357,13 @@ class RedisBackend(BrokerBackend):
         # long enough to be declared dead; and the task that heartbeats and sweeps.
         self._present: dict[str, tuple[str, Member]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
-        # No sweep before this (monotonic) time: after this process could not reach Redis,
-        # the others likely could not either, and their deadlines passed for that alone.
+        # No sweep while this process cannot reach Redis, nor within presence_ttl of its first
+        # success after that: the others likely could not reach it either, and their
+        # deadlines passed for that alone; they need a heartbeat's time to come back.
+        self._unreachable = False
         self._sweep_from = 0.0
+        # A re-add of this process's members that failed: the heartbeat tries it again.
+        self._readd = False
         # Tasks that run on their own (answers to control commands, shared member reads):
         # held here so that they are not collected half-way.
         self._background: set[asyncio.Task[Any]] = set()
@@ -527,23 +531,35 @@ class RedisBackend(BrokerBackend):
                     await self._ready_to_publish(conn)
                     if isinstance(script, bytes):
                         await conn.send_packed_command(conn.pack_command(script, *args), check_health=False)
-                        return await conn.read_response()
-                    return await _script(conn, _sha(script), script, args)
+                        reply = await conn.read_response()
+                    else:
+                        reply = await _script(conn, _sha(script), script, args)
+                    self._reached()
+                    return reply
                 except BaseException:
                     with contextlib.suppress(*_FAILURES):
                         await conn.disconnect(nowait=True)
                     raise
         except _FAILURES as exc:
-            self._sweep_from = time.monotonic() + self.presence_ttl
+            self._unreached(exc)
             raise BrokerUnavailable(
                 f"cannot {what} the Redis broker at {self.safe_url}: {_describe(exc, self.timeout)}"
             ) from exc
 
+    def _unreached(self, exc: BaseException) -> None:
+        if not isinstance(exc, ResponseError):  # Redis answered: it was reached
+            self._unreachable = True
+
+    def _reached(self) -> None:
+        if self._unreachable:
+            self._unreachable = False
+            self._sweep_from = time.monotonic() + self.presence_ttl
+
     def _sweeping(self) -> bool:
-        """Whether this process judges others dead now: not within `presence_ttl` of its own
-        last failure to reach Redis (an outage stops every heartbeat, and a process that
-        sweeps first would announce the live ones as gone)."""
-        return time.monotonic() >= self._sweep_from
+        """Whether this process judges others dead now: not while it cannot reach Redis, nor
+        within `presence_ttl` of reaching it again (an outage stops every heartbeat, and a
+        process that sweeps first would announce the live ones as gone)."""
+        return not self._unreachable and time.monotonic() >= self._sweep_from
 
     # --- presence -------------------------------------------------------------------------
 
@@ -635,7 +651,12 @@ class RedisBackend(BrokerBackend):
                 try:
                     await self.presence_update(topic, diff)
                 except BrokerUnavailable as exc:
-                    logger.warning("members of %s not stored again (the heartbeat retries): %s", topic, exc)
+                    # Registered already (by the join or heartbeat that found it lost), so the
+                    # heartbeat would not know to: it is told to try again.
+                    self._readd = True
+                    logger.warning("members not stored again, retried with the next heartbeat: %s", exc)
+                    return
+        self._readd = False
 
     async def presence_members(self, topic: str) -> list[Member]:
         """Every member, once the members of dead processes are swept (one script)."""
@@ -706,14 +727,16 @@ class RedisBackend(BrokerBackend):
         many got it), then sum their answers, pushed to a list of this command's own, until
         all arrived or `timeout` passed."""
         key = self._prefix + b"control-reply:" + secrets.token_hex(8).encode()
-        data = orjson.dumps({"reply": key.decode(), "command": command})
+        message: dict[str, str] = {"reply": key.decode(), "command": command}
         channel = self._prefix + _CONTROL_CHANNEL
         local = 0
         if not self._live and self.control is not None:
             # This process's own subscription is down (or not confirmed yet): the command
-            # would not reach its own clients through Redis, so it runs here too. Commands
-            # are idempotent, so a copy that does arrive counts 0.
+            # may not reach its own clients through Redis, so it runs here, and a copy that
+            # does arrive is answered 0 without running again (`ran`).
             local = await self.control(command)
+            message["ran"] = self.node_id
+        data = orjson.dumps(message)
         receivers = int(await self._run("send a command to", b"PUBLISH", (channel, data)))
         if self._sub_down_since is not None:
             self._wake.set()  # Redis answers again: reconnect the subscription now
@@ -748,7 +771,7 @@ class RedisBackend(BrokerBackend):
             return
         count = 0
         try:
-            if self.control is not None:
+            if self.control is not None and message.get("ran") != self.node_id:
                 count = await self.control(command)
         except Exception:
             logger.exception("a control command failed")
@@ -797,7 +820,7 @@ class RedisBackend(BrokerBackend):
                 if self._present:
                     args = (1, nodes, self.node_id, self._ttl_ms())
                     added = await self._run("heartbeat to", redis_presence.HEARTBEAT_SCRIPT, args)
-                    if added:
+                    if added or self._readd:
                         # Not registered: declared dead meanwhile (a long pause), or Redis
                         # lost the data; either way the others no longer list our members.
                         await self._add_again()
@@ -852,6 +875,7 @@ class RedisBackend(BrokerBackend):
         except _FAILURES as exc:
             if self._pub is None:
                 raise BrokerUnavailable(f"the Redis broker at {self.safe_url} was stopped") from exc
+            self._unreached(exc)
             if self._pub_down_since is None:
                 self._pub_down_since = time.monotonic()
                 logger.warning(
@@ -861,6 +885,7 @@ class RedisBackend(BrokerBackend):
             raise BrokerUnavailable(
                 f"cannot publish to the Redis broker at {self.safe_url}: {_describe(exc, self.timeout)}"
             ) from exc
+        self._reached()
         if self._pub_down_since is not None:
             logger.warning(
                 "Redis broker at %s: publishing again after %.1f s", self.safe_url,
@@ -1002,14 +1027,8 @@ class RedisBackend(BrokerBackend):
                     self._sub = conn
                     if not ready.done():
                         ready.set_result(None)
-                if self._sub_down_since is not None:
-                    logger.warning(
-                        "Redis broker at %s: subscription connection restored after %.1f s; "
-                        "%d topic(s) subscribed again", self.safe_url,
-                        time.monotonic() - self._sub_down_since, len(channels),
-                    )
-                    self._sub_down_since = None
-                self._went_live = self._live
+                if self._live:
+                    self._now_live()
                 await self._read(conn)
             except Exception as exc:
                 if self._sub_down_since is None:
@@ -1066,13 +1085,25 @@ class RedisBackend(BrokerBackend):
             elif kind == b"subscribe" or kind == b"unsubscribe":
                 self._received += 1
                 received = self._received
-                if received >= self._live_target:
-                    self._live = self._went_live = True
+                if received >= self._live_target and not self._live:
+                    self._live = True
+                    self._now_live()
                 barriers = self._barriers
                 while barriers and barriers[0][0] <= received:
                     waiter = barriers.popleft()[1]
                     if not waiter.done():
                         waiter.set_result(None)
+
+    def _now_live(self) -> None:
+        """Redis confirmed every SUBSCRIBE of the listener's connection."""
+        self._went_live = True
+        if self._sub_down_since is not None:
+            logger.warning(
+                "Redis broker at %s: subscription connection restored after %.1f s; "
+                "%d topic(s) subscribed again",
+                self.safe_url, time.monotonic() - self._sub_down_since, len(self._wanted),
+            )  # fmt: skip
+            self._sub_down_since = None
 
     def _on_message(self, topic: str, data: bytes) -> None:
         try:

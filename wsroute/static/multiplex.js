@@ -1044,13 +1044,14 @@ export class MultiplexWebSocket extends EventTarget {
       const socket = this._socket;
       // Infinity waits for the reply (or the close) however long it takes; timers clamp a
       // longer delay than 2**31 - 1 ms to ~0, so a finite one is capped there (24.8 days).
-      const timer = Number.isFinite(timeout)
+      const ms = Number(timeout);
+      const timer = ms !== Infinity
         ? socket._setTimer(() => {
             // A request given up on before it was sent is never sent: the app may ask again,
             // and the handler must not run twice. (_settle's clearTimer is then a no-op.)
             this._buffer = this._buffer.filter(([, queued]) => queued !== id);
             this._settle(id)?.reject(new RequestError("timeout", `no reply within ${timeout} ms`));
-          }, Math.min(timeout, MAX_TIMER_MS))
+          }, Math.min(ms, MAX_TIMER_MS))
         : null;
       this._requests.set(id, { resolve, reject, timer });
       if (this._readyState === CONNECTING) this._buffer.push([buffered(payload), id]);

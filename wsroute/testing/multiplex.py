@@ -129,12 +129,15 @@ class _Frames:
     def subscribed(self, reply: Ok | Err) -> None:
         """Note whether an ``OK`` granted ``meta`` to its topic, where its positions start, and
         what it said of a recovery; an ``ERR`` leaves the topic with none of them."""
-        topic, *rest = reply.params or ("",)
+        if isinstance(reply, Err):
+            return  # nothing changed (an "Already Subscribed" topic keeps what it had)
+        topic, *rest = reply.params
         self.positions.pop(topic, None)
         self.recovered.pop(topic, None)
         self.meta.discard(topic)
-        if isinstance(reply, Err):
-            return
+        # A close of the topic's earlier subscription, still queued, is not this one's.
+        for frame in [f for f in self.buffer if isinstance(f, ServerUnsubscribe) and f.topic == topic]:
+            self.buffer.remove(frame)
         items = parse_items(rest[0]) if rest else {}
         if META in items:
             self.meta.add(topic)
