@@ -21,9 +21,11 @@ import pytest
 
 from apps.presence_app import create_app as presence_app
 from support.clients import http, recv, ws_connect
+from support.proxy import CuttableProxy
 from support.redis_server import client, private_redis, require_redis
 from wsroute import Broker, BrokerUnavailable
 from wsroute.broker.redis import RedisBackend
+from wsroute.messages import text_event
 from wsroute.presence import Member, PresenceDiff
 from wsroute.testing import eventually, serve
 
@@ -283,6 +285,43 @@ async def test_live_workers_are_not_announced_as_left_after_a_redis_outage_longe
             members = {m.client_id for m in await _retry_until_accepted(lambda: a.presence("/rooms/r"))}
     assert members == {"a.1", "b.1"}
     assert [d for d in diffs if '"leaves":{"' in d] == [], f"leave diffs of live members: {diffs}"
+
+
+# --- a topic subscribed while the listener subscribes again ----------------------------------
+
+
+async def test_a_topic_subscribed_while_the_listener_resubscribes_is_not_lost() -> None:
+    """The listener reconnected and sent its SUBSCRIBE for every topic it wanted; Redis has
+    not answered yet. A client subscribes to a new topic in that window: broadcasts to it
+    must reach this process once Redis answers, not be lost until the next reconnect."""
+    with private_redis() as server:
+        prefix = _prefix()
+        async with CuttableProxy(server.port) as proxy:
+            port = await proxy.start()
+            backend = RedisBackend(
+                f"redis://127.0.0.1:{port}/0?channel_prefix={prefix}", reconnect_min=0.05, reconnect_max=0.1
+            )
+            publisher = RedisBackend(f"{server.url}?channel_prefix={prefix}")
+            got: list[tuple[str, str]] = []
+            await backend.start(lambda topic, event, *_: got.append((topic, event.get("text", ""))))
+            await publisher.start(lambda *args: None)
+            try:
+                async with asyncio.timeout(20):
+                    await backend.subscribe("/a")
+                    proxy.hold_after = b"SUBSCRIBE"  # Redis answers the next SUBSCRIBE late
+                    proxy.cut()
+                    await eventually(lambda: proxy.held > 0, 5.0, what="the listener to subscribe again")
+                    late = asyncio.create_task(backend.subscribe("/b"))
+                    await asyncio.sleep(0.2)
+                    proxy.release()
+                    await late
+                    await eventually(lambda: backend._live, 5.0, what="the subscription to be live")
+
+                    await publisher.publish("/b", text_event("to b"))
+                    await eventually(lambda: ("/b", "to b") in got, 2.0, what="the broadcast to /b")
+            finally:
+                await publisher.stop()
+                await backend.stop()
 
 
 # --- a command run locally is not run again when its copy arrives ----------------------------

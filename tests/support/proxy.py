@@ -1,6 +1,6 @@
 """A TCP proxy on 127.0.0.1 whose connections a test can cut (a reset, no WebSocket close),
-stall (bytes silently lost one way) and whose new connections it can refuse for a while: a
-network that drops and comes back."""
+stall (bytes silently lost one way), slow (answers held back) and whose new connections it
+can refuse for a while: a network that drops and comes back."""
 
 from __future__ import annotations
 
@@ -13,12 +13,17 @@ HOST = "127.0.0.1"
 class CuttableProxy:
     """Forwards every connection to 127.0.0.1:`port`. `start` listens (returns the port);
     `cut` aborts every connection; while `down`, new connections are aborted at once; what
-    goes ``"up"`` (client to server) or ``"down"`` while in `dropping` is lost on the way."""
+    goes ``"up"`` (client to server) or ``"down"`` while in `dropping` is lost on the way.
+    Once a connection sends bytes containing `hold_after`, what the server answers on it is
+    held back until `release` (a slow server, seen from one client)."""
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.down = False
         self.dropping: set[str] = set()
+        self.hold_after: bytes | None = None
+        self.held = 0  # connections whose answers are being held back
+        self._released = asyncio.Event()
         self.transports: list[asyncio.BaseTransport] = []
         self.server: asyncio.Server | None = None
 
@@ -45,17 +50,29 @@ class CuttableProxy:
             writer.transport.abort()
             return
         self.transports += [writer.transport, up_writer.transport]
+        holding = False
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, way: str) -> None:
+            nonlocal holding
             with contextlib.suppress(OSError, RuntimeError):
                 while data := await src.read(65536):
                     if way in self.dropping:
                         continue  # a dead link that still looks open
+                    if way == "up" and not holding and self.hold_after and self.hold_after in data:
+                        holding = True
+                        self.held += 1
+                    if way == "down" and holding:
+                        await self._released.wait()
                     dst.write(data)
                     await dst.drain()
             dst.transport.abort()
 
         await asyncio.gather(pipe(reader, up_writer, "up"), pipe(up_reader, writer, "down"))
+
+    def release(self) -> None:
+        """Stop holding answers back: what was held goes on, in order."""
+        self.hold_after = None
+        self._released.set()
 
     def cut(self) -> None:
         """Abort every open connection (a reset, no WebSocket close)."""

@@ -935,10 +935,12 @@ class RedisBackend(BrokerBackend):
             # Created here, not in the task: this very call must wait for the first connection.
             self._ready = loop.create_future()
             self._listener = loop.create_task(self._listen(), name=f"wsroute redis listener {self.safe_url}")
-        if self._sub_down_since is not None:
-            return
+        # On the listener's connection whenever there is one, even before Redis confirmed
+        # its own SUBSCRIBE: that one was written before this channel was wanted.
         sent = await self._send_subscription(b"SUBSCRIBE", channel)
         if sent is None:
+            if self._sub_down_since is not None:
+                return
             # The listener is connecting; its first SUBSCRIBE will include this channel.
             ready = self._ready
             if ready is None:
