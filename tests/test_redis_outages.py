@@ -324,6 +324,39 @@ async def test_a_topic_subscribed_while_the_listener_resubscribes_is_not_lost() 
                 await backend.stop()
 
 
+async def test_subscribe_stays_bounded_while_redis_stops_reading_the_listeners_resubscribe() -> None:
+    """The listener reconnects and writes SUBSCRIBE for thousands of topics; Redis accepted
+    the connection but reads nothing more (hung, or a stalled link), so the write blocks once
+    the socket buffers are full. A client's subscribe meanwhile must return within about
+    `timeout` (it holds up a handshake), not wait on the listener forever."""
+    timeout = 0.5
+    with private_redis() as server:
+        prefix = _prefix()
+        async with CuttableProxy(server.port) as proxy:
+            port = await proxy.start()
+            backend = RedisBackend(
+                f"redis://127.0.0.1:{port}/0?channel_prefix={prefix}",
+                timeout=timeout, reconnect_min=0.05, reconnect_max=0.1,
+            )  # fmt: skip
+            await backend.start(lambda *args: None)
+            try:
+                name = "x" * 2000  # 4,000 topics: 8 MB of SUBSCRIBE, more than the buffers hold
+                async with asyncio.timeout(30):
+                    await asyncio.gather(*(backend.subscribe(f"/{n}/{name}") for n in range(4000)))
+                proxy.stall_after = b"SUBSCRIBE"
+                proxy.cut()
+                await eventually(lambda: proxy.stalled > 0, 5.0, what="the listener to subscribe again")
+                await asyncio.sleep(0.2)  # its write is blocked now
+                started = time.monotonic()
+                async with asyncio.timeout(10):
+                    await backend.subscribe("/late")
+                took = time.monotonic() - started
+                assert took < 3 * timeout, f"subscribe took {took:.1f}s with timeout={timeout}s"
+            finally:
+                proxy.release()
+                await backend.stop()
+
+
 # --- a command run locally is not run again when its copy arrives ----------------------------
 
 

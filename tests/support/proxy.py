@@ -15,7 +15,9 @@ class CuttableProxy:
     `cut` aborts every connection; while `down`, new connections are aborted at once; what
     goes ``"up"`` (client to server) or ``"down"`` while in `dropping` is lost on the way.
     Once a connection sends bytes containing `hold_after`, what the server answers on it is
-    held back until `release` (a slow server, seen from one client)."""
+    held back until `release` (a slow server, seen from one client); once it sends bytes
+    containing `stall_after`, the proxy stops reading what it sends until `release`, so its
+    writes block when the socket buffers are full (a server that stopped reading)."""
 
     def __init__(self, port: int) -> None:
         self.target = port
@@ -23,6 +25,8 @@ class CuttableProxy:
         self.dropping: set[str] = set()
         self.hold_after: bytes | None = None
         self.held = 0  # connections whose answers are being held back
+        self.stall_after: bytes | None = None
+        self.stalled = 0  # connections no longer read from
         self._released = asyncio.Event()
         self.transports: list[asyncio.BaseTransport] = []
         self.server: asyncio.Server | None = None
@@ -65,13 +69,16 @@ class CuttableProxy:
                         await self._released.wait()
                     dst.write(data)
                     await dst.drain()
+                    if way == "up" and self.stall_after and self.stall_after in data:
+                        self.stalled += 1
+                        await self._released.wait()
             dst.transport.abort()
 
         await asyncio.gather(pipe(reader, up_writer, "up"), pipe(up_reader, writer, "down"))
 
     def release(self) -> None:
         """Stop holding answers back: what was held goes on, in order."""
-        self.hold_after = None
+        self.hold_after = self.stall_after = None
         self._released.set()
 
     def cut(self) -> None:

@@ -1022,7 +1022,13 @@ class RedisBackend(BrokerBackend):
                     channels = list(self._wanted)
                     for i in range(0, len(channels), _BATCH):
                         batch = channels[i : i + _BATCH]
-                        await conn.send_packed_command(conn.pack_command(b"SUBSCRIBE", *batch), False)
+                        # Bounded: a Redis that stops reading would hold this lock, and every
+                        # subscribe() waiting on it, for ever once the socket buffers fill.
+                        try:
+                            async with asyncio.timeout(self.timeout):
+                                await conn.send_packed_command(conn.pack_command(b"SUBSCRIBE", *batch), False)
+                        except TimeoutError:
+                            raise TimeoutError(f"SUBSCRIBE not read within {self.timeout:g} s") from None
                         self._sent += len(batch)
                     self._live_target = self._sent
                     self._live = self._sent == 0
