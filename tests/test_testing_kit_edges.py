@@ -322,3 +322,11 @@ async def test_a_close_of_an_earlier_subscription_is_not_reported_for_the_next()
         assert isinstance(await mux.subscribe("/flaky"), Ok)
         await mux.send("/flaky", "hi")
         assert await mux.recv_data("/flaky", timeout=2) == "flaky:hi"
+
+
+async def test_serve_says_it_listens_on_the_loopback_only_when_given_a_host() -> None:
+    """`serve(app, host=...)` used to fail with Python's "got multiple values for keyword
+    argument 'host'", naming neither the kit nor the reason."""
+    with pytest.raises(TypeError, match=r"always listen on 127\.0\.0\.1; host= is not accepted"):
+        async with serve(make_app(), host="0.0.0.0"):
+            pass

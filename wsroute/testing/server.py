@@ -63,6 +63,10 @@ class ServerThread:
     ) -> None:
         import uvicorn
 
+        if "host" in options or "uds" in options or "fd" in options:
+            # The kit's promise: test traffic stays on the loopback, on a port of its own.
+            given = ", ".join(f"{name}=" for name in ("host", "uds", "fd") if name in options)
+            raise TypeError(f"serve() and ServerThread always listen on {HOST}; {given} is not accepted")
         self._app = _LifespanErrors(app)
         options.setdefault("log_level", "warning")
         port = options.pop("port", 0)
@@ -164,7 +168,8 @@ async def serve(
 
     uvicorn runs in a thread with its own event loop, so the test's loop stays free for its
     clients. `ws` is uvicorn's WebSocket implementation: ``"websockets-sansio"``,
-    ``"wsproto"`` or `FASTLANE`; `options` go to `uvicorn.Config`.
+    ``"wsproto"`` or `FASTLANE`; `options` go to `uvicorn.Config` (all but ``host``, ``uds``
+    and ``fd``: it listens on 127.0.0.1 only; ``port`` picks a fixed port).
 
     An exception of the app's lifespan startup is re-raised here; any other failure to start
     within `startup_timeout` seconds raises RuntimeError. On exit uvicorn shuts down
