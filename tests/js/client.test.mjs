@@ -1507,6 +1507,23 @@ describe("requests that time out", () => {
   });
 });
 
+describe("a request it cannot send", () => {
+  test("request(blob) rejects with the TypeError instead of throwing synchronously", async () => {
+    const w = world({ extensions: true });
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/a", "meta"));
+    ws.take();
+    let asked;
+    assert.doesNotThrow(() => {
+      asked = a.request(new Blob(["x"]));
+    });
+    await assert.rejects(asked, (error) => error instanceof TypeError && /Blob/.test(error.message));
+    assert.deepEqual(ws.take(), [], "nothing is sent for it");
+  });
+});
+
 describe("a server UNSUBSCRIBE against a reopened topic", () => {
   test("a server close of a subscription the user already dropped does not close its reopened twin", async () => {
     const w = world({ extensions: true });

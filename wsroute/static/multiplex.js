@@ -1029,9 +1029,11 @@ export class MultiplexWebSocket extends EventTarget {
    * @returns {Promise<string | ArrayBuffer | Blob>}
    */
   request(data, options = {}) {
-    const payload = toPayload(data);
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT;
     return new Promise((resolve, reject) => {
+      // Inside the executor: a payload it cannot send (a Blob) rejects, as a promise-returning
+      // call should, rather than throwing past `.catch`.
+      const payload = toPayload(data);
       if (this._readyState === CLOSING || this._readyState === CLOSED) {
         reject(new RequestError("closed", "the topic is closed"));
         return;
