@@ -548,21 +548,27 @@ async def test_ten_thousand_subscribes_on_one_socket(running: HostileApp) -> Non
         started = time.monotonic()
         frames = [f"{S}SUBSCRIBE{S}/rooms/r{i}?id={id_}" for i in range(n)]
         sender = asyncio.ensure_future(_send_all(mux.websocket, frames))
-        # Meanwhile someone else is served promptly.
+
+        async def answers() -> list[object]:
+            return [await mux.recv(timeout=10) for _ in range(n)]
+
+        reader = asyncio.ensure_future(answers())
+        # Meanwhile someone else is served promptly: sampled until the server has answered
+        # the whole flood (its handling, not the client's sending, is the window that counts).
         latencies = []
-        send_deadline = started + 30
+        deadline = started + 30
         for _ in range(100_000):
-            if sender.done():
+            if reader.done():
                 break
-            if time.monotonic() > send_deadline:
-                raise AssertionError("10,000 SUBSCRIBEs not sent within 30 s")
+            if time.monotonic() > deadline:
+                raise AssertionError("10,000 SUBSCRIBEs not sent and answered within 30 s")
             t = time.monotonic()
             await bystander.send("ping")
             assert await asyncio.wait_for(bystander.recv(), 5) == "ping"
             latencies.append(time.monotonic() - t)
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.01)
         await sender
-        replies = [await mux.recv(timeout=10) for _ in range(n)]
+        replies = await reader
         elapsed = time.monotonic() - started
         oks = [r for r in replies if isinstance(r, Ok)]
         errs = [r for r in replies if isinstance(r, Err)]

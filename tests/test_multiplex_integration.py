@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import pytest
 from fastapi import FastAPI
+from websockets.asyncio.client import connect as websockets_connect
+from websockets.exceptions import InvalidStatus
 from websockets.typing import Subprotocol
 
 from support.clients import connect
@@ -38,6 +40,11 @@ class Probe:
     joins: list[str] = field(default_factory=list)
     leaves: list[tuple[str, int, str]] = field(default_factory=list)
     caches: list[int] = field(default_factory=list)
+
+
+def ws_connect_raw(url: str) -> websockets_connect:
+    """A raw rocket-multiplex socket: frames exactly as written."""
+    return websockets_connect(url, subprotocols=[Subprotocol("rocket-multiplex")], open_timeout=5)
 
 
 def build(probe: Probe) -> tuple[FastAPI, WsRouter]:
@@ -273,3 +280,61 @@ async def test_the_app_serves_the_browser_client(running: Running) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert "export class MultiplexWebSocket" in script.text
     assert types.status_code == 200 and "MultiplexWebSocket" in types.text
+
+
+# --- topics under a root path, and the connect topic's own rules ------------------------------
+
+
+def _rooms_app() -> FastAPI:
+    ws = WsRouter()
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str, room: str, channel: Channel) -> None:
+        await channel.send(f"{room}:{data}")
+
+    app = FastAPI()
+    ws.install(app)
+    return app
+
+
+async def test_topics_under_a_mount_are_named_by_their_full_path_like_the_connect_topic() -> None:
+    """`app.mount("/api", sub)`: the client connects to /api/rooms/a, so that is the first
+    topic's name; a SUBSCRIBE names its topic the same way, /api/rooms/b (before: 404)."""
+    parent = FastAPI()
+    parent.mount("/api", _rooms_app())
+    async with serve(parent) as url, MultiplexClient.connect(f"ws://{url}/api/rooms/a") as mux:
+        await mux.send("/api/rooms/a", "hi")
+        assert await mux.recv_data("/api/rooms/a") == "a:hi"
+        assert await mux.subscribe("/api/rooms/b") == Ok("SUBSCRIBE", ("/api/rooms/b",))
+        await mux.send("/api/rooms/b", "yo")
+        assert await mux.recv_data("/api/rooms/b") == "b:yo"
+
+
+async def test_topics_under_uvicorns_root_path_are_named_as_the_client_sees_them() -> None:
+    """`uvicorn --root-path /api` behind a proxy that strips /api: the browser's URLs, and
+    so its topic names, carry /api (here the proxy is left out: the server sees /rooms/a)."""
+    async with serve(_rooms_app(), root_path="/api") as url:
+        async with ws_connect_raw(f"ws://{url}/rooms/a") as socket:
+            await socket.send(f"/api/rooms/a{SEP}hi")
+            assert await socket.recv() == f"/api/rooms/a{SEP}a:hi"
+            await socket.send(f"{SEP}SUBSCRIBE{SEP}/api/rooms/b")
+            assert await socket.recv() == f"{SEP}OK{SEP}SUBSCRIBE{SEP}/api/rooms/b"
+
+
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("/rooms/" + "b" * 100, "over the 100-byte limit"),  # no frame could name it
+        ("/rooms/x%C2%B7y", "decodes to one containing"),  # a separator in a path parameter
+    ],
+)
+async def test_a_connect_topic_a_subscribe_could_not_name_is_refused_with_400(path: str, why: str) -> None:
+    async with serve(_rooms_app()) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            async with ws_connect_raw(f"ws://{url}{path}"):
+                pass
+        assert refused.value.response.status_code == 400
+        assert why in refused.value.response.body.decode()
+        async with MultiplexClient.connect(f"ws://{url}/rooms/a") as mux:  # as a SUBSCRIBE is
+            refusal = await mux.subscribe(path)
+            assert isinstance(refusal, Err | Invalid), refusal

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel
 from starlette.exceptions import WebSocketException
 
-from wsroute import Channel, WsRouter
+from wsroute import Channel, RateLimited, WsRouter
 from wsroute.multiplex.codec import SEP, DataFrame, Invalid, Ok, ServerUnsubscribe
 from wsroute.testing import (
     WS_IMPLEMENTATIONS,
@@ -78,6 +78,22 @@ def make_app(joined: asyncio.Event | None = None) -> FastAPI:
     @ws.message("/query")
     async def query(data: str, q: str | None = None) -> str:
         return f"q={q}"
+
+    @ws.message("/limited", rate_limit=(2, 60.0))
+    async def limited(data: str) -> str:
+        return f"ok {data}"
+
+    @ws.exception_handler(RateLimited)
+    async def over(channel: Channel, exc: RateLimited) -> None:
+        await channel.send(f"handler: {exc.reason}")
+
+    @ws.message("/long")
+    async def long_reason(data: str) -> str:
+        raise WebSocketException(4000, "é" * 300)
+
+    @ws.message("/reserved")
+    async def reserved_code(data: str) -> str:
+        raise WebSocketException(1005, "no status")
 
     app = FastAPI()
     ws.install(app)
@@ -214,3 +230,44 @@ def test_requests_over_the_in_process_client() -> None:
             mux.request("/fail", "missing")
         assert info.value.code == 4004
         assert mux.request("/fail", "x") == "fine"
+
+
+async def test_a_request_over_the_rate_limit_gets_an_error_reply_not_the_handler() -> None:
+    """The topic's `RateLimited` handler answers plain messages through the channel; a request
+    over the limit is answered as a failed request, so the caller is not left waiting."""
+    async with serve(make_app()) as url, MultiplexClient.connect(f"ws://{url}/limited", meta=True) as mux:
+        assert await mux.request("/limited", "1") == "ok 1"
+        assert await mux.request("/limited", "2") == "ok 2"
+        with pytest.raises(RequestError) as over:
+            await mux.request("/limited", "3", timeout=2.0)
+        assert (over.value.code, over.value.reason) == (1008, "rate limit exceeded")
+        # Still subscribed; a plain message over the limit goes to the handler, as before.
+        await mux.send("/limited", "4")
+        assert await mux.recv_data("/limited") == "handler: rate limit exceeded"
+
+
+async def test_an_id_without_a_value_is_invalid_metadata_not_an_unparsable_reply() -> None:
+    async with serve(make_app()) as url, MultiplexClient.connect(f"ws://{url}/calc", meta=True) as mux:
+        await mux.send_raw(f'/calc{SEP}id{SEP}{{"a": 1, "b": 2}}')
+        assert await mux.recv() == Invalid("Invalid Metadata")  # before: `reply=·{"total":3}`
+        assert await mux.request("/calc", '{"a": 1, "b": 2}') == '{"total":3}'
+
+
+async def test_an_error_reply_carries_the_reason_a_close_would() -> None:
+    """Clipped to a close frame's 123 bytes, as the same failure closes a plain message's
+    topic; a code no close frame may carry (1005) is a bug: 1011, in the reply and the close."""
+    async with serve(make_app()) as url, MultiplexClient.connect(f"ws://{url}/long", meta=True) as mux:
+        with pytest.raises(RequestError) as long:
+            await mux.request("/long", "x")
+        await mux.send("/long", "x")
+        closed = await mux.recv()
+        assert isinstance(closed, ServerUnsubscribe) and closed.code == 4000
+        assert long.value.code == 4000 and long.value.reason == closed.reason
+        assert len(closed.reason.encode()) <= 123 and closed.reason.startswith("éé")
+
+        await mux.subscribe("/reserved", meta=True)
+        with pytest.raises(RequestError) as reserved:
+            await mux.request("/reserved", "x")
+        assert (reserved.value.code, reserved.value.reason) == (1011, "Internal Error")
+        await mux.send("/reserved", "x")  # before: nothing at all, the topic stayed open
+        assert await mux.recv() == ServerUnsubscribe("/reserved", 1011, "Internal Error")

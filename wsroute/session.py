@@ -674,6 +674,19 @@ class Session(Context):
         exception handlers (by default: close 1008 ``rate limit exceeded``)."""
         await self.handle_error(RateLimited("rate limit exceeded"))
 
+    async def request_rate_limited(self, request_id: str) -> None:
+        """A request over the rate limit was dropped: it is answered as a failed request is
+        (error 1008, the topic stays open), not given to the exception handlers, which
+        would answer through the channel rather than as its reply."""
+        replies = self.meta
+        assert replies is not None
+        if self.state < _CLOSING:
+            reply = replies.error(request_id, status.POLICY_VIOLATION, "rate limit exceeded")
+            try:  # noqa: SIM105
+                await self.outbox.send(reply)
+            except ChannelClosed:
+                pass  # the socket is going: nobody to answer
+
     async def recover(self, exc: Exception, text: str | None, data: bytes | None) -> None:
         """Handle an error of `message_call`: a `Forward` from the handler's body tries the
         handlers ranked after it; anything else goes to the exception handlers."""
@@ -775,12 +788,21 @@ class Session(Context):
         what needs a log); None for `ChannelClosed`: the client went away mid-handler."""
         if isinstance(exc, ChannelClosed):
             return None
+        # Reasons clipped as a close frame clips them: an error reply carries the same.
         if isinstance(exc, MessageError):
-            return WebSocketStatus(exc.code, exc.reason)
+            return WebSocketStatus(exc.code, clip_reason(exc.reason))
         if isinstance(exc, WebSocketException):
-            return WebSocketStatus(exc.code, exc.reason or "")
+            if not (exc.code in _SERVER_CLOSE_CODES or 3000 <= exc.code <= 4999):
+                # 1005, 1006, 1015, 2xxx…: no close frame may carry it, so it is a bug too.
+                logger.error(
+                    "WebSocketException(%d) in WebSocket handler for %s: a server cannot close with "
+                    "that code (use 1000, 1001-1014 or 3000-4999); closing with 1011",
+                    exc.code, self.route_path,
+                )  # fmt: skip
+                return WebSocketStatus(status.INTERNAL_ERROR, "Internal Error")
+            return WebSocketStatus(exc.code, clip_reason(exc.reason or ""))
         if isinstance(exc, Reject):
-            return WebSocketStatus(status.POLICY_VIOLATION, str(exc.detail))
+            return WebSocketStatus(status.POLICY_VIOLATION, clip_reason(str(exc.detail)))
         if isinstance(exc, Forward):
             return WebSocketStatus(status.UNSUPPORTED_DATA, "no handler accepted the event")
         if isinstance(exc, BrokerUnavailable):

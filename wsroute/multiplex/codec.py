@@ -513,7 +513,7 @@ def split_meta(text: str | None, data: bytes | None) -> tuple[dict[str, str], st
     assert data is not None
     if data.startswith(SEP_BYTES):
         return {}, None, data[len(SEP_BYTES) :]
-    i = data.find(SEP_BYTES, 0, MAX_ITEMS_CHARS + 1)
+    i = data.find(SEP_BYTES, 0, MAX_ITEMS_CHARS + len(SEP_BYTES))  # the whole separator in reach
     if i < 0:
         raise ProtocolError(Reason.INVALID_METADATA, "no metadata field before the payload")
     try:

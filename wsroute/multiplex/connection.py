@@ -36,6 +36,7 @@ from wsroute.multiplex.codec import (
     ProtocolError,
     Reason,
     Subscribe,
+    check_topic,
     encode_binary,
     encode_err,
     encode_invalid,
@@ -227,6 +228,15 @@ class MultiplexConnection(BaseConnection):
     async def open(self) -> None:
         if isinstance(self._first_options, ProtocolError):
             raise Reject(400, f"invalid {OPTIONS_PARAM} options: {self._first_options.detail}")
+        # The connect topic follows the rules a SUBSCRIBE's does: one the client could not
+        # name in a frame (over 100 bytes), or a `%C2%B7` smuggled into a path parameter.
+        topic = self.first_topic
+        try:
+            check_topic(topic)
+            if SEP in self.scope["path"]:
+                raise InvalidTopic(topic, f"its path decodes to one containing {SEP!r}")
+        except InvalidTopic as exc:
+            raise Reject(400, f"invalid topic: {exc.why}") from None
         await self.first.handshake()
 
     async def start(self) -> None:
@@ -334,10 +344,15 @@ class MultiplexConnection(BaseConnection):
             except ProtocolError as exc:
                 return exc
             request_id = items.get("id")
+            if request_id == "":
+                # A bare `id` flag: its reply would be `reply=`, which no client can parse.
+                return ProtocolError(Reason.INVALID_METADATA, "id without a value")
         # Counted for its topic, as for a dedicated socket: over the limit, the message is
-        # dropped and that topic's exception handlers decide.
+        # dropped and that topic's exception handlers decide; a request gets its error reply.
         bucket = session.bucket
         if bucket is not None and not bucket.take():
+            if request_id is not None:
+                return session.request_rate_limited(request_id)
             return session.rate_limited()
         return session.receive(text, data, request_id)
 
@@ -388,11 +403,13 @@ class MultiplexConnection(BaseConnection):
             return 429
         if subscribing is None:
             subscribing = self._subscribing = {}
-        root = self.scope.get("root_path", "")
+        # The topic is the URL path as the client sees it, as the connect topic is: under a
+        # root path (a proxy's prefix, a mount) it starts with the root, which ASGI's `path`
+        # includes too. One outside the root matches no route (404).
         scope: Scope = {
             **self.scope,
-            "path": root + path,
-            "raw_path": root.encode() + raw_path,
+            "path": path,
+            "raw_path": raw_path,
             "query_string": query,
             "path_params": {},
         }
