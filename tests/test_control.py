@@ -66,7 +66,9 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
     leaves: list[tuple[str, int]] = []
 
     @ws.join("/rooms/{room}")
-    async def enter(user: str | None = None) -> PresenceInfo:
+    async def enter(user: str | None = None, delay: float = 0) -> PresenceInfo:
+        if delay:
+            await asyncio.sleep(delay)
         return PresenceInfo(user=user)
 
     @ws.message("/rooms/{room}")
@@ -207,10 +209,13 @@ async def test_disconnect_a_user_closes_every_socket_of_theirs_whole() -> None:
 
 
 @contextlib.asynccontextmanager
-async def never_reading(url: str) -> AsyncIterator[RawClient]:
+async def never_reading(
+    url: str, path: str = "/rooms/a?user=ann", *, multiplexed: bool = False
+) -> AsyncIterator[RawClient]:
     """Ann's socket to ``/rooms/a`` from a client that never reads (a 4 KiB receive buffer)."""
     port = int(url.rsplit(":", 1)[1])
-    slow = await asyncio.to_thread(RawClient.connect, port, "/rooms/a?user=ann", rcvbuf=4096)
+    headers = {"Sec-WebSocket-Protocol": "rocket-multiplex"} if multiplexed else {}
+    slow = await asyncio.to_thread(RawClient.connect, port, path, headers=headers, rcvbuf=4096)
     try:
         assert slow.status == 101
         yield slow
@@ -504,3 +509,127 @@ async def test_commands_check_their_arguments() -> None:
         await broker.disconnect(client_id="a", user="b")
     with pytest.raises(ValueError, match="close code 1005"):
         await broker.disconnect(user="b", code=1005)
+
+
+# --- a refused connection whose guard read its client id ---------------------------------------
+
+
+async def test_a_refused_connection_is_not_kept_by_its_client_id() -> None:
+    """A guard that logs `channel.client_id` and then refuses: the refused session must not
+    stay named by the broker (it was kept for ever), and a command by that id must not reach
+    the socket the refused SUBSCRIBE came on."""
+    seen: list[str] = []
+
+    def audited(channel: Channel) -> None:
+        seen.append(channel.client_id)  # e.g. to log which client was refused
+        raise Reject(403, "no")
+
+    ws = WsRouter()
+
+    @ws.message("/private/{room}")
+    async def private(data: str, _: Annotated[None, Depends(audited)]) -> None: ...
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str) -> None: ...
+
+    app = FastAPI()
+    ws.install(app)
+    async with asyncio.timeout(30), serve(app) as url:
+        for _ in range(3):
+            with pytest.raises(Exception, match="403"):
+                async with connect(f"ws://{url}/private/x"):
+                    pass
+        async with MultiplexClient.connect(f"ws://{url}/rooms/a") as ann:
+            assert await ann.subscribe("/private/y") == Err("403 Forbidden", "SUBSCRIBE", ("/private/y",))
+            assert len(seen) == 4
+            assert await ws.broker.disconnect(client_id=seen[-1], code=4000) == 0
+            await ann.send("/rooms/a", "still here")  # the socket stayed open
+            assert len(ws.broker.clients) == 0
+
+
+# --- commands for a multiplexed socket a disconnect is already closing ---------------------------
+
+
+async def test_a_multiplexed_socket_being_closed_is_not_counted_again_by_topic() -> None:
+    """`disconnect(user="ann")` closes her multiplexed socket; while it flushes (she never
+    reads), an `unsubscribe` of one of its topics counts nothing, and both topics leave with
+    the disconnect's code, as the client sees the socket close with it."""
+    app, leaves = make_app(close_timeout=30.0, max_queue=64)
+    broker = app.state.wsroute.broker
+    async with (
+        asyncio.timeout(60),
+        serve(app) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+    ):
+        async with never_reading(url, multiplexed=True) as slow:
+            slow.send(client_frame(OP_TEXT, encode_subscribe("/rooms/b?user=ann").encode()))
+            async with connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob:
+                await eventually(lambda: broker.local_topics().get("/rooms/b") == 1, what="/rooms/b")
+                await back_up(broker, slow, bob, subscribers=2)
+                assert await post(http, "/disconnect", user="ann", code=4003) == 1
+                assert await post(http, "/disconnect", user="ann", code=4003) == 0
+                assert await post(http, "/unsubscribe", topic="/rooms/b", user="ann", code=4010) == 0
+                await bob.close()
+        await eventually(lambda: len(leaves) == 3, timeout=10, what="the leaves")
+        assert sorted(leaves) == [("/rooms/a", 1000), ("/rooms/a", 4003), ("/rooms/b", 4003)]
+
+
+async def test_a_server_side_subscribe_to_a_socket_that_began_closing_adds_nothing() -> None:
+    """`broker.subscribe` runs the topic's guards; a `disconnect` of that socket meanwhile:
+    it answers 0 ("closed meanwhile") and the socket gets no topic (before: 1, and the topic
+    subscribed and joined on a socket being put out)."""
+    SLOW.reset([True])
+    app, leaves = make_app(close_timeout=3.0, max_queue=64)
+    broker = app.state.wsroute.broker
+    async with (
+        asyncio.timeout(60),
+        serve(app) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+    ):
+        async with (
+            never_reading(url, multiplexed=True) as slow,
+            connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
+        ):
+            slow_session = await back_up(broker, slow, bob, subscribers=2)
+            subscribing = asyncio.create_task(
+                post(http, "/subscribe", client_id=slow_session.client_id, topic="/slow/x")
+            )
+            await eventually(lambda: SLOW.runs == ["/slow"], what="the guard to start")
+            assert await post(http, "/disconnect", user="ann", code=4003) == 1
+            SLOW.release.set()
+            assert await subscribing == 0
+            assert "/slow/x" not in broker.local_topics()
+            await bob.close()
+        # Its guards accepted it, so its leave runs (with the socket's code), as for a
+        # topic whose socket ended while its guards ran.
+        await eventually(lambda: len(leaves) == 3, timeout=15, what="the leaves")
+        assert sorted(leaves) == [("/rooms/a", 1000), ("/rooms/a", 4003), ("/slow/x", 4003)]
+
+
+async def test_a_join_that_returns_after_its_socket_began_closing_is_not_announced() -> None:
+    """Ann's join is still running when `disconnect` begins closing her socket (she never
+    reads, so the close waits): watchers must not be told she joined."""
+    app, _ = make_app(close_timeout=3.0, max_queue=64)
+    broker = app.state.wsroute.broker
+    watch = "/rooms/a?user=w"
+    async with (
+        asyncio.timeout(60),
+        serve(app) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+        MultiplexClient.connect(f"{url}{watch}", presence=True) as watcher,
+    ):
+        assert (await watcher.recv_presence(watch))[0] == "state"
+        await watcher.recv_presence(watch)  # the watcher's own join
+        async with (
+            never_reading(url, "/rooms/a?user=ann&delay=1.5", multiplexed=True) as slow,
+            connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
+        ):
+            slow_session = await back_up(broker, slow, bob, subscribers=3)
+            # By client id: her user is known once her join returned.
+            assert await post(http, "/disconnect", client_id=slow_session.client_id, code=4003) == 1
+            joined: list[str | None] = []
+            with contextlib.suppress(TimeoutError):
+                for _ in range(10):
+                    _, diff = await watcher.recv_presence(watch, timeout=2.5)
+                    joined += [member["user"] for member in diff["joins"].values()]
+            assert "ann" not in joined, joined

@@ -313,12 +313,14 @@ async def test_topics_under_a_mount_are_named_by_their_full_path_like_the_connec
 async def test_topics_under_uvicorns_root_path_are_named_as_the_client_sees_them() -> None:
     """`uvicorn --root-path /api` behind a proxy that strips /api: the browser's URLs, and
     so its topic names, carry /api (here the proxy is left out: the server sees /rooms/a)."""
-    async with serve(_rooms_app(), root_path="/api") as url:
-        async with ws_connect_raw(f"ws://{url}/rooms/a") as socket:
-            await socket.send(f"/api/rooms/a{SEP}hi")
-            assert await socket.recv() == f"/api/rooms/a{SEP}a:hi"
-            await socket.send(f"{SEP}SUBSCRIBE{SEP}/api/rooms/b")
-            assert await socket.recv() == f"{SEP}OK{SEP}SUBSCRIBE{SEP}/api/rooms/b"
+    async with (
+        serve(_rooms_app(), root_path="/api") as url,
+        ws_connect_raw(f"ws://{url}/rooms/a") as socket,
+    ):
+        await socket.send(f"/api/rooms/a{SEP}hi")
+        assert await socket.recv() == f"/api/rooms/a{SEP}a:hi"
+        await socket.send(f"{SEP}SUBSCRIBE{SEP}/api/rooms/b")
+        assert await socket.recv() == f"{SEP}OK{SEP}SUBSCRIBE{SEP}/api/rooms/b"
 
 
 @pytest.mark.parametrize(

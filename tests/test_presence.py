@@ -507,3 +507,69 @@ async def test_batches_are_neither_lost_by_a_cancelled_reader_nor_by_a_failed_wr
     assert stored == {"c1": ann, "c2": bob, "c3": eve}
     await writer.close()
     assert writer.diffs == {} and writer.members == {}
+
+
+async def test_a_member_keeps_its_info_as_json_not_the_apps_dict() -> None:
+    """The join's `info` is kept as the JSON every client receives: a `datetime` is listed as
+    its ISO string on the memory backend too (as on Redis), and the app changing its own dict
+    after the join changes nothing until `update_presence`, which then announces it (before,
+    the dict was kept by reference: the list changed silently and the update announced
+    nothing, finding no difference)."""
+    import datetime
+
+    kept: dict[str, dict[str, JsonValue]] = {}
+    since = datetime.datetime(2026, 12, 7, 18, 0, tzinfo=datetime.UTC)
+    ws = WsRouter()
+    ws.topic("/rooms/{room}", presence=True)
+
+    @ws.join("/rooms/{room}")
+    async def enter(user: str) -> PresenceInfo:
+        kept[user] = {"status": "here", "since": since}  # type: ignore[dict-item]
+        return PresenceInfo(user=user, info=kept[user])
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str, user: str, channel: Channel) -> None:
+        kept[user]["status"] = data
+        await channel.send(f"updated: {await channel.update_presence(kept[user])}")
+
+    app = FastAPI()
+    ws.install(app)
+    async with (
+        asyncio.timeout(20),
+        serve(app) as url,
+        MultiplexClient.connect(f"ws://{url}/rooms/w?user=w", presence=True) as watcher,
+    ):
+        assert (await watcher.recv_presence("/rooms/w?user=w"))[0] == "state"
+        await watcher.recv_presence("/rooms/w?user=w")  # the watcher's own join
+        async with connect(f"ws://{url}/rooms/w?user=ann") as ann:
+            _, joined = await watcher.recv_presence("/rooms/w?user=w")
+            here = {"status": "here", "since": "2026-12-07T18:00:00+00:00"}
+            assert [m["info"] for m in joined["joins"].values()] == [here]
+            kept["ann"]["status"] = "changed behind its back"
+            listed = {m.user: m.info for m in await ws.broker.presence("/rooms/w")}
+            assert listed["ann"] == here
+            await ann.send("away")
+            assert await ann.recv() == "updated: True"
+            _, diff = await watcher.recv_presence("/rooms/w?user=w")
+            assert [m["info"]["status"] for m in diff["joins"].values()] == ["away"]
+
+
+async def test_members_of_a_stopped_memory_broker_are_not_listed_after_it_starts_again() -> None:
+    """A leave that comes after the broker stopped (a shutdown whose graceful timeout ran
+    out) finds no writer; the memory backend must not list that member in the next run."""
+    broker = Broker()
+    broker.topic("/rooms/{room}", presence=True)
+    async with asyncio.timeout(10):
+        await broker.start()
+        await broker.track("/rooms/a", Member("c1", "ann", None))
+        await broker.wait_presence_sent()
+        assert [m.client_id for m in await broker.presence("/rooms/a")] == ["c1"]
+        await broker.stop()
+        await broker.untrack("/rooms/a", "c1")  # its leave, after the stop
+        await broker.start()
+        try:
+            assert await broker.presence("/rooms/a") == []
+            stats = await broker.presence_stats("/rooms/a")
+            assert (stats.clients, stats.users) == (0, 0)
+        finally:
+            await broker.stop()

@@ -36,7 +36,7 @@ from wsroute.errors import (
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
 from wsroute.history import Positions, StreamPosition, TopicOptions, recovery
 from wsroute.injection import Context, EventState, Plan
-from wsroute.lifecycle import SessionState, check_session_move
+from wsroute.lifecycle import ConnectionState, SessionState, check_session_move
 from wsroute.messages import bytes_event, encode, text_event
 from wsroute.outbox import Outbox
 from wsroute.presence import Attendance, Member, PresenceInfo, info_json
@@ -67,6 +67,10 @@ class Socket(Protocol):
         """Close `session` with `code` and `reason`: the socket of a dedicated connection,
         the topic of a multiplexed one (the socket stays open); False when that was closing
         or closed already. Like `close_socket`, it decides before it first waits."""
+
+    @property
+    def state(self) -> ConnectionState:
+        """Where the socket is in its life: past OPEN, every session on it is closing too."""
 
 
 class MetaFrames(Protocol):
@@ -217,8 +221,13 @@ class Session(Context):
 
     @property
     def closed(self) -> bool:
-        """True once the session is closing or closed."""
-        return self.state >= _CLOSING or self.outbox.closed
+        """True once the session, or its socket, is closing or closed."""
+        socket = self.socket
+        return (
+            self.state >= _CLOSING
+            or self.outbox.closed
+            or (socket is not None and socket.state >= ConnectionState.CLOSING)
+        )
 
     @property
     def client_id(self) -> str:
@@ -227,9 +236,9 @@ class Session(Context):
         The broker knows the session by it once it was read (for ``Broker.disconnect`` and
         the others): a connection nobody names costs nothing."""
         client_id = f"{self.broker.node}.{self.subscriber_id[1:]}"
-        # Not once the leave has begun: it took the session out, and a leave handler that reads
-        # its id must not put it back (the broker would keep the ended session forever).
-        if self.state < _LEAVING:
+        # Not once refused or leaving: each took the session out, and a dependency's teardown
+        # or a leave handler that reads the id must not put it back (kept for ever).
+        if self.state < _LEAVING and self.state is not _REFUSED:
             self.broker.clients.add(client_id, self)
         return client_id
 
@@ -327,7 +336,12 @@ class Session(Context):
     async def _track(self, result: object) -> None:
         """Make this session a member of its topic, named by its join's `PresenceInfo`."""
         info = result if isinstance(result, PresenceInfo) else _NOBODY
-        member = Member(self.client_id, info.user, info.info)
+        # Kept as JSON, as `update_presence` keeps it: the values clients get, alike on every
+        # backend, and not changed by the app's later changes to its own dict.
+        value = info.info
+        if value is not None and type(value) is not str:
+            value = orjson.loads(info_json(value))
+        member = Member(self.client_id, info.user, value)
         try:
             await self.broker.track(self.topic, member)
         except BrokerUnavailable as exc:
@@ -434,6 +448,10 @@ class Session(Context):
             raise Reject(404, f"no WebSocket handler for {path}")
         except BaseException:
             self._to(_REFUSED)
+            if self._subscriber_id is not None:
+                # A guard read `channel.client_id`: the refused session must not stay named
+                # (kept for ever, and a command by that id would reach its socket).
+                self.broker.clients.remove(self)
             await self.close_dependencies()
             raise
 
@@ -562,7 +580,14 @@ class Session(Context):
             except Exception as exc:
                 await self.handle_error(exc)
             else:
-                if self.state is _JOINING and self.broker.topics and self.broker.has_presence(self.topic):
+                # Not on a socket a `Broker.disconnect` is closing: watchers would see a join
+                # of someone already being put out.
+                if (
+                    self.state is _JOINING
+                    and not self.closed
+                    and self.broker.topics
+                    and self.broker.has_presence(self.topic)
+                ):
                     await self._track(result)
             pending = self._pending
             # Messages arriving while these run join the end of the queue: order holds.

@@ -62,8 +62,13 @@ class MemoryBackend(BrokerBackend):
         self._deliver = deliver
 
     async def stop(self) -> None:
-        """Forget the delivery callback (history is kept: the process still has it)."""
+        """Forget the delivery callback and the members (history is kept: the process still
+        has it). A member is a connection of this run: a leave that comes after the stop
+        (a shutdown that timed out) finds no writer to remove it, so it would stay listed in
+        the next run of the same app."""
         self._deliver = None
+        self._members.clear()
+        self._users.clear()
 
     async def subscribe(self, topic: str) -> None:
         """Nothing to do: every local topic is already reachable."""

@@ -218,6 +218,8 @@ class MultiplexConnection(BaseConnection):
         return list(self.topics.values())
 
     async def close_session(self, session: Session, code: int, reason: str) -> bool:
+        if self.state is not ConnectionState.OPEN:
+            return False  # the whole socket is closing: its topics end with its code
         # Looked up, not kept per session: a closure per topic costs every subscription,
         # and a server-side close is rare (at most `max_topics` to search).
         for topic, subscribed in self.topics.items():
@@ -434,11 +436,12 @@ class MultiplexConnection(BaseConnection):
             reason = "500 Internal Server Error" if refused == 500 else Reason.http(refused)
             await self._reply(encode_err(reason, "SUBSCRIBE", *params))
             return refused
-        if self.state is ConnectionState.ENDED:
-            # The socket ended while the guards ran (a server-side subscribe, in a task of
-            # its own): its teardown has taken its topics already, so this one ends here.
-            assert self.close_status is not None  # set as it ended
-            await session.finish(self.close_status)
+        if self.state is not ConnectionState.OPEN:
+            # The socket is closing, or ended, while the guards ran (a server-side subscribe
+            # in a task of its own, a Broker.disconnect meanwhile): no topic is added to it,
+            # and its teardown may have taken its topics already, so this one ends here.
+            # An evicted socket gets its status when its loop ends: until then, its own.
+            await session.finish(self.close_status or WebSocketStatus(POLICY_VIOLATION, "slow consumer"))
             return _GONE
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
