@@ -134,6 +134,9 @@ def test_topic_options_are_checked_when_configured_and_installed() -> None:
         ws.topic("/rooms/{room}", history=-1)
     with pytest.raises(RegistrationError, match="history_ttl needs history"):
         ws.topic("/rooms/{room}", history_ttl=5.0)
+    for ttl in (0, -1.0, float("inf"), float("nan")):  # inf broke every publish on Redis
+        with pytest.raises(RegistrationError, match="history_ttl must be a finite number"):
+            ws.topic("/rooms/{room}", history=10, history_ttl=ttl)
     ws.topic("/rooms/{room}", history=10)
     with pytest.raises(RegistrationError, match="configured twice"):
         ws.topic("/rooms/{room}", history=5)
@@ -347,3 +350,39 @@ async def test_no_gap_and_no_duplicate_while_clients_resubscribe_during_a_stream
         await publisher
         assert published.is_set()
         assert sum(map(len, results)) > 0
+
+
+async def test_a_replay_the_outgoing_queue_cannot_hold_is_refused_not_cut_short() -> None:
+    """A replay goes out as one burst; the socket's queue holds `max_queue` messages while
+    its client is not reading. A replay bigger than that would be cut by the slow-consumer
+    policy (the socket evicted mid-replay, or holes under `drop_oldest` while the OK said
+    `recovered=true`): recovery is all or nothing, so it fails as one over
+    `recovery_limit` does. One that fits is replayed whole."""
+    ws = WsRouter(max_queue=40)
+    ws.topic("/rooms/{room}", history=200, recovery_limit=200)
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str) -> None: ...
+
+    app = FastAPI()
+    ws.install(app)
+    broker = ws.broker
+    async with asyncio.timeout(20), serve(app) as url:
+        async with MultiplexClient.connect(f"ws://{url}/rooms/a", positions=True) as client:
+            last = client.position("/rooms/a")
+        assert last is not None
+        for n in range(30):
+            await broker.broadcast_to("/rooms/a", f"m{n}")
+        async with MultiplexClient.connect(f"ws://{url}/rooms/a", since=last) as client:
+            assert client.recovered("/rooms/a") is True  # 30 + the OK fit in 40
+            assert await data(client, "/rooms/a", 30) == [f"m{n}" for n in range(30)]
+            last = client.position("/rooms/a")
+        assert last is not None
+        for n in range(30, 90):
+            await broker.broadcast_to("/rooms/a", f"m{n}")
+        async with MultiplexClient.connect(f"ws://{url}/rooms/a", since=last) as client:
+            assert client.recovered("/rooms/a") is False  # 60 do not: nothing replayed
+            position = client.position("/rooms/a")
+            assert position is not None and position.offset == 90
+            await broker.broadcast_to("/rooms/a", "live")
+            assert await data(client, "/rooms/a", 1) == ["live"]

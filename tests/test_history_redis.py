@@ -108,6 +108,20 @@ async def test_history_is_trimmed_by_size_and_age_and_readable_with_nobody_subsc
         assert (await broker.history("/sized/a", limit=1, reverse=True))[0].data == b"\x00\xff"
 
 
+@pytest.mark.parametrize("offset", [10**14, 2**53 - 1])
+async def test_a_position_far_ahead_of_the_stream_is_lost_not_an_outage(redis_url: str, offset: int) -> None:
+    """The protocol allows offsets up to 2**53 - 1. Lua 5.1 writes numbers of 1e14 and more
+    as "1e+14", which XRANGE refused: such a `since` raised BrokerUnavailable (and, over
+    the wire, looked like Redis down and logged a warning per SUBSCRIBE). It is lost, as on
+    the memory backend."""
+    async with Broker(prefixed(redis_url)) as broker:
+        broker.topic("/rooms/{x}", history=10)
+        await broker.broadcast_to("/rooms/a", "x")
+        epoch = (await broker.position("/rooms/a")).epoch
+        with pytest.raises(PositionLost):
+            await broker.history("/rooms/a", since=(epoch, offset))
+
+
 async def test_a_restarted_redis_is_a_new_epoch_and_old_positions_are_lost() -> None:
     with private_redis() as server:
         async with Broker(prefixed(server.url)) as broker:

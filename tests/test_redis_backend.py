@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from redis.asyncio.connection import parse_url
 from starlette.types import Message
 from websockets.asyncio.client import ClientConnection
@@ -33,11 +34,12 @@ from apps.redis_chat import create_app
 from support.clients import assert_silent, http, recv, ws_connect
 from support.processes import HOST, TESTS_DIR, free_port, uvicorn_processes
 from support.redis_server import client, connections_named, private_redis, require_redis
-from wsroute import Broker, BrokerUnavailable
+from wsroute import Broker, BrokerUnavailable, WsRouter
 from wsroute.broker.redis import RedisBackend, decode_envelope, encode_envelope, safe_url, split_url
 from wsroute.history import StreamPosition
 from wsroute.messages import bytes_event, text_event
-from wsroute.testing import eventually, serve
+from wsroute.multiplex.codec import DataFrame, Ok, encode_subscribe
+from wsroute.testing import MultiplexClient, eventually, serve
 
 CHAT_APP = "apps.redis_chat:app"
 
@@ -596,3 +598,44 @@ async def test_hung_redis_is_detected_by_timeouts_and_health_checks(
                 await asyncio.sleep(0.05)
     assert count_logs(caplog, "subscription connection restored") == 1
 
+
+
+async def test_a_multiplexed_subscription_gets_its_ok_before_any_broadcast() -> None:
+    """Over Redis the server's SUBSCRIBE takes a round trip, and the first broadcasts come
+    in the very read that confirms it: they reached the client before the topic's ``OK``,
+    and a client (the browser's) drops data for a topic it has not been told of. Data
+    follows the OK (protocol.md, Timing), with and without positions."""
+    url = f"{require_redis()}?channel_prefix=wsroute-test-{uuid.uuid4().hex[:12]}:"
+    ws = WsRouter(broker=url)
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str) -> None: ...
+
+    ws.topic("/rooms/{room}", history=100)
+    app = FastAPI()
+    ws.install(app)
+    outsider = Broker(url)  # broadcasts without the topic's history: delivered live
+    stop = asyncio.Event()
+
+    async def flood() -> None:
+        for n in range(20_000):
+            if stop.is_set():
+                return
+            await outsider.broadcast_to("/rooms/a", f"u{n}")
+
+    async with asyncio.timeout(60), serve(app) as address, outsider:
+        flooding = asyncio.create_task(flood())
+        firsts, seconds = [], []
+        try:
+            for n in range(20):
+                options = {"meta": ""} if n % 2 else {"meta": "", "positions": ""}
+                async with MultiplexClient.connect(f"ws://{address}/rooms/home") as client:
+                    await client.send_raw(encode_subscribe("/rooms/a", options))
+                    firsts.append(await client.recv())
+                    seconds.append(await client.recv())
+        finally:
+            stop.set()
+            await flooding
+        late = [frame for frame in firsts if not isinstance(frame, Ok)]
+        assert late == [], f"{len(late)} of 20 subscriptions got data before their OK: {late[:2]}"
+        assert all(isinstance(frame, DataFrame) for frame in seconds)  # the flood was arriving

@@ -10,6 +10,7 @@ history=…)``; `TopicRules` maps a concrete topic to its pattern's `TopicOption
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -91,8 +92,12 @@ class TopicOptions:
         where = f"ws.topic({self.pattern!r})"
         if not isinstance(self.history, int) or self.history < 0:
             raise RegistrationError(f"{where}: history must be an int >= 0, not {self.history!r}")
-        if self.history_ttl is not None and not self.history_ttl > 0:
-            raise RegistrationError(f"{where}: history_ttl must be > 0 or None, not {self.history_ttl}")
+        if self.history_ttl is not None and not 0 < self.history_ttl < math.inf:
+            # inf (and NaN) would pass a `> 0` check and break every publish on Redis.
+            raise RegistrationError(
+                f"{where}: history_ttl must be a finite number of seconds > 0, or None "
+                f"(no age limit), not {self.history_ttl}"
+            )
         if self.history_ttl is not None and not self.history:
             raise RegistrationError(f"{where}: history_ttl needs history=N (publications kept per topic)")
         if not isinstance(self.recovery_limit, int) or self.recovery_limit < 1:

@@ -96,6 +96,14 @@ class Outbox:
     def __len__(self) -> int:
         return len(self._queue) if self._queue else 0
 
+    def fits(self, count: int, size: int) -> bool:
+        """Whether `count` more events of `size` bytes in all fit in the queue even if none
+        of them can be sent at once: a burst that must arrive whole (a recovery's replay),
+        which the slow-consumer policy would otherwise cut short."""
+        if len(self) + count > self._max_messages:
+            return False
+        return self._max_bytes is None or self._bytes + size <= self._max_bytes
+
     async def send(self, event: Message) -> None:
         """Send `event` now if the socket is idle (waiting on the client's backpressure,
         as a handler's own send should), else queue it behind what is in flight."""

@@ -34,7 +34,7 @@ from wsroute.errors import (
     Unhandled,
 )
 from wsroute.guards import Forward, HandshakeRequest, Reject, forget_parsed
-from wsroute.history import Positions, StreamPosition, TopicOptions, recovery
+from wsroute.history import Positions, Publication, StreamPosition, TopicOptions, recovery
 from wsroute.injection import Context, EventState, Plan
 from wsroute.lifecycle import ConnectionState, SessionState, check_session_move
 from wsroute.messages import bytes_event, encode, text_event
@@ -137,6 +137,7 @@ class Session(Context):
         "_first_values",
         "_forwarded",
         "_frame",
+        "_held",
         "_leaving",
         "_more_values",
         "_pending",
@@ -210,6 +211,8 @@ class Session(Context):
         self.positions: Positions | None = None
         # Presence, on a topic that has it: this session as a member, and the diffs it watches.
         self._presence: Attendance | None = None
+        # Broadcasts that arrived before its client was told of the subscription (`hold`).
+        self._held: list[Message] | None = None
 
     def _to(self, state: SessionState) -> None:
         """Move to `state`: the one place the session's state changes."""
@@ -268,9 +271,18 @@ class Session(Context):
         await self.broker.publish_event(self.topic, event, self.subscriber_id if exclude_self else None)
 
     def deliver(self, event: Message) -> None:
-        """A broadcast for this topic arrived: queue it (never blocks)."""
+        """A broadcast for this topic arrived: queue it (never blocks); held while `hold`s."""
         if self.state < _LEAVING:
-            self.outbox.push(event if self._frame is None else self._frame(event))
+            held = self._held
+            if held is None:
+                self.outbox.push(event if self._frame is None else self._frame(event))
+            else:
+                held.append(event)
+
+    def hold(self) -> None:
+        """Keep broadcasts from now until `release`: a multiplexed topic is subscribed before
+        its ``OK`` is sent (the backend may take a round trip), and data must follow it."""
+        self._held = []
 
     def deliver_at(self, event: Message, position: StreamPosition) -> None:
         """A publication with its stream position arrived (a positions subscription only):
@@ -526,6 +538,8 @@ class Session(Context):
             logger.warning("reading the history of %s failed: %s", self.topic, exc)
             return None, False
         replay = None if since is None else recovery(read, since, options.recovery_limit)
+        if replay and not self._replay_fits(replay, len(positions.held or ())):
+            replay = None  # the slow-consumer policy would evict the socket or leave holes
         start = read.position if replay is None else since
         assert start is not None
         positions.epoch, positions.offset = start
@@ -536,10 +550,17 @@ class Session(Context):
             positions.held += held
         return start, replay is not None
 
+    def _replay_fits(self, replay: list[Publication], held: int) -> bool:
+        """Whether the outgoing queue holds the whole replay (with what is held, the OK and
+        the presence state) if the client reads none of it yet: recovery is all or nothing."""
+        overhead = len(self.topic) + 32  # a publication's frame: topic, separators, offset
+        size = sum(len(p.data) + overhead for p in replay)
+        return self.outbox.fits(len(replay) + held + 2, size)
+
     def release(self, presence_state: str | None = None) -> None:
         """Send what waited for the client to be told of its subscription: the presence
         state, the replayed and held publications (in offset order, once each), the held
-        presence diffs; then go live."""
+        broadcasts that carry no position, the held presence diffs; then go live."""
         live = self.state < _LEAVING
         if presence_state is not None and live:
             self.outbox.push(self.meta.presence("state", presence_state))  # type: ignore[union-attr]
@@ -549,6 +570,11 @@ class Session(Context):
             if live:
                 for event, position in held:
                     self._push_at(positions, event, position)
+        plain, self._held = self._held, None
+        if plain and live:
+            frame = self._frame
+            for event in plain:
+                self.outbox.push(event if frame is None else frame(event))
         attendance = self._presence
         if attendance is None or attendance.held is None:
             return

@@ -69,19 +69,20 @@ local size, ttl_ms, keep_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARG
 local epoch = epoch_of(ARGV[8], keep_ms)
 local offset = redis.call('HINCRBY', position, 'o', 1)
 local now = now_ms()
-redis.call('XADD', stream, 'MAXLEN', size, offset .. '-0', 't', now, 'd', ARGV[3] .. ARGV[4])
+redis.call('XADD', stream, 'MAXLEN', size, string.format('%d-0', offset), 't', now, 'd', ARGV[3] .. ARGV[4])
 expire(ttl_ms, now)
 redis.call('PEXPIRE', stream, ttl_ms > 0 and ttl_ms or keep_ms)
 redis.call('PEXPIRE', position, keep_ms)
-local at = epoch .. ':' .. offset
+local at = string.format('%s:%d', epoch, offset)
 redis.call('PUBLISH', ARGV[1], ARGV[2] .. string.char(#at) .. at .. ARGV[4])
 return {epoch, offset}
 """
 
-# KEYS: position, stream. ARGV: after (-1: none), limit (-1: none), reverse (0/1), ttl ms,
-# position ttl ms, epoch candidate. Returns {epoch, offset, oldest, offset, data, offset, data…}.
+# KEYS: position, stream. ARGV: the lowest entry id to read ('-': from the oldest), limit
+# (-1: none), reverse (0/1), ttl ms, position ttl ms, epoch candidate. Returns
+# {epoch, offset, oldest, offset, data, offset, data…}.
 READ_SCRIPT = _COMMON + """
-local after, limit, reverse = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == '1'
+local low, limit, reverse = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
 local epoch = epoch_of(ARGV[6], tonumber(ARGV[5]))
 expire(tonumber(ARGV[4]), now_ms())
 local offset = tonumber(redis.call('HGET', position, 'o'))
@@ -90,7 +91,6 @@ local oldest = offset + 1
 if #first > 0 then oldest = tonumber(string.match(first[1][1], '^(%d+)')) end
 local entries = {}
 if limit ~= 0 then
-  local low = after >= 0 and ((after + 1) .. '-0') or '-'
   if reverse then
     if limit > 0 then entries = redis.call('XREVRANGE', stream, '+', low, 'COUNT', limit)
     else entries = redis.call('XREVRANGE', stream, '+', low) end
@@ -143,9 +143,11 @@ def read_args(
 ) -> tuple[bytes | str | int, ...]:
     """The arguments after the script of one read (see `BrokerBackend.read_history`)."""
     position, stream = keys(prefix, topic)
+    # The id built here, not in Lua: Lua 5.1 writes a number of 1e14 or more as "1e+14".
+    low = "-" if after is None else f"{after + 1}-0"
     return (
         2, position, stream,
-        -1 if after is None else after, -1 if limit is None else limit, int(reverse),
+        low, -1 if limit is None else limit, int(reverse),
         _ttl_ms(policy), _POSITION_TTL_MS, new_epoch(),
     )  # fmt: skip
 

@@ -267,6 +267,7 @@ class MultiplexConnection(BaseConnection):
         meta = META in granted
         history = session.history_options() if meta and POSITIONS in options else None
         answer = dict(granted)
+        session.hold()  # until `release`, after the OK
         if history is None:
             await session.subscribe()
         else:
