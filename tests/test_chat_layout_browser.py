@@ -31,6 +31,8 @@ from support.chat_page import log, memory_chat, say, sign_in
 from support.ci import unavailable
 from support.processes import ROOT
 
+pytestmark = pytest.mark.frontend
+
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 PlaywrightError = playwright_api.Error

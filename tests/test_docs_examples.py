@@ -798,6 +798,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
+@pytest.mark.frontend
 def test_mkdocs_build_strict(built_site: Path) -> None:
     pages = list(built_site.rglob("*.html"))
     assert len(pages) > 10
@@ -824,6 +825,7 @@ def _page_paths(site: Path) -> list[str]:
     return sorted("" if path == "." else f"{path}/" for path in paths)
 
 
+@pytest.mark.frontend
 async def test_the_site_requests_nothing_from_other_hosts(built_site: Path) -> None:
     """Every page, in Chromium: no request leaves 127.0.0.1 (no font, CDN or analytics)."""
     require_chromium()
