@@ -24,6 +24,40 @@ _running: list[str] = []
 # --- serve ----------------------------------------------------------------------------------
 
 
+def _server(config: Any) -> Any:
+    """A `uvicorn.Server` that stops as soon as it is asked to.
+
+    uvicorn's main loop looks at `should_exit` every 0.1 s; a test suite that starts a
+    server per test waits that much at every stop. This one's loop also wakes when `exit_now`
+    is called (its ticks still run every 0.1 s: the Date header, `limit_max_requests`).
+    """
+    import uvicorn
+
+    class _QuickExit(uvicorn.Server):
+        _loop: asyncio.AbstractEventLoop | None = None
+        _wake: asyncio.Event | None = None
+
+        async def main_loop(self) -> None:
+            self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+            counter = 0
+            should_exit = await self.on_tick(counter)
+            while not should_exit:
+                counter = (counter + 1) % 864000
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.1):
+                        await self._wake.wait()
+                should_exit = await self.on_tick(counter)
+
+        def exit_now(self) -> None:
+            self.should_exit = True
+            loop, wake = self._loop, self._wake
+            if loop is not None and wake is not None:
+                with contextlib.suppress(RuntimeError):  # its loop has closed: it has exited
+                    loop.call_soon_threadsafe(wake.set)
+
+    return _QuickExit(config)
+
+
 class _LifespanErrors:
     """The app, recording what its lifespan raised: uvicorn only logs it."""
 
@@ -72,7 +106,7 @@ class ServerThread:
         port = options.pop("port", 0)
         mode: Literal["on", "off"] = "on" if lifespan else "off"
         config = uvicorn.Config(self._app, host=HOST, port=port, ws=ws, lifespan=mode, **options)
-        self._server = uvicorn.Server(config)
+        self._server = _server(config)
         self._thread = threading.Thread(target=self._run, name="wsroute-serve", daemon=True)
         self._crashed: list[BaseException] = []
         self._url: str | None = None
@@ -134,7 +168,7 @@ class ServerThread:
             self._join(self.shutdown_timeout if timeout is None else timeout)
 
     def _join(self, timeout: float) -> None:
-        self._server.should_exit = True
+        self._server.exit_now()
         self._thread.join(timeout)
         if self._thread.is_alive():
             # Handlers that never finish: cancel them rather than leave a thread behind.
