@@ -231,15 +231,25 @@ class GuardSource(Source):
 class ParamSource(Source):
     """A path, query, header or cookie value, validated with pydantic."""
 
-    def __init__(self, where: ParamWhere, name: str, key: str, annotation: Any, default: Any) -> None:
+    def __init__(
+        self,
+        where: ParamWhere,
+        name: str,
+        key: str,
+        annotation: Any,
+        default: Any,
+        default_factory: Callable[[], Any] | None = None,
+    ) -> None:
         self.where = where
         self.name = name
         self.key = key
         self.annotation = annotation
         self.default = default
-        self.required = default is PydanticUndefined
+        self.default_factory = default_factory
+        self.required = default is PydanticUndefined and default_factory is None
         self.adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-        origin = typing.get_origin(_strip_optional(annotation))
+        # From the bare type: `Annotated[list[int], Query()]` is read as a list too.
+        origin = typing.get_origin(_strip_optional(split_annotated(annotation)[0]))
         self.sequence = origin in (list, set, tuple, frozenset)
 
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
@@ -265,7 +275,7 @@ class ParamSource(Source):
                     422,
                     [{"loc": [self.where, self.key], "msg": "Field required", "type": "missing"}],
                 )
-            return self.default
+            return self.default if self.default_factory is None else self.default_factory()
         try:
             return self.adapter.validate_python(raw)
         except ValidationError as exc:
@@ -443,9 +453,31 @@ class Plan:
         by_name = tuple(name for name, _ in self.connection_params if name not in order)
         return head, tail, by_name, by_name_param
 
+    @functools.cached_property
+    def handshake_checks(self) -> tuple[Source, ...]:
+        """The connection-scoped sources inside the event-scoped dependencies (a guard or an
+        auth dependency that a `yield` dependency takes): they run at the handshake too, so
+        that their refusal refuses the connection rather than its first message."""
+        found: list[Source] = []
+
+        def walk(source: Source) -> None:
+            if isinstance(source, DependencySource) and source.scope == "event":
+                for _, inner in source.params:
+                    if inner.scope == "event":
+                        walk(inner)
+                    else:
+                        found.append(inner)
+
+        for _, source in self.event_params:
+            walk(source)
+        return tuple(found)
+
     async def connection_values(self, ctx: Context) -> dict[str, Any]:
         """Resolve the connection-level parameters (guards, params, cached dependencies)."""
-        return {name: await source.resolve(ctx, None) for name, source in self.connection_params}
+        values = {name: await source.resolve(ctx, None) for name, source in self.connection_params}
+        for source in self.handshake_checks:
+            await source.resolve(ctx, None)  # cached per connection: the event reuses it
+        return values
 
 
 def _strip_optional(annotation: Any) -> Any:
@@ -467,10 +499,13 @@ def _describe(fn: Callable[..., Any]) -> str:
 
 def _hints(fn: Callable[..., Any], localns: Mapping[str, Any] | None = None) -> dict[str, Any]:
     target: Any = fn
-    if isinstance(fn, type):
-        target = fn.__init__  # type: ignore[misc]
-    elif not (inspect.isfunction(fn) or inspect.ismethod(fn)):
-        target = type(fn).__call__
+    while isinstance(target, functools.partial):
+        target = target.func  # its signature is the function's, less what the partial binds
+    if isinstance(target, type):
+        # A pydantic model's __init__ takes **data: its fields carry the annotations.
+        target = target if issubclass(target, BaseModel) else target.__init__
+    elif not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = type(target).__call__
     try:
         return typing.get_type_hints(target, localns=dict(localns) if localns else None, include_extras=True)
     except Exception as exc:
@@ -555,7 +590,10 @@ class Analyzer:
                 )
             annotation, metadata = split_annotated(hints[name])
             if annotation is Data or (
-                self.kind != "leave" and name == self.data and not _marker(metadata, param.default)
+                self.kind != "leave"
+                and name == self.data
+                and not _marker(metadata, param.default)
+                and not _depends(metadata, param.default)
             ):
                 if self.kind == "join":
                     raise self.fail(
@@ -618,9 +656,7 @@ class Analyzer:
         self, name: str, annotation: Any, metadata: list[Any], default: Any, *, of_handler: bool = False
     ) -> Source:
         """Classify one parameter (of the handler itself when `of_handler`, else of a dependency)."""
-        depends = next((m for m in metadata if isinstance(m, fastapi_params.Depends)), None)
-        if depends is None and isinstance(default, fastapi_params.Depends):
-            depends = default
+        depends = _depends(metadata, default)
         if depends is not None:
             return self.dependency(name, depends, annotation)
         if _is_channel(annotation):
@@ -664,8 +700,11 @@ class Analyzer:
                     f"{type(marker).__name__}() has no meaning in a WebSocket handler",
                     "use Query, Path, Header or Cookie, or read the message parameter",
                 )
-            key = marker.alias or name
-            if where == "header" and marker.alias is None and getattr(marker, "convert_underscores", True):
+            # The name to read, as FastAPI picks it: validation_alias, then alias.
+            alias = marker.validation_alias if isinstance(marker.validation_alias, str) else None
+            alias = alias or marker.alias
+            key = alias or name
+            if where == "header" and alias is None and getattr(marker, "convert_underscores", True):
                 key = name.replace("_", "-")
             if where == "path" and key not in self.path_params:
                 raise self.fail(
@@ -673,12 +712,28 @@ class Analyzer:
                     f"Path() parameter {key!r} is not in the route's path",
                     f"add {{{key}}} to the path, or make it a query parameter",
                 )
+            if where != "path" and name in self.path_params:
+                raise self.fail(
+                    name,
+                    f"{type(marker).__name__}() on {name!r}, which is a path parameter of the route",
+                    f"use Path(), or give the {where} parameter another name (alias= for the key)",
+                )
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                raise self.fail(
+                    name,
+                    f"a parameter model ({type(marker).__name__}() on a pydantic model) is not "
+                    "supported in a WebSocket handler",
+                    "declare its fields as parameters, or build it in a Depends() that takes them",
+                )
             fallback = marker.default if marker.default is not ... else PydanticUndefined
             if default is not inspect.Parameter.empty and default is not marker:
                 fallback = default
-            # Validate with the marker's constraints (Query(ge=1), max_length, …).
-            with_marker: Any = Annotated[annotation, marker]
-            return ParamSource(where, name, key, with_marker, fallback)  # type: ignore[arg-type]
+            factory = marker.default_factory if fallback is PydanticUndefined else None
+            # Validate with the marker's constraints (Query(ge=1), max_length, …) and every
+            # other item of Annotated (Gt(0), AfterValidator…), as FastAPI does.
+            extra = [m for m in metadata if m is not marker]
+            with_marker: Any = Annotated[(annotation, *extra, marker)]
+            return ParamSource(where, name, key, with_marker, fallback, factory)  # type: ignore[arg-type]
         value_default = PydanticUndefined if default is inspect.Parameter.empty else default
         # Validate with pydantic constraints given in Annotated (StringConstraints, Field, …).
         constrained: Any = Annotated[(annotation, *metadata)] if metadata else annotation
@@ -758,6 +813,13 @@ class Analyzer:
         else:
             scope = "connection"
         return DependencySource(call, depends.use_cache, scope, params, scopes, uses_scopes)
+
+
+def _depends(metadata: list[Any], default: Any) -> fastapi_params.Depends | None:
+    for item in metadata:
+        if isinstance(item, fastapi_params.Depends):
+            return item
+    return default if isinstance(default, fastapi_params.Depends) else None
 
 
 def _marker(metadata: list[Any], default: Any) -> fastapi_params.Param | None:

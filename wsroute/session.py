@@ -430,6 +430,10 @@ class Session(Context):
             return None
         except HTTPException as exc:
             raise Reject.from_http(exc) from exc
+        except WebSocketException as exc:
+            # FastAPI's WebSocket docs raise it in a dependency to refuse: before accept, a
+            # close is an HTTP 403 (ASGI), so that is the refusal, with its reason.
+            raise Reject(403, exc.reason or "Forbidden") from exc
         if self._first_handler is None:
             self._first_handler, self._first_values = handler, values
         else:
