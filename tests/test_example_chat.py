@@ -630,13 +630,18 @@ async def test_an_admin_kicks_a_user_from_every_room(chat: ChatServer) -> None:
 async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: ChatServer) -> None:
     room = room_name()
     _, token = await sign_in(chat.http, "Ann")
-    refused: list[tuple[str | bytes, str]] = [
+    refused: list[tuple[str | bytes, str | None]] = [
         (json.dumps({"text": ""}), "empty"),
         (json.dumps({"text": "   \n "}), "empty"),
+        # Nothing anyone would see: zero-width and blank characters, terminal controls.
+        (json.dumps({"text": "\u200b\u200c\u2060\ufeff"}), "empty"),
+        (json.dumps({"text": "\u3164\u2800"}), "empty"),
+        (json.dumps({"text": "\x1b\x07"}), "empty"),
         (json.dumps({"text": "x" * 501}), "too_long"),
         (json.dumps({"text": "é" * 501}), "too_long"),
         ("just text, not JSON", "invalid"),
         (json.dumps({"words": "hi"}), "invalid"),
+        (json.dumps({"text": "\u200bhi\x1b[31m"}), None),  # kept, the control character gone
         (json.dumps({"type": "status"}), "invalid"),  # a status says whether the page is away
         (json.dumps({"text": "x" * 5000}), "too_large"),
     ]
@@ -644,6 +649,9 @@ async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: Cha
         for message, code in refused:
             await ws.send(message)
             error = await recv_json(ws)
+            if code is None:
+                assert (error["type"], error["text"]) == ("message", "\u200bhi[31m"), error
+                continue
             assert (error["type"], error["code"]) == ("error", code), (message[:30], error)
             assert error["detail"]
         long_error = await _error_for(ws, json.dumps({"text": "y" * 600}))
@@ -654,7 +662,7 @@ async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: Cha
     # Nothing refused reached the history.
     async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
         history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
-    assert [item["text"] for item in history["messages"]] == ["z" * 500]
+    assert [item["text"] for item in history["messages"]] == ["\u200bhi[31m", "z" * 500]
 
 
 async def test_refs_confirm_a_message_once_and_name_its_errors(chat: ChatServer) -> None:

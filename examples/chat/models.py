@@ -62,9 +62,22 @@ def _name(value: str) -> str:
     return value
 
 
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters but tab and newline: nothing a person types, some a terminal obeys."""
+
+
 def _clean_text(value: object) -> object:
-    """NUL and bidi overrides go (the rest of the message stays as typed)."""
-    return _BIDI.sub("", value.replace("\x00", "")) if isinstance(value, str) else value
+    """Control characters (but tab and newline) and bidi overrides go (the rest of the message
+    stays as typed)."""
+    return _BIDI.sub("", _CONTROL_IN_TEXT.sub("", value)) if isinstance(value, str) else value
+
+
+def _visible_text(value: str) -> str:
+    """At least one visible character, as a name needs: a message of zero-width spaces or
+    Hangul fillers is an empty line to everyone else."""
+    if all(c.isspace() or c in _BLANKS or unicodedata.category(c) in ("Cf", "Mn", "Me") for c in value):
+        raise PydanticCustomError("blank", "must contain a visible character")
+    return value
 
 
 DisplayName = Annotated[
@@ -76,6 +89,7 @@ MessageText = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_LENGTH),
     BeforeValidator(_clean_text),  # runs first: the constraints see the cleaned text
+    AfterValidator(_visible_text),
 ]
 Ref = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 

@@ -253,7 +253,7 @@ def invalid_message_event(exc: InvalidMessage) -> ErrorEvent:
             if error["loc"] != ("Say", "text"):
                 continue
             ref = error.get("ctx", {}).get("ref")  # Say puts it there (see its text validator)
-            if error["type"] == "string_too_short":
+            if error["type"] in ("string_too_short", "blank"):
                 return ErrorEvent(
                     code="empty", detail="Type something first: empty messages are not sent.", ref=ref
                 )

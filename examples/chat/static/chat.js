@@ -37,9 +37,12 @@ function roomFromUrl() {
   return ROOM_PATTERN.test(name) ? name : null;
 }
 
+/** The rooms saved last time; null on a first visit (none saved yet, as against none left). */
 function savedRooms() {
   try {
-    const rooms = JSON.parse(localStorage.getItem(SAVED_ROOMS) ?? "[]");
+    const saved = localStorage.getItem(SAVED_ROOMS);
+    if (saved === null) return null;
+    const rooms = JSON.parse(saved);
     return Array.isArray(rooms) ? rooms.filter((name) => ROOM_PATTERN.test(name)) : [];
   } catch {
     return [];
@@ -86,10 +89,10 @@ function startChat() {
   state.everConnected = false;
   state.outageSince = null;
   state.outageChecked = false;
-  const wanted = savedRooms();
   const fromUrl = roomFromUrl();
+  // A first visit starts in the room of its address, else the lobby; a room left stays left.
+  const wanted = savedRooms() ?? (fromUrl ? [] : ["lobby"]);
   if (fromUrl && !wanted.includes(fromUrl)) wanted.push(fromUrl);
-  if (!wanted.length) wanted.push("lobby");
   for (const name of wanted) openRoom(name);
   const remembered = localStorage.getItem(SAVED_ACTIVE);
   const first = fromUrl ?? (remembered && state.rooms.has(remembered) ? remembered : wanted[0]);
@@ -150,6 +153,12 @@ function openRoom(name) {
   room.addEventListener("state", () => {
     updateRoomItem(room);
     updateConnection();
+  });
+  room.addEventListener("identity", (event) => {
+    // Another tab signed in as someone else, and this socket reconnected with that sign-in:
+    // carry on as them, visibly (header, own messages, members), rather than post under a
+    // name the header does not show.
+    if (state.rooms.get(room.name) === room && state.me?.id !== event.detail.id) restartChat(event.detail);
   });
   room.addEventListener("problem", (event) => onProblem(room, event.detail));
   room.addEventListener("closed", (event) => onClosed(room, event.detail));
@@ -635,10 +644,12 @@ NARROW.addEventListener("change", () => {
 });
 
 window.addEventListener("popstate", () => {
+  // Back and Forward move between the rooms we are in; they never join one we left (or were
+  // removed from): that takes the Join form.
   const name = roomFromUrl();
-  if (!name || !state.me) return;
-  openRoom(name);
-  switchTo(name, { history: "none" });
+  if (!state.me) return;
+  if (name && state.rooms.has(name)) switchTo(name, { history: "none" });
+  else switchTo(state.active, { history: "replace" }); // the address shows where we are
 });
 
 // Status changes arrive as events ("state"); this tick only ages what depends on time

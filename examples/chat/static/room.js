@@ -113,6 +113,8 @@ export class Room extends EventTarget {
     this._quietPresence = false;
     /** @type {Map<string, Entry>} our messages the server has not confirmed, by ref */
     this.pending = new Map();
+    /** Removes our listener from the shared socket (set by `_connect`). */
+    this._unlisten = () => {};
     this.topic = this._connect();
   }
 
@@ -125,7 +127,16 @@ export class Room extends EventTarget {
     topic.onMessage((event) => this._received(event));
     socket.addEventListener("close", (event) => this._closed(event));
     // The shared physical socket connecting, open, or backing off: the room's status too.
-    socket.socket.addEventListener("statechange", () => this._emit("state"));
+    // One listener per room, removed when it leaves: the socket outlives every room, and a
+    // listener left on it would keep a left room (and its log) alive for the page's life.
+    this._unlisten();
+    const physical = socket.socket;
+    const onState = () => this._emit("state");
+    physical.addEventListener("statechange", onState);
+    this._unlisten = () => {
+      physical.removeEventListener("statechange", onState);
+      this._unlisten = () => {};
+    };
     return topic;
   }
 
@@ -169,6 +180,9 @@ export class Room extends EventTarget {
    * @param {string} text
    */
   say(text) {
+    // Half an emoji (a lone surrogate, from a cut paste) is not JSON the server can read: the
+    // line would stay "sending…" for ever. It becomes U+FFFD, as TextEncoder would make it.
+    text = text.replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, "\uFFFD");
     const ref = newRef();
     const open = this.socket.readyState === MultiplexWebSocket.OPEN;
     if (!text.trim()) {
@@ -209,6 +223,7 @@ export class Room extends EventTarget {
   /** Leave the room: the server runs its leave handler and tells the others. */
   leave() {
     this._leaving = true;
+    this._unlisten();
     if (this.socket.readyState <= MultiplexWebSocket.OPEN) this.topic.close(1000, "left the room");
   }
 
@@ -307,13 +322,18 @@ export class Room extends EventTarget {
   /** @param {RoomsMessage} event */
   _handle(event) {
     switch (event.type) {
-      case "hello":
+      case "hello": {
+        // The socket signs in with the browser's cookie: after a reconnect it may be another
+        // tab's newer sign-in. The page must follow, not keep showing the old name.
+        const was = this.me;
         this.me = event.you;
+        if (was && was.id !== event.you.id) this._emit("identity", event.you);
         this.worker = event.worker;
         this.maxLength = event.max_length ?? this.maxLength;
         for (const entry of this.pending.values()) entry.user ??= event.you;
         this._emit("state");
         return;
+      }
       case "message":
       case "announcement": {
         const mine = event.type === "message" && event.ref ? this.pending.get(event.ref) : undefined;
