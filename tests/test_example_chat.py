@@ -1014,6 +1014,41 @@ async def test_a_broker_outage_is_told_to_the_sender(tmp_path: Path) -> None:
                 assert (await recv_json(ws))["code"] == "unavailable"
 
 
+async def test_a_message_kept_during_an_outage_is_in_the_history_once_redis_is_back(tmp_path: Path) -> None:
+    """Redis comes back with its data (a failover, an AOF restart): the room's stream holds
+    the messages before and after the outage, not the one kept during it. The HTTP history
+    left that one out, though its sender was told others would see it there."""
+    from examples.chat.app import create_app
+    from examples.chat.config import ChatConfig
+    from support.redis_server import private_redis
+
+    (tmp_path / "redis").mkdir()
+    with private_redis(persist_dir=str(tmp_path / "redis")) as redis_server:
+        config = ChatConfig(secret=b"k", db_path=tmp_path / "chat.sqlite3", broker=redis_server.url)
+        async with asyncio.timeout(60), serve(create_app(config)) as url:
+            token, _ = auth.issue(b"k", User(id="u1", name="Ann"), 600)
+            async with enter(f"ws://{url}", "back", token) as (ws, _):
+                await ws.send(json.dumps({"text": "before"}))
+                assert (await recv_json(ws))["text"] == "before"
+                redis_server.kill()
+                await ws.send(json.dumps({"text": "during the outage"}))
+                assert (await recv_json(ws))["text"] == "during the outage"
+                assert (await recv_json(ws))["code"] == "unavailable"
+                redis_server.start()  # with its data
+                for n in range(100):  # until the server publishes again
+                    await ws.send(json.dumps({"text": f"after {n}"}))
+                    assert (await recv_json(ws))["text"] == f"after {n}"
+                    try:  # an `unavailable` error follows while it cannot publish yet
+                        error = json.loads(await asyncio.wait_for(ws.recv(), 0.3))
+                    except TimeoutError:
+                        break
+                    assert error["code"] == "unavailable", error
+            async with httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=5) as http:
+                history = (await http.get("/api/rooms/back/messages", headers=bearer(token))).json()
+    texts = [m["text"] for m in history["messages"]]
+    assert texts[:2] == ["before", "during the outage"] and "during the outage" not in texts[2:], texts
+
+
 async def test_a_page_that_was_offline_is_replayed_what_it_missed(chat: ChatServer) -> None:
     """Rooms keep their broadcasts (`ws.topic`): a client resubscribing with its last
     position gets the messages it missed, once and in order."""

@@ -22,7 +22,8 @@
   `ErrorEvent` back and the connection stays open (the default would close it).
 * **history** — every room keeps its last `ROOM_HISTORY` broadcasts in the broker
   (``router.topic``): a page whose connection dropped is replayed what it missed when it
-  resubscribes, once and in order, and `recent_messages` serves the HTTP history from it.
+  resubscribes, once and in order. The HTTP history comes from the store, written first
+  even when live delivery is down.
 
 Presence is wsroute's: the broker keeps the members of every room across workers (Redis
 with several), and sends the member list and its changes to the clients that ask for them
@@ -39,9 +40,8 @@ import sqlite3
 import time
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Path
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from examples.chat.auth import Member
 from examples.chat.models import (
@@ -49,7 +49,6 @@ from examples.chat.models import (
     ROOM_PATTERN,
     ErrorEvent,
     Hello,
-    HistoryItem,
     RoomMember,
     RoomMessage,
     ServerEvent,
@@ -100,7 +99,6 @@ _expiry: dict[Channel[Any], asyncio.TimerHandle] = {}
 `Channel` from join to leave)."""
 _closing: set[asyncio.Task[None]] = set()
 
-_ITEM: TypeAdapter[HistoryItem] = TypeAdapter(HistoryItem)
 
 Room = Annotated[str, Path(pattern=ROOM_PATTERN, description="Room name: a-z, 0-9, '-' and '_'.")]
 
@@ -219,20 +217,6 @@ async def room_members(broker: Broker, store: Store, room: str) -> list[RoomMemb
         if user.id not in online
     ]
     return members + offline[:OFFLINE_LIMIT]
-
-
-async def recent_messages(broker: Broker, room: str, limit: int) -> list[HistoryItem]:
-    """The last `limit` messages and announcements the broker keeps for `room`, oldest first
-    (anything else in its stream, such as the presence events of older versions, is skipped)."""
-    items: list[HistoryItem] = []
-    for publication in await broker.history(f"/rooms/{room}", limit=ROOM_HISTORY, reverse=True):
-        event = orjson.loads(publication.data)
-        if isinstance(event, dict) and event.get("type") in ("message", "announcement"):
-            items.append(_ITEM.validate_python(event))
-            if len(items) == limit:
-                break
-    items.reverse()
-    return items
 
 
 @router.message("/echo")

@@ -42,9 +42,9 @@ from examples.chat.models import (
     Session,
     SignIn,
 )
-from examples.chat.rooms import KICKED, KICKED_REASON, recent_messages, room_members
+from examples.chat.rooms import KICKED, KICKED_REASON, room_members
 from examples.chat.state import State
-from wsroute import AppBroker, BrokerUnavailable
+from wsroute import AppBroker
 
 STATIC = FilePath(__file__).parent / "static"
 DOCS = "/docs"
@@ -149,23 +149,15 @@ async def history(
     room: Room,
     member: SignedIn,
     state: State,
-    broker: AppBroker,
     limit: Annotated[int, Query(ge=1, le=HISTORY)] = HISTORY,
 ) -> History:
-    """The last messages of a room (at most 50), oldest first.
+    """The last messages of a room (at most 50), oldest first, from the store.
 
-    The recent ones come from the broker's history of the room (what a reconnecting page is
-    replayed); older ones, and all of them when the broker is down, from the store, which
-    outlives the broker's window and a restart of the memory broker.
+    The store is written first, even when live delivery is down (Redis unreachable), so it
+    holds what the broker's history may miss; the broker's history is what a reconnecting
+    page is replayed.
     """
-    try:
-        messages = await recent_messages(broker, room, limit)
-    except BrokerUnavailable:
-        messages = []
-    if len(messages) < limit:
-        before = messages[0].id if messages else None
-        messages = await state.store.history(room, limit - len(messages), before) + messages
-    return History(room=room, messages=messages)
+    return History(room=room, messages=await state.store.history(room, limit))
 
 
 @router.get("/api/rooms/{room}/members", tags=["rooms"])
