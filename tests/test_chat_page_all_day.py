@@ -146,3 +146,34 @@ async def test_half_an_emoji_is_sent_as_a_replacement_character(browser: Any, ch
         await expect(page.locator("#log li.pending")).to_have_count(0)
     finally:
         await context.close()
+
+
+async def test_a_burst_over_the_rate_limit_leaves_nothing_sending(browser: Any, chat: ChatServer) -> None:
+    """80 messages sent at once: the server takes the first 60 (and what its bucket refills
+    meanwhile) and refuses the rest, naming their refs: the page settles those lines, says
+    why and puts the first refused text back, instead of leaving them "sending…" until the
+    next reconnect."""
+    room = chat_page.room_name("flood")
+    context = await browser.new_context()
+    try:
+        page = await context.new_page()
+        await sign_in(page, chat.http, room, "Ann")
+        await page.evaluate(
+            """() => {
+              const box = document.getElementById("composer-text");
+              for (let n = 0; n < 80; n++) {
+                box.value = `burst ${n}`;
+                box.dispatchEvent(new Event("input"));
+                document.getElementById("send").click();
+              }
+            }"""
+        )
+        await expect(page.locator("#log li.pending")).to_have_count(0, timeout=10_000)
+        await expect(page.locator("#composer-problem")).to_contain_text("too fast")
+        lines = await page.locator("#log li").filter(has_text=re.compile(r"burst \d+$")).all_text_contents()
+        kept = {int(line.rsplit(" ", 1)[1]) for line in lines}
+        assert set(range(60)) <= kept and len(kept) < 80, sorted(set(range(80)) - kept)
+        first_refused = min(set(range(80)) - kept)
+        assert await page.locator("#composer-text").input_value() == f"burst {first_refused}"
+    finally:
+        await context.close()

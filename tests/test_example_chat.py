@@ -665,6 +665,27 @@ async def test_validation_errors_answer_the_sender_and_keep_the_socket(chat: Cha
     assert [item["text"] for item in history["messages"]] == ["\u200bhi[31m", "z" * 500]
 
 
+async def test_a_flood_is_cut_at_the_rooms_rate_limit_and_the_socket_stays(chat: ChatServer) -> None:
+    """60 messages at once pass (what a page typed offline fits), the next ones are dropped
+    unread, with a `rate_limited` error naming their ref (`RateLimited.text` is the dropped
+    message); nothing dropped is kept or broadcast."""
+    room = room_name()
+    _, token = await sign_in(chat.http, "Ann")
+    async with enter(chat.ws, room, token) as (ws, _):
+        for n in range(62):
+            await ws.send(json.dumps({"text": f"m{n}", "ref": f"r-{n}"}))
+        answers = [await recv_json(ws) for _ in range(62)]
+        # The refusals come at once, the messages once the room's join has run: by ref.
+        said = {a["ref"]: a.get("text") for a in answers if a["type"] == "message"}
+        refused = {a["ref"]: a["code"] for a in answers if a["type"] == "error"}
+        assert said == {f"r-{n}": f"m{n}" for n in range(60)}
+        assert refused == {"r-60": "rate_limited", "r-61": "rate_limited"}
+    async with httpx.AsyncClient(base_url=chat.http, trust_env=False, timeout=5) as http:
+        history = (await http.get(f"/api/rooms/{room}/messages", headers=bearer(token))).json()
+    assert len(history["messages"]) == 50  # the last 50 of the 60 kept
+    assert history["messages"][-1]["text"] == "m59"
+
+
 async def test_refs_confirm_a_message_once_and_name_its_errors(chat: ChatServer) -> None:
     """A page sends each message with a ref: the broadcast echoes it (its pending copy is
     confirmed), an error names it, and a resend after a reconnect does not post it twice."""

@@ -80,7 +80,7 @@ def build(
 
         @ws.exception_handler(RateLimited)
         async def slow_down(channel: Channel, exc: RateLimited) -> None:
-            await channel.send(f"slow down: {exc.reason}")
+            await channel.send(f"slow down: {exc.reason} (dropped {exc.text!r})")  # what was sent
 
     app = FastAPI()
     ws.install(app)
@@ -148,7 +148,7 @@ async def test_an_exception_handler_keeps_a_dedicated_socket_open_over_its_route
                 assert await client.recv() == text
             for text in ("d", "e"):  # dropped, never handled; the handler answers each
                 await client.send(text)
-                assert await client.recv() == "slow down: rate limit exceeded"
+                assert await client.recv() == f"slow down: rate limit exceeded (dropped {text!r})"
         await eventually(lambda: bool(app.probe.left("/limited")), what="the leave")
     assert app.probe.left("/limited") == [(1000, "")]
     assert [data for _, data in app.probe.handled] == ["a", "b", "c"]
@@ -226,7 +226,8 @@ async def test_an_exception_handler_keeps_a_multiplexed_topic_open_over_its_rout
             await echoes(mux, "/limited", "a", "b", "c")
             for text in ("d", "e"):  # dropped, never handled; the handler answers on the topic
                 await mux.send("/limited", text)
-                assert await mux.recv() == DataFrame("/limited", "slow down: rate limit exceeded", None)
+                expected = f"slow down: rate limit exceeded (dropped {text!r})"
+                assert await mux.recv() == DataFrame("/limited", expected, None)
             await echoes(mux, "/echo", "still here")
             assert isinstance(await mux.unsubscribe("/limited"), Ok)  # it was still open
         await eventually(lambda: bool(app.probe.left("/echo")), what="the socket's end")
@@ -263,7 +264,8 @@ async def test_the_routers_limit_goes_to_the_addressed_topics_exception_handler(
             assert isinstance(await mux.subscribe("/echo?n=2"), Ok)
             await echoes(mux, "/echo?n=1", "a", "b", "c")
             await mux.send("/echo?n=1", "d")
-            assert await mux.recv() == DataFrame("/echo?n=1", "slow down: rate limit exceeded", None)
+            answer = "slow down: rate limit exceeded (dropped 'd')"
+            assert await mux.recv() == DataFrame("/echo?n=1", answer, None)
             await echoes(mux, "/echo?n=2", "a", "b", "c")  # untouched by the other's excess
         await eventually(lambda: len(app.probe.leaves) == 2, what="both topics' leaves")
     assert sorted(app.probe.leaves) == [("/echo?n=1", 1000, ""), ("/echo?n=2", 1000, "")]

@@ -193,7 +193,7 @@ class BaseConnection:
                     if bucket is not None and not bucket.take():
                         # The message is dropped; the handler for RateLimited decides.
                         assert direct is not None  # only a dedicated socket has a bucket here
-                        await direct.rate_limited()
+                        await direct.rate_limited(event.get("text"), event.get("bytes"))
                         if self.state >= _CLOSING:
                             end = await self._ended_by_server()
                             break

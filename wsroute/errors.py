@@ -57,9 +57,18 @@ class MessageTooLarge(MessageError):
 
 
 class RateLimited(MessageError):
-    """The connection sent more messages than its rate limit allows (close 1008)."""
+    """The connection sent more messages than its rate limit allows (close 1008).
+
+    `text` or `data` is the message that was dropped, unread, so that a handler can name
+    it to its client (an id the client put in it, say).
+    """
 
     code = status.POLICY_VIOLATION
+
+    def __init__(self, reason: str, text: str | None = None, data: bytes | None = None) -> None:
+        super().__init__(reason)
+        self.text = text
+        self.data = data
 
 
 class Unhandled(MessageError):

@@ -724,10 +724,10 @@ class Session(Context):
         kwargs[by_name_param] = decoder(text, data)
         return fn(*head, **kwargs)
 
-    async def rate_limited(self) -> None:
-        """A message over this connection's rate limit was dropped: `RateLimited` goes to the
-        exception handlers (by default: close 1008 ``rate limit exceeded``)."""
-        await self.handle_error(RateLimited("rate limit exceeded"))
+    async def rate_limited(self, text: str | None = None, data: bytes | None = None) -> None:
+        """A message over this connection's rate limit was dropped: `RateLimited` (carrying
+        it) goes to the exception handlers (by default: close 1008 ``rate limit exceeded``)."""
+        await self.handle_error(RateLimited("rate limit exceeded", text, data))
 
     async def request_rate_limited(self, request_id: str) -> None:
         """A request over the rate limit was dropped: it is answered as a failed request is

@@ -184,7 +184,7 @@ class Announcement(BaseModel):
     at: datetime
 
 
-ErrorCode = Literal["empty", "too_long", "invalid", "too_large", "unsupported", "unavailable"]
+ErrorCode = Literal["empty", "too_long", "invalid", "too_large", "unsupported", "unavailable", "rate_limited"]
 
 
 class ErrorEvent(BaseModel):

@@ -34,14 +34,16 @@ seen in the room before from the store.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import time
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Path
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from examples.chat.auth import Member
 from examples.chat.models import (
@@ -49,6 +51,7 @@ from examples.chat.models import (
     ROOM_PATTERN,
     ErrorEvent,
     Hello,
+    Ref,
     RoomMember,
     RoomMessage,
     ServerEvent,
@@ -64,6 +67,7 @@ from wsroute import (
     InvalidMessage,
     MessageTooLarge,
     PresenceInfo,
+    RateLimited,
     UnsupportedFrame,
     WebSocketStatus,
     WsRouter,
@@ -74,8 +78,14 @@ logger = logging.getLogger("examples.chat")
 MAX_FRAME = 4096
 """Largest WebSocket message a room accepts, in bytes (a `Say` of `MAX_LENGTH` characters fits)."""
 
+RATE_LIMIT = (60, 10.0)
+"""Messages per connection to a room: bursts of 60 (what a page typed offline and sends on
+reconnecting fits), 6 a second after that. Over it, a message is dropped with an error."""
+
 router = WsRouter()
 """The handlers; `app.create_app` includes them into the router it installs with its broker."""
+
+_REF: TypeAdapter[str] = TypeAdapter(Ref)
 
 ROOM_HISTORY = 500
 """Broadcasts each room keeps for recovery (messages and announcements)."""
@@ -151,7 +161,7 @@ def _close_at_expiry(broker: Broker, channel: Channel[ServerEvent], expires_at: 
     _expiry[channel] = loop.call_later(max(0.0, expires_at - time.time()), expire)
 
 
-@router.message("/rooms/{room}", max_message_size=MAX_FRAME)
+@router.message("/rooms/{room}", max_message_size=MAX_FRAME, rate_limit=RATE_LIMIT)
 async def say(
     data: RoomMessage, room: Room, member: Member, channel: Channel[ServerEvent], state: State
 ) -> None:
@@ -261,6 +271,22 @@ async def message_too_large(channel: Channel[ServerEvent], exc: MessageTooLarge)
     """The message is over the route's size limit (by default: close 1009)."""
     await channel.send(
         ErrorEvent(code="too_large", detail=f"That message is too large (over {MAX_FRAME} bytes).")
+    )
+
+
+@router.exception_handler(RateLimited)
+async def too_fast(channel: Channel[ServerEvent], exc: RateLimited) -> None:
+    """Over the room's rate limit (by default: close 1008): the message is dropped unread;
+    its ref, if it has a valid one, names it, so the page puts that text back."""
+    ref = None
+    with contextlib.suppress(ValueError, ValidationError):
+        sent = orjson.loads(exc.text or "")
+        if isinstance(sent, dict) and "ref" in sent:
+            ref = _REF.validate_python(sent["ref"])
+    await channel.send(
+        ErrorEvent(
+            code="rate_limited", detail="You are sending too fast: wait a moment, then send again.", ref=ref
+        )
     )
 
 

@@ -356,7 +356,7 @@ class MultiplexConnection(BaseConnection):
         if bucket is not None and not bucket.take():
             if request_id is not None:
                 return session.request_rate_limited(request_id)
-            return session.rate_limited()
+            return session.rate_limited(text, data)
         return session.receive(text, data, request_id)
 
     async def subscribe_topic(self, topic: str) -> int:

@@ -33,7 +33,7 @@ import { MultiplexWebSocket } from "/wsroute/multiplex.js";
  * Sent to one client whose message was refused; its connection stays open.
  * @typedef {object} ErrorEvent
  * @property {"error"} type
- * @property {"empty" | "too_long" | "invalid" | "too_large" | "unsupported" | "unavailable"} code
+ * @property {"empty" | "too_long" | "invalid" | "too_large" | "unsupported" | "unavailable" | "rate_limited"} code
  * @property {string} detail A sentence to show to the user.
  * @property {string | null} [ref] The `Say.ref` of the refused message, when it could be read.
  */
