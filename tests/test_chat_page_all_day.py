@@ -4,6 +4,7 @@ Chromium against the real chat server (memory broker); each test in a room of it
 
 from __future__ import annotations
 
+import array
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from support import chat_page
-from support.chat import ChatServer
+from support.chat import ChatServer, chat_env
 from support.chat_page import memory_chat, say, sign_in
 
 playwright_api = pytest.importorskip("playwright.async_api")
@@ -22,6 +23,24 @@ expect = playwright_api.expect
 def chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatServer]:
     with memory_chat(tmp_path_factory, "chat-all-day") as server:
         yield server
+
+
+async def send_at_once(page: Any, texts: list[str]) -> None:
+    """Type and send each of `texts` through the message box, in one step of the page (no
+    waiting between them, as a paste-and-Enter script or a stuck key would). Passed as UTF-16
+    code units, so that a lone surrogate reaches the page as one."""
+    units = [array.array("H", text.encode("utf-16-le", "surrogatepass")).tolist() for text in texts]
+    await page.evaluate(
+        """(texts) => {
+          const box = document.getElementById("composer-text");
+          for (const units of texts) {
+            box.value = String.fromCharCode(...units);
+            box.dispatchEvent(new Event("input"));
+            document.getElementById("send").click();
+          }
+        }""",
+        units,
+    )
 
 
 async def rooms_listed(page: Any) -> list[str]:
@@ -134,14 +153,7 @@ async def test_half_an_emoji_is_sent_as_a_replacement_character(browser: Any, ch
     try:
         page = await context.new_page()
         await sign_in(page, chat.http, room, "Ann")
-        await page.evaluate(
-            """() => {
-              const box = document.getElementById("composer-text");
-              box.value = "see you \\uD83D";
-              box.dispatchEvent(new Event("input"));
-              document.getElementById("send").click();
-            }"""
-        )
+        await send_at_once(page, ["see you \ud83d"])
         await expect(page.locator("#log li").filter(has_text="see you \ufffd")).to_have_count(1)
         await expect(page.locator("#log li.pending")).to_have_count(0)
     finally:
@@ -158,16 +170,7 @@ async def test_a_burst_over_the_rate_limit_leaves_nothing_sending(browser: Any, 
     try:
         page = await context.new_page()
         await sign_in(page, chat.http, room, "Ann")
-        await page.evaluate(
-            """() => {
-              const box = document.getElementById("composer-text");
-              for (let n = 0; n < 80; n++) {
-                box.value = `burst ${n}`;
-                box.dispatchEvent(new Event("input"));
-                document.getElementById("send").click();
-              }
-            }"""
-        )
+        await send_at_once(page, [f"burst {n}" for n in range(80)])
         await expect(page.locator("#log li.pending")).to_have_count(0, timeout=10_000)
         await expect(page.locator("#composer-problem")).to_contain_text("too fast")
         lines = await page.locator("#log li").filter(has_text=re.compile(r"burst \d+$")).all_text_contents()
@@ -177,3 +180,33 @@ async def test_a_burst_over_the_rate_limit_leaves_nothing_sending(browser: Any, 
         assert await page.locator("#composer-text").input_value() == f"burst {first_refused}"
     finally:
         await context.close()
+
+
+async def test_what_was_typed_offline_is_sent_after_signing_in_again(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Typed while the server was down, and the server came back with a new key, so the
+    page asks to sign in again: once the same name has, the text is sent (it vanished)."""
+    room = chat_page.room_name("offline")
+    db = tmp_path_factory.mktemp("chat-offline") / "chat.sqlite3"
+    server = ChatServer(chat_env(db, WSROUTE_BROKER="memory://"))
+    context = await browser.new_context()
+    try:
+        server.start()
+        page = await context.new_page()
+        await sign_in(page, server.http, room, "Ann")
+        server.stop()
+        await expect(page.get_by_role("status")).not_to_have_text("Connected", timeout=10_000)
+        await say(page, room, "typed while the server was down")
+        await expect(page.locator("#log li.pending")).to_have_count(1)
+        server.env = {**server.env, "WSROUTE_CHAT_SECRET": "a new key: every sign-in ends"}
+        server.start()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=20_000)
+        await page.get_by_role("button", name="Sign in").click()  # the name is still in the box
+        await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
+        sent = page.locator("#log li").filter(has_text="typed while the server was down")
+        await expect(sent).to_have_count(1)
+        await expect(page.locator("#log li.pending")).to_have_count(0)
+    finally:
+        await context.close()
+        server.close()

@@ -148,9 +148,20 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
 
 
 @contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """`app` served, with an HTTP client for its control routes; bounded to a minute."""
+    async with (
+        asyncio.timeout(60),
+        serve(app) as url,
+        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+    ):
+        yield url, http
+
+
+@contextlib.asynccontextmanager
 async def served(**settings: Any) -> AsyncIterator[tuple[str, httpx.AsyncClient, list[tuple[str, int]]]]:
     app, leaves = make_app(**settings)
-    async with serve(app) as url, httpx.AsyncClient(base_url=f"http://{url}", trust_env=False) as http:
+    async with serving(app) as (url, http):
         yield url, http, leaves
 
 
@@ -556,11 +567,7 @@ async def test_a_multiplexed_socket_being_closed_is_not_counted_again_by_topic()
     the disconnect's code, as the client sees the socket close with it."""
     app, leaves = make_app(close_timeout=30.0, max_queue=64)
     broker = app.state.wsroute.broker
-    async with (
-        asyncio.timeout(60),
-        serve(app) as url,
-        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
-    ):
+    async with serving(app) as (url, http):
         async with never_reading(url, multiplexed=True) as slow:
             slow.send(client_frame(OP_TEXT, encode_subscribe("/rooms/b?user=ann").encode()))
             async with connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob:
@@ -581,11 +588,7 @@ async def test_a_server_side_subscribe_to_a_socket_that_began_closing_adds_nothi
     SLOW.reset([True])
     app, leaves = make_app(close_timeout=3.0, max_queue=64)
     broker = app.state.wsroute.broker
-    async with (
-        asyncio.timeout(60),
-        serve(app) as url,
-        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
-    ):
+    async with serving(app) as (url, http):
         async with (
             never_reading(url, multiplexed=True) as slow,
             connect(f"{url}/rooms/a?user=bob", max_queue=None) as bob,
@@ -613,9 +616,7 @@ async def test_a_join_that_returns_after_its_socket_began_closing_is_not_announc
     broker = app.state.wsroute.broker
     watch = "/rooms/a?user=w"
     async with (
-        asyncio.timeout(60),
-        serve(app) as url,
-        httpx.AsyncClient(base_url=f"http://{url}", trust_env=False, timeout=20) as http,
+        serving(app) as (url, http),
         MultiplexClient.connect(f"{url}{watch}", presence=True) as watcher,
     ):
         assert (await watcher.recv_presence(watch))[0] == "state"

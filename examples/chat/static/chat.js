@@ -7,6 +7,7 @@ const $ = (id) => document.getElementById(id);
 const ROOM_PATTERN = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const SAVED_ROOMS = "wsroute-chat:rooms";
 const SAVED_ACTIVE = "wsroute-chat:active";
+const SAVED_UNSENT = "wsroute-chat:unsent";
 // Not connected for this long: ask the server (over HTTP) whether the sign-in is still valid,
 // since a browser never learns why a WebSocket handshake was refused.
 const STUCK_AFTER_MS = 4000;
@@ -94,6 +95,7 @@ function startChat() {
   const wanted = savedRooms() ?? (fromUrl ? [] : ["lobby"]);
   if (fromUrl && !wanted.includes(fromUrl)) wanted.push(fromUrl);
   for (const name of wanted) openRoom(name);
+  resendUnsent();
   const remembered = localStorage.getItem(SAVED_ACTIVE);
   const first = fromUrl ?? (remembered && state.rooms.has(remembered) ? remembered : wanted[0]);
   switchTo(first, { history: "replace" });
@@ -104,10 +106,42 @@ function startChat() {
  * Close every room and go back to the sign-in form, saying why. The rooms stay saved and the
  * name stays in the box: signing in again (after an expiry or a new server key) brings them back.
  */
-function signedOut(problem) {
+function signedOut(problem, { keepUnsent = true } = {}) {
   if (state.me) $("name").value = state.me.name;
+  localStorage.removeItem(SAVED_UNSENT);
+  if (keepUnsent && state.me) {
+    // What was typed and never confirmed (typed offline, say) is sent once the same name
+    // signs in again, as the rooms reopen: closing the rooms would throw it away.
+    /** @type {Record<string, string[]>} */
+    const rooms = {};
+    for (const [name, room] of state.rooms) {
+      const texts = [...room.pending.values()].map((entry) => entry.text);
+      if (texts.length) rooms[name] = texts;
+    }
+    if (Object.keys(rooms).length) {
+      localStorage.setItem(SAVED_UNSENT, JSON.stringify({ name: state.me.name, rooms }));
+    }
+  }
   closeRooms();
   showSignIn(problem);
+}
+
+/** Queue in each reopened room what it had not sent when the sign-in ended (same name only:
+ * a different person signing in on this browser does not post someone else's words). */
+function resendUnsent() {
+  const saved = localStorage.getItem(SAVED_UNSENT);
+  if (saved === null || !state.me) return;
+  localStorage.removeItem(SAVED_UNSENT);
+  try {
+    const { name, rooms } = JSON.parse(saved);
+    if (name !== state.me.name) return;
+    for (const [room, texts] of Object.entries(rooms)) {
+      const open = state.rooms.get(room);
+      if (open && Array.isArray(texts)) for (const text of texts) if (typeof text === "string") open.say(text);
+    }
+  } catch {
+    // A damaged entry: nothing to send.
+  }
 }
 
 function closeRooms() {
@@ -581,7 +615,7 @@ $("sign-in").addEventListener("submit", async (event) => {
 });
 
 $("sign-out").addEventListener("click", async () => {
-  signedOut("");
+  signedOut("", { keepUnsent: false }); // signing out on purpose: nothing is sent later
   await api.signOut();
 });
 
