@@ -43,8 +43,12 @@ class PresenceInfo:
 
     def __post_init__(self) -> None:
         # Checked here, in the join handler's frame, so a bad value fails that join with a
-        # clear error instead of breaking the diff of every member batched with it.
-        info_json(self.info)
+        # clear error instead of breaking the diff of every member batched with it. Kept as
+        # JSON, as `update_presence` keeps it: the values clients get, alike on every
+        # backend, and not changed by the app's later changes to its own dict.
+        encoded = info_json(self.info)
+        if self.info is not None and type(self.info) is not str:
+            object.__setattr__(self, "info", orjson.loads(encoded))
 
 
 def info_json(info: JsonValue) -> bytes:

@@ -348,12 +348,7 @@ class Session(Context):
     async def _track(self, result: object) -> None:
         """Make this session a member of its topic, named by its join's `PresenceInfo`."""
         info = result if isinstance(result, PresenceInfo) else _NOBODY
-        # Kept as JSON, as `update_presence` keeps it: the values clients get, alike on every
-        # backend, and not changed by the app's later changes to its own dict.
-        value = info.info
-        if value is not None and type(value) is not str:
-            value = orjson.loads(info_json(value))
-        member = Member(self.client_id, info.user, value)
+        member = Member(self.client_id, info.user, info.info)  # JSON already (`PresenceInfo`)
         try:
             await self.broker.track(self.topic, member)
         except BrokerUnavailable as exc:

@@ -36,7 +36,6 @@ from wsroute.multiplex.codec import (
     ProtocolError,
     Reason,
     Subscribe,
-    check_topic,
     encode_binary,
     encode_err,
     encode_invalid,
@@ -232,11 +231,8 @@ class MultiplexConnection(BaseConnection):
             raise Reject(400, f"invalid {OPTIONS_PARAM} options: {self._first_options.detail}")
         # The connect topic follows the rules a SUBSCRIBE's does: one the client could not
         # name in a frame (over 100 bytes), or a `%C2%B7` smuggled into a path parameter.
-        topic = self.first_topic
         try:
-            check_topic(topic)
-            if SEP in self.scope["path"]:
-                raise InvalidTopic(topic, f"its path decodes to one containing {SEP!r}")
+            split_topic(self.first_topic)
         except InvalidTopic as exc:
             raise Reject(400, f"invalid topic: {exc.why}") from None
         await self.first.handshake()
