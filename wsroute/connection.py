@@ -230,7 +230,7 @@ class BaseConnection:
                     # leaves report its code; the frame was tried already.
                     end = self.close_status
                 else:
-                    end = WebSocketStatus(status.POLICY_VIOLATION, "slow consumer")
+                    end = status.SLOW_CONSUMER
                     await self._close_evicted()
             else:
                 cancellation = exc
@@ -279,7 +279,7 @@ class BaseConnection:
             await asyncio.wait({sent})
 
     async def _close_evicted(self) -> None:
-        await self._close_or_drop(status.POLICY_VIOLATION, "slow consumer", timeout=1.0)
+        await self._close_or_drop(status.SLOW_CONSUMER.code, status.SLOW_CONSUMER.reason, timeout=1.0)
 
     async def _close_or_drop(self, code: int, reason: str, *, timeout: float) -> bool:
         """Send the close frame within `timeout`, or drop the client where the server lets

@@ -32,6 +32,10 @@ class WebSocketStatus:
     reason: str = ""
 
 
+SLOW_CONSUMER = WebSocketStatus(POLICY_VIOLATION, "slow consumer")
+"""How a socket evicted for not reading (its queue overflowed) ends."""
+
+
 def clip_reason(reason: str) -> str:
     """Shorten `reason` to what fits in a close frame (123 UTF-8 bytes), on a character boundary."""
     raw = reason.encode()

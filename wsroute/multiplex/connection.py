@@ -53,7 +53,7 @@ from wsroute.ratelimit import TokenBucket
 from wsroute.routes import RouteTable
 from wsroute.session import Session
 from wsroute.settings import Settings
-from wsroute.status import NORMAL, POLICY_VIOLATION, WebSocketStatus
+from wsroute.status import NORMAL, POLICY_VIOLATION, SLOW_CONSUMER, WebSocketStatus
 
 logger = logging.getLogger("wsroute")
 
@@ -438,7 +438,7 @@ class MultiplexConnection(BaseConnection):
             # in a task of its own, a Broker.disconnect meanwhile): no topic is added to it,
             # and its teardown may have taken its topics already, so this one ends here.
             # An evicted socket gets its status when its loop ends: until then, its own.
-            await session.finish(self.close_status or WebSocketStatus(POLICY_VIOLATION, "slow consumer"))
+            await session.finish(self.close_status or SLOW_CONSUMER)
             return _GONE
         self.topics[topic] = session
         granted, presence_state = await self._subscribe_session(session, options, granted)
