@@ -19,6 +19,7 @@ import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -540,7 +541,8 @@ async def test_the_seen_table_keeps_each_users_latest_time_and_forgets_old_visit
     from examples.chat import store as store_module
 
     clock = [1000.0]
-    monkeypatch.setattr(store_module, "time", SimpleNamespace(time=lambda: clock[0]))
+    fake_time = SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(store_module, "time", fake_time)
     store = store_module.Store(tmp_path / "seen.sqlite3")
     await store.open()
     try:
@@ -559,6 +561,35 @@ async def test_the_seen_table_keeps_each_users_latest_time_and_forgets_old_visit
         assert [user.name for user, _ in await store.last_seen("r", 10, 0)] == ["Bob"]
     finally:
         await store.close()
+
+
+def test_workers_opening_a_new_database_at_once_all_start(tmp_path: Path) -> None:
+    """Workers that start together on a new database each open it. Before, one in about 25
+    pairs failed its startup with "database is locked" (switching the file to WAL), and
+    uvicorn then stopped every worker."""
+    from examples.chat.store import Store
+
+    failures: list[BaseException] = []
+
+    def open_and_close(path: Path, start: threading.Barrier) -> None:
+        store = Store(path)
+        try:
+            start.wait()
+            store._open()
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            store._close()
+
+    for round_ in range(60):
+        start = threading.Barrier(4, timeout=10)
+        path = tmp_path / f"new-{round_}.sqlite3"
+        workers = [threading.Thread(target=open_and_close, args=(path, start)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=30)
+    assert failures == []
 
 
 async def test_a_user_is_away_while_every_page_of_theirs_is_hidden(chat: ChatServer) -> None:
@@ -901,7 +932,7 @@ async def test_docs_page_names_only_assets_the_app_serves(chat: ChatServer) -> N
 # --- several workers on Redis ---------------------------------------------------------------
 
 
-async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
+async def both_workers_answer(server: ChatServer, timeout: float = 20.0) -> None:
     """Wait until two worker processes have answered /api/health (each on a new connection).
 
     A connection dropped while the workers start counts as no answer yet: on a loaded
@@ -910,7 +941,7 @@ async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
     failure: Exception | None = None
     deadline = time.monotonic() + timeout
     for _ in range(2000):
-        async with httpx.AsyncClient(base_url=base, trust_env=False, timeout=2) as http:
+        async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=2) as http:
             try:
                 seen.add((await http.get("/api/health")).json()["worker"])
             except httpx.TransportError as exc:
@@ -920,7 +951,10 @@ async def both_workers_answer(base: str, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.01)
-    pytest.fail(f"only worker(s) {sorted(seen)} answered within {timeout}s (last error: {failure!r})")
+    pytest.fail(
+        f"only worker(s) {sorted(seen)} answered within {timeout}s (last error: {failure!r}); "
+        f"the server said:\n{server.output()}"
+    )
 
 
 async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
@@ -935,7 +969,7 @@ async def test_two_workers_on_redis_chat_across_workers(tmp_path: Path) -> None:
     room = room_name()
     with chat_server(env, args) as server:
         # The server answers once one worker is up; the other may still be starting.
-        await both_workers_answer(server.http)
+        await both_workers_answer(server)
         _, ann_token = await sign_in(server.http, "Ann")
         bob_user, bob_token = await sign_in(server.http, "Bob")  # signed by one worker, checked by either
         async with enter(server.ws, room, ann_token) as (ann, ann_hello):

@@ -28,6 +28,27 @@ from examples.chat.models import Announcement, ChatMessage, HistoryItem, User
 
 T = TypeVar("T")
 
+_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another worker's lock
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Put the database in WAL mode, waiting out a worker that is doing the same.
+
+    Switching the journal mode needs an exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy handler, while another connection holds one: two
+    workers starting on a new database failed their startup this way (1 in 25 tries)."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT
+    for _ in range(10_000):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.005)
+    db.execute("PRAGMA journal_mode=WAL")
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -82,10 +103,10 @@ class Store:
     def _open(self) -> None:
         if self.path is None:
             self.path = self._temporary = temporary_database()
-        db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        _use_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA busy_timeout=10000")
+        db.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT * 1000)}")
         # Two workers starting at once both run this: serialize it.
         # (executescript would commit first: one statement at a time.)
         db.execute("BEGIN IMMEDIATE")
