@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from support.chat import ADMIN, SECRET, ChatServer, chat_env, chat_server
 from support.clients import connect
-from support.processes import free_port
+from support.processes import PLAIN_HTTP, free_port
 from wsroute.multiplex.codec import Err, Ok
 from wsroute.testing import MultiplexClient, ServerThread, serve
 
@@ -941,7 +941,9 @@ async def both_workers_answer(server: ChatServer, timeout: float = 20.0) -> None
     failure: Exception | None = None
     deadline = time.monotonic() + timeout
     for _ in range(2000):
-        async with httpx.AsyncClient(base_url=server.http, trust_env=False, timeout=2) as http:
+        async with httpx.AsyncClient(
+            base_url=server.http, trust_env=False, timeout=2, verify=PLAIN_HTTP
+        ) as http:
             try:
                 seen.add((await http.get("/api/health")).json()["worker"])
             except httpx.TransportError as exc:

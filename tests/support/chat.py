@@ -15,7 +15,7 @@ from typing import IO
 
 import httpx
 
-from support.processes import HOST, ROOT, free_port, stop_process
+from support.processes import HOST, PLAIN_HTTP, ROOT, free_port, stop_process
 
 # The example is not installed: tests that import its modules (to forge a token) need the
 # repository root on the path, as ``python -m examples.chat`` has it.
@@ -90,7 +90,12 @@ class ChatServer:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(f"{self.http}/api/health", timeout=1, trust_env=False).status_code == 200:
+                if (
+                    httpx.get(
+                        f"{self.http}/api/health", timeout=1, trust_env=False, verify=PLAIN_HTTP
+                    ).status_code
+                    == 200
+                ):
                     return
             except httpx.HTTPError:
                 pass

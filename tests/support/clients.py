@@ -16,6 +16,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from support.processes import PLAIN_HTTP
 from wsroute.testing import Client, eventually
 
 __all__ = ["assert_silent", "close_seen", "connect", "eventually", "http", "recv", "refused", "ws_connect"]
@@ -38,7 +39,9 @@ def ws_connect(port: int, path: str) -> Any:
 
 def http(port: int) -> httpx.AsyncClient:
     """An async HTTP client for 127.0.0.1:`port` that ignores proxy settings."""
-    return httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=10, trust_env=False)
+    return httpx.AsyncClient(
+        base_url=f"http://{HOST}:{port}", timeout=10, trust_env=False, verify=PLAIN_HTTP
+    )
 
 
 async def recv(ws: Any, timeout: float = 5.0) -> Any:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,11 @@ import httpx
 HOST = "127.0.0.1"
 TESTS_DIR = Path(__file__).resolve().parent.parent
 ROOT = TESTS_DIR.parent
+
+# An httpx client loads certifi's CA bundle when it is made (~30 ms, paid by every helper that
+# makes one per call). The tests speak plain HTTP to 127.0.0.1: they pass this context, made
+# once and never used for a handshake, as `verify=`.
+PLAIN_HTTP = ssl.create_default_context()
 
 
 def free_port() -> int:
@@ -125,7 +131,12 @@ def _ready(port: int, path: str) -> bool:
     if not port_open(port):
         return False
     try:
-        return httpx.get(f"http://{HOST}:{port}{path}", timeout=1, trust_env=False).status_code == 200
+        return (
+            httpx.get(
+                f"http://{HOST}:{port}{path}", timeout=1, trust_env=False, verify=PLAIN_HTTP
+            ).status_code
+            == 200
+        )
     except httpx.HTTPError:
         return False
 
