@@ -890,6 +890,7 @@ class Seen:
     console_errors: list[str] = dataclasses.field(default_factory=list)
 
 
+@pytest.mark.browser
 async def test_page_renders_offline_in_chromium() -> None:
     playwright_api = pytest.importorskip("playwright.async_api")
     require_chromium()

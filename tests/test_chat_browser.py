@@ -34,6 +34,8 @@ from support.chat import ADMIN, SECRET, ChatServer, chat_env
 from support.chat_page import listed, log, members, memory_chat, say, set_hidden, sign_in
 from support.proxy import CuttableProxy
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 

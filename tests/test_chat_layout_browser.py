@@ -31,7 +31,7 @@ from support.chat_page import log, memory_chat, say, sign_in
 from support.ci import unavailable
 from support.processes import ROOT
 
-pytestmark = pytest.mark.frontend
+pytestmark = [pytest.mark.frontend, pytest.mark.browser]
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect

@@ -15,6 +15,8 @@ from support import chat_page
 from support.chat import ChatServer, chat_env
 from support.chat_page import memory_chat, say, sign_in
 
+pytestmark = pytest.mark.browser
+
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect
 

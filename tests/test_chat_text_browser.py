@@ -24,7 +24,7 @@ from support.browser import watch
 from support.chat import ChatServer, chat_env, chat_server
 from support.chat_page import log, members, memory_chat, say, sign_in
 
-pytestmark = pytest.mark.frontend
+pytestmark = [pytest.mark.frontend, pytest.mark.browser]
 
 playwright_api = pytest.importorskip("playwright.async_api")
 expect = playwright_api.expect

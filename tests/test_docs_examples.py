@@ -493,6 +493,7 @@ async def test_the_js_client_is_served() -> None:
         assert 'from "/wsroute/multiplex.js"' in page.text
 
 
+@pytest.mark.browser
 async def test_the_guide_pages_work_in_a_browser() -> None:
     """The echo page and the multiplexed two-room page, in headless Chromium."""
     require_chromium()
@@ -826,6 +827,7 @@ def _page_paths(site: Path) -> list[str]:
 
 
 @pytest.mark.frontend
+@pytest.mark.browser
 async def test_the_site_requests_nothing_from_other_hosts(built_site: Path) -> None:
     """Every page, in Chromium: no request leaves 127.0.0.1 (no font, CDN or analytics)."""
     require_chromium()

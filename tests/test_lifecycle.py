@@ -128,7 +128,7 @@ async def test_slow_consumer_is_evicted_and_never_delays_the_others(ws_impl: str
     ws = WsRouter(max_queue=64)
     leaves: list[tuple[str, int, str]] = []
     peak = {"queue": 0}
-    count, size, readers, burst = 1000, 8192, 50, 50
+    count, size, readers, burst = 1000, 8192, 10, 50
     payload = "x" * size
     published = {"next": 0}
 

@@ -28,6 +28,8 @@ import pytest
 
 from support.processes import HOST, ServerProcess, server_process
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
 TOPICS = ("/rooms/a", "/rooms/b", "/echo")

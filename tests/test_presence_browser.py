@@ -38,6 +38,8 @@ from support.browser import ARTIFACTS, Watched, watch
 from support.processes import HOST, ServerProcess, free_port
 from support.redis_server import require_redis
 
+pytestmark = pytest.mark.browser
+
 APP = "apps.presence_page:app"
 TTL = 2.0  # presence_ttl: nothing here waits for it (every leave below is a clean close)
 WAIT_MS = 10_000  # the bound of every wait in the browser

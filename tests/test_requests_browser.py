@@ -36,6 +36,8 @@ import pytest
 
 from support.processes import HOST, ServerProcess, server_process
 
+pytestmark = pytest.mark.browser
+
 ROOT = Path(__file__).parent.parent
 TESTS = Path(__file__).parent
 SEP = "\u00b7"
