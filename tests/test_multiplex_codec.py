@@ -68,6 +68,7 @@ from wsroute.multiplex.codec import (
     split_meta,
     split_topic,
 )
+from wsroute.status import MAX_REASON_BYTES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "multiplex_frames.json"
 CASES: list[dict[str, Any]] = json.loads(FIXTURES.read_text(encoding="utf-8"))
@@ -602,7 +603,13 @@ def test_subscribe_round_trip(topic: str) -> None:
 def test_unsubscribe_round_trip(topic: str, code: int | None, reason: str) -> None:
     frame = Unsubscribe(topic, code, None if code is None else reason)
     encoded = encode_unsubscribe(frame.topic, frame.code, frame.reason)
-    assert parse_client_frame(encoded, None) == frame
+    if frame.reason is not None and _utf8_bytes(frame.reason) > MAX_REASON_BYTES:
+        # Longer than a close frame's reason: refused, as WebSocket.close() refuses it.
+        with pytest.raises(ProtocolError) as info:
+            parse_client_frame(encoded, None)
+        assert info.value.reason == Reason.INVALID_CONTROL
+    else:
+        assert parse_client_frame(encoded, None) == frame
 
 
 @BOUNDED
@@ -644,5 +651,9 @@ def test_client_control_size_limit_counts_utf8_bytes(topic: str, code: int, reas
         with pytest.raises(ProtocolError) as info:
             parse_client_frame(encoded, None)
         assert info.value.reason == Reason.CONTROL_TOO_LONG
+    elif _utf8_bytes(reason) > MAX_REASON_BYTES:
+        with pytest.raises(ProtocolError) as info:
+            parse_client_frame(encoded, None)
+        assert info.value.reason == Reason.INVALID_CONTROL
     else:
         assert parse_client_frame(encoded, None) == Unsubscribe(topic, code, reason)

@@ -133,6 +133,11 @@ async def test_by_hand_subscribe_data_both_ways_and_replies(running: Running) ->
         assert await ws.recv() == f"{S}ERR{S}Invalid Topic{S}SUBSCRIBE{S}{long_topic}"
         await ws.send(f"{S}SUBSCRIBE{S}/rooms/%C2%B7smuggled?name=a")
         assert await ws.recv() == f"{S}ERR{S}Invalid Topic{S}SUBSCRIBE{S}/rooms/%C2%B7smuggled?name=a"
+        # A reason no close frame could carry (124 bytes) is refused; the topic stays open.
+        await ws.send(f"{S}UNSUBSCRIBE{S}/rooms/a?name=ann{S}4001{S}{'é' * 62}")
+        assert await ws.recv() == f"{S}INVALID{S}Invalid Control Message"
+        await ws.send(f"/rooms/a?name=ann{S}still here")
+        assert await ws.recv() == f"/rooms/a?name=ann{S}ann: still here"
         await ws.send(f"{S}UNSUBSCRIBE{S}/rooms/a?name=ann{S}4001{S}bye{S}now")
         assert await ws.recv() == f"{S}OK{S}UNSUBSCRIBE{S}/rooms/a?name=ann{S}4001{S}bye{S}now"
         await ws.send("/echo\u00b7still open")

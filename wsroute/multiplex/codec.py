@@ -32,6 +32,8 @@ from dataclasses import field as dataclass_field
 from http import HTTPStatus
 from typing import Final, TypeAlias
 
+from wsroute.status import MAX_REASON_BYTES
+
 __all__ = [
     "MAX_CONTROL_BYTES",
     "MAX_TOPIC_BYTES",
@@ -340,6 +342,10 @@ def _parse_client_control(text: str) -> ClientFrame:
         code_text, sep, reason = tail.partition(SEP)
         # Codes a browser's WebSocket.close() accepts; the 1001-2999 range is the server's own.
         code = _parse_code(code_text, lowest_app_code=3000)
+        # What a close frame (and the browser's WebSocket.close) allows: the leave sees it
+        # as it would see a dedicated socket's close.
+        if sep and _utf8_len(reason) > MAX_REASON_BYTES:
+            raise _invalid(f"close reason over {MAX_REASON_BYTES} bytes")
         return Unsubscribe(topic, code, reason if sep else None)
     raise _invalid(f"unknown client action {action!r}")
 

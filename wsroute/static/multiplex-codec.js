@@ -17,6 +17,8 @@ export const SUBPROTOCOL = "rocket-multiplex";
 export const MAX_TOPIC_BYTES = 100;
 /** Longest control frame a client may send, in UTF-8 bytes. */
 export const MAX_CONTROL_BYTES = 512;
+/** Longest close reason (of UNSUBSCRIBE, as of a close frame), in UTF-8 bytes. */
+export const MAX_REASON_BYTES = 123;
 /** Physical close codes after which the client does not reconnect (overridable per socket). */
 export const DEFAULT_STOP_CODES = Object.freeze([1008, 3000, 3003, 4401, 4403]);
 /** The connect URL's query parameter carrying the connect topic's subscription options. */
@@ -315,6 +317,10 @@ function parseClientControl(text) {
     const [codeText, hasReason, reason] = partition(tail);
     // Codes a browser's WebSocket.close() accepts.
     const code = parseCode(codeText, 3000);
+    // What a close frame (and WebSocket.close) allows.
+    if (hasReason && utf8Length(reason) > MAX_REASON_BYTES) {
+      throw invalid(`close reason over ${MAX_REASON_BYTES} bytes`);
+    }
     return { type: "unsubscribe", topic, code, reason: hasReason ? reason : null };
   }
   throw invalid(`unknown client action ${JSON.stringify(action)}`);

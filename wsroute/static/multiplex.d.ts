@@ -27,6 +27,8 @@ export const SUBPROTOCOL: "rocket-multiplex";
 export const MAX_TOPIC_BYTES: 100;
 /** Longest control frame a client may send, in UTF-8 bytes. */
 export const MAX_CONTROL_BYTES: 512;
+/** Longest close reason (of UNSUBSCRIBE, as of a close frame), in UTF-8 bytes. */
+export const MAX_REASON_BYTES: 123;
 /** Physical close codes after which the client does not reconnect, unless overridden. */
 export const DEFAULT_STOP_CODES: readonly number[];
 /** The connect URL's query parameter carrying the connect topic's subscription options. */

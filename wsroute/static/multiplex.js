@@ -33,6 +33,7 @@
 
 import {
   DEFAULT_STOP_CODES,
+  MAX_REASON_BYTES,
   META,
   OPTIONS_PARAM,
   POSITIONS,
@@ -1119,7 +1120,9 @@ export class MultiplexWebSocket extends EventTarget {
     }
     if (reason !== undefined) {
       reason = String(reason);
-      if (utf8Length(reason) > 123) throw new DOMException("close reason over 123 bytes", "SyntaxError");
+      if (utf8Length(reason) > MAX_REASON_BYTES) {
+        throw new DOMException(`close reason over ${MAX_REASON_BYTES} bytes`, "SyntaxError");
+      }
       code ??= 1000; // as WebSocket.close: a reason implies 1000
     }
     if (this._readyState === CLOSING || this._readyState === CLOSED) return;
