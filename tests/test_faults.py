@@ -42,6 +42,7 @@ from support.probe import (
     get_state,
     install_state_route,
     new_id,
+    quiet_state,
     server_state,
 )
 from support.raw import HOST, OP_TEXT, RawClient, client_frame, open_clients, server_side_established
@@ -524,7 +525,7 @@ async def test_redis_outage_during_steady_broadcasts(caplog: pytest.LogCaptureFi
         (first,) = await open_clients(running.port, ["/f/feed?id=first"])
         first.close()
         await first.closed
-        baseline = await get_state(running.port)
+        baseline = await quiet_state(running.port)
         assert baseline["tasks"].get("RedisBackend._listen") == 1
         got: list[list[int]] = [[] for _ in range(readers_n)]
         readers = await open_clients(running.port, [f"/f/feed?id=r{i}" for i in range(readers_n)])

@@ -146,6 +146,19 @@ async def assert_back_to(port: int, baseline: Mapping[str, Any], timeout: float 
         await asyncio.sleep(0.05)
 
 
+async def quiet_state(port: int, timeout: float = 5.0) -> dict[str, Any]:
+    """The server's state once no topic, open outbox or unfinished session is left: a
+    connection the client has just closed finishes its leave on the server a moment later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = await get_state(port)
+        if not state["topics"] and not state["open_outboxes"] and not state["unfinished_sessions"]:
+            return state
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server still has connections after {timeout}s: {state}")
+        await asyncio.sleep(0.01)
+
+
 @contextlib.asynccontextmanager
 async def clean(port: int, timeout: float = 5.0) -> AsyncIterator[dict[str, Any]]:
     """Take the server's state before the block (no topic, no open outbox); after it, require
