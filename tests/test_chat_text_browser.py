@@ -57,6 +57,24 @@ async def open_page(browser: Any, size: str, **options: Any) -> Any:
     return await context.new_page()
 
 
+async def test_a_name_of_32_emoji_is_kept_whole_and_a_longer_one_is_refused(
+    browser: Any, chat: ChatServer
+) -> None:
+    """The 32-character limit counts characters, as the server does: a `maxlength` on the
+    box counted UTF-16 units and cut a name of 17 or more emoji (two units each) in half."""
+    page = await open_page(browser, "desktop")
+    await page.goto(f"{chat.http}/rooms/{room_name()}")
+    box = page.get_by_label("Display name")
+    await box.fill("🦊" * 33)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert").filter(has_text="32")).to_be_visible()
+    await box.fill("🦊" * 32)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("status")).to_have_text("Connected", timeout=10_000)
+    await expect(page.locator("#me")).to_have_text("🦊" * 32)
+    await page.context.close()
+
+
 @pytest.mark.parametrize("size", SIZES)
 async def test_hostile_and_equal_names_and_right_to_left_text(
     browser: Any, chat: ChatServer, size: str

@@ -351,6 +351,15 @@ async def test_sign_in_validates_the_display_name(chat: ChatServer) -> None:
             signed = await http.post("/api/session", json={"name": given})
             assert signed.status_code == 201, given
             assert signed.json()["user"]["name"] == kept
+        # Half an emoji (a lone surrogate, escaped in JSON: a cut paste) becomes U+FFFD, as the
+        # page makes it in messages. It used to answer 500: the 422 echoed it, unencodable.
+        for escaped, kept in {r"Ann \ud83d": "Ann \ufffd", r"\udc4b Bob": "\ufffd Bob"}.items():
+            body = f'{{"name": "{escaped}"}}'
+            signed = await http.post(
+                "/api/session", content=body, headers={"Content-Type": "application/json"}
+            )
+            assert signed.status_code == 201, (escaped, signed.text)
+            assert signed.json()["user"]["name"] == kept
         assert (await http.delete("/api/session")).status_code == 204
         assert (await http.get("/api/session")).status_code == 401
 

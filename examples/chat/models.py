@@ -46,6 +46,15 @@ _BLANKS = {"\u115f", "\u1160", "\u2800", "\u3164", "\uffa0"}
 """Letters that render as nothing (Hangul fillers, the blank Braille pattern)."""
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _well_formed(value: object) -> object:
+    """A lone surrogate (half an emoji from a cut paste, which JSON can escape) becomes U+FFFD,
+    as a browser's TextEncoder makes it: no UTF-8, so no response or token, can carry it."""
+    return _LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+
+
 def _name(value: str) -> str:
     """NFKC (so look-alike compatibility forms compare equal), spaces collapsed, and nothing
     that hides or reorders text; at least one visible character."""
@@ -83,6 +92,7 @@ def _visible_text(value: str) -> str:
 DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME),
+    BeforeValidator(_well_formed),
     AfterValidator(_name),
 ]
 MessageText = Annotated[
