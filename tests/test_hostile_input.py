@@ -537,6 +537,7 @@ async def test_topics_over_100_bytes_or_with_the_separator_are_refused(running: 
         assert await mux.recv_data("/rooms/home") == "still here"
 
 
+@pytest.mark.scale
 async def test_ten_thousand_subscribes_on_one_socket(running: HostileApp) -> None:
     n = 10_000
     baseline = await get_state(running.port)

@@ -233,6 +233,7 @@ async def until(check: Any, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+@pytest.mark.scale
 def test_thousands_of_connections_receive_every_broadcast_and_a_non_reader_is_evicted() -> None:
     raise_fd_limit(CONNECTIONS + 512)
     # The clients run on uvloop, like the server: the stdlib loop's per-socket overhead
