@@ -93,6 +93,15 @@ async def test_multiplex_client_timeouts_say_what_they_waited_for() -> None:
         assert "/rooms/a" in str(raised.value) and "0.1" in str(raised.value), repr(raised.value)
 
 
+async def test_an_unsubscribe_reason_no_close_frame_could_carry_is_refused_before_sending() -> None:
+    """Over 123 bytes the server answers INVALID, not OK or ERR: `unsubscribe` would wait out
+    its timeout. It raises at once instead, as WebSocket.close() does, and the topic stays."""
+    async with serve(make_app()) as url, MultiplexClient.connect(f"ws://{url}/rooms/a") as mux:
+        with pytest.raises(ValueError, match="123"):
+            await mux.unsubscribe("/rooms/a", 4000, "é" * 62)
+        assert isinstance(await mux.unsubscribe("/rooms/a", 4000, "é" * 61 + "a"), Ok)
+
+
 # --- a non-ASCII first topic is not the topic on the wire ----------------------------------
 
 

@@ -36,6 +36,7 @@ from wsroute.multiplex.codec import (
     parse_server_frame,
     split_meta,
 )
+from wsroute.status import MAX_REASON_BYTES
 from wsroute.testing.client import _close_unread, _ws_url
 
 if TYPE_CHECKING:
@@ -215,6 +216,12 @@ class _Frames:
         return (payload,)
 
 
+
+def _checked_reason(reason: str | None) -> str | None:
+    if reason is not None and len(reason.encode("utf-8", "surrogatepass")) > MAX_REASON_BYTES:
+        raise ValueError(f"an UNSUBSCRIBE reason is at most {MAX_REASON_BYTES} UTF-8 bytes")
+    return reason
+
 def _options(
     meta: bool, positions: bool, since: StreamPosition | None, presence: bool = False
 ) -> dict[str, str] | None:
@@ -380,8 +387,10 @@ class MultiplexClient(_Multiplexed):
     async def unsubscribe(
         self, topic: str, code: int | None = None, reason: str | None = None, timeout: float = 5.0
     ) -> Ok | Err:
-        """UNSUBSCRIBE and wait for its ``OK`` or ``ERR``."""
-        await self.websocket.send(encode_unsubscribe(topic, code, reason))
+        """UNSUBSCRIBE and wait for its ``OK`` or ``ERR``. A `reason` over 123 UTF-8 bytes
+        raises ValueError, as ``WebSocket.close()`` refuses it (the server would answer
+        ``INVALID``; send it with ``websocket.send`` to test that)."""
+        await self.websocket.send(encode_unsubscribe(topic, code, _checked_reason(reason)))
         return await self._wait(_reply_to("UNSUBSCRIBE", topic), timeout)
 
     async def recv_presence(self, topic: str, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
@@ -505,8 +514,8 @@ class MultiplexTestSession(_Multiplexed):
     def unsubscribe(
         self, topic: str, code: int | None = None, reason: str | None = None, timeout: float = 5.0
     ) -> Ok | Err:
-        """UNSUBSCRIBE and wait for its ``OK`` or ``ERR``."""
-        self.send_raw(encode_unsubscribe(topic, code, reason))
+        """`MultiplexClient.unsubscribe`: UNSUBSCRIBE and wait for its ``OK`` or ``ERR``."""
+        self.send_raw(encode_unsubscribe(topic, code, _checked_reason(reason)))
         return self._wait(_reply_to("UNSUBSCRIBE", topic), timeout)
 
     def recv_presence(self, topic: str, timeout: float = 5.0) -> tuple[str, dict[str, Any]]:
