@@ -550,8 +550,7 @@ async def test_the_seen_table_keeps_each_users_latest_time_and_forgets_old_visit
     from examples.chat import store as store_module
 
     clock = [1000.0]
-    fake_time = SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic, sleep=time.sleep)
-    monkeypatch.setattr(store_module, "time", fake_time)
+    monkeypatch.setattr(store_module, "time", SimpleNamespace(time=lambda: clock[0], sleep=time.sleep))
     store = store_module.Store(tmp_path / "seen.sqlite3")
     await store.open()
     try:

@@ -29,6 +29,7 @@ from examples.chat.models import Announcement, ChatMessage, HistoryItem, User
 T = TypeVar("T")
 
 _BUSY_TIMEOUT = 10.0  # seconds a statement waits for another worker's lock
+_WAL_RETRY = 0.005  # seconds between tries of the switch to WAL, within the busy timeout
 
 
 def _use_wal(db: sqlite3.Connection) -> None:
@@ -37,16 +38,15 @@ def _use_wal(db: sqlite3.Connection) -> None:
     Switching the journal mode needs an exclusive lock, and SQLite answers "database is
     locked" at once, without its busy handler, while another connection holds one: two
     workers starting on a new database failed their startup this way (1 in 25 tries)."""
-    deadline = time.monotonic() + _BUSY_TIMEOUT
-    for _ in range(10_000):
+    tries = int(_BUSY_TIMEOUT / _WAL_RETRY)
+    for attempt in range(tries):
         try:
             db.execute("PRAGMA journal_mode=WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc) or attempt == tries - 1:
                 raise
-        time.sleep(0.005)
-    db.execute("PRAGMA journal_mode=WAL")
+        time.sleep(_WAL_RETRY)
 
 
 _SCHEMA = """

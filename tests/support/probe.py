@@ -149,14 +149,13 @@ async def assert_back_to(port: int, baseline: Mapping[str, Any], timeout: float 
 async def quiet_state(port: int, timeout: float = 5.0) -> dict[str, Any]:
     """The server's state once no topic, open outbox or unfinished session is left: a
     connection the client has just closed finishes its leave on the server a moment later."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def quiet() -> dict[str, Any] | None:
         state = await get_state(port)
-        if not state["topics"] and not state["open_outboxes"] and not state["unfinished_sessions"]:
-            return state
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the server still has connections after {timeout}s: {state}")
-        await asyncio.sleep(0.01)
+        busy = state["topics"] or state["open_outboxes"] or state["unfinished_sessions"]
+        return None if busy else state
+
+    return await eventually(quiet, timeout, what="the server to have no connection left")
 
 
 @contextlib.asynccontextmanager
