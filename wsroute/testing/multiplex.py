@@ -216,11 +216,11 @@ class _Frames:
         return (payload,)
 
 
-
 def _checked_reason(reason: str | None) -> str | None:
     if reason is not None and len(reason.encode("utf-8", "surrogatepass")) > MAX_REASON_BYTES:
         raise ValueError(f"an UNSUBSCRIBE reason is at most {MAX_REASON_BYTES} UTF-8 bytes")
     return reason
+
 
 def _options(
     meta: bool, positions: bool, since: StreamPosition | None, presence: bool = False
