@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from typing import Annotated, Any, Literal
 
+import orjson
 from fastapi import params as fastapi_params
 from fastapi.concurrency import contextmanager_in_threadpool
 from fastapi.security import SecurityScopes
@@ -271,21 +272,23 @@ class ParamSource(Source):
             raw = request.cookies.get(self.key, PydanticUndefined)
         if raw is PydanticUndefined:
             if self.required:
-                raise Reject(
-                    422,
-                    [{"loc": [self.where, self.key], "msg": "Field required", "type": "missing"}],
-                )
+                missing = {
+                    "type": "missing",
+                    "loc": [self.where, self.key],
+                    "msg": "Field required",
+                    "input": None,
+                }
+                raise Reject(422, [missing])
             return self.default if self.default_factory is None else self.default_factory()
         try:
             return self.adapter.validate_python(raw)
         except ValidationError as exc:
-            raise Reject(
-                422,
-                [
-                    {"loc": [self.where, self.key, *err["loc"]], "msg": err["msg"], "type": err["type"]}
-                    for err in exc.errors(include_url=False)
-                ],
-            ) from exc
+            # FastAPI's error list: each error with its `input` and `ctx`, in pydantic's own
+            # JSON form (a validator's exception in `ctx` becomes its message).
+            errors = orjson.loads(exc.json(include_url=False))
+            for err in errors:
+                err["loc"] = [self.where, self.key, *err["loc"]]
+            raise Reject(422, errors) from exc
 
     def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
         yield RequestParam(self.where, self.key, self.adapter, self.required, self.default)
