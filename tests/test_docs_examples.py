@@ -274,6 +274,14 @@ async def test_guards_reject_with_status_and_decode_once() -> None:
         async with connect(f"ws://{host}/rooms/lobby", additional_headers={"Cookie": "token=t-bob"}) as bob:
             await bob.send("hi")
             assert await recv(bob) == "bob@lobby: hi"
+        guards.DECODES.clear()
+        async with connect(f"ws://{host}/news?token=t-ann") as ann, connect(f"ws://{host}/news") as guest:
+            for n in range(2):
+                await ann.send(f"page {n}")
+                await guest.send(f"page {n}")
+                assert await recv(ann) == f"ann asked for page {n}"
+                assert await recv(guest) == f"a guest asked for page {n}"
+        assert len(guards.DECODES) == 2  # once per connection, the refused guest's too
 
 
 async def test_bearer_guard_opens_with_a_token_and_refuses_401_without() -> None:

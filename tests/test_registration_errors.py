@@ -124,6 +124,18 @@ class SecurityOnly:
     security = SecurityScheme.api_key("token", "query")
 
 
+class Staff(Guard):
+    @classmethod
+    async def from_request(cls, request: HandshakeRequest) -> Staff:
+        return cls()
+
+
+class Visitor(Guard):
+    @classmethod
+    async def from_request(cls, request: HandshakeRequest) -> Visitor:
+        return cls()
+
+
 async def plain_method(data: str, user: PlainMethod) -> None: ...
 async def async_plain_method(data: str, user: AsyncPlainMethod) -> None: ...
 async def joined_plain_method(user: PlainMethod) -> None: ...
@@ -137,6 +149,8 @@ async def sync_generator(data: str, user: SyncGenerator) -> None: ...
 async def no_from_request(data: str, user: NoFromRequest) -> None: ...
 async def bare_guard_base(data: str, user: Guard) -> None: ...
 async def security_only(data: str, user: SecurityOnly) -> None: ...
+async def guard_union(data: str, user: Staff | Visitor) -> None: ...
+async def guard_or_str(data: str, user: Staff | str | None) -> None: ...
 
 
 def uses_plain_method(user: PlainMethod) -> str:
@@ -234,6 +248,9 @@ def test_registration_error(
             ],
         ),
         ("message", guard_in_dependency, ["guard_in_dependency", "'user'", "plain method", "@classmethod"]),
+        # `Staff | None` is an optional guard (docs/guards.md); a union with anything else is not.
+        ("message", guard_union, ["guard_union", "'user'", "a union of a guard", "its own parameter"]),
+        ("message", guard_or_str, ["guard_or_str", "'user'", "a union of a guard", "its own parameter"]),
     ],
 )
 def test_a_guard_that_cannot_be_built_is_refused_at_registration(

@@ -38,7 +38,15 @@ from starlette.websockets import WebSocket
 from wsroute.broker import Broker
 from wsroute.channel import Channel
 from wsroute.errors import RegistrationError
-from wsroute.guards import HandshakeRequest, Reject, guard_mistake, is_async_builder, is_guard, runs_in_thread
+from wsroute.guards import (
+    Forward,
+    HandshakeRequest,
+    Reject,
+    guard_mistake,
+    is_async_builder,
+    is_guard,
+    runs_in_thread,
+)
 from wsroute.messages import Data, Decoder, make_decoder, split_annotated
 from wsroute.security import SecurityScheme
 from wsroute.status import WebSocketStatus
@@ -193,11 +201,18 @@ class _SecurityScopesSource(Source):
         return SecurityScopes(scopes=list(self.scopes))
 
 
-class GuardSource(Source):
-    """A guard class, built once per connection and kept in the local cache."""
+# In the connection's cache in place of an optional guard that refused: its handlers get
+# None without asking the guard again per message.
+_REFUSED = object()
 
-    def __init__(self, guard: type) -> None:
+
+class GuardSource(Source):
+    """A guard class, built once per connection and kept in the local cache. An
+    `optional` one (``user: User | None``) is None where the guard refuses or forwards."""
+
+    def __init__(self, guard: type, *, optional: bool = False) -> None:
         self.guard = guard
+        self.optional = optional
         self.is_async = is_async_builder(guard.from_request)  # type: ignore[attr-defined]
         self.in_thread = runs_in_thread(guard)
         # One key for every connection: a tuple made per connection would be kept by each.
@@ -206,26 +221,41 @@ class GuardSource(Source):
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
         cache = ctx.request._local
         key = self.key
+        value = cache.get(key, _REFUSED)
+        if value is not _REFUSED:
+            return value
+        if self.optional and key in cache:
+            return None
         try:
-            return cache[key]
-        except KeyError:
-            pass
-        build = self.guard.from_request  # type: ignore[attr-defined]
-        try:
-            if self.is_async:
-                value = await build(ctx.request)
-            else:
-                value = await run_in_threadpool(build, ctx.request) if self.in_thread else build(ctx.request)
-                if inspect.isawaitable(value):
-                    value = await value
-        except HTTPException as exc:
-            raise Reject.from_http(exc) from exc
+            value = await self._build(ctx.request)
+        except (Reject, Forward):
+            if not self.optional:
+                raise
+            # Rocket's `Option<T>` guard. Only the refusal's fact is kept: a kept exception
+            # would hold its traceback's frames, and through them this cache (a cycle). A
+            # required declaration of the same guard asks it again, and is refused.
+            cache[key] = _REFUSED
+            return None
         cache[key] = value
         return value
 
+    async def _build(self, request: HandshakeRequest) -> Any:
+        build = self.guard.from_request  # type: ignore[attr-defined]
+        try:
+            if self.is_async:
+                return await build(request)
+            value = await run_in_threadpool(build, request) if self.in_thread else build(request)
+            if inspect.isawaitable(value):
+                value = await value
+            return value
+        except HTTPException as exc:
+            raise Reject.from_http(exc) from exc
+
     def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
         scheme = getattr(self.guard, "security", None)
-        if isinstance(scheme, SecurityScheme):
+        # An optional guard requires nothing: AsyncAPI reads an operation's `security` as
+        # "one of these must be satisfied", and it has no way to say "may be".
+        if isinstance(scheme, SecurityScheme) and not self.optional:
             yield SecurityRequirement(scheme, self.guard.__name__)
 
 
@@ -483,8 +513,12 @@ class Plan:
         return values
 
 
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, _UnionType)
+
+
 def _strip_optional(annotation: Any) -> Any:
-    if typing.get_origin(annotation) in (typing.Union, _UnionType):
+    if _is_union(annotation):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
         if len(args) == 1:
             return args[0]
@@ -676,11 +710,18 @@ class Analyzer:
             )
         if isinstance(annotation, type) and issubclass(annotation, HTTPConnection):
             return _RequestSource()
-        if is_guard(annotation):
-            mistake = guard_mistake(annotation)
+        guard = _strip_optional(annotation)
+        if guard is annotation and _is_union(annotation) and any(map(is_guard, typing.get_args(annotation))):
+            raise self.fail(
+                name,
+                "a union of a guard and another type is not a guard",
+                "declare each guard as its own parameter (`user: User | None, staff: Staff | None`)",
+            )
+        if is_guard(guard):
+            mistake = guard_mistake(guard)
             if mistake is not None:
                 raise self.fail(name, *mistake)
-            return GuardSource(annotation)
+            return GuardSource(guard, optional=guard is not annotation)
         if annotation is WebSocketStatus or annotation is Data:
             raise self.fail(
                 name,

@@ -76,5 +76,15 @@ async def said(data: str, user: User, member: Member, channel: Channel) -> None:
 # --8<-- [end:guard]
 
 
+# --8<-- [start:optional]
+@ws.message("/news")
+async def news(data: str, user: User | None, channel: Channel) -> None:
+    # Open to everyone: a refused User is None here, and the guest is let in.
+    await channel.send(f"{user.name if user else 'a guest'} asked for {data}")
+
+
+# --8<-- [end:optional]
+
+
 app = FastAPI()
 ws.install(app)
