@@ -112,6 +112,18 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
     async def slow_left(channel: Channel, status: WebSocketStatus) -> None:
         leaves.append((channel.topic, status.code))
 
+    @ws.join("/lingering/{room}")
+    async def lingering(channel: Channel) -> None:
+        """Runs until its topic ends, then takes a while to clean up (a rollback, say)."""
+        SLOW.runs.append(channel.client_id)
+        try:
+            await asyncio.sleep(10)
+        finally:
+            await asyncio.sleep(0.3)
+
+    @ws.message("/lingering/{room}")
+    async def lingering_said(data: str) -> None: ...
+
     ws.topic("/rooms/{room}", presence=True)
     app = FastAPI()
 
@@ -389,6 +401,74 @@ async def test_unsubscribe_closes_one_topic_and_keeps_the_socket() -> None:
         await ann.send("/rooms/a?user=ann", "still here")
         assert await ann.recv_data("/rooms/a?user=ann") == "still here"
         assert await post(http, "/unsubscribe", topic="/rooms/b", user="ann", code=4010) == 0
+
+
+async def test_a_topic_the_server_closed_sends_its_client_nothing_after_the_notice() -> None:
+    """Moved out of a topic, a client gets none of its broadcasts after the ``UNSUBSCRIBE``
+    notice, though the topic's join body takes 0.3 s to unwind while they go on."""
+    app, _ = make_app()
+    broker = app.state.wsroute.broker
+    SLOW.reset([])
+    async with serving(app) as (url, http), MultiplexClient.connect(f"{url}/rooms/a") as ann:
+        assert isinstance(await ann.subscribe("/lingering/x"), Ok)
+        await eventually(lambda: len(SLOW.runs) == 1, what="the join")
+        [client_id] = SLOW.runs
+
+        async def publish() -> None:
+            for n in range(150):  # bounded: 1.5 s at most
+                await broker.broadcast_to("/lingering/x", str(n))
+                await asyncio.sleep(0.01)
+
+        publisher = asyncio.create_task(publish())
+        try:
+            await asyncio.sleep(0.1)
+            assert await post(http, "/unsubscribe", topic="/lingering/x", client_id=client_id, code=4010) == 1
+            frames = [await ann.recv()]
+            while not isinstance(frames[-1], ServerUnsubscribe):
+                frames.append(await ann.recv())
+            # The unwinding join, and as long again: what the server sends meanwhile.
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    frames.append(await ann.recv(timeout=0.6))
+        finally:
+            publisher.cancel()
+    notice = frames.index(ServerUnsubscribe("/lingering/x", 4010, "moved"))
+    before = [f for f in frames[:notice] if isinstance(f, DataFrame)]
+    after = [f for f in frames[notice + 1 :] if isinstance(f, DataFrame)]
+    assert before and before[0].topic == "/lingering/x"  # the broadcasts were reaching it
+    assert after == []
+
+
+async def test_a_topic_the_client_left_sends_it_nothing_after_the_ok() -> None:
+    """The client's own UNSUBSCRIBE: broadcasts may reach it until the ``OK`` (the join body
+    unwinds first), and none after it."""
+    app, _ = make_app()
+    broker = app.state.wsroute.broker
+    SLOW.reset([])
+    async with serving(app) as (url, _http), MultiplexClient.connect(f"{url}/rooms/a") as ann:
+        assert isinstance(await ann.subscribe("/lingering/x"), Ok)
+        await eventually(lambda: len(SLOW.runs) == 1, what="the join")
+
+        async def publish() -> None:
+            for n in range(150):  # bounded: 1.5 s at most
+                await broker.broadcast_to("/lingering/x", str(n))
+                await asyncio.sleep(0.01)
+
+        publisher = asyncio.create_task(publish())
+        try:
+            await asyncio.sleep(0.1)
+            await ann.send_raw("\u00b7UNSUBSCRIBE\u00b7/lingering/x")
+            frames = [await ann.recv()]
+            while not isinstance(frames[-1], Ok):
+                frames.append(await ann.recv())
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    frames.append(await ann.recv(timeout=0.6))
+        finally:
+            publisher.cancel()
+    ok = frames.index(Ok("UNSUBSCRIBE", ("/lingering/x",)))
+    assert [f for f in frames[:ok] if isinstance(f, DataFrame)]
+    assert [f for f in frames[ok + 1 :] if isinstance(f, DataFrame)] == []
 
 
 async def test_subscribe_a_socket_from_the_server_runs_the_topics_guards() -> None:

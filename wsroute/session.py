@@ -271,8 +271,10 @@ class Session(Context):
         await self.broker.publish_event(self.topic, event, self.subscriber_id if exclude_self else None)
 
     def deliver(self, event: Message) -> None:
-        """A broadcast for this topic arrived: queue it (never blocks); held while `hold`s."""
-        if self.state < _LEAVING:
+        """A broadcast for this topic arrived: queue it (never blocks); held while `hold`s.
+        Dropped once the server closes the session: on a multiplexed socket its client was
+        told the topic ended (``UNSUBSCRIBE``), and nothing of the topic may follow that."""
+        if self.state < _CLOSING:
             held = self._held
             if held is None:
                 self.outbox.push(event if self._frame is None else self._frame(event))
@@ -287,7 +289,7 @@ class Session(Context):
     def deliver_at(self, event: Message, position: StreamPosition) -> None:
         """A publication with its stream position arrived (a positions subscription only):
         held while the subscription catches up, dropped if already sent, else queued."""
-        if self.state < _LEAVING:
+        if self.state < _CLOSING:
             positions = self.positions
             assert positions is not None and self.meta is not None
             if positions.held is not None:
@@ -302,7 +304,7 @@ class Session(Context):
 
     def deliver_presence(self, diff: str) -> None:
         """A presence diff of this topic arrived: held until the client has the state."""
-        if self.state < _LEAVING:
+        if self.state < _CLOSING:
             held = self._attendance().held
             if held is not None:
                 held.append(diff)
@@ -560,7 +562,7 @@ class Session(Context):
         """Send what waited for the client to be told of its subscription: the presence
         state, the replayed and held publications (in offset order, once each), the held
         broadcasts that carry no position, the held presence diffs; then go live."""
-        live = self.state < _LEAVING
+        live = self.state < _CLOSING
         if presence_state is not None and live:
             self.outbox.push(self.meta.presence("state", presence_state))  # type: ignore[union-attr]
         positions = self.positions
