@@ -48,7 +48,8 @@ class SessionState(IntEnum):
     JOINING = 4
     """Subscribed, and the join body runs: messages wait in the session's queue."""
     CLOSING = 5
-    """The server closed it (``close_status`` says how): sends fail, nothing more is handled."""
+    """The server closed it (``close_status`` says how): sends fail, broadcasts are dropped,
+    nothing more is handled."""
     LEAVING = 6
     """Unsubscribing, running the leave handler, tearing down: exactly once."""
     LEFT = 7
