@@ -276,3 +276,37 @@ async def test_three_topics_share_one_socket_and_survive_a_restart(
     output = server.output()
     assert "Traceback" not in output and "ERROR" not in output, output
     assert time.monotonic() - started < 40
+
+
+async def test_a_subscribe_left_unanswered_replaces_the_socket(browser: Any, server: ServerProcess) -> None:
+    """``/stuck``'s guard hangs for 3 s, holding up the socket's frames (they are read in
+    order): after its ``replyTimeout`` (1 s here) the client closes that socket with 4408 and
+    reconnects, and every topic opens on the new one."""
+    port = server.port
+    observed = Observed()
+    page = await browser.new_page()
+    watch(page, observed)
+    async with httpx.AsyncClient(trust_env=False, timeout=5) as http:
+        await page.goto(f"http://{HOST}:{port}/", timeout=10_000)
+        await page.wait_for_function("window.muxReady === true", timeout=5000)
+        await page.evaluate("mux.open('/rooms/a', { replyTimeout: 1000 })")
+        await wait_message(page, "/rooms/a", "joined a")
+        asked = time.monotonic()
+        await page.evaluate("mux.open('/stuck')")
+        await wait_message(page, "/stuck", "joined stuck", timeout=2500)  # before the 3 s
+        print(f"\n/stuck open {time.monotonic() - asked:.2f}s after it was asked")
+        state = await page.evaluate("mux.state()")
+        assert state["/rooms/a"]["opens"] == 2 and state["/stuck"]["opens"] == 1, state
+        assert all(not t["closes"] and t["errors"] == 0 for t in state.values()), state
+        assert len(observed.websockets) == 2
+        await page.evaluate("mux.send('/rooms/a', 'after')")
+        await wait_message(page, "/rooms/a", "a> after")
+        # Once its guard returns, the server sees the first socket's close: /rooms/a's leave
+        # there has the client's code.
+        deadline = time.monotonic() + 8
+        while "leave /rooms/a 4408" not in (events := (await stats(http, port))["events"]):
+            assert time.monotonic() < deadline, events
+            await asyncio.sleep(0.1)
+        assert events.count("stuck guard") == 2
+        await open_sockets(http, port, 1)
+    assert not observed.page_errors, observed.page_errors

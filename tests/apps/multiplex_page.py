@@ -10,6 +10,8 @@ the test can kill it and start it again on the same port.
 * ``/rooms/{room}`` (WebSocket): join sends ``joined {room}`` to the joiner only; a message is
   broadcast to the room as ``{room}> {text}``.
 * ``/echo`` (WebSocket): join sends ``joined echo``; a message comes back as ``echo: {text}``.
+* ``/stuck`` (WebSocket): its guard hangs for 3 s the first time it runs (a database that
+  stopped answering), then lets everyone in; join sends ``joined stuck``.
 * ``POST /rooms/{room}/announce``: the body is broadcast to ``/rooms/{room}`` through
   `AppBroker` as ``announce {room}: {body}``.
 * ``GET /stats``: the physical WebSocket connections open right now, counted by an ASGI
@@ -19,7 +21,10 @@ the test can kill it and start it again on the same port.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 
 from apps.socket_counter import SocketCounter
@@ -65,8 +70,8 @@ function render() {
 
 window.mux = {
   topics,
-  open(path) {
-    const ws = new MultiplexWebSocket(path);
+  open(path, options) {
+    const ws = new MultiplexWebSocket(path, options);
     const t = { ws, opens: 0, messages: [], closes: [], errors: 0 };
     topics[path] = t;
     ws.onopen = () => { t.opens += 1; render(); };
@@ -134,6 +139,18 @@ async def echo(data: str, channel: Channel) -> None:
 @ws.leave("/echo")
 async def echo_left(status: WebSocketStatus, channel: Channel) -> None:
     events.append(f"leave {channel.topic} {status.code}")
+
+
+async def stuck_once() -> None:
+    events.append("stuck guard")
+    if events.count("stuck guard") == 1:
+        await asyncio.sleep(3)
+
+
+@ws.join("/stuck")
+async def stuck_joined(channel: Channel, _: Annotated[None, Depends(stuck_once)]) -> None:
+    events.append(f"join {channel.topic}")
+    await channel.send("joined stuck")
 
 
 fastapi_app = FastAPI()

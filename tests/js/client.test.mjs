@@ -3,7 +3,9 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
+  DEFAULT_REPLY_TIMEOUT,
   MultiplexWebSocket,
+  NO_REPLY_CODE,
   RequestError,
   SEP,
   SUBPROTOCOL,
@@ -709,6 +711,92 @@ describe("reconnection", () => {
     assert.equal(w.sockets.length, 2);
     w.sockets[1].accept();
     assert.deepEqual(next.events, ["open"]);
+  });
+});
+
+describe("a reply that does not come", () => {
+  test("a SUBSCRIBE unanswered for replyTimeout replaces the socket, every topic subscribed again", () => {
+    const w = world({ replyTimeout: 3000 });
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    assert.deepEqual(ws.take(), [sub("/b")]);
+    assert.deepEqual(w.tick(3000), [3000]); // no OK, no ERR: a guard hung, or the network
+    assert.deepEqual(ws.closedWith, { code: NO_REPLY_CODE, reason: "no reply" });
+    assert.equal(a.socket.state, "waiting");
+    assert.equal(a.readyState, MultiplexWebSocket.CONNECTING); // was open: lost, not closed
+    assert.equal(b.readyState, MultiplexWebSocket.CONNECTING);
+    assert.deepEqual([...a.events, ...b.events], ["open"]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/b")); // too late, on the old socket: ignored
+    assert.equal(b.readyState, MultiplexWebSocket.CONNECTING);
+    assert.deepEqual(w.tick(), [125]); // the backoff
+    const again = w.sockets[1];
+    again.accept();
+    assert.deepEqual(again.take(), [sub("/b")]);
+    again.deliver(encodeOk("SUBSCRIBE", "/b"));
+    assert.deepEqual(w.tick(), []); // answered: no timer left
+    assert.deepEqual(a.events, ["open", "open"]);
+    assert.deepEqual(b.events, ["open"]);
+    assert.equal(again.closedWith, null);
+  });
+
+  test("an UNSUBSCRIBE unanswered replaces the socket; the closing topic ends as on a lost connection", () => {
+    const w = world({ replyTimeout: 3000 });
+    const a = w.open("/a");
+    const b = w.open("/b");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/b"));
+    b.close(4000, "done");
+    assert.deepEqual(ws.take(), [sub("/b"), unsub("/b", 4000, "done")]);
+    assert.deepEqual(w.tick(3000), [3000]);
+    assert.equal(ws.closedWith.code, NO_REPLY_CODE);
+    assert.deepEqual(b.events, ["open", "close:1006::false"]);
+    w.tick();
+    w.sockets[1].accept();
+    assert.deepEqual(w.sockets[1].take(), []); // /b is not wanted any more
+    assert.deepEqual(a.events, ["open", "open"]);
+  });
+
+  test("the connect topic's OK is waited for too (extensions)", () => {
+    const w = world({ extensions: true, replyTimeout: 3000 });
+    const a = w.open("/a");
+    w.sockets[0].accept();
+    assert.deepEqual(w.tick(), [3000]);
+    assert.equal(w.sockets[0].closedWith.code, NO_REPLY_CODE);
+    assert.equal(a.readyState, MultiplexWebSocket.CONNECTING);
+    assert.equal(a.socket.state, "waiting");
+  });
+
+  test("replies in time cancel their timers; the default is DEFAULT_REPLY_TIMEOUT; Infinity waits", () => {
+    const w = world();
+    w.open("/a");
+    w.open("/b");
+    w.sockets[0].accept();
+    assert.deepEqual(w.timers.map((timer) => timer.ms), [DEFAULT_REPLY_TIMEOUT]);
+    w.sockets[0].deliver(encodeErr("Forbidden", "SUBSCRIBE", "/b"));
+    assert.deepEqual(w.timers, []);
+    const patient = world({ replyTimeout: Infinity });
+    patient.open("/a");
+    patient.open("/b");
+    patient.sockets[0].accept();
+    assert.deepEqual(patient.timers, []);
+  });
+
+  test("a lost connection and a closed socket leave no reply timer behind", () => {
+    const w = world();
+    w.open("/a");
+    w.open("/b");
+    w.sockets[0].accept();
+    w.sockets[0].drop();
+    assert.deepEqual(w.timers.map((timer) => timer.ms), [125]); // the backoff only
+    const v = world();
+    const c = v.open("/c");
+    v.open("/d");
+    v.sockets[0].accept();
+    c.socket._finish();
+    assert.deepEqual(v.timers, []);
   });
 });
 
@@ -1501,7 +1589,8 @@ describe("requests that time out", () => {
     );
     await new Promise((resolve) => setTimeout(resolve, 50));
     const pending = [...settled];
-    a.close(); // rejects both as closed, clearing their timers: nothing left running
+    a.close(); // rejects both as closed, clearing their timers
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/a")); // and the reply's timer: nothing left running
     await Promise.allSettled([noTimeout, longTimeout]);
     assert.deepEqual(pending, [], "neither request may settle within 50 ms");
   });

@@ -142,6 +142,14 @@ const DEFAULT_BACKOFF_CAP = 10_000;
  * @type {10000}
  */
 export const DEFAULT_REQUEST_TIMEOUT = 10_000;
+/**
+ * How long a SUBSCRIBE or UNSUBSCRIBE waits for the server's reply before the socket is
+ * replaced, in ms, unless told otherwise.
+ * @type {10000}
+ */
+export const DEFAULT_REPLY_TIMEOUT = 10_000;
+/** The close code of a socket replaced because a reply did not come (a 4xxx is the app's). */
+export const NO_REPLY_CODE = 4408;
 // The longest delay timers keep: browsers and Node turn a longer one into ~0.
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -192,6 +200,9 @@ export class RequestError extends Error {
  *   `request()` needs, stream positions, which recovery after a reconnect needs, and presence)
  *   on every subscription; default true. False for a server that speaks only plain
  *   rocket-multiplex.
+ * @property {number} [replyTimeout] ms a SUBSCRIBE or UNSUBSCRIBE waits for its reply; past
+ *   it the socket is replaced (closed with {@link NO_REPLY_CODE}, reconnected with backoff,
+ *   every topic subscribed again). Default {@link DEFAULT_REPLY_TIMEOUT}; `Infinity`: none.
  */
 
 /**
@@ -388,6 +399,7 @@ export class MultiplexSocket extends EventTarget {
     this._extensions = options.extensions ?? true;
     this._setTimer = options.setTimeout ?? ((callback, ms) => setTimeout(callback, ms));
     this._clearTimer = options.clearTimeout ?? ((id) => clearTimeout(id));
+    this._replyTimeout = Number(options.replyTimeout ?? DEFAULT_REPLY_TIMEOUT);
     /** @type {MultiplexSocketState} */
     this._state = SocketState.IDLE;
     // Full jitter: a server back after an outage is not hit by every client at the same moment.
@@ -412,6 +424,11 @@ export class MultiplexSocket extends EventTarget {
      * @type {Map<string, TopicStateName>}
      */
     this._server = new Map();
+    /**
+     * The timers of the SUBSCRIBEs and UNSUBSCRIBEs waiting for their reply, by topic.
+     * @type {Map<string, unknown>}
+     */
+    this._replyTimers = new Map();
     /**
      * User closes waiting for the server's OK.
      * @type {Map<string, CloseRequest>}
@@ -546,6 +563,58 @@ export class MultiplexSocket extends EventTarget {
   }
 
   /**
+   * Set (or, `undefined`, forget) what the server knows of `topic`. A SUBSCRIBE or
+   * UNSUBSCRIBE in flight waits for its reply `replyTimeout` ms at most.
+   * @param {string} topic
+   * @param {TopicStateName | undefined} state
+   */
+  _track(topic, state) {
+    const timer = this._replyTimers.get(topic);
+    if (timer !== undefined) {
+      this._clearTimer(timer);
+      this._replyTimers.delete(topic);
+    }
+    if (state === undefined) {
+      this._server.delete(topic);
+      return;
+    }
+    this._server.set(topic, state);
+    const ms = this._replyTimeout;
+    if (state !== TopicState.SUBSCRIBED && ms <= MAX_TIMER_MS) {
+      const ws = this._ws;
+      this._replyTimers.set(topic, this._setTimer(() => this._noReply(ws, topic), ms));
+    }
+  }
+
+  /** Forget what the server knew of every topic: the connection that told it is gone. */
+  _forgetServer() {
+    for (const timer of this._replyTimers.values()) this._clearTimer(timer);
+    this._replyTimers.clear();
+    this._server.clear();
+  }
+
+  /**
+   * No reply came in time. The server answers a socket's frames in order, so the whole
+   * socket is stuck, not the topic (a guard waiting on a dead database, or a connection the
+   * network dropped without a word): replace it, as a lost connection is.
+   * @param {WebSocket | null} ws
+   * @param {string} topic
+   */
+  _noReply(ws, topic) {
+    this._replyTimers.delete(topic);
+    if (ws === null || ws !== this._ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
+    const asked = this._server.get(topic) === TopicState.UNSUBSCRIBING ? "UNSUBSCRIBE" : "SUBSCRIBE";
+    const reason = `no reply to ${asked} ${topic} within ${this._replyTimeout} ms`;
+    try {
+      ws.close(NO_REPLY_CODE, "no reply");
+    } catch {
+      // Closing already: it is being replaced either way.
+    }
+    this._onClose(ws, { code: 1006, reason, wasClean: false });
+  }
+
+  /**
    * Send whatever brings the server's view of `topic` one step closer to the user's.
    * @param {string} topic
    */
@@ -554,13 +623,13 @@ export class MultiplexSocket extends EventTarget {
     const status = this._server.get(topic);
     if (this._wanted.has(topic)) {
       if (status === undefined) {
-        this._server.set(topic, TopicState.SUBSCRIBING);
+        this._track(topic, TopicState.SUBSCRIBING);
         const target = /** @type {MultiplexWebSocket} */ (this._wanted.get(topic));
         this._send(encodeSubscribe(topic, this._subscribeOptions(target)));
       }
     } else if (status === TopicState.SUBSCRIBED) {
       const request = this._closing.get(topic);
-      this._server.set(topic, TopicState.UNSUBSCRIBING);
+      this._track(topic, TopicState.UNSUBSCRIBING);
       this._send(encodeUnsubscribe(topic, request?.code ?? null, request?.reason ?? null));
     }
     // SUBSCRIBING / UNSUBSCRIBING: wait for the reply, which calls back here.
@@ -574,7 +643,7 @@ export class MultiplexSocket extends EventTarget {
     const first = /** @type {string} */ (this._connectTopic);
     // The server subscribes the connect URL itself; with options, it confirms them with an OK
     // (its first frame), and the topic opens then, as a SUBSCRIBEd one does.
-    this._server.set(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED);
+    this._track(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED);
     for (const topic of [first, ...this._wanted.keys()]) this._reconcile(topic);
     if (!this._extensions) this._wanted.get(first)?._open({});
   }
@@ -622,7 +691,7 @@ export class MultiplexSocket extends EventTarget {
    */
   _subscribed(topic, granted) {
     if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
-    this._server.set(topic, TopicState.SUBSCRIBED);
+    this._track(topic, TopicState.SUBSCRIBED);
     /** @type {Record<string, string>} */
     let items = {};
     try {
@@ -638,7 +707,7 @@ export class MultiplexSocket extends EventTarget {
   /** @param {string} topic */
   _unsubscribed(topic) {
     if (this._server.get(topic) !== TopicState.UNSUBSCRIBING) return;
-    this._server.delete(topic);
+    this._track(topic, undefined);
     const request = this._closing.get(topic);
     this._closing.delete(topic);
     this._reconcile(topic); // reopened meanwhile: subscribe again
@@ -652,7 +721,7 @@ export class MultiplexSocket extends EventTarget {
    */
   _refused(topic, reason) {
     if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
-    this._server.delete(topic);
+    this._track(topic, undefined);
     const target = this._wanted.get(topic);
     this._wanted.delete(topic); // no retry: not even after a reconnect
     this._maybeFinish();
@@ -667,7 +736,7 @@ export class MultiplexSocket extends EventTarget {
   _serverClosed(topic, code, reason) {
     const state = this._server.get(topic);
     if (state === undefined) return;
-    this._server.delete(topic);
+    this._track(topic, undefined);
     const request = this._closing.get(topic);
     let target;
     if (request) {
@@ -692,7 +761,7 @@ export class MultiplexSocket extends EventTarget {
     if (ws !== this._ws) return;
     const wasOpen = this.state === SocketState.OPEN;
     this._ws = null;
-    this._server.clear();
+    this._forgetServer();
     const { code = 1006, reason = "", wasClean = false } = event ?? {};
     if (this._stopCodes.has(code)) {
       this._stop(code, reason, wasClean, false);
@@ -750,6 +819,7 @@ export class MultiplexSocket extends EventTarget {
     if (index >= 0) sockets.splice(index, 1);
     if (sockets.length === 0) registry.delete(this.origin);
     this._retry.cancel();
+    this._forgetServer();
     const ws = this._ws;
     this._ws = null;
     if (ws) {
