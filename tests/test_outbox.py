@@ -145,3 +145,48 @@ async def test_abort_cancels_the_send_in_flight() -> None:
     await asyncio.sleep(0.01)
     assert client.sent == [] and outbox.closed
     assert all(task.done() for task in asyncio.all_tasks() if task is not asyncio.current_task())
+
+
+async def test_a_cancelled_direct_send_still_drains_what_queued_behind_it_first() -> None:
+    """A handler that bounds its own send (``wait_for``) on a client that stopped reading:
+    the broadcasts queued behind that send go out before anything sent later."""
+    client = StuckClient()
+    outbox, _ = make(client, "disconnect", limit=100)
+    client.open.clear()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            sending = outbox.send(text(0))
+            outbox_task = asyncio.ensure_future(sending)
+            await asyncio.sleep(0)
+            outbox.push(text(1))
+            outbox.push(text(2))
+            await outbox_task
+    outbox.push(text(3))
+    client.open.set()
+    assert await outbox.drain(1.0)
+    assert [e["text"] for e in client.sent] == ["1", "2", "3"]
+
+
+async def test_drain_waits_for_a_direct_send_and_what_queued_behind_it() -> None:
+    """A server-side close flushes what the client has not read before its close frame, also
+    when the send in flight is a handler's own rather than a broadcast."""
+    client = StuckClient()
+    outbox, _ = make(client, "disconnect", limit=100)
+    client.open.clear()
+    handler = asyncio.create_task(outbox.send(text(0)))
+    await asyncio.sleep(0)
+    outbox.push(text(1))
+    outbox.push(text(2))
+    draining = asyncio.create_task(outbox.drain(2.0))
+    await asyncio.sleep(0.05)
+    assert not draining.done()
+    client.open.set()
+    assert await draining
+    await handler
+    assert [e["text"] for e in client.sent] == ["0", "1", "2"]
+    client.open.clear()
+    stuck = asyncio.create_task(outbox.send(text(3)))
+    await asyncio.sleep(0)
+    assert not await outbox.drain(0.05)  # bounded by its timeout
+    client.open.set()
+    await stuck

@@ -64,6 +64,7 @@ class Outbox:
         "_policy",
         "_queue",
         "_send",
+        "_sent",
         "closed",
         "dropped",
     )
@@ -90,6 +91,8 @@ class Outbox:
         self._owner: Owner | None = owner
         self._busy = False
         self._drainer: asyncio.Task[None] | None = None
+        # Made by `drain` while a direct send is in flight; that send's end sets it.
+        self._sent: asyncio.Future[None] | None = None
         self.closed = False
         self.dropped = 0
 
@@ -120,10 +123,16 @@ class Outbox:
             raise ChannelClosed(f"the WebSocket connection is closed ({exc!r})") from exc
         finally:
             self._busy = False
-        if self._queue:
-            # Broadcasts queued behind this send while it waited.
-            self._busy = True
-            self._drainer = asyncio.get_running_loop().create_task(self._finish(None))
+            if self._queue and not self.closed:
+                # Broadcasts queued behind this send while it waited; drained even when the
+                # send was cancelled (a handler's own timeout): what comes next must not
+                # overtake them.
+                self._busy = True
+                self._drainer = asyncio.get_running_loop().create_task(self._finish(None))
+            sent = self._sent
+            if sent is not None:
+                self._sent = None
+                sent.set_result(None)
 
     def push(self, event: Message) -> None:
         """Send or queue `event` without waiting; apply the slow-consumer policy when full.
@@ -201,9 +210,18 @@ class Outbox:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything queued was handed to the server; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._busy and self._drainer is None:
+            # A direct send (a handler's own) is in flight, and what is queued waits for it:
+            # its end starts the drainer.
+            sent = self._sent
+            if sent is None:
+                sent = self._sent = loop.create_future()
+            await asyncio.wait({sent}, timeout=timeout)
         drainer = self._drainer
         if drainer is not None and not drainer.done():
-            await asyncio.wait({drainer}, timeout=timeout)
+            await asyncio.wait({drainer}, timeout=max(0.0, deadline - loop.time()))
         return not self._queue and not self._busy
 
     def abort(self) -> None:
