@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from websockets.exceptions import ConnectionClosed
 
 from support.clients import connect
+from support.raw import handshake_request
 from wsroute import Broker, Channel, ChannelClosed, RateLimited, WebSocketStatus, WsRouter
 from wsroute.testing import eventually, serve
 
@@ -380,3 +381,44 @@ async def test_close_codes_a_server_may_not_send_are_refused_at_the_call() -> No
         await client.send("x")
         assert await client.recv() == "still open"
     assert errors and "1006" in errors[0]
+
+
+@pytest.mark.parametrize("multiplexed", [False, True], ids=["dedicated", "multiplexed"])
+async def test_a_client_gone_before_the_accept_leaves_nothing_open(ws_impl: str, multiplexed: bool) -> None:
+    """The client hangs up while a connection-scoped dependency of the handshake is still
+    opening (a slow database): once it has opened, the accept finds the client gone. Its
+    teardown runs, its leave runs once (1006), and the broker forgets its client id."""
+    ws = WsRouter()
+    log: list[str] = []
+    opened = asyncio.Event()
+
+    async def resource(channel: Channel) -> AsyncIterator[str]:
+        log.append(f"opened for {channel.client_id}")
+        opened.set()
+        await asyncio.sleep(0.5)
+        try:
+            yield "db"
+        finally:
+            log.append("torn down")
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str, db: Annotated[str, Depends(resource, scope="request")]) -> None: ...
+
+    @ws.leave("/rooms/{room}")
+    async def left(status: WebSocketStatus) -> None:
+        log.append(f"leave {status.code}")
+
+    app = FastAPI()
+    ws.install(app)
+    headers = {"Sec-WebSocket-Protocol": "rocket-multiplex"} if multiplexed else {}
+    async with serve(app, ws=ws_impl) as url:
+        port = int(url.rsplit(":", 1)[1])
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(handshake_request("/rooms/a", port, headers))
+        await asyncio.wait_for(opened.wait(), 5)
+        writer.close()  # gone while the dependency opens
+        await writer.wait_closed()
+        await eventually(lambda: "torn down" in log, timeout=5, what="the teardown")
+        await eventually(lambda: not ws.broker.clients, timeout=5, what="the client id let go")
+        await asyncio.sleep(0.2)
+        assert log[1:] == ["leave 1006", "torn down"], log

@@ -316,12 +316,26 @@ class BaseConnection:
             logger.exception("exception during the WebSocket handshake of %s", self.scope["path"])
             await deny(self.scope, self.send, Reject(500, "Internal Server Error"))
             return False
-        if self.subprotocol is None:
-            await self.send({"type": "websocket.accept"})
-        else:
-            await self.send({"type": "websocket.accept", "subprotocol": self.subprotocol})
+        try:
+            if self.subprotocol is None:
+                await self.send({"type": "websocket.accept"})
+            else:
+                await self.send({"type": "websocket.accept", "subprotocol": self.subprotocol})
+        except Exception as exc:
+            # The client left while the guards ran (uvicorn raises ClientDisconnected). The
+            # handshake's sessions were accepted: they end as a dropped connection does, so
+            # that their dependencies are torn down and their client ids let go.
+            logger.debug("the client of %s left before the accept: %r", self.scope["path"], exc)
+            self._to(_DENIED)
+            for session in self.accepted_sessions():
+                await session.finish(_DROPPED)
+            return False
         self._to(_OPEN)
         return True
+
+    def accepted_sessions(self) -> list[Session]:
+        """The sessions the handshake accepted (before `start` subscribes them)."""
+        return self.sessions()
 
     async def open(self) -> None:
         """Decide the handshake: raise `Reject` to refuse it."""

@@ -216,6 +216,9 @@ class MultiplexConnection(BaseConnection):
     def sessions(self) -> list[Session]:
         return list(self.topics.values())
 
+    def accepted_sessions(self) -> list[Session]:
+        return [self.first]
+
     async def close_session(self, session: Session, code: int, reason: str) -> bool:
         if self.state is not ConnectionState.OPEN:
             return False  # the whole socket is closing: its topics end with its code
