@@ -174,7 +174,18 @@ def connect_topic(scope: Scope) -> str:
 class MultiplexConnection(BaseConnection):
     """One socket speaking `rocket-multiplex`; `topics` maps wire topic names to sessions."""
 
-    __slots__ = ("_bucket", "_closing", "_first_options", "_subscribing", "first", "first_topic", "topics")
+    __slots__ = (
+        "_bucket",
+        "_closing",
+        "_deferred",
+        "_first_options",
+        "_handling",
+        "_leaving",
+        "_subscribing",
+        "first",
+        "first_topic",
+        "topics",
+    )
 
     def __init__(
         self,
@@ -192,6 +203,14 @@ class MultiplexConnection(BaseConnection):
         # Topics taken out of `topics` whose leave has not finished, with their own end:
         # if the socket ends meanwhile (evicted, reset), its teardown still finishes them.
         self._closing: dict[Session, WebSocketStatus] = {}
+        # Those same topics by name, each with its end to come (the leave run, and for the
+        # client's UNSUBSCRIBE its OK sent): a SUBSCRIBE of the topic meanwhile waits for it,
+        # so that the client never hears OK SUBSCRIBE before the old OK UNSUBSCRIBE.
+        self._leaving: dict[str, asyncio.Future[None]] | None = None
+        # The session whose message handler the receive loop runs now, and a leave put off
+        # until it returns (a server-side close of that topic meanwhile).
+        self._handling: Session | None = None
+        self._deferred: tuple[str, Session, WebSocketStatus] | None = None
         # Topics whose guards are running, each with the outcome to come (0, or the
         # refusal's status): a second SUBSCRIBE meanwhile (the client's and the server's
         # `Broker.subscribe` can race) must not make a second session. None while there
@@ -307,7 +326,15 @@ class MultiplexConnection(BaseConnection):
             if session is not None:
                 delivery = self._delivery(session, frame)
                 if not isinstance(delivery, ProtocolError):
-                    await delivery
+                    self._handling = session
+                    try:
+                        await delivery
+                    finally:
+                        self._handling = None
+                    deferred = self._deferred
+                    if deferred is not None:
+                        self._deferred = None
+                        await self._finish_topic(*deferred)
                     return
                 frame = delivery  # a malformed metadata field: the socket answers it
         # No topic counts this frame, and no topic's handlers are asked about it: control
@@ -329,9 +356,7 @@ class MultiplexConnection(BaseConnection):
                 if frame.reason is not None:
                     params.append(frame.reason)
             end = WebSocketStatus(frame.code or NORMAL, frame.reason or "")
-            if await self._end_topic(frame.topic, end):
-                await self._reply(encode_ok("UNSUBSCRIBE", *params))
-            else:
+            if not await self._end_topic(frame.topic, end, reply=encode_ok("UNSUBSCRIBE", *params)):
                 await self._reply(encode_err(Reason.NOT_SUBSCRIBED, "UNSUBSCRIBE", *params))
 
     @staticmethod
@@ -364,6 +389,7 @@ class MultiplexConnection(BaseConnection):
         Returns 1 when subscribed; 0 when it already was (nothing is sent: a command is
         idempotent) or the socket is closing or gone; else minus the HTTP-like status of
         the refusal."""
+        await self._wait_left(topic)
         for _ in range(3):  # a client that keeps asking again is not waited for forever
             pending = None if self._subscribing is None else self._subscribing.get(topic)
             if pending is None:
@@ -372,36 +398,57 @@ class MultiplexConnection(BaseConnection):
                 return 0  # the client's own SUBSCRIBE of it, in its guards, went through
         if topic in self.topics or self.state is not ConnectionState.OPEN:
             return 0  # subscribed already, or closing: nothing to add a topic to
-        refused = await self._subscribe(topic, {})
+        refused = await self._subscribe(topic, {}, asked=False)
         if refused == _GONE:
             return 0
         return -refused if refused else 1
+
+    async def _wait_left(self, topic: str) -> None:
+        """Wait until a leave of `topic` under way (and its OK) is done."""
+        leaving = self._leaving
+        left = None if leaving is None else leaving.get(topic)
+        if left is None:
+            return
+        deferred = self._deferred
+        if deferred is not None and deferred[0] == topic and asyncio.current_task() is self._task:
+            return  # that leave waits for this very handler to return: no waiting on it
+        await asyncio.shield(left)
+
+    async def _tell(self, text: str) -> None:
+        """Queue a frame the client did not ask for (the server's UNSUBSCRIBE, a server-side
+        subscribe's OK or ERR) without waiting on the client's backpressure: a client that
+        stopped reading must not hold up the command. Its queue's slow-consumer policy
+        applies, as to a broadcast."""
+        self.outbox.push(text_event(text))
 
     def _has(self, topic: str) -> bool:
         """Whether `topic` is subscribed, or being subscribed (its guards running)."""
         return topic in self.topics or (self._subscribing is not None and topic in self._subscribing)
 
-    async def _subscribe(self, topic: str, options: dict[str, str]) -> int:
+    async def _subscribe(self, topic: str, options: dict[str, str], *, asked: bool = True) -> int:
         """Subscribe to `topic` and answer ``OK``, or answer ``ERR``: 0, or the refusal's
-        status (`_GONE` when the socket ended meanwhile)."""
+        status (`_GONE` when the socket ended meanwhile). Not `asked` (``Broker.subscribe``):
+        the answer is queued, never waited for."""
+        say = self._reply if asked else self._tell
         try:
             since_position(options)
         except ProtocolError as exc:
-            await self._reply(encode_invalid(exc.reason))
+            await say(encode_invalid(exc.reason))
             return 400
         # An ERR echoes the request's parameters, options included.
         params = (topic, encode_items(options)) if options else (topic,)
         try:
             path, raw_path, query = split_topic(topic)
         except InvalidTopic:
-            await self._reply(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", *params))
+            await say(encode_err(Reason.INVALID_TOPIC, "SUBSCRIBE", *params))
             return 400
+        await self._wait_left(topic)
         if self._has(topic):
-            await self._reply(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", *params))
+            await say(encode_err(Reason.ALREADY_SUBSCRIBED, "SUBSCRIBE", *params))
             return 409
         subscribing = self._subscribing
         if len(self.topics) + (len(subscribing) if subscribing else 0) >= self.settings.max_topics:
-            await self._reply(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", *params))
+            await say(encode_err(Reason.TOO_MANY_TOPICS, "SUBSCRIBE", *params))
             return 429
         if subscribing is None:
             subscribing = self._subscribing = {}
@@ -434,7 +481,7 @@ class MultiplexConnection(BaseConnection):
             outcome.set_result(refused)
         if refused:
             reason = "500 Internal Server Error" if refused == 500 else Reason.http(refused)
-            await self._reply(encode_err(reason, "SUBSCRIBE", *params))
+            await say(encode_err(reason, "SUBSCRIBE", *params))
             return refused
         if self.state is not ConnectionState.OPEN:
             # The socket is closing, or ended, while the guards ran (a server-side subscribe
@@ -449,7 +496,7 @@ class MultiplexConnection(BaseConnection):
             return _GONE  # the socket ended while the backend subscribed it: it has left
         # OK before the join body runs, as accept is for a dedicated connection; then what
         # a recovery replays, then live publications.
-        await self._reply(self._ok_subscribe(topic, granted))
+        await say(self._ok_subscribe(topic, granted))
         session.release(presence_state)
         self.start_join(session)
         return 0
@@ -461,20 +508,51 @@ class MultiplexConnection(BaseConnection):
             topic, WebSocketStatus(code, reason), notice=encode_server_unsubscribe(topic, code, reason)
         )
 
-    async def _end_topic(self, topic: str, end: WebSocketStatus, notice: str | None = None) -> bool:
-        """Take `topic` off the socket (sending `notice` first) and run its leave; False
-        when it is not subscribed."""
+    async def _end_topic(
+        self, topic: str, end: WebSocketStatus, notice: str | None = None, reply: str | None = None
+    ) -> bool:
+        """Take `topic` off the socket (queueing the server's `notice` first), run its leave,
+        then send the client's `reply`; False when it is not subscribed."""
         session = self.topics.pop(topic, None)
         if session is None:
             return False
         self._closing[session] = end
+        if self._leaving is None:
+            self._leaving = {}
+        self._leaving[topic] = asyncio.get_running_loop().create_future()
         if notice is not None:
-            await self._reply(notice)
-        await self.finish_session(session, end)
-        self._closing.pop(session, None)
+            await self._tell(notice)
+        if session is self._handling:
+            # The server closed the topic while its message handler runs (the handler
+            # itself, or a command from elsewhere): as on a dedicated socket, its leave and
+            # teardown wait for the handler to return; the receive loop runs them then.
+            self._deferred = (topic, session, end)
+            return True
+        await self._finish_topic(topic, session, end, reply)
         return True
+
+    async def _finish_topic(
+        self, topic: str, session: Session, end: WebSocketStatus, reply: str | None = None
+    ) -> None:
+        try:
+            await self.finish_session(session, end)
+            self._closing.pop(session, None)
+            if reply is not None:
+                await self._reply(reply)
+        finally:
+            leaving = self._leaving
+            if leaving is not None:
+                left = leaving.pop(topic, None)
+                if left is not None and not left.done():
+                    left.set_result(None)
+                if not leaving:
+                    self._leaving = None
 
     async def _finish_all(self, end: WebSocketStatus) -> None:
         for session, own_end in list(self._closing.items()):
             await self.finish_session(session, own_end)
+        leaving, self._leaving = self._leaving, None
+        for left in (leaving or {}).values():
+            if not left.done():
+                left.set_result(None)
         await super()._finish_all(end)
