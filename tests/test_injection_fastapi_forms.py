@@ -5,18 +5,20 @@ is the injection, not the server."""
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pytest
 from annotated_types import Gt, MaxLen
-from fastapi import Depends, FastAPI, Header, HTTPException, Query
+from fastapi import Cookie, Depends, FastAPI, Header, HTTPException, Query
 from fastapi.testclient import TestClient
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import WebSocketException
 from starlette.testclient import WebSocketDenialResponse
 
 from wsroute import Channel, Guard, HandshakeRequest, RegistrationError, Reject, WsRouter
+from wsroute.asyncapi import asyncapi_for_app
 from wsroute.testing import multiplex_testclient
 
 
@@ -182,16 +184,129 @@ def test_lists_factories_and_validation_aliases_read_as_fastapi_reads_them() -> 
     assert reply(ws, "/p?ids=3&tags=x&tags=y&page=2") == "[3] ['x', 'y'] None 2 10"
 
 
-def test_parameter_forms_it_cannot_honour_fail_at_registration() -> None:
-    class Filters(BaseModel):
-        q: str = ""
+class Filters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    limit: int = Field(100, gt=0, le=100)
+    order_by: Literal["created_at", "updated_at"] = "created_at"
+    tags: list[str] = []
+    q: str | None = None
 
+
+class Aliased(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    q: str | None = Field(None, alias="search")
+
+
+class Loose(BaseModel):
+    need: int
+
+
+class Heads(BaseModel):
+    x_token: str
+    accept_language: str | None = None
+
+
+class Cookies(BaseModel):
+    session_id: str
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "headers", "cookies"),
+    [
+        ("/f", "?limit=5&tags=a&tags=b&q=zz", {}, {}),
+        ("/f", "", {}, {}),
+        ("/f", "?limit=0", {}, {}),
+        ("/f", "?limit=x&bogus=1", {}, {}),  # extra="forbid": the unknown parameter too
+        ("/l", "?need=3&other=1", {}, {}),  # extras ignored
+        ("/l", "", {}, {}),
+        ("/h", "", {"x-token": "t", "accept-language": "fr"}, {}),
+        ("/c", "", {}, {"session_id": "s"}),
+        ("/c", "", {}, {}),
+    ],
+)
+def test_parameter_models_read_and_refuse_as_fastapi_does(
+    path: str, query: str, headers: dict[str, str], cookies: dict[str, str]
+) -> None:
+    """``Annotated[Model, Query()]`` (and Header, Cookie): the handler gets the model FastAPI
+    gives an HTTP route the same declaration, or the same 422."""
     ws = WsRouter()
-    with pytest.raises(RegistrationError, match="parameter model"):
 
-        @ws.message("/f")
-        async def f(data: str, filters: Annotated[Filters, Query()]) -> None: ...
+    @ws.message("/f")
+    async def f(data: str, channel: Channel, filters: Annotated[Filters, Query()]) -> None:
+        await channel.send(filters.model_dump_json(by_alias=True))
 
+    @ws.message("/l")
+    async def ws_l(data: str, channel: Channel, loose: Annotated[Loose, Query()]) -> None:
+        await channel.send(loose.model_dump_json(by_alias=True))
+
+    @ws.message("/h")
+    async def ws_h(data: str, channel: Channel, heads: Annotated[Heads, Header()]) -> None:
+        await channel.send(heads.model_dump_json(by_alias=True))
+
+    @ws.message("/c")
+    async def ws_c(data: str, channel: Channel, cookies: Annotated[Cookies, Cookie()]) -> None:
+        await channel.send(cookies.model_dump_json(by_alias=True))
+
+    app = app_of(ws)
+
+    @app.get("/f")
+    async def http_f(filters: Annotated[Filters, Query()]) -> Filters:
+        return filters
+
+    @app.get("/l")
+    async def http_l(loose: Annotated[Loose, Query()]) -> Loose:
+        return loose
+
+    @app.get("/c")
+    async def http_c(cookies: Annotated[Cookies, Cookie()]) -> Cookies:
+        return cookies
+
+    with TestClient(app, cookies=cookies) as client:
+        over_ws: Any
+        try:
+            with client.websocket_connect(f"{path}{query}", headers=headers) as socket:
+                socket.send_text("go")
+                over_ws = (200, json.loads(socket.receive_text()))
+        except WebSocketDenialResponse as denied:
+            over_ws = (denied.status_code, denied.json())
+        if path == "/h":  # the HTTP client's own headers would differ: compare the model
+            assert over_ws == (200, {"x_token": "t", "accept_language": "fr"})
+            return
+        http = client.get(f"{path}{query}", headers=headers)
+    assert over_ws == (http.status_code, http.json())
+
+
+def test_a_field_of_a_parameter_model_is_read_by_its_alias() -> None:
+    # As FastAPI 0.165 does; 0.122 refused the alias as an extra parameter (its bug).
+    ws = WsRouter()
+
+    @ws.message("/a")
+    async def a(data: str, channel: Channel, aliased: Annotated[Aliased, Query()]) -> None:
+        await channel.send(repr(aliased.q))
+
+    assert reply(ws, "/a?search=zz") == "'zz'"
+    denied = reply(ws, "/a?q=zz")
+    assert denied[:2] == ("denied", 422) and '"loc":["query","q"]' in denied[2]
+
+
+def test_a_missing_header_of_a_model_is_named_as_the_request_names_it() -> None:
+    ws = WsRouter()
+
+    @ws.message("/h")
+    async def h(data: str, heads: Annotated[Heads, Header()]) -> None: ...
+
+    with (
+        TestClient(app_of(ws)) as client,
+        pytest.raises(WebSocketDenialResponse) as denied,
+        client.websocket_connect("/h"),
+    ):
+        pass
+    [error] = denied.value.json()["detail"]
+    assert (error["type"], error["loc"]) == ("missing", ["header", "x-token"])
+
+
+def test_parameter_forms_it_cannot_honour_fail_at_registration() -> None:
+    ws = WsRouter()
     with pytest.raises(RegistrationError, match="which is a path parameter of the route"):
         # FastAPI refuses it too ("Cannot use `Query` for path param"); it was read from
         # the query string, so /r/a?room=b gave "b".
@@ -270,3 +385,24 @@ def test_a_websocket_exception_at_the_handshake_refuses_with_403_not_500() -> No
     with TestClient(app_of(ws)) as client, multiplex_testclient(client, "/t/a?token=x") as mux:
         refusal = mux.subscribe("/t/b")
         assert refusal.reason == "403 Forbidden", refusal  # type: ignore[union-attr]
+
+
+def test_a_parameter_models_fields_are_documented_one_by_one() -> None:
+    ws = WsRouter()
+
+    @ws.message("/items")
+    async def items(
+        data: str, filters: Annotated[Filters, Query()], heads: Annotated[Heads, Header()]
+    ) -> None: ...
+
+    binding = asyncapi_for_app(app_of(ws))["channels"]["items"]["bindings"]["ws"]
+    assert list(binding["query"]["properties"]) == ["limit", "order_by", "tags", "q"]
+    assert binding["query"]["properties"]["limit"] == {
+        "default": 100,
+        "type": "integer",
+        "maximum": 100,
+        "exclusiveMinimum": 0,
+    }
+    assert "required" not in binding["query"]
+    assert list(binding["headers"]["properties"]) == ["x-token", "accept-language"]
+    assert binding["headers"]["required"] == ["x-token"]

@@ -324,6 +324,67 @@ class ParamSource(Source):
         yield RequestParam(self.where, self.key, self.adapter, self.required, self.default)
 
 
+class ModelParamSource(Source):
+    """A pydantic model whose fields are parameters of one kind, as FastAPI's parameter
+    models (``filters: Annotated[Filters, Query()]``): each field read by its alias (a
+    header's with ``-`` for ``_``), every other parameter of that kind passed along too
+    (``extra="forbid"`` refuses them), the whole validated as the model."""
+
+    def __init__(self, where: ParamWhere, model: type[BaseModel], convert_underscores: bool) -> None:
+        self.where = where
+        self.model = model
+        # (key in the request, key the model validates by, read as a list)
+        self.fields: list[tuple[str, str, bool]] = []
+        self.params: list[RequestParam] = []
+        for name, info in model.model_fields.items():
+            alias = info.validation_alias if isinstance(info.validation_alias, str) else None
+            by = alias or info.alias or name
+            key = by
+            if where == "header":
+                key = (name.replace("_", "-") if by == name and convert_underscores else by).lower()
+            origin = typing.get_origin(_strip_optional(info.annotation))
+            self.fields.append((key, by, origin in (list, set, tuple, frozenset) and where != "cookie"))
+            default = None if info.default is PydanticUndefined else info.default
+            adapter: TypeAdapter[Any] = TypeAdapter(info.rebuild_annotation())
+            self.params.append(RequestParam(where, key, adapter, info.is_required(), default))
+        # An error names the request's key, as FastAPI's does (``x-token``, not ``x_token``).
+        self.keys = {by: key for key, by, _ in self.fields if by != key}
+
+    async def resolve(self, ctx: Context, event: EventState | None) -> Any:
+        request = ctx.request
+        source: Any
+        if self.where == "query":
+            source = request.query_params
+        elif self.where == "header":
+            source = request.headers
+        else:
+            source = request.cookies
+        values: dict[str, Any] = {}
+        taken = set()
+        for key, by, sequence in self.fields:
+            value = source.getlist(key) if sequence else source.get(key)
+            if value is not None and value != []:
+                values[by] = value
+            taken.add(key)
+            taken.add(by)
+        for key, value in source.items():
+            if key not in taken:
+                values[key] = value
+        try:
+            return self.model.model_validate(values)
+        except ValidationError as exc:
+            errors = orjson.loads(exc.json(include_url=False))
+            for err in errors:
+                loc = err["loc"]
+                if loc:
+                    loc[0] = self.keys.get(loc[0], loc[0])
+                err["loc"] = [self.where, *loc]
+            raise Reject(422, errors) from exc
+
+    def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
+        yield from self.params
+
+
 _CallKind = Literal["async_generator", "generator", "coroutine", "function"]
 
 
@@ -763,12 +824,14 @@ class Analyzer:
                     f"use Path(), or give the {where} parameter another name (alias= for the key)",
                 )
             if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                raise self.fail(
-                    name,
-                    f"a parameter model ({type(marker).__name__}() on a pydantic model) is not "
-                    "supported in a WebSocket handler",
-                    "declare its fields as parameters, or build it in a Depends() that takes them",
-                )
+                if where == "path":
+                    raise self.fail(
+                        name,
+                        "a Path() parameter model is not supported (FastAPI has none either)",
+                        "declare each path parameter on its own",
+                    )
+                convert = bool(getattr(marker, "convert_underscores", True))
+                return ModelParamSource(where, annotation, convert)  # type: ignore[arg-type]
             fallback = marker.default if marker.default is not ... else PydanticUndefined
             if default is not inspect.Parameter.empty and default is not marker:
                 fallback = default
