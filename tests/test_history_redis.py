@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from starlette.types import Message
 
 from apps.history_app import create_app
 from support.processes import HOST, uvicorn_processes
 from support.proxy import CuttableProxy
+from support.redis_server import client as redis_client
 from support.redis_server import private_redis, require_redis
-from wsroute import Broker, BrokerUnavailable, PositionLost
+from wsroute import Broker, BrokerUnavailable, PositionLost, WsRouter
 from wsroute.broker.redis import RedisBackend
 from wsroute.history import HistoryPolicy, StreamPosition
 from wsroute.messages import text_event
@@ -271,3 +273,39 @@ async def test_a_client_resubscribing_after_a_redis_restart_is_told_recovered_fa
                     assert position is not None and position.epoch != last.epoch and position.offset == 0
                     await client.send("/rooms/a", "after")
                     assert await client.recv_data("/rooms/a") == "after"  # nothing replayed before it
+
+
+async def test_a_client_recovering_while_the_subscription_is_down_is_told_recovered_false(
+    redis_url: str,
+) -> None:
+    """The worker's pub/sub connection to Redis dropped (a network blip, a proxy's idle
+    timeout) and waits out its backoff. A client recovering then cannot be promised every
+    publication after its position: those published before the subscription is back never
+    reach this worker. It is told recovered=false, where it was told true."""
+    url = prefixed(redis_url)
+    backend = RedisBackend(url, reconnect_min=5.0, reconnect_max=5.0)
+    ws = WsRouter(broker=backend)
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str) -> None: ...
+
+    ws.topic("/rooms/{room}", history=100)
+    app = FastAPI()
+    ws.install(app)
+    publisher = Broker(url)
+    publisher.topic("/rooms/{room}", history=100)
+    async with asyncio.timeout(30), publisher, serve(app) as base:
+        async with MultiplexClient.connect(f"ws://{base}/rooms/a", positions=True) as client:
+            await publisher.broadcast_to("/rooms/a", "one")
+            assert await client.recv_data("/rooms/a") == "one"
+            last = client.position("/rooms/a")
+        await publisher.broadcast_to("/rooms/a", "missed while away")
+        with redis_client() as r:
+            [listener] = [
+                c["id"] for c in r.client_list() if c.get("name") == backend.client_name and "P" in c["flags"]
+            ]
+            r.client_kill_filter(_id=listener)
+        await eventually(lambda: not backend.receiving("/rooms/a"), what="the subscription down")
+        async with MultiplexClient.connect(f"ws://{base}/rooms/a", since=last) as client:
+            assert client.recovered("/rooms/a") is False
+            assert not backend.receiving("/rooms/a")  # still waiting out its backoff

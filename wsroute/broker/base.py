@@ -68,6 +68,12 @@ class BrokerBackend(ABC):
     async def unsubscribe(self, topic: str) -> None:
         """Stop receiving messages for `topic`."""
 
+    def receiving(self, topic: str) -> bool:
+        """Whether what is published to `topic` from now on reaches this process: False while
+        a subscription is down (a remote backend reconnecting). A recovery that cannot count
+        on it is not complete. True by default."""
+        return True
+
     @abstractmethod
     async def publish(self, topic: str, event: Message, exclude: str | None = None) -> None:
         """Send `event` to every subscriber of `topic` in every process sharing this backend.

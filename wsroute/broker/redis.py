@@ -951,6 +951,15 @@ class RedisBackend(BrokerBackend):
             sent = self._sub, self._sent
         await self._confirmed(*sent)
 
+    def receiving(self, topic: str) -> bool:
+        """Whether the topic's channel is subscribed on a listener connection Redis confirmed
+        (False during an outage of that connection, until it is back)."""
+        return (
+            self._sub is not None
+            and self._sub_down_since is None
+            and self._prefix + topic.encode() in self._wanted
+        )
+
     async def unsubscribe(self, topic: str) -> None:
         """Unsubscribe from the topic's channel (without waiting for Redis to confirm)."""
         channel = self._prefix + topic.encode()
