@@ -54,13 +54,17 @@ def connections_named(name: str, port: int = SHARED_PORT) -> int:
 class PrivateRedis:
     """A redis-server of our own on a free port, so outages never touch the shared one. With
     `persist_dir` it keeps its data across a kill and restart (an append-only file, synced at
-    every write): what a failover or a restart with persistence is."""
+    every write): what a failover or a restart with persistence is. With `snapshots` as well,
+    it keeps only what its last ``SAVE`` wrote there: a restart from an older snapshot."""
 
-    def __init__(self, unix_socket: str | None = None, persist_dir: str | None = None) -> None:
+    def __init__(
+        self, unix_socket: str | None = None, persist_dir: str | None = None, snapshots: bool = False
+    ) -> None:
         self.port = free_port()
         self.url = f"redis://{HOST}:{self.port}/0"
         self.unix_socket = unix_socket
         self.persist_dir = persist_dir
+        self.snapshots = snapshots
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -71,6 +75,8 @@ class PrivateRedis:
         command = [exe, "--port", str(self.port), "--bind", HOST, "--save", ""]
         if self.persist_dir is None:
             command += ["--appendonly", "no"]
+        elif self.snapshots:
+            command += ["--dir", self.persist_dir, "--appendonly", "no"]
         else:
             command += ["--dir", self.persist_dir, "--appendonly", "yes", "--appendfsync", "always"]
         if self.unix_socket is not None:
@@ -91,10 +97,12 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis(unix_socket: str | None = None, persist_dir: str | None = None) -> Iterator[PrivateRedis]:
+def private_redis(
+    unix_socket: str | None = None, persist_dir: str | None = None, snapshots: bool = False
+) -> Iterator[PrivateRedis]:
     """A started `PrivateRedis` (also on `unix_socket` if given; keeping its data in
-    `persist_dir` if given), killed afterwards whatever happens."""
-    server = PrivateRedis(unix_socket, persist_dir)
+    `persist_dir` if given, as snapshots if `snapshots`), killed afterwards whatever happens."""
+    server = PrivateRedis(unix_socket, persist_dir, snapshots)
     try:
         server.start()
         yield server

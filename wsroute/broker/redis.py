@@ -279,6 +279,21 @@ def _sha(script: str) -> str:
 _SHAS: dict[str, str] = {}
 
 
+async def _server_run(conn: _Connection) -> str:
+    """The Redis server's ``run_id`` (``INFO server``): another after every restart. '' when
+    Redis refuses the command (an ACL): then a restart is noticed only by lost keys."""
+    await conn.send_packed_command(conn.pack_command(b"INFO", b"server"), check_health=False)
+    try:
+        info = await conn.read_response()
+    except ResponseError:
+        return ""
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    for line in text.splitlines():
+        if line.startswith("run_id:"):
+            return line.partition(":")[2].strip()
+    return ""
+
+
 async def _script(conn: _Connection, sha: str, script: str, args: tuple[bytes | str | int, ...]) -> Any:
     """Run a Lua script by its SHA, loading it with EVAL when Redis does not have it yet."""
     await conn.send_packed_command(conn.pack_command(b"EVALSHA", sha, *args), check_health=False)
@@ -375,6 +390,8 @@ class RedisBackend(BrokerBackend):
         self._deliver: Deliver | None = None
         self._pool: ConnectionPool | None = None
         self._pub: _Connection | None = None
+        # The run_id of the Redis server the publish connection reached (redis_streams).
+        self._run_id = ""
         # Locks and the event are made again by `start`: a backend may be started in
         # another event loop after a stop (each TestClient block runs its own loop).
         self._pub_lock = asyncio.Lock()
@@ -438,6 +455,7 @@ class RedisBackend(BrokerBackend):
                 await conn.connect()
                 await conn.send_packed_command(conn.pack_command("PING"), check_health=False)
                 await conn.read_response()
+                self._run_id = await _server_run(conn)
         except _FAILURES as exc:
             with contextlib.suppress(*_FAILURES):
                 await conn.disconnect(nowait=True)
@@ -506,20 +524,25 @@ class RedisBackend(BrokerBackend):
         reverse: bool = False,
     ) -> StreamRead:
         """Read the topic's stream in one script (see `BrokerBackend.read_history`)."""
-        args = redis_streams.read_args(self._prefix, topic, policy, after, limit, reverse)
-        reply = await self._run("read history from", redis_streams.READ_SCRIPT, args)
+        reply = await self._run(
+            "read history from",
+            redis_streams.READ_SCRIPT,
+            lambda: redis_streams.read_args(self._prefix, topic, policy, after, limit, reverse, self._run_id),
+        )
         return redis_streams.parse_read(reply)
 
     async def _run(
         self,
         what: str,
         script: str | bytes,
-        args: tuple[bytes | str | int, ...],
+        args: tuple[bytes | str | int, ...] | Callable[[], tuple[bytes | str | int, ...]],
         on_turn: Callable[[], None] | None = None,
     ) -> Any:
         """Run a Lua script (or, given bytes, the command ``script *args``) on the publish
         connection, in turn with publishes; `BrokerUnavailable` saying what failed to `what`.
-        `on_turn` is called when this command's turn comes, right before it is written."""
+        `on_turn` is called when this command's turn comes, right before it is written;
+        `args` may be a function, called once the connection is ready (it may read
+        `_run_id`)."""
         conn = self._pub
         if conn is None:
             raise BrokerUnavailable(f"the Redis broker at {self.safe_url} is not started")
@@ -529,6 +552,8 @@ class RedisBackend(BrokerBackend):
                     on_turn()
                 try:
                     await self._ready_to_publish(conn)
+                    if callable(args):
+                        args = args()
                     if isinstance(script, bytes):
                         await conn.send_packed_command(conn.pack_command(script, *args), check_health=False)
                         reply = await conn.read_response()
@@ -859,7 +884,7 @@ class RedisBackend(BrokerBackend):
                     else:
                         head, flags, payload = _envelope_parts(event, token, _POSITION)
                         args = redis_streams.publish_args(
-                            self._prefix, topic, channel, head, flags, payload, policy
+                            self._prefix, topic, channel, head, flags, payload, policy, self._run_id
                         )
                         reply = await _script(
                             conn, _sha(redis_streams.PUBLISH_SCRIPT), redis_streams.PUBLISH_SCRIPT, args
@@ -916,6 +941,8 @@ class RedisBackend(BrokerBackend):
                 return
             await conn.disconnect(nowait=True)
         await conn.connect()
+        # Read again on every connection: a Redis that restarted meanwhile is another run.
+        self._run_id = await _server_run(conn)
 
     # --- subscriptions --------------------------------------------------------------------
 

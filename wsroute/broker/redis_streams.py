@@ -3,7 +3,8 @@
 Keys, per topic (``<prefix>`` is the backend's channel prefix, ``wsroute:`` by default):
 
 * ``<prefix>position:<topic>``, a hash: ``e`` the epoch, ``o`` the offset of the last
-  publication. Expires `POSITION_TTL` after the last publication.
+  publication, ``r`` the run id of the Redis server that wrote it. Expires `POSITION_TTL`
+  after the last publication.
 * ``<prefix>stream:<topic>``, a stream of the kept publications: entry id ``<offset>-0``,
   fields ``t`` (Redis time in ms) and ``d`` (the envelope's flags byte and the payload).
   Trimmed to the newest ``history`` entries on each publication and, with a ``history_ttl``,
@@ -14,7 +15,10 @@ A publication is one script: it assigns the offset, appends to the stream and PU
 envelope with the position in it, atomically, so the order of offsets is the order in which
 every process receives them. When the position hash is missing (a new topic, an expired
 one, a flushed or restarted Redis) the script starts a new epoch, chosen by the caller, and
-deletes any stream left under the old one.
+deletes any stream left under the old one. So it does when the hash was written by another
+run of Redis (``INFO server``'s ``run_id``, which the caller passes): a Redis restarted from
+a snapshot, or a replica that took over, keeps a position that may be behind offsets clients
+already received, and reusing them would lose publications as "already sent".
 """
 
 from __future__ import annotations
@@ -26,14 +30,20 @@ from wsroute.history import POSITION_TTL, HistoryPolicy, Publication, StreamPosi
 
 _COMMON = """
 local position, stream = KEYS[1], KEYS[2]
-local function epoch_of(candidate, keep_ms)
-  local epoch = redis.call('HGET', position, 'e')
-  if not epoch then
-    epoch = candidate
-    redis.call('DEL', stream)
-    redis.call('HSET', position, 'e', epoch, 'o', 0)
-    redis.call('PEXPIRE', position, keep_ms)
+-- `run`: this Redis server's run id ('' when the caller could not read it).
+local function epoch_of(candidate, keep_ms, run)
+  local kept = redis.call('HMGET', position, 'e', 'r')
+  local epoch = kept[1]
+  if epoch and (run == '' or kept[2] == run) then return epoch end
+  if epoch and not kept[2] then
+    -- Written before positions kept their run: adopted, not a new epoch.
+    redis.call('HSET', position, 'r', run)
+    return epoch
   end
+  epoch = candidate
+  redis.call('DEL', stream)
+  redis.call('HSET', position, 'e', epoch, 'o', 0, 'r', run)
+  redis.call('PEXPIRE', position, keep_ms)
   return epoch
 end
 local function now_ms()
@@ -63,10 +73,10 @@ end
 """
 
 # KEYS: position, stream. ARGV: channel, envelope head, flags byte, payload, size, ttl ms,
-# position ttl ms, epoch candidate. Returns {epoch, offset}.
+# position ttl ms, epoch candidate, run id. Returns {epoch, offset}.
 PUBLISH_SCRIPT = _COMMON + """
 local size, ttl_ms, keep_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local epoch = epoch_of(ARGV[8], keep_ms)
+local epoch = epoch_of(ARGV[8], keep_ms, ARGV[9])
 local offset = redis.call('HINCRBY', position, 'o', 1)
 local now = now_ms()
 redis.call('XADD', stream, 'MAXLEN', size, string.format('%d-0', offset), 't', now, 'd', ARGV[3] .. ARGV[4])
@@ -79,11 +89,11 @@ return {epoch, offset}
 """
 
 # KEYS: position, stream. ARGV: the lowest entry id to read ('-': from the oldest), limit
-# (-1: none), reverse (0/1), ttl ms, position ttl ms, epoch candidate. Returns
+# (-1: none), reverse (0/1), ttl ms, position ttl ms, epoch candidate, run id. Returns
 # {epoch, offset, oldest, offset, data, offset, data…}.
 READ_SCRIPT = _COMMON + """
 local low, limit, reverse = ARGV[1], tonumber(ARGV[2]), ARGV[3] == '1'
-local epoch = epoch_of(ARGV[6], tonumber(ARGV[5]))
+local epoch = epoch_of(ARGV[6], tonumber(ARGV[5]), ARGV[7])
 expire(tonumber(ARGV[4]), now_ms())
 local offset = tonumber(redis.call('HGET', position, 'o'))
 local first = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)
@@ -129,17 +139,25 @@ def publish_args(
     flags: bytes,
     payload: bytes,
     policy: HistoryPolicy,
+    run: str = "",
 ) -> tuple[bytes | str | int, ...]:
-    """The arguments after the script (``EVALSHA sha 2 …``) of one publication."""
+    """The arguments after the script (``EVALSHA sha 2 …``) of one publication; `run` is the
+    Redis server's run id, '' when unknown."""
     position, stream = keys(prefix, topic)
     return (
         2, position, stream,
-        channel, head, flags, payload, policy.size, _ttl_ms(policy), _POSITION_TTL_MS, new_epoch(),
+        channel, head, flags, payload, policy.size, _ttl_ms(policy), _POSITION_TTL_MS, new_epoch(), run,
     )  # fmt: skip
 
 
 def read_args(
-    prefix: bytes, topic: str, policy: HistoryPolicy, after: int | None, limit: int | None, reverse: bool
+    prefix: bytes,
+    topic: str,
+    policy: HistoryPolicy,
+    after: int | None,
+    limit: int | None,
+    reverse: bool,
+    run: str = "",
 ) -> tuple[bytes | str | int, ...]:
     """The arguments after the script of one read (see `BrokerBackend.read_history`)."""
     position, stream = keys(prefix, topic)
@@ -148,7 +166,7 @@ def read_args(
     return (
         2, position, stream,
         low, -1 if limit is None else limit, int(reverse),
-        _ttl_ms(policy), _POSITION_TTL_MS, new_epoch(),
+        _ttl_ms(policy), _POSITION_TTL_MS, new_epoch(), run,
     )  # fmt: skip
 
 
