@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
 import {
-  DEFAULT_REPLY_TIMEOUT,
   MultiplexWebSocket,
   NO_REPLY_CODE,
   RequestError,
@@ -769,15 +768,15 @@ describe("a reply that does not come", () => {
     assert.equal(a.socket.state, "waiting");
   });
 
-  test("replies in time cancel their timers; the default is DEFAULT_REPLY_TIMEOUT; Infinity waits", () => {
-    const w = world();
+  test("replies in time cancel their timers; by default there is none (slow handlers delay replies)", () => {
+    const w = world({ replyTimeout: 3000 });
     w.open("/a");
     w.open("/b");
     w.sockets[0].accept();
-    assert.deepEqual(w.timers.map((timer) => timer.ms), [DEFAULT_REPLY_TIMEOUT]);
+    assert.deepEqual(w.timers.map((timer) => timer.ms), [3000]);
     w.sockets[0].deliver(encodeErr("Forbidden", "SUBSCRIBE", "/b"));
     assert.deepEqual(w.timers, []);
-    const patient = world({ replyTimeout: Infinity });
+    const patient = world();
     patient.open("/a");
     patient.open("/b");
     patient.sockets[0].accept();
@@ -785,13 +784,13 @@ describe("a reply that does not come", () => {
   });
 
   test("a lost connection and a closed socket leave no reply timer behind", () => {
-    const w = world();
+    const w = world({ replyTimeout: 3000 });
     w.open("/a");
     w.open("/b");
     w.sockets[0].accept();
     w.sockets[0].drop();
     assert.deepEqual(w.timers.map((timer) => timer.ms), [125]); // the backoff only
-    const v = world();
+    const v = world({ replyTimeout: 3000 });
     const c = v.open("/c");
     v.open("/d");
     v.sockets[0].accept();
@@ -1185,6 +1184,67 @@ describe("extensions: stream positions and recovery", () => {
     assert.deepEqual(ws.take(), [unsub("/b"), sub("/b", asked)]);
     ws.deliver(okAt("/b", "E", 9));
     assert.deepEqual(reopened.events, ["open", "subscribed:false:false"]);
+  });
+
+  test("a topic closed during its recovering SUBSCRIBE and opened again gets none of that recovery", async () => {
+    const { w, b, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "E", 1));
+    ws.deliver(okAt("/b", "E", 5));
+    ws.deliver(frame("/b", "offset=6", "old-6"));
+    const again = reconnect(w);
+    assert.deepEqual(again.take(), [sub("/b", since("E:6"))]);
+    b.close(); // gone before the OK; opened again at once, as a new object
+    await flushMicrotasks();
+    const fresh = withSubscribed(w.open("/b"));
+    assert.equal(fresh.socket, b.socket);
+    again.deliver(okAt("/a", "E", 9, true));
+    again.deliver(okAt("/b", "E", 6, true)); // the old object's recovery...
+    again.deliver(frame("/b", "offset=7", "old-7")); // ...and its replay: not for the new one
+    assert.deepEqual(again.take(), [unsub("/b")]);
+    again.deliver(encodeOk("UNSUBSCRIBE", "/b"));
+    assert.deepEqual(again.take(), [sub("/b", asked)]); // the new object's own subscription
+    again.deliver(okAt("/b", "E", 9));
+    again.deliver(frame("/b", "offset=10", "live-10"));
+    assert.deepEqual(fresh.events, ["open", "subscribed:false:false", "message:live-10"]);
+    assert.deepEqual(fresh.position, { epoch: "E", offset: 10 });
+  });
+
+  test("the same through the connect URL: the reopened topic subscribes on its own", async () => {
+    const w = world({ extensions: true });
+    const room = withSubscribed(w.open("/room"));
+    w.open("/other");
+    w.sockets[0].accept();
+    w.sockets[0].deliver(okAt("/room", "E", 6));
+    w.sockets[0].deliver(encodeOk("SUBSCRIBE", "/other", "meta"));
+    w.sockets[0].drop();
+    w.tick();
+    const again = w.sockets[1];
+    assert.match(again.url, /since=E:6$/);
+    room.close();
+    await flushMicrotasks();
+    const fresh = withSubscribed(w.open("/room"));
+    again.accept();
+    again.take();
+    again.deliver(okAt("/room", "E", 6, true)); // the handshake's, asked for the old object
+    assert.deepEqual(fresh.events, []);
+    assert.deepEqual(again.take(), [unsub("/room")]);
+    again.deliver(encodeOk("UNSUBSCRIBE", "/room"));
+    assert.deepEqual(again.take(), [sub("/room", asked)]);
+    again.deliver(okAt("/room", "E", 8));
+    assert.deepEqual(fresh.events, ["open", "subscribed:false:false"]);
+  });
+
+  test("an ERR for a topic reopened meanwhile asks again for the new object", async () => {
+    const { w, b, ws } = positionsWorld();
+    ws.deliver(okAt("/a", "E", 1));
+    b.close();
+    await flushMicrotasks();
+    const fresh = withSubscribed(w.open("/b"));
+    ws.take();
+    ws.deliver(encodeErr("503 Service Unavailable", "SUBSCRIBE", "/b", "meta,positions,presence"));
+    assert.deepEqual(ws.take(), [sub("/b", asked)]);
+    ws.deliver(okAt("/b", "E", 2));
+    assert.deepEqual(fresh.events, ["open", "subscribed:false:false"]);
   });
 
   test("position is a copy; onsubscribed is called with the topic as this", () => {

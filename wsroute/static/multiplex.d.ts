@@ -50,11 +50,6 @@ export const PRESENCE: "presence";
 export const MAX_OFFSET: 9007199254740991;
 /** How long `request()` waits for its reply unless told otherwise, in ms. */
 export const DEFAULT_REQUEST_TIMEOUT: 10000;
-/**
- * How long a SUBSCRIBE or UNSUBSCRIBE waits for the server's reply before the socket is
- * replaced, in ms, unless told otherwise ({@link MultiplexOptions.replyTimeout}).
- */
-export const DEFAULT_REPLY_TIMEOUT: 10000;
 /** The close code of a socket replaced because a reply did not come. */
 export const NO_REPLY_CODE: 4408;
 
@@ -231,8 +226,8 @@ export interface MultiplexOptions {
    * frames in order, so a reply that does not come means the whole socket is stuck (a guard
    * waiting on a dead database, a connection the network dropped without a word): past it
    * the socket is closed with {@link NO_REPLY_CODE} and replaced, as a lost connection is
-   * (backoff, every topic subscribed again). Default {@link DEFAULT_REPLY_TIMEOUT};
-   * `Infinity`: wait for ever.
+   * (backoff, every topic subscribed again). Default `Infinity`: wait for ever. Only for apps
+   * whose handlers answer quickly: a slow message handler (or request) delays the reply too.
    */
   replyTimeout?: number;
 }

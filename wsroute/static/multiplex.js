@@ -142,12 +142,6 @@ const DEFAULT_BACKOFF_CAP = 10_000;
  * @type {10000}
  */
 export const DEFAULT_REQUEST_TIMEOUT = 10_000;
-/**
- * How long a SUBSCRIBE or UNSUBSCRIBE waits for the server's reply before the socket is
- * replaced, in ms, unless told otherwise.
- * @type {10000}
- */
-export const DEFAULT_REPLY_TIMEOUT = 10_000;
 /** The close code of a socket replaced because a reply did not come (a 4xxx is the app's). */
 export const NO_REPLY_CODE = 4408;
 // The longest delay timers keep: browsers and Node turn a longer one into ~0.
@@ -202,7 +196,9 @@ export class RequestError extends Error {
  *   rocket-multiplex.
  * @property {number} [replyTimeout] ms a SUBSCRIBE or UNSUBSCRIBE waits for its reply; past
  *   it the socket is replaced (closed with {@link NO_REPLY_CODE}, reconnected with backoff,
- *   every topic subscribed again). Default {@link DEFAULT_REPLY_TIMEOUT}; `Infinity`: none.
+ *   every topic subscribed again). Default `Infinity`: none. Only for apps whose handlers
+ *   answer quickly: the server reads a socket's frames in order, so a slow message handler
+ *   delays the reply too.
  */
 
 /**
@@ -399,7 +395,7 @@ export class MultiplexSocket extends EventTarget {
     this._extensions = options.extensions ?? true;
     this._setTimer = options.setTimeout ?? ((callback, ms) => setTimeout(callback, ms));
     this._clearTimer = options.clearTimeout ?? ((id) => clearTimeout(id));
-    this._replyTimeout = Number(options.replyTimeout ?? DEFAULT_REPLY_TIMEOUT);
+    this._replyTimeout = Number(options.replyTimeout ?? Infinity);
     /** @type {MultiplexSocketState} */
     this._state = SocketState.IDLE;
     // Full jitter: a server back after an outage is not hit by every client at the same moment.
@@ -429,6 +425,14 @@ export class MultiplexSocket extends EventTarget {
      * @type {Map<string, unknown>}
      */
     this._replyTimers = new Map();
+    /**
+     * The topic each SUBSCRIBE in flight was sent for: one closed and opened again as a new
+     * object meanwhile must not inherit that subscription (its `since=`, its replay).
+     * @type {Map<string, MultiplexWebSocket>}
+     */
+    this._askers = new Map();
+    /** The topic whose options the connect URL carries. @type {MultiplexWebSocket | null} */
+    this._connectTarget = null;
     /**
      * User closes waiting for the server's OK.
      * @type {Map<string, CloseRequest>}
@@ -503,6 +507,7 @@ export class MultiplexSocket extends EventTarget {
       return;
     }
     this._connectTopic = first._topic;
+    this._connectTarget = first;
     this._setState(SocketState.CONNECTING);
     let url = first.url;
     const options = this._subscribeOptions(first);
@@ -567,8 +572,11 @@ export class MultiplexSocket extends EventTarget {
    * UNSUBSCRIBE in flight waits for its reply `replyTimeout` ms at most.
    * @param {string} topic
    * @param {TopicStateName | undefined} state
+   * @param {MultiplexWebSocket | null} [asker] the topic a SUBSCRIBE is sent for
    */
-  _track(topic, state) {
+  _track(topic, state, asker = null) {
+    if (state === TopicState.SUBSCRIBING && asker !== null) this._askers.set(topic, asker);
+    else this._askers.delete(topic);
     const timer = this._replyTimers.get(topic);
     if (timer !== undefined) {
       this._clearTimer(timer);
@@ -590,6 +598,7 @@ export class MultiplexSocket extends EventTarget {
   _forgetServer() {
     for (const timer of this._replyTimers.values()) this._clearTimer(timer);
     this._replyTimers.clear();
+    this._askers.clear();
     this._server.clear();
   }
 
@@ -623,8 +632,8 @@ export class MultiplexSocket extends EventTarget {
     const status = this._server.get(topic);
     if (this._wanted.has(topic)) {
       if (status === undefined) {
-        this._track(topic, TopicState.SUBSCRIBING);
         const target = /** @type {MultiplexWebSocket} */ (this._wanted.get(topic));
+        this._track(topic, TopicState.SUBSCRIBING, target);
         this._send(encodeSubscribe(topic, this._subscribeOptions(target)));
       }
     } else if (status === TopicState.SUBSCRIBED) {
@@ -643,7 +652,7 @@ export class MultiplexSocket extends EventTarget {
     const first = /** @type {string} */ (this._connectTopic);
     // The server subscribes the connect URL itself; with options, it confirms them with an OK
     // (its first frame), and the topic opens then, as a SUBSCRIBEd one does.
-    this._track(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED);
+    this._track(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED, this._connectTarget);
     for (const topic of [first, ...this._wanted.keys()]) this._reconcile(topic);
     if (!this._extensions) this._wanted.get(first)?._open({});
   }
@@ -691,6 +700,7 @@ export class MultiplexSocket extends EventTarget {
    */
   _subscribed(topic, granted) {
     if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
+    const asker = this._askers.get(topic);
     this._track(topic, TopicState.SUBSCRIBED);
     /** @type {Record<string, string>} */
     let items = {};
@@ -700,7 +710,12 @@ export class MultiplexSocket extends EventTarget {
       // A server bug: treat the topic as plain rocket-multiplex.
     }
     const target = this._wanted.get(topic);
-    if (target) target._open(items);
+    if (target && target !== asker && asker !== undefined) {
+      // Closed while subscribing and opened again as another object: this subscription is
+      // the old one's (its recovery, its replay). Undo it; the OK of that starts the new one.
+      this._track(topic, TopicState.UNSUBSCRIBING);
+      this._send(encodeUnsubscribe(topic, null, null));
+    } else if (target) target._open(items);
     else this._reconcile(topic); // closed while subscribing: undo it now
   }
 
@@ -721,8 +736,13 @@ export class MultiplexSocket extends EventTarget {
    */
   _refused(topic, reason) {
     if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
+    const asker = this._askers.get(topic);
     this._track(topic, undefined);
     const target = this._wanted.get(topic);
+    if (target && target !== asker && asker !== undefined) {
+      this._reconcile(topic); // refused for an object closed since: ask for the new one
+      return;
+    }
     this._wanted.delete(topic); // no retry: not even after a reconnect
     this._maybeFinish();
     target?._fail(reason);
