@@ -713,6 +713,24 @@ describe("reconnection", () => {
   });
 });
 
+describe("a subscription the server made on its own", () => {
+  test("is declined with UNSUBSCRIBE, and a page opening that topic later gets its own", () => {
+    const w = world();
+    const a = w.open("/a");
+    const ws = w.sockets[0];
+    ws.accept();
+    ws.deliver(encodeOk("SUBSCRIBE", "/pushed")); // Broker.subscribe on the server
+    assert.deepEqual(ws.take(), [unsub("/pushed")]);
+    const pushed = w.open("/pushed"); // opened by the page before the server confirmed
+    assert.deepEqual(ws.take(), []); // waits for the UNSUBSCRIBE's OK
+    ws.deliver(encodeOk("UNSUBSCRIBE", "/pushed"));
+    assert.deepEqual(ws.take(), [sub("/pushed")]);
+    ws.deliver(encodeOk("SUBSCRIBE", "/pushed"));
+    assert.deepEqual(pushed.events, ["open"]);
+    assert.deepEqual(a.events, ["open"]);
+  });
+});
+
 describe("a reply that does not come", () => {
   test("a SUBSCRIBE unanswered for replyTimeout replaces the socket, every topic subscribed again", () => {
     const w = world({ replyTimeout: 3000 });

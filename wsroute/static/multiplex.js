@@ -699,7 +699,16 @@ export class MultiplexSocket extends EventTarget {
    *   where a positions subscription starts
    */
   _subscribed(topic, granted) {
-    if (this._server.get(topic) !== TopicState.SUBSCRIBING) return;
+    const state = this._server.get(topic);
+    if (state === undefined) {
+      // The server subscribed the socket itself (Broker.subscribe): declined, so that it does
+      // not stay subscribed unseen, and a topic the page opens later is not refused as
+      // Already Subscribed. The UNSUBSCRIBE's OK subscribes it again if it is wanted by then.
+      this._track(topic, TopicState.UNSUBSCRIBING);
+      this._send(encodeUnsubscribe(topic, null, null));
+      return;
+    }
+    if (state !== TopicState.SUBSCRIBING) return;
     const asker = this._askers.get(topic);
     this._track(topic, TopicState.SUBSCRIBED);
     /** @type {Record<string, string>} */
