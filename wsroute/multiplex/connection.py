@@ -210,7 +210,7 @@ class MultiplexConnection(BaseConnection):
         # The session whose message handler the receive loop runs now, and a leave put off
         # until it returns (a server-side close of that topic meanwhile).
         self._handling: Session | None = None
-        self._deferred: tuple[str, Session, WebSocketStatus] | None = None
+        self._deferred: tuple[str, Session, WebSocketStatus, asyncio.Future[None]] | None = None
         # Topics whose guards are running, each with the outcome to come (0, or the
         # refusal's status): a second SUBSCRIBE meanwhile (the client's and the server's
         # `Broker.subscribe` can race) must not make a second session. None while there
@@ -519,20 +519,25 @@ class MultiplexConnection(BaseConnection):
         self._closing[session] = end
         if self._leaving is None:
             self._leaving = {}
-        self._leaving[topic] = asyncio.get_running_loop().create_future()
+        left = self._leaving[topic] = asyncio.get_running_loop().create_future()
         if notice is not None:
             await self._tell(notice)
         if session is self._handling:
             # The server closed the topic while its message handler runs (the handler
             # itself, or a command from elsewhere): as on a dedicated socket, its leave and
             # teardown wait for the handler to return; the receive loop runs them then.
-            self._deferred = (topic, session, end)
+            self._deferred = (topic, session, end, left)
             return True
-        await self._finish_topic(topic, session, end, reply)
+        await self._finish_topic(topic, session, end, left, reply)
         return True
 
     async def _finish_topic(
-        self, topic: str, session: Session, end: WebSocketStatus, reply: str | None = None
+        self,
+        topic: str,
+        session: Session,
+        end: WebSocketStatus,
+        left: asyncio.Future[None],
+        reply: str | None = None,
     ) -> None:
         try:
             await self.finish_session(session, end)
@@ -540,11 +545,12 @@ class MultiplexConnection(BaseConnection):
             if reply is not None:
                 await self._reply(reply)
         finally:
+            if not left.done():
+                left.set_result(None)
             leaving = self._leaving
-            if leaving is not None:
-                left = leaving.pop(topic, None)
-                if left is not None and not left.done():
-                    left.set_result(None)
+            # Only its own: the topic may have been subscribed and left again meanwhile.
+            if leaving is not None and leaving.get(topic) is left:
+                del leaving[topic]
                 if not leaving:
                     self._leaving = None
 
@@ -552,7 +558,10 @@ class MultiplexConnection(BaseConnection):
         for session, own_end in list(self._closing.items()):
             await self.finish_session(session, own_end)
         leaving, self._leaving = self._leaving, None
-        for left in (leaving or {}).values():
+        waiting = list((leaving or {}).values())
+        if self._deferred is not None:
+            waiting.append(self._deferred[3])
+        for left in waiting:
             if not left.done():
                 left.set_result(None)
         await super()._finish_all(end)
