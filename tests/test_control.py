@@ -68,6 +68,7 @@ class SlowGuard:
 
 
 SLOW = SlowGuard()
+PUMPS: set[asyncio.Task[None]] = set()  # the /pump tasks running (a task needs a reference)
 
 
 def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
@@ -163,6 +164,19 @@ def make_app(**settings: Any) -> tuple[FastAPI, list[tuple[str, int]]]:
     @app.get("/clients")
     async def clients(broker: AppBroker) -> int:
         return len(broker.clients)
+
+    @app.post("/pump")
+    async def pump(broker: AppBroker, topic: str, count: int) -> None:
+        """Broadcast ``0`` … ``count - 1`` to `topic`, one every 10 ms, in the server's own
+        loop (it runs in a thread of its own: the test's loop must not touch its objects)."""
+
+        async def run() -> None:
+            for n in range(count):
+                await broker.broadcast_to(topic, str(n))
+                await asyncio.sleep(0.01)
+
+        PUMPS.add(task := asyncio.create_task(run()))
+        task.add_done_callback(PUMPS.discard)
 
     ws.install(app)
     return app, leaves
@@ -418,37 +432,27 @@ async def test_nothing_of_a_topic_follows_the_frame_that_ends_it(ended_by: str) 
     unwind. Moved out by the server, the client gets none of them after the ``UNSUBSCRIBE``
     notice. Leaving on its own, it may get them until its ``OK``, and none after it."""
     app, _ = make_app()
-    broker = app.state.wsroute.broker
     SLOW.reset([])
     async with serving(app) as (url, http), MultiplexClient.connect(f"{url}/rooms/a") as ann:
         assert isinstance(await ann.subscribe("/lingering/x"), Ok)
         await eventually(lambda: len(SLOW.runs) == 1, what="the join")
         [client_id] = SLOW.runs
-
-        async def publish() -> None:
-            for n in range(150):  # bounded: 1.5 s at most
-                await broker.broadcast_to("/lingering/x", str(n))
-                await asyncio.sleep(0.01)
-
-        publisher = asyncio.create_task(publish())
-        try:
-            await asyncio.sleep(0.1)
-            if ended_by == "server":
-                ending: ServerFrame = ServerUnsubscribe("/lingering/x", 4010, "moved")
-                params = {"topic": "/lingering/x", "client_id": client_id, "code": 4010}
-                assert await post(http, "/unsubscribe", **params) == 1
-            else:
-                ending = Ok("UNSUBSCRIBE", ("/lingering/x",))
-                await ann.send_raw(f"{SEP}UNSUBSCRIBE{SEP}/lingering/x")
-            frames = [await ann.recv()]
-            while frames[-1] != ending:
-                frames.append(await ann.recv())
-            # The unwinding join, and as long again: what the server sends meanwhile.
-            with contextlib.suppress(TimeoutError):
-                while True:
-                    frames.append(await ann.recv(timeout=0.6))
-        finally:
-            publisher.cancel()
+        await post(http, "/pump", topic="/lingering/x", count=150)  # 1.5 s at most
+        await asyncio.sleep(0.1)
+        if ended_by == "server":
+            ending: ServerFrame = ServerUnsubscribe("/lingering/x", 4010, "moved")
+            params = {"topic": "/lingering/x", "client_id": client_id, "code": 4010}
+            assert await post(http, "/unsubscribe", **params) == 1
+        else:
+            ending = Ok("UNSUBSCRIBE", ("/lingering/x",))
+            await ann.send_raw(f"{SEP}UNSUBSCRIBE{SEP}/lingering/x")
+        frames = [await ann.recv()]
+        while frames[-1] != ending:
+            frames.append(await ann.recv())
+        # The unwinding join, and as long again: what the server sends meanwhile.
+        with contextlib.suppress(TimeoutError):
+            while True:
+                frames.append(await ann.recv(timeout=0.6))
     end = frames.index(ending)
     before = [f for f in frames[:end] if isinstance(f, DataFrame)]
     assert before and before[0].topic == "/lingering/x"  # the broadcasts were reaching it
