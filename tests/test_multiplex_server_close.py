@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -14,7 +16,8 @@ import pytest
 from fastapi import Depends, FastAPI
 
 from support.raw import OP_TEXT, RawClient, client_frame
-from wsroute import AppBroker, Channel, WebSocketStatus, WsRouter
+from support.redis_server import require_redis
+from wsroute import AppBroker, Broker, Channel, WebSocketStatus, WsRouter
 from wsroute.multiplex.codec import SEP, DataFrame, Ok, ServerUnsubscribe
 from wsroute.testing import MultiplexClient, connect, eventually, serve
 
@@ -180,3 +183,39 @@ async def test_commands_to_a_client_that_stopped_reading_do_not_wait_for_it() ->
             await eventually(lambda: "leave /rooms/a 4010" in log, timeout=5, what="the leave")
         finally:
             slow.close()
+
+
+@pytest.mark.parametrize("broker", ["memory", "redis"])
+async def test_a_handler_that_closes_its_topic_and_subscribes_it_again_gets_it_at_once(broker: str) -> None:
+    """The handler closes its own topic, then ``Broker.subscribe``s the socket to it again. On
+    Redis the command runs in a task of its own: it must not wait for the closed topic's
+    leave, which waits for this handler (it stalled for the broker's 5 s timeout, then
+    answered 0)."""
+    url = "memory://"
+    if broker == "redis":
+        url = f"{require_redis()}?channel_prefix=wsroute-test-{uuid.uuid4().hex}:"
+    ws = WsRouter(broker=url)
+    answers: list[tuple[int, float]] = []
+
+    @ws.message("/rooms/{room}")
+    async def said(data: str, channel: Channel, broker: Broker) -> None:
+        if data == "me?":
+            await channel.send(channel.client_id)
+        elif data.startswith("again "):
+            started = time.monotonic()
+            await channel.close(4000, "again")
+            answer = await broker.subscribe(data.removeprefix("again "), channel.topic)
+            answers.append((answer, time.monotonic() - started))
+
+    app = FastAPI()
+    ws.install(app)
+    async with asyncio.timeout(30), serve(app) as base, MultiplexClient.connect(f"{base}/rooms/x") as mux:
+        assert isinstance(await mux.subscribe("/rooms/a"), Ok)
+        await mux.send("/rooms/x", "me?")
+        client_id = await mux.recv_data("/rooms/x")
+        await mux.send("/rooms/a", f"again {client_id}")
+        assert await mux.recv() == ServerUnsubscribe("/rooms/a", 4000, "again")
+        assert await mux.recv(timeout=2) == Ok("SUBSCRIBE", ("/rooms/a",))
+        await eventually(lambda: bool(answers), what="the handler's answer")
+        [(answer, took)] = answers
+        assert answer == 1 and took < 1.0, answers

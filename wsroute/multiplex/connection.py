@@ -404,14 +404,17 @@ class MultiplexConnection(BaseConnection):
         return -refused if refused else 1
 
     async def _wait_left(self, topic: str) -> None:
-        """Wait until a leave of `topic` under way (and its OK) is done."""
+        """Wait until a leave of `topic` under way (and its OK) is done. Not from the receive
+        loop, which runs that leave or a handler it waits for; nor for a leave put off until
+        the handler returns: that handler may be the one asking (through a control command's
+        own task, on Redis), and such a leave has no OK to come before the new one."""
         leaving = self._leaving
         left = None if leaving is None else leaving.get(topic)
-        if left is None:
+        if left is None or asyncio.current_task() is self._task:
             return
         deferred = self._deferred
-        if deferred is not None and deferred[0] == topic and asyncio.current_task() is self._task:
-            return  # that leave waits for this very handler to return: no waiting on it
+        if deferred is not None and deferred[3] is left:
+            return
         await asyncio.shield(left)
 
     async def _tell(self, text: str) -> None:
