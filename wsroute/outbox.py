@@ -212,9 +212,10 @@ class Outbox:
         """Wait until everything queued was handed to the server; False on timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        if self._busy and self._drainer is None:
+        if self._busy and self._drainer is None and not self.closed:
             # A direct send (a handler's own) is in flight, and what is queued waits for it:
-            # its end starts the drainer.
+            # its end starts the drainer. (Closed: an aborted drainer may not have run its
+            # end yet, and nothing would wake this.)
             sent = self._sent
             if sent is None:
                 sent = self._sent = loop.create_future()
