@@ -204,6 +204,7 @@ class _SecurityScopesSource(Source):
 # In the connection's cache in place of an optional guard that refused: its handlers get
 # None without asking the guard again per message.
 _REFUSED = object()
+_MISSING = object()
 
 
 class GuardSource(Source):
@@ -221,11 +222,12 @@ class GuardSource(Source):
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
         cache = ctx.request._local
         key = self.key
-        value = cache.get(key, _REFUSED)
-        if value is not _REFUSED:
+        value = cache.get(key, _MISSING)
+        if value is _REFUSED:
+            if self.optional:
+                return None
+        elif value is not _MISSING:
             return value
-        if self.optional and key in cache:
-            return None
         try:
             value = await self._build(ctx.request)
         except (Reject, Forward):
@@ -259,6 +261,34 @@ class GuardSource(Source):
             yield SecurityRequirement(scheme, self.guard.__name__)
 
 
+def _request_values(request: HandshakeRequest, where: ParamWhere) -> Any:
+    """The request's values of one kind: path parameters, query, headers or cookies."""
+    if where == "path":
+        return request.path_params
+    if where == "query":
+        return request.query_params
+    if where == "header":
+        return request.headers
+    return request.cookies
+
+
+def _repeatable(where: ParamWhere, annotation: Any) -> bool:
+    """Whether a parameter is read as every value its key has (``?id=1&id=2``): a sequence
+    type, from the bare type (``Annotated[list[int], Query()]`` is one too), in the query or
+    the headers (path parameters and cookies have one value)."""
+    origin = typing.get_origin(_strip_optional(split_annotated(annotation)[0]))
+    return where in ("query", "header") and origin in (list, set, tuple, frozenset)
+
+
+def _refusal(exc: ValidationError, loc: Callable[[list[Any]], list[Any]]) -> Reject:
+    """FastAPI's 422 for `exc`: each error with its `input` and `ctx`, in pydantic's own JSON
+    form (a validator's exception in `ctx` becomes its message), its `loc` made by `loc`."""
+    errors = orjson.loads(exc.json(include_url=False))
+    for err in errors:
+        err["loc"] = loc(err["loc"])
+    return Reject(422, errors)
+
+
 class ParamSource(Source):
     """A path, query, header or cookie value, validated with pydantic."""
 
@@ -279,27 +309,15 @@ class ParamSource(Source):
         self.default_factory = default_factory
         self.required = default is PydanticUndefined and default_factory is None
         self.adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-        # From the bare type: `Annotated[list[int], Query()]` is read as a list too.
-        origin = typing.get_origin(_strip_optional(split_annotated(annotation)[0]))
-        self.sequence = origin in (list, set, tuple, frozenset)
+        self.sequence = _repeatable(where, annotation)
 
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
-        request = ctx.request
+        values = _request_values(ctx.request, self.where)
         raw: Any
-        if self.where == "path":
-            raw = request.path_params.get(self.key, PydanticUndefined)
-        elif self.where == "query":
-            if self.sequence:
-                raw = request.query_params.getlist(self.key) or PydanticUndefined
-            else:
-                raw = request.query_params.get(self.key, PydanticUndefined)
-        elif self.where == "header":
-            if self.sequence:
-                raw = request.headers.getlist(self.key) or PydanticUndefined
-            else:
-                raw = request.headers.get(self.key, PydanticUndefined)
+        if self.sequence:
+            raw = values.getlist(self.key) or PydanticUndefined
         else:
-            raw = request.cookies.get(self.key, PydanticUndefined)
+            raw = values.get(self.key, PydanticUndefined)
         if raw is PydanticUndefined:
             if self.required:
                 missing = {
@@ -313,12 +331,7 @@ class ParamSource(Source):
         try:
             return self.adapter.validate_python(raw)
         except ValidationError as exc:
-            # FastAPI's error list: each error with its `input` and `ctx`, in pydantic's own
-            # JSON form (a validator's exception in `ctx` becomes its message).
-            errors = orjson.loads(exc.json(include_url=False))
-            for err in errors:
-                err["loc"] = [self.where, self.key, *err["loc"]]
-            raise Reject(422, errors) from exc
+            raise _refusal(exc, lambda loc: [self.where, self.key, *loc]) from exc
 
     def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
         yield RequestParam(self.where, self.key, self.adapter, self.required, self.default)
@@ -342,23 +355,14 @@ class ModelParamSource(Source):
             key = by
             if where == "header":
                 key = (name.replace("_", "-") if by == name and convert_underscores else by).lower()
-            origin = typing.get_origin(_strip_optional(info.annotation))
-            self.fields.append((key, by, origin in (list, set, tuple, frozenset) and where != "cookie"))
+            self.fields.append((key, by, _repeatable(where, info.annotation)))
             default = None if info.default is PydanticUndefined else info.default
             adapter: TypeAdapter[Any] = TypeAdapter(info.rebuild_annotation())
             self.params.append(RequestParam(where, key, adapter, info.is_required(), default))
-        # An error names the request's key, as FastAPI's does (``x-token``, not ``x_token``).
         self.keys = {by: key for key, by, _ in self.fields if by != key}
 
     async def resolve(self, ctx: Context, event: EventState | None) -> Any:
-        request = ctx.request
-        source: Any
-        if self.where == "query":
-            source = request.query_params
-        elif self.where == "header":
-            source = request.headers
-        else:
-            source = request.cookies
+        source = _request_values(ctx.request, self.where)
         values: dict[str, Any] = {}
         taken = set()
         for key, by, sequence in self.fields:
@@ -373,13 +377,11 @@ class ModelParamSource(Source):
         try:
             return self.model.model_validate(values)
         except ValidationError as exc:
-            errors = orjson.loads(exc.json(include_url=False))
-            for err in errors:
-                loc = err["loc"]
-                if loc:
-                    loc[0] = self.keys.get(loc[0], loc[0])
-                err["loc"] = [self.where, *loc]
-            raise Reject(422, errors) from exc
+            raise _refusal(exc, self._loc) from exc
+
+    def _loc(self, loc: list[Any]) -> list[Any]:
+        # The request's key, as FastAPI's error names it (``x-token``, not ``x_token``).
+        return [self.where, self.keys.get(loc[0], loc[0]), *loc[1:]] if loc else [self.where]
 
     def needs(self) -> Iterator[RequestParam | SecurityRequirement]:
         yield from self.params
