@@ -539,7 +539,7 @@ class Session(Context):
             logger.warning("reading the history of %s failed: %s", self.topic, exc)
             return None, False
         replay = None if since is None else recovery(read, since, options.recovery_limit)
-        if replay is not None and not self.broker.backend.receiving(self.topic):
+        if replay is not None and not self.broker.receiving(self.topic):
             # The subscription is down (Redis's pub/sub connection, reconnecting): what is
             # published from now until it is back never reaches this process, so the replay
             # cannot be complete, and the client is told so.

@@ -218,6 +218,11 @@ class Broker:
             topic, options.policy, after=after, limit=limit, reverse=reverse
         )
 
+    def receiving(self, topic: str) -> bool:
+        """Whether what is published to `topic` from now on reaches this process (False while
+        the backend's subscription is down: see `BrokerBackend.receiving`)."""
+        return self.backend.receiving(topic)
+
     async def start(self) -> None:
         """Start the backend (the app's lifespan calls this; it is also done on first use).
 
