@@ -406,8 +406,6 @@ export class MultiplexSocket extends EventTarget {
     );
     /** @type {WebSocket | null} */
     this._ws = null;
-    /** @type {string | null} */
-    this._connectTopic = null;
     /**
      * Topics the user wants, in the order they are tried as the connect URL.
      * @type {Map<string, MultiplexWebSocket>}
@@ -506,7 +504,6 @@ export class MultiplexSocket extends EventTarget {
       this._finish();
       return;
     }
-    this._connectTopic = first._topic;
     this._connectTarget = first;
     this._setState(SocketState.CONNECTING);
     let url = first.url;
@@ -572,10 +569,11 @@ export class MultiplexSocket extends EventTarget {
    * UNSUBSCRIBE in flight waits for its reply `replyTimeout` ms at most.
    * @param {string} topic
    * @param {TopicStateName | undefined} state
-   * @param {MultiplexWebSocket | null} [asker] the topic a SUBSCRIBE is sent for
+   * @param {MultiplexWebSocket | null} [asker] the topic a SUBSCRIBE is sent for (given with
+   *   SUBSCRIBING)
    */
   _track(topic, state, asker = null) {
-    if (state === TopicState.SUBSCRIBING && asker !== null) this._askers.set(topic, asker);
+    if (state === TopicState.SUBSCRIBING) this._askers.set(topic, /** @type {MultiplexWebSocket} */ (asker));
     else this._askers.delete(topic);
     const timer = this._replyTimers.get(topic);
     if (timer !== undefined) {
@@ -649,7 +647,7 @@ export class MultiplexSocket extends EventTarget {
     if (ws !== this._ws) return;
     this._setState(SocketState.OPEN);
     this._retry.reset();
-    const first = /** @type {string} */ (this._connectTopic);
+    const first = /** @type {MultiplexWebSocket} */ (this._connectTarget)._topic;
     // The server subscribes the connect URL itself; with options, it confirms them with an OK
     // (its first frame), and the topic opens then, as a SUBSCRIBEd one does.
     this._track(first, this._extensions ? TopicState.SUBSCRIBING : TopicState.SUBSCRIBED, this._connectTarget);
@@ -719,7 +717,7 @@ export class MultiplexSocket extends EventTarget {
       // A server bug: treat the topic as plain rocket-multiplex.
     }
     const target = this._wanted.get(topic);
-    if (target && target !== asker && asker !== undefined) {
+    if (target && target !== asker) {
       // Closed while subscribing and opened again as another object: this subscription is
       // the old one's (its recovery, its replay). Undo it; the OK of that starts the new one.
       this._track(topic, TopicState.UNSUBSCRIBING);
@@ -748,7 +746,7 @@ export class MultiplexSocket extends EventTarget {
     const asker = this._askers.get(topic);
     this._track(topic, undefined);
     const target = this._wanted.get(topic);
-    if (target && target !== asker && asker !== undefined) {
+    if (target && target !== asker) {
       this._reconcile(topic); // refused for an object closed since: ask for the new one
       return;
     }
@@ -799,7 +797,7 @@ export class MultiplexSocket extends EventTarget {
     const closing = [...this._closing.values()];
     this._closing.clear();
     for (const target of this._wanted.values()) target._lost();
-    const first = /** @type {string} */ (this._connectTopic);
+    const first = /** @type {MultiplexWebSocket} */ (this._connectTarget)._topic;
     if (!wasOpen && this._wanted.has(first)) {
       // A refused handshake (e.g. a guard on the connect URL) would otherwise block every other
       // topic forever: try the next one, and this one again by SUBSCRIBE, which reports the
