@@ -13,15 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from starlette.types import Message
 
-from apps.history_app import create_app
+from apps.history_app import HISTORY, create_app
 from support.processes import HOST, uvicorn_processes
 from support.proxy import CuttableProxy
 from support.redis_server import client as redis_client
 from support.redis_server import private_redis, require_redis
-from wsroute import Broker, BrokerUnavailable, PositionLost, WsRouter
+from wsroute import Broker, BrokerUnavailable, PositionLost
 from wsroute.broker.redis import RedisBackend
 from wsroute.history import HistoryPolicy, StreamPosition
 from wsroute.messages import text_event
@@ -286,16 +285,9 @@ async def test_a_client_recovering_while_the_subscription_is_down_is_told_recove
     reach this worker. It is told recovered=false, where it was told true."""
     url = prefixed(redis_url)
     backend = RedisBackend(url, reconnect_min=5.0, reconnect_max=5.0)
-    ws = WsRouter(broker=backend)
-
-    @ws.message("/rooms/{room}")
-    async def said(data: str) -> None: ...
-
-    ws.topic("/rooms/{room}", history=100)
-    app = FastAPI()
-    ws.install(app)
+    app = create_app(backend)
     publisher = Broker(url)
-    publisher.topic("/rooms/{room}", history=100)
+    publisher.topic("/rooms/{room}", history=HISTORY)
     async with asyncio.timeout(30), publisher, serve(app) as base:
         async with MultiplexClient.connect(f"ws://{base}/rooms/a", positions=True) as client:
             await publisher.broadcast_to("/rooms/a", "one")
@@ -322,7 +314,7 @@ async def test_a_redis_restored_from_an_older_snapshot_is_a_new_epoch(tmp_path: 
         url = prefixed(server.url)
         app = create_app(url)
         publisher = Broker(url)
-        publisher.topic("/rooms/{room}", history=100)
+        publisher.topic("/rooms/{room}", history=HISTORY)
         async with (
             asyncio.timeout(60),
             publisher,

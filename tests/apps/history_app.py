@@ -16,13 +16,13 @@ import os
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from wsroute import AppBroker, Channel, WsRouter
+from wsroute import AppBroker, BrokerBackend, Channel, WsRouter
 
 HISTORY = 5000
 
 
-def create_app(broker: str) -> FastAPI:
-    """The app publishing through `broker`."""
+def create_app(broker: str | BrokerBackend) -> FastAPI:
+    """The app publishing through `broker` (a URL, or a backend with settings of its own)."""
     ws = WsRouter(broker=broker)
 
     @ws.message("/rooms/{room}")
